@@ -1,0 +1,711 @@
+//! The engine's only state: an index of what committed objects claim (subnets, VXLAN ids,
+//! addresses, published ports), maintained by `observe`. Every entry is a function of the set of
+//! committed objects, never of the order they were seen in: each resource keeps the set of its
+//! claimants and the lowest-ranked claimant holds it (see [`Holder`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use crate::config::ClusterConfig;
+use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
+use crate::objects::{
+    DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task,
+    VXLAN_ID_LIST_OPTION,
+};
+
+/// Who claims an address. The derived order is the precedence when two claim the same address:
+/// the lowest holds it, the others lose (gateway, then VIPs, node LB, live tasks, then retired).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Holder {
+    Gateway(NetworkId),
+    Vip(ServiceId),
+    NodeLb(NodeId),
+    Task(TaskId),
+    /// A terminal task still in the store: its address is quarantined (the reuse delay).
+    Retired(TaskId),
+}
+
+impl Holder {
+    pub fn is_retired(&self) -> bool {
+        matches!(self, Holder::Retired(_))
+    }
+
+    /// The store object behind the claim.
+    pub fn object(&self) -> ObjectId {
+        match self {
+            Holder::Gateway(id) => ObjectId::Network(id.clone()),
+            Holder::Vip(id) => ObjectId::Service(id.clone()),
+            Holder::NodeLb(id) => ObjectId::Node(id.clone()),
+            Holder::Task(id) | Holder::Retired(id) => ObjectId::Task(id.clone()),
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Gateway(id) => write!(f, "gateway of network {id}"),
+            Holder::Vip(id) => write!(f, "VIP of service {id}"),
+            Holder::NodeLb(id) => write!(f, "load balancer of node {id}"),
+            Holder::Task(id) => write!(f, "task {id}"),
+            Holder::Retired(id) => write!(f, "retired task {id}"),
+        }
+    }
+}
+
+/// The claimants of one resource: `first` holds it, `rest` (sorted, usually empty) lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Claims<H> {
+    first: H,
+    rest: Vec<H>,
+}
+
+impl<H: Ord + Clone> Claims<H> {
+    fn new(holder: H) -> Self {
+        Claims { first: holder, rest: Vec::new() }
+    }
+
+    pub(crate) fn holder(&self) -> &H {
+        &self.first
+    }
+
+    pub(crate) fn losers(&self) -> &[H] {
+        &self.rest
+    }
+
+    fn add(&mut self, holder: H) {
+        if holder == self.first {
+            return;
+        }
+        let holder = if holder < self.first { std::mem::replace(&mut self.first, holder) } else { holder };
+        if let Err(at) = self.rest.binary_search(&holder) {
+            self.rest.insert(at, holder);
+        }
+    }
+
+    /// Removes `holder`; returns true when nobody claims the resource any more.
+    fn remove(&mut self, holder: &H) -> bool {
+        if *holder == self.first {
+            if self.rest.is_empty() {
+                return true;
+            }
+            self.first = self.rest.remove(0);
+        } else if let Ok(at) = self.rest.binary_search(holder) {
+            self.rest.remove(at);
+        }
+        false
+    }
+}
+
+fn claim<K: Ord, H: Ord + Clone>(map: &mut BTreeMap<K, Claims<H>>, key: K, holder: H) {
+    match map.entry(key) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(Claims::new(holder));
+        }
+        std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().add(holder),
+    }
+}
+
+fn unclaim<K: Ord, H: Ord + Clone>(map: &mut BTreeMap<K, Claims<H>>, key: K, holder: &H) {
+    if let std::collections::btree_map::Entry::Occupied(mut e) = map.entry(key)
+        && e.get_mut().remove(holder)
+    {
+        e.remove();
+    }
+}
+
+pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+pub(crate) fn u128_to_ip(value: u128, v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(Ipv6Addr::from(value)) } else { IpAddr::V4(Ipv4Addr::from(value as u32)) }
+}
+
+/// One subnet of a network and the addresses claimed in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pool {
+    pub(crate) subnet: IpNet,
+    pub(crate) range: Option<IpNet>,
+    pub(crate) gateway: Option<IpAddr>,
+    /// Usable host addresses of the subnet (network and broadcast excluded above /31, /127).
+    pub(crate) usable: (u128, u128),
+    /// Where new addresses are picked: the range (or subnet) intersected with `usable`.
+    pub(crate) pick: (u128, u128),
+    pub(crate) slots: BTreeMap<u128, Claims<Holder>>,
+}
+
+/// Why a stored address cannot be claimed in a network's pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    Usable(usize),
+    Reserved(&'static str),
+    OutOfRange,
+}
+
+impl Pool {
+    /// Builds a pool from an allocated IPAM config, or explains what is wrong with it.
+    pub(crate) fn new(config: &crate::objects::IpamConfig) -> Result<Pool, String> {
+        let subnet = config.subnet.ok_or("an allocated IPAM config has no subnet")?;
+        if subnet.trunc() != subnet {
+            return Err(format!("subnet {subnet} has host bits set (expected {})", subnet.trunc()));
+        }
+        let usable = usable_hosts(&subnet);
+        let mut pick = usable;
+        if let Some(range) = config.range {
+            if range.trunc() != range || !subnet.contains(&range) {
+                return Err(format!("range {range} is not a network inside subnet {subnet}"));
+            }
+            let lo = ip_to_u128(range.network()).max(usable.0);
+            let hi = ip_to_u128(range.broadcast()).min(usable.1);
+            if lo > hi {
+                return Err(format!("range {range} holds no usable address of subnet {subnet}"));
+            }
+            pick = (lo, hi);
+        }
+        let mut pool = Pool { subnet, range: config.range, gateway: None, usable, pick, slots: BTreeMap::new() };
+        if let Some(gateway) = config.gateway {
+            match pool.place(gateway) {
+                Placement::Usable(_) => pool.gateway = Some(gateway),
+                Placement::Reserved(what) => return Err(format!("gateway {gateway} is the {what} of {subnet}")),
+                Placement::OutOfRange => return Err(format!("gateway {gateway} is outside subnet {subnet}")),
+            }
+        }
+        Ok(pool)
+    }
+
+    pub(crate) fn is_v6(&self) -> bool {
+        matches!(self.subnet, IpNet::V6(_))
+    }
+
+    pub(crate) fn place(&self, ip: IpAddr) -> Placement {
+        if !self.subnet.contains(&ip) {
+            return Placement::OutOfRange;
+        }
+        let value = ip_to_u128(ip);
+        if value < self.usable.0 {
+            Placement::Reserved("network address")
+        } else if value > self.usable.1 {
+            Placement::Reserved("broadcast address")
+        } else {
+            Placement::Usable(0)
+        }
+    }
+
+    /// The address as stored in objects: with the subnet's prefix length.
+    pub(crate) fn with_prefix(&self, value: u128) -> IpNet {
+        IpNet::new(u128_to_ip(value, self.is_v6()), self.subnet.prefix_len()).expect("prefix of a valid subnet")
+    }
+
+    /// Highest address in the pick range that any committed object references (the reuse cursor).
+    pub(crate) fn cursor(&self) -> Option<u128> {
+        self.slots.range(self.pick.0..=self.pick.1).next_back().map(|(k, _)| *k)
+    }
+}
+
+/// First and last host address of a subnet: network and broadcast are reserved for IPv4 above /31,
+/// the subnet-router anycast address (the network address) for IPv6 above /127.
+pub(crate) fn usable_hosts(subnet: &IpNet) -> (u128, u128) {
+    let lo = ip_to_u128(subnet.network());
+    let hi = ip_to_u128(subnet.broadcast());
+    match subnet {
+        IpNet::V4(n) if n.prefix_len() <= 30 => (lo + 1, hi - 1),
+        IpNet::V6(n) if n.prefix_len() <= 126 => (lo + 1, hi),
+        _ => (lo, hi),
+    }
+}
+
+/// What a committed network has been allocated, parsed from its stored `ipam` and `driver_state`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NetAlloc {
+    pub(crate) pools: Vec<Pool>,
+    pub(crate) vnis: Vec<u32>,
+    /// Set when this network lost a subnet or VXLAN id to a higher-ranked network.
+    pub(crate) conflict: Option<String>,
+}
+
+impl NetAlloc {
+    /// The index of the pool an address belongs to.
+    pub(crate) fn place(&self, ip: IpAddr) -> Placement {
+        let mut reserved = None;
+        for (i, pool) in self.pools.iter().enumerate() {
+            match pool.place(ip) {
+                Placement::Usable(_) => return Placement::Usable(i),
+                Placement::Reserved(what) => reserved = Some(what),
+                Placement::OutOfRange => {}
+            }
+        }
+        reserved.map_or(Placement::OutOfRange, Placement::Reserved)
+    }
+}
+
+/// A committed network as the index sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NetEntry {
+    pub(crate) name: String,
+    pub(crate) scope: DriverScope,
+    pub(crate) ingress: bool,
+    /// The stored allocation, exactly as committed (compared to tell whether pools must be rebuilt).
+    stored: Option<(Ipam, DriverConfig)>,
+    /// `Ok` when the stored allocation is valid, `Err` explains why it is not.
+    pub(crate) alloc: Option<Result<NetAlloc, String>>,
+}
+
+impl NetEntry {
+    fn of(network: &Network) -> NetEntry {
+        let stored = match (&network.ipam, &network.driver_state) {
+            (Some(ipam), Some(driver)) => Some((ipam.clone(), driver.clone())),
+            _ => None,
+        };
+        let alloc = stored.as_ref().map(|(ipam, driver)| parse_alloc(network, ipam, driver));
+        NetEntry {
+            name: network.spec.name.clone(),
+            scope: network.scope(),
+            ingress: network.is_ingress(),
+            stored,
+            alloc,
+        }
+    }
+
+    /// The allocation, when it is valid and won every conflict: only then may it be used.
+    pub(crate) fn usable_alloc(&self) -> Option<&NetAlloc> {
+        match &self.alloc {
+            Some(Ok(alloc)) if alloc.conflict.is_none() => Some(alloc),
+            _ => None,
+        }
+    }
+}
+
+fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<NetAlloc, String> {
+    let mut pools = Vec::with_capacity(ipam.configs.len());
+    for (i, config) in ipam.configs.iter().enumerate() {
+        let pool = Pool::new(config).map_err(|e| format!("ipam.configs[{i}]: {e}"))?;
+        if let Some(other) = pools.iter().position(|p: &Pool| overlaps(&p.subnet, &pool.subnet)) {
+            return Err(format!("ipam.configs[{i}] subnet {} overlaps ipam.configs[{other}]", pool.subnet));
+        }
+        pools.push(pool);
+    }
+    if network.scope() == DriverScope::NodeLocal && !pools.is_empty() {
+        return Err(format!("node-local driver {} has IPAM configs", network.driver_name()));
+    }
+    let vnis = match driver.options.get(VXLAN_ID_LIST_OPTION) {
+        Some(list) => parse_vni_list(list).map_err(|e| format!("driver_state option {VXLAN_ID_LIST_OPTION}: {e}"))?,
+        None => Vec::new(),
+    };
+    if network.scope() == DriverScope::Overlay {
+        let v4 = pools.iter().filter(|p| !p.is_v6()).count();
+        if vnis.len() != v4 {
+            return Err(format!("{} VXLAN ids stored for {v4} IPv4 subnets", vnis.len()));
+        }
+    }
+    Ok(NetAlloc { pools, vnis, conflict: None })
+}
+
+/// Parses a comma-separated VXLAN id list.
+pub(crate) fn parse_vni_list(list: &str) -> Result<Vec<u32>, String> {
+    let mut vnis = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let vni: u32 = item.parse().map_err(|_| format!("{item:?} is not a number"))?;
+        if vni == 0 || vni > crate::config::VXLAN_ID_MAX {
+            return Err(format!("{vni} is outside 1..=16777215"));
+        }
+        if vnis.contains(&vni) {
+            return Err(format!("{vni} is listed twice"));
+        }
+        vnis.push(vni);
+    }
+    Ok(vnis)
+}
+
+pub(crate) fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(b) || b.contains(a)
+}
+
+/// The resources one service holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ServiceEntry {
+    pub(crate) vips: Vec<(NetworkId, IpAddr)>,
+    pub(crate) ports: Vec<(crate::objects::Protocol, u16)>,
+}
+
+/// The addresses one task holds (or, when retired, keeps in quarantine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TaskEntry {
+    pub(crate) retired: bool,
+    pub(crate) node: Option<NodeId>,
+    pub(crate) addrs: Vec<(NetworkId, IpAddr)>,
+}
+
+/// Everything the engine knows. `PartialEq` is the "engine equals restore" check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct State {
+    pub(crate) config: ClusterConfig,
+    pub(crate) networks: BTreeMap<NetworkId, NetEntry>,
+    /// Winning subnets by (address family, first address): the overlap index.
+    pub(crate) subnets: BTreeMap<(bool, u128), (IpNet, NetworkId)>,
+    /// Winning VXLAN ids.
+    pub(crate) vnis: BTreeMap<u32, NetworkId>,
+    pub(crate) ingress: Option<NetworkId>,
+    pub(crate) ports: BTreeMap<(crate::objects::Protocol, u16), Claims<ServiceId>>,
+    pub(crate) services: BTreeMap<ServiceId, ServiceEntry>,
+    pub(crate) tasks: BTreeMap<TaskId, TaskEntry>,
+    pub(crate) nodes: BTreeMap<NodeId, Vec<(NetworkId, IpAddr)>>,
+    /// For each node, how many live tasks on it are attached to each network.
+    pub(crate) node_needs: BTreeMap<NodeId, BTreeMap<NetworkId, u32>>,
+}
+
+impl State {
+    pub(crate) fn new(config: ClusterConfig) -> State {
+        State {
+            config,
+            networks: BTreeMap::new(),
+            subnets: BTreeMap::new(),
+            vnis: BTreeMap::new(),
+            ingress: None,
+            ports: BTreeMap::new(),
+            services: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            node_needs: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn observe(&mut self, object: ObjectRef<'_>) {
+        match object {
+            ObjectRef::Network(n) => self.observe_network(n),
+            ObjectRef::Service(s) => self.observe_service(s),
+            ObjectRef::Task(t) => self.observe_task(t),
+            ObjectRef::Node(n) => self.observe_node(n),
+        }
+    }
+
+    pub(crate) fn observe_deleted(&mut self, id: &ObjectId) {
+        match id {
+            ObjectId::Network(id) => {
+                if self.networks.remove(id).is_some() {
+                    self.resolve_networks();
+                }
+            }
+            ObjectId::Service(id) => self.forget_service(id),
+            ObjectId::Task(id) => self.forget_task(id),
+            ObjectId::Node(id) => self.forget_node(id),
+        }
+    }
+
+    /// Restore's entry point: networks first so that every other claim finds its pool.
+    pub(crate) fn observe_all<'a>(&mut self, objects: impl IntoIterator<Item = ObjectRef<'a>>) {
+        let mut rest = Vec::new();
+        for object in objects {
+            match object {
+                ObjectRef::Network(n) => {
+                    let mut entry = NetEntry::of(n);
+                    if let Some(Ok(alloc)) = &mut entry.alloc {
+                        claim_gateways(&n.id, alloc);
+                    }
+                    self.networks.insert(n.id.clone(), entry);
+                }
+                other => rest.push(other),
+            }
+        }
+        self.resolve_networks();
+        for object in rest {
+            self.observe(object);
+        }
+    }
+
+    fn observe_network(&mut self, network: &Network) {
+        let mut entry = NetEntry::of(network);
+        let same_alloc = self.networks.get(&network.id).is_some_and(|old| old.stored == entry.stored);
+        if same_alloc {
+            let old = self.networks.get_mut(&network.id).expect("checked above");
+            old.name = entry.name;
+            old.scope = entry.scope;
+            old.ingress = entry.ingress;
+        } else {
+            if let Some(Ok(alloc)) = &mut entry.alloc {
+                claim_gateways(&network.id, alloc);
+            }
+            self.networks.insert(network.id.clone(), entry);
+            self.reclaim_network(&network.id);
+        }
+        self.resolve_networks();
+    }
+
+    /// Re-adds the claims of every holder on a network whose pools were just (re)built. This
+    /// scans all holders: it runs only when a network's stored allocation changes.
+    fn reclaim_network(&mut self, network: &NetworkId) {
+        let mut claims = Vec::new();
+        for (id, entry) in &self.services {
+            claims
+                .extend(entry.vips.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::Vip(id.clone()))));
+        }
+        for (id, entry) in &self.tasks {
+            let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+            claims.extend(entry.addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, holder.clone())));
+        }
+        for (id, addrs) in &self.nodes {
+            claims.extend(addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::NodeLb(id.clone()))));
+        }
+        for (ip, holder) in claims {
+            self.claim_addr(network, ip, holder);
+        }
+    }
+
+    /// Decides which networks hold their stored subnets and VXLAN ids: in rank order (ingress
+    /// first, then by id), a network keeps its allocation unless a subnet overlaps or a VXLAN id
+    /// equals one of a network ranked before it. The result depends only on the set of networks.
+    fn resolve_networks(&mut self) {
+        self.subnets.clear();
+        self.vnis.clear();
+        let mut order: Vec<&NetworkId> = self.networks.keys().collect();
+        order.sort_by_key(|id| (!self.networks[*id].ingress, *id));
+        let order: Vec<NetworkId> = order.into_iter().cloned().collect();
+        let mut ingress_allocated = None;
+        let mut ingress_any = None;
+        for id in order {
+            let entry = self.networks.get_mut(&id).expect("listed above");
+            if entry.ingress && ingress_any.is_none() {
+                ingress_any = Some(id.clone());
+            }
+            let Some(Ok(alloc)) = &mut entry.alloc else { continue };
+            alloc.conflict = None;
+            for pool in &alloc.pools {
+                if let Some((other, owner)) = find_overlap(&self.subnets, &pool.subnet) {
+                    alloc.conflict = Some(format!("subnet {} overlaps {other} of network {owner}", pool.subnet));
+                    break;
+                }
+            }
+            if alloc.conflict.is_none()
+                && let Some((vni, owner)) = alloc.vnis.iter().find_map(|v| self.vnis.get(v).map(|o| (*v, o)))
+            {
+                alloc.conflict = Some(format!("VXLAN id {vni} is held by network {owner}"));
+            }
+            if alloc.conflict.is_some() {
+                continue;
+            }
+            for pool in &alloc.pools {
+                let key = (pool.is_v6(), ip_to_u128(pool.subnet.network()));
+                self.subnets.insert(key, (pool.subnet, id.clone()));
+            }
+            for vni in &alloc.vnis {
+                self.vnis.insert(*vni, id.clone());
+            }
+            if entry.ingress && ingress_allocated.is_none() {
+                ingress_allocated = Some(id.clone());
+            }
+        }
+        self.ingress = ingress_allocated.or(ingress_any);
+    }
+
+    fn observe_service(&mut self, service: &Service) {
+        self.forget_service(&service.id);
+        let Some(endpoint) = &service.endpoint else { return };
+        let holder = Holder::Vip(service.id.clone());
+        let mut entry = ServiceEntry::default();
+        for vip in &endpoint.virtual_ips {
+            let ip = vip.addr.addr();
+            self.claim_addr(&vip.network_id, ip, holder.clone());
+            entry.vips.push((vip.network_id.clone(), ip));
+        }
+        for port in &endpoint.ports {
+            if port.publish_mode == PublishMode::Ingress && port.published_port != 0 {
+                let key = (port.protocol, port.published_port);
+                if !entry.ports.contains(&key) {
+                    claim(&mut self.ports, key, service.id.clone());
+                    entry.ports.push(key);
+                }
+            }
+        }
+        if !entry.vips.is_empty() || !entry.ports.is_empty() {
+            self.services.insert(service.id.clone(), entry);
+        }
+    }
+
+    fn forget_service(&mut self, id: &ServiceId) {
+        let Some(entry) = self.services.remove(id) else { return };
+        let holder = Holder::Vip(id.clone());
+        for (network, ip) in &entry.vips {
+            self.unclaim_addr(network, *ip, &holder);
+        }
+        for key in entry.ports {
+            unclaim(&mut self.ports, key, id);
+        }
+    }
+
+    fn observe_task(&mut self, task: &Task) {
+        self.forget_task(&task.id);
+        let addrs: Vec<(NetworkId, IpAddr)> = task
+            .networks
+            .iter()
+            .flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), net.addr())))
+            .collect();
+        if addrs.is_empty() {
+            return;
+        }
+        let retired = !task.status.state.is_live();
+        let holder = if retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
+        for (network, ip) in &addrs {
+            self.claim_addr(network, *ip, holder.clone());
+        }
+        let entry = TaskEntry { retired, node: task.node_id.clone(), addrs };
+        if let (false, Some(node)) = (retired, &entry.node) {
+            let needs = self.node_needs.entry(node.clone()).or_default();
+            for network in distinct_networks(&entry.addrs) {
+                *needs.entry(network.clone()).or_default() += 1;
+            }
+        }
+        self.tasks.insert(task.id.clone(), entry);
+    }
+
+    fn forget_task(&mut self, id: &TaskId) {
+        let Some(entry) = self.tasks.remove(id) else { return };
+        let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+        for (network, ip) in &entry.addrs {
+            self.unclaim_addr(network, *ip, &holder);
+        }
+        if let (false, Some(node)) = (entry.retired, &entry.node) {
+            let needs = self.node_needs.get_mut(node).expect("a live task on a node counted its networks");
+            for network in distinct_networks(&entry.addrs) {
+                let count = needs.get_mut(network).expect("counted when observed");
+                *count -= 1;
+                if *count == 0 {
+                    needs.remove(network);
+                }
+            }
+            if needs.is_empty() {
+                self.node_needs.remove(node);
+            }
+        }
+    }
+
+    fn observe_node(&mut self, node: &Node) {
+        self.forget_node(&node.id);
+        let addrs: Vec<(NetworkId, IpAddr)> = node
+            .attachments
+            .iter()
+            .flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), net.addr())))
+            .collect();
+        if addrs.is_empty() {
+            return;
+        }
+        let holder = Holder::NodeLb(node.id.clone());
+        for (network, ip) in &addrs {
+            self.claim_addr(network, *ip, holder.clone());
+        }
+        self.nodes.insert(node.id.clone(), addrs);
+    }
+
+    fn forget_node(&mut self, id: &NodeId) {
+        let Some(addrs) = self.nodes.remove(id) else { return };
+        let holder = Holder::NodeLb(id.clone());
+        for (network, ip) in &addrs {
+            self.unclaim_addr(network, *ip, &holder);
+        }
+    }
+
+    fn pool_of(&mut self, network: &NetworkId, ip: IpAddr) -> Option<&mut Pool> {
+        let Some(Ok(alloc)) = &mut self.networks.get_mut(network)?.alloc else { return None };
+        match alloc.place(ip) {
+            Placement::Usable(i) => Some(&mut alloc.pools[i]),
+            _ => None,
+        }
+    }
+
+    fn claim_addr(&mut self, network: &NetworkId, ip: IpAddr, holder: Holder) {
+        if let Some(pool) = self.pool_of(network, ip) {
+            claim(&mut pool.slots, ip_to_u128(ip), holder);
+        }
+    }
+
+    fn unclaim_addr(&mut self, network: &NetworkId, ip: IpAddr, holder: &Holder) {
+        if let Some(pool) = self.pool_of(network, ip) {
+            unclaim(&mut pool.slots, ip_to_u128(ip), holder);
+        }
+    }
+
+    /// Who holds `ip` on `network`, if anyone.
+    pub(crate) fn holder_of(&self, network: &NetworkId, ip: IpAddr) -> Option<&Holder> {
+        let alloc = self.networks.get(network)?.alloc.as_ref()?.as_ref().ok()?;
+        let Placement::Usable(i) = alloc.place(ip) else { return None };
+        alloc.pools[i].slots.get(&ip_to_u128(ip)).map(Claims::holder)
+    }
+
+    /// The networks a node needs a load-balancer address on: the ingress plus every allocated
+    /// `overlay` network that a live task on the node is attached to, sorted by id, ingress first.
+    pub(crate) fn node_wanted_networks(&self, node: &NodeId) -> Vec<NetworkId> {
+        let mut wanted = Vec::new();
+        if let Some(ingress) = &self.ingress
+            && self.networks.get(ingress).and_then(NetEntry::usable_alloc).is_some()
+        {
+            wanted.push(ingress.clone());
+        }
+        for network in self.node_needs.get(node).into_iter().flat_map(BTreeMap::keys) {
+            let Some(entry) = self.networks.get(network) else { continue };
+            if entry.scope == DriverScope::Overlay && entry.usable_alloc().is_some() && !wanted.contains(network) {
+                wanted.push(network.clone());
+            }
+        }
+        wanted
+    }
+}
+
+fn claim_gateways(network: &NetworkId, alloc: &mut NetAlloc) {
+    for pool in &mut alloc.pools {
+        if let Some(gateway) = pool.gateway {
+            claim(&mut pool.slots, ip_to_u128(gateway), Holder::Gateway(network.clone()));
+        }
+    }
+}
+
+fn distinct_networks(addrs: &[(NetworkId, IpAddr)]) -> impl Iterator<Item = &NetworkId> {
+    addrs.iter().enumerate().filter(|(i, (n, _))| !addrs[..*i].iter().any(|(m, _)| m == n)).map(|(_, (n, _))| n)
+}
+
+/// A winning subnet that overlaps `subnet`, if any. Winning subnets never overlap each other, so
+/// the only one that can contain `subnet` is its predecessor by first address.
+pub(crate) fn find_overlap<'a>(
+    subnets: &'a BTreeMap<(bool, u128), (IpNet, NetworkId)>,
+    subnet: &IpNet,
+) -> Option<(IpNet, &'a NetworkId)> {
+    let v6 = matches!(subnet, IpNet::V6(_));
+    let lo = ip_to_u128(subnet.network());
+    let hi = ip_to_u128(subnet.broadcast());
+    if let Some((_, (net, owner))) = subnets.range(..=(v6, lo)).next_back()
+        && net.contains(subnet)
+        && matches!(net, IpNet::V6(_)) == v6
+    {
+        return Some((*net, owner));
+    }
+    subnets.range((v6, lo)..=(v6, hi)).next().map(|(_, (net, owner))| (*net, owner))
+}
+
+/// Keeps the object kinds in dependency order inside a proposal: networks, services, tasks, nodes.
+pub(crate) fn kind_rank(object: &Object) -> u8 {
+    match object {
+        Object::Network(_) => 0,
+        Object::Service(_) => 1,
+        Object::Task(_) => 2,
+        Object::Node(_) => 3,
+    }
+}
+
+/// Every address claimed on every network, with its claimants: for checkers and reports.
+pub(crate) fn claimed_addresses(state: &State) -> Vec<(NetworkId, IpNet, Holder, Vec<Holder>)> {
+    let mut out = Vec::new();
+    for (id, entry) in &state.networks {
+        let Some(Ok(alloc)) = &entry.alloc else { continue };
+        for pool in &alloc.pools {
+            for (value, claims) in &pool.slots {
+                out.push((id.clone(), pool.with_prefix(*value), claims.holder().clone(), claims.losers().to_vec()));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,189 @@
+//! swarmalloc: SwarmKit's network allocator as a deterministic engine whose state is a function of
+//! the committed store.
+//!
+//! ```text
+//! let (mut alloc, report) = Allocator::restore(config, store.objects())?;   // reads and marks only
+//! let mut tx = alloc.begin();                                               // borrows, never writes
+//! tx.allocate_network(&net)?; tx.allocate_task(&task, Some(&service))?;
+//! let proposal = tx.finish();                                               // object updates
+//! // ... propose to raft; then, per outcome:
+//! alloc.commit(&proposal);              // all committed
+//! alloc.commit_prefix(&proposal, k);    // only the first k committed
+//! drop(proposal);                       // nothing committed: nothing to undo
+//! Allocator::restore(config, store.objects());   // outcome unknown: rebuild from the store
+//! ```
+//!
+//! Other writers' committed changes (a task going terminal, a service deleted) are mirrored with
+//! [`Allocator::observe`] and [`Allocator::observe_deleted`]; `commit` is `observe` of the
+//! proposal's objects. Architecture invariant: the engine does no I/O, reads no clock, draws no
+//! random number and iterates no hash map.
+
+mod config;
+mod error;
+mod ids;
+mod index;
+mod objects;
+mod restore;
+mod tx;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+pub use config::{ClusterConfig, Range, VXLAN_ID_MAX};
+pub use error::{AllocError, ObjectError};
+pub use ids::{NetworkId, NodeId, ServiceId, TaskId, Version};
+pub use index::Holder;
+pub use objects::*;
+pub use restore::{Finding, RestoreReport};
+pub use tx::{Outcome, PENDING_MESSAGE, Proposal, Tx};
+
+/// The allocator: an index of committed claims plus the cluster config. See the crate docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocator {
+    state: index::State,
+}
+
+/// One address claimed on a network, with its holder and any claimants that lost it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedAddress {
+    pub network: NetworkId,
+    pub address: IpNet,
+    pub holder: Holder,
+    pub losers: Vec<Holder>,
+}
+
+/// How full one subnet of a network is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub network: NetworkId,
+    pub subnet: IpNet,
+    /// Addresses new picks are drawn from.
+    pub capacity: u128,
+    /// Addresses with a live holder (including the gateway when it lies in the pick range).
+    pub live: u128,
+    /// Addresses quarantined by retired tasks.
+    pub retired: u128,
+}
+
+impl Allocator {
+    /// An allocator over an empty store.
+    pub fn new(config: ClusterConfig) -> Result<Allocator, AllocError> {
+        config.validate()?;
+        Ok(Allocator { state: index::State::new(config) })
+    }
+
+    /// Builds the engine from committed objects, in any order. Never allocates anything: it marks
+    /// what objects hold, reports conflicts, and lists what needs allocating. Errs only on an
+    /// invalid config.
+    pub fn restore<'a>(
+        config: ClusterConfig,
+        objects: impl IntoIterator<Item = ObjectRef<'a>>,
+    ) -> Result<(Allocator, RestoreReport), AllocError> {
+        let mut allocator = Allocator::new(config)?;
+        let objects: Vec<ObjectRef<'a>> = objects.into_iter().collect();
+        allocator.state.observe_all(objects.iter().copied());
+        let report = RestoreReport {
+            findings: restore::findings(&allocator.state),
+            queue: restore::queue(&allocator.state, &objects),
+        };
+        Ok((allocator, report))
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.state.config
+    }
+
+    /// Starts an allocation transaction. It borrows the engine immutably: no allocation can
+    /// change the engine before its proposal is committed.
+    pub fn begin(&self) -> Tx<'_> {
+        Tx::new(&self.state)
+    }
+
+    /// Mirrors a committed create or update (by anyone).
+    pub fn observe(&mut self, object: ObjectRef<'_>) {
+        self.state.observe(object);
+    }
+
+    /// Mirrors a committed delete.
+    pub fn observe_deleted(&mut self, id: &ObjectId) {
+        self.state.observe_deleted(id);
+    }
+
+    /// The whole proposal was committed.
+    pub fn commit(&mut self, proposal: &Proposal) {
+        self.commit_prefix(proposal, proposal.len());
+    }
+
+    /// Only the first `landed` updates of the proposal were committed (a cut batch).
+    pub fn commit_prefix(&mut self, proposal: &Proposal, landed: usize) {
+        for object in &proposal.updates[..landed.min(proposal.len())] {
+            self.state.observe(object.as_ref());
+        }
+    }
+
+    /// Restore's findings for the current state (what `restore` would report now).
+    pub fn findings(&self) -> Vec<Finding> {
+        restore::findings(&self.state)
+    }
+
+    /// Who holds `address` on `network`.
+    pub fn holder(&self, network: &NetworkId, address: IpAddr) -> Option<&Holder> {
+        self.state.holder_of(network, address)
+    }
+
+    /// The ingress network, if the store has one.
+    pub fn ingress(&self) -> Option<&NetworkId> {
+        self.state.ingress.as_ref()
+    }
+
+    /// Whether a network is allocated and usable (valid, and no conflict lost).
+    pub fn is_network_allocated(&self, network: &NetworkId) -> bool {
+        self.state.networks.get(network).and_then(|e| e.usable_alloc()).is_some()
+    }
+
+    /// The networks a node should have load-balancer attachments on.
+    pub fn node_wanted_networks(&self, node: &NodeId) -> Vec<NetworkId> {
+        self.state.node_wanted_networks(node)
+    }
+
+    /// Every claimed address, sorted by network then address.
+    pub fn claimed_addresses(&self) -> Vec<ClaimedAddress> {
+        index::claimed_addresses(&self.state)
+            .into_iter()
+            .map(|(network, address, holder, losers)| ClaimedAddress { network, address, holder, losers })
+            .collect()
+    }
+
+    /// Utilisation of every subnet, sorted by network then config order.
+    pub fn pool_usage(&self) -> Vec<PoolUsage> {
+        let mut out = Vec::new();
+        for (id, entry) in &self.state.networks {
+            let Some(Ok(alloc)) = &entry.alloc else { continue };
+            for pool in &alloc.pools {
+                let (lo, hi) = pool.pick;
+                let mut usage =
+                    PoolUsage { network: id.clone(), subnet: pool.subnet, capacity: hi - lo + 1, live: 0, retired: 0 };
+                for claims in pool.slots.range(lo..=hi).map(|(_, c)| c) {
+                    if claims.holder().is_retired() { usage.retired += 1 } else { usage.live += 1 }
+                }
+                out.push(usage);
+            }
+        }
+        out
+    }
+
+    /// The first difference between two engines' states, as "path: left != right" lines of
+    /// their debug dumps; None when equal. For checkers that compare against a fresh restore.
+    pub fn diff(&self, other: &Allocator) -> Option<String> {
+        if self == other {
+            return None;
+        }
+        let left = format!("{:#?}", self.state);
+        let right = format!("{:#?}", other.state);
+        let (l, r): (Vec<&str>, Vec<&str>) = (left.lines().collect(), right.lines().collect());
+        let at = l.iter().zip(&r).position(|(a, b)| a != b).unwrap_or(l.len().min(r.len()));
+        let context = |lines: &[&str]| lines[at.saturating_sub(3)..(at + 3).min(lines.len())].join("\n");
+        Some(format!("first difference at line {at}\n--- engine\n{}\n--- restore\n{}", context(&l), context(&r)))
+    }
+}

@@ -1,0 +1,200 @@
+//! Restore's report: what is wrong in the committed state and what needs allocating. Restore
+//! itself only reads and marks (`State::observe_all`); conflicts are settled by the ranking in
+//! `index` (lowest [`Holder`] keeps an address, lowest service id keeps a port, ingress-then-id
+//! keeps a subnet or VXLAN id), and the losers are queued here for fresh allocation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::ids::{NetworkId, ServiceId};
+use crate::index::{Holder, Placement, State};
+use crate::objects::{ObjectId, ObjectRef, Protocol, TaskState};
+use crate::tx::{Outcome, Tx};
+
+/// A problem found in committed state, with how restore resolved it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum Finding {
+    /// Several live holders reference one address; `kept` holds it, `lost` are queued.
+    DuplicateAddress { network: NetworkId, address: IpAddr, kept: Holder, lost: Vec<Holder> },
+    /// A live holder references an address outside every subnet of its network.
+    AddressOutsideSubnets { network: NetworkId, address: IpNet, holder: Holder },
+    /// A live holder references a network or broadcast address.
+    ReservedAddress { network: NetworkId, address: IpNet, holder: Holder, reserved: String },
+    /// A live holder references a network that is missing or not (validly) allocated.
+    UnallocatedNetwork { network: NetworkId, holder: Holder },
+    /// A network lost its subnet or VXLAN id to a network ranked before it; it is queued.
+    NetworkConflict { network: NetworkId, reason: String },
+    /// A network's stored allocation cannot be used; it is queued for fresh allocation.
+    InvalidStoredNetwork { network: NetworkId, reason: String },
+    /// Several services publish one ingress port; `kept` holds it, `lost` are queued.
+    DuplicatePort { protocol: Protocol, port: u16, kept: ServiceId, lost: Vec<ServiceId> },
+    /// More than one ingress network; only `kept` is used as the ingress.
+    ExtraIngress { kept: NetworkId, ignored: NetworkId },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::DuplicateAddress { network, address, kept, lost } => {
+                let lost: Vec<String> = lost.iter().map(ToString::to_string).collect();
+                write!(f, "address {address} on network {network} held by {kept} and also by {}", lost.join(", "))
+            }
+            Finding::AddressOutsideSubnets { network, address, holder } => {
+                write!(f, "{holder} has address {address} outside every subnet of network {network}")
+            }
+            Finding::ReservedAddress { network, address, holder, reserved } => {
+                write!(f, "{holder} has address {address}, the {reserved} of network {network}")
+            }
+            Finding::UnallocatedNetwork { network, holder } => {
+                write!(f, "{holder} references network {network}, which is missing or not allocated")
+            }
+            Finding::NetworkConflict { network, reason } => write!(f, "network {network}: {reason}"),
+            Finding::InvalidStoredNetwork { network, reason } => {
+                write!(f, "network {network} has an unusable stored allocation: {reason}")
+            }
+            Finding::DuplicatePort { protocol, port, kept, lost } => {
+                let lost: Vec<&str> = lost.iter().map(ServiceId::as_str).collect();
+                write!(f, "port {protocol}/{port} published by service {kept} and also by {}", lost.join(", "))
+            }
+            Finding::ExtraIngress { kept, ignored } => {
+                write!(f, "network {ignored} is a second ingress network; {kept} is the ingress")
+            }
+        }
+    }
+}
+
+/// What restore found and what the caller should allocate next.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    /// Problems in committed state, in a deterministic order.
+    pub findings: Vec<Finding>,
+    /// Objects that need (re)allocation, sorted: networks, services, tasks, nodes.
+    pub queue: Vec<ObjectId>,
+}
+
+impl RestoreReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+pub(crate) fn findings(state: &State) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (id, entry) in &state.networks {
+        match &entry.alloc {
+            Some(Err(reason)) => {
+                out.push(Finding::InvalidStoredNetwork { network: id.clone(), reason: reason.clone() });
+            }
+            Some(Ok(alloc)) => {
+                if let Some(reason) = &alloc.conflict {
+                    out.push(Finding::NetworkConflict { network: id.clone(), reason: reason.clone() });
+                }
+                for pool in &alloc.pools {
+                    for (value, claims) in &pool.slots {
+                        let lost: Vec<Holder> = claims.losers().iter().filter(|h| !h.is_retired()).cloned().collect();
+                        if !lost.is_empty() {
+                            out.push(Finding::DuplicateAddress {
+                                network: id.clone(),
+                                address: pool.with_prefix(*value).addr(),
+                                kept: claims.holder().clone(),
+                                lost,
+                            });
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+        if entry.ingress
+            && let Some(kept) = &state.ingress
+            && kept != id
+        {
+            out.push(Finding::ExtraIngress { kept: kept.clone(), ignored: id.clone() });
+        }
+    }
+    let mut check = |network: &NetworkId, address: IpAddr, holder: Holder| {
+        let entry = state.networks.get(network);
+        let Some(Ok(alloc)) = entry.and_then(|e| e.alloc.as_ref()) else {
+            out.push(Finding::UnallocatedNetwork { network: network.clone(), holder });
+            return;
+        };
+        match alloc.place(address) {
+            Placement::Usable(_) => {}
+            Placement::Reserved(what) => out.push(Finding::ReservedAddress {
+                network: network.clone(),
+                address: IpNet::from(address),
+                holder,
+                reserved: what.to_string(),
+            }),
+            Placement::OutOfRange => out.push(Finding::AddressOutsideSubnets {
+                network: network.clone(),
+                address: IpNet::from(address),
+                holder,
+            }),
+        }
+    };
+    for (id, entry) in &state.services {
+        for (network, ip) in &entry.vips {
+            check(network, *ip, Holder::Vip(id.clone()));
+        }
+    }
+    for (id, entry) in state.tasks.iter().filter(|(_, e)| !e.retired) {
+        for (network, ip) in &entry.addrs {
+            check(network, *ip, Holder::Task(id.clone()));
+        }
+    }
+    for (id, addrs) in &state.nodes {
+        for (network, ip) in addrs {
+            check(network, *ip, Holder::NodeLb(id.clone()));
+        }
+    }
+    for ((protocol, port), claims) in &state.ports {
+        if !claims.losers().is_empty() {
+            out.push(Finding::DuplicatePort {
+                protocol: *protocol,
+                port: *port,
+                kept: claims.holder().clone(),
+                lost: claims.losers().to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// Objects that an allocation pass would change: found by asking a throwaway transaction.
+pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>]) -> Vec<ObjectId> {
+    let services: BTreeMap<&ServiceId, &crate::objects::Service> = objects
+        .iter()
+        .filter_map(|o| match o {
+            ObjectRef::Service(s) => Some((&s.id, *s)),
+            _ => None,
+        })
+        .collect();
+    let mut queue: Vec<ObjectId> = objects
+        .iter()
+        .filter(|object| {
+            let mut tx = Tx::new(state);
+            let outcome = match object {
+                ObjectRef::Network(n) => tx.allocate_network(n),
+                ObjectRef::Service(s) => tx.allocate_service(s),
+                ObjectRef::Task(t) => {
+                    if t.status.state == TaskState::New && t.desired_state <= TaskState::Running {
+                        return true;
+                    }
+                    let service = t.service_id.as_ref().and_then(|id| services.get(id).copied());
+                    tx.allocate_task(t, service)
+                }
+                ObjectRef::Node(n) => tx.allocate_node(n),
+            };
+            !matches!(outcome, Ok(Outcome::Unchanged))
+        })
+        .map(ObjectRef::id)
+        .collect();
+    queue.sort();
+    queue
+}

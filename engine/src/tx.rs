@@ -1,0 +1,943 @@
+//! Allocation: a [`Tx`] reads the committed index, picks resources, and collects the updated
+//! objects into a [`Proposal`]. It never writes the index (it only borrows it): what it takes is
+//! remembered in the transaction so that two objects of one proposal never get the same thing.
+//! The rules are allocator-spec.md section 2; where this file departs from SwarmKit it says why.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::config::ClusterConfig;
+use crate::error::AllocError;
+use crate::ids::{NetworkId, ServiceId};
+use crate::index::{
+    Holder, NetAlloc, Placement, Pool, State, find_overlap, ip_to_u128, kind_rank, overlaps, parse_vni_list,
+};
+use crate::objects::{
+    DEFAULT_IPAM_DRIVER, DriverConfig, DriverScope, Endpoint, Ipam, IpamConfig, Network, NetworkAttachment,
+    NetworkAttachmentConfig, Node, Object, ObjectId, PortConfig, Protocol, PublishMode, ResolutionMode, Service, Task,
+    TaskState, VXLAN_ID_LIST_OPTION, VirtualIp,
+};
+
+/// The status message of a task the allocator moved to PENDING (SwarmKit's wording).
+pub const PENDING_MESSAGE: &str = "pending task scheduling";
+
+/// What an allocation call did to its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do: the object is already allocated as its spec asks.
+    Unchanged,
+    /// The updated object was added to the proposal.
+    Updated,
+}
+
+/// Object updates to commit, in dependency order (networks, services, tasks, nodes): every
+/// prefix of it can be committed on its own without an update depending on a later one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proposal {
+    pub(crate) updates: Vec<Object>,
+}
+
+impl Proposal {
+    pub fn updates(&self) -> &[Object] {
+        &self.updates
+    }
+
+    pub fn into_updates(self) -> Vec<Object> {
+        self.updates
+    }
+
+    pub fn len(&self) -> usize {
+        self.updates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+    }
+}
+
+/// Something taken in this transaction, for all-or-nothing rollback of one object.
+enum Undo {
+    Addr(NetworkId, u128),
+    Port(Protocol, u16),
+    Vni(u32),
+    Subnet((bool, u128)),
+}
+
+/// A network as a transaction sees it: committed, or allocated earlier in this transaction.
+struct NetView<'s> {
+    scope: DriverScope,
+    alloc: Option<&'s NetAlloc>,
+}
+
+/// An allocation transaction over the committed index. See the module docs.
+pub struct Tx<'s> {
+    state: &'s State,
+    updates: BTreeMap<ObjectId, Object>,
+    addrs: BTreeMap<NetworkId, BTreeMap<u128, Holder>>,
+    ports: BTreeMap<(Protocol, u16), ServiceId>,
+    vnis: BTreeSet<u32>,
+    subnets: BTreeMap<(bool, u128), (IpNet, NetworkId)>,
+    networks: BTreeMap<NetworkId, NetAlloc>,
+    ingress: Option<NetworkId>,
+    undo: Vec<Undo>,
+    service_current: BTreeMap<ServiceId, (crate::ids::Version, bool)>,
+}
+
+impl<'s> Tx<'s> {
+    pub(crate) fn new(state: &'s State) -> Tx<'s> {
+        Tx {
+            state,
+            updates: BTreeMap::new(),
+            addrs: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            vnis: BTreeSet::new(),
+            subnets: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            ingress: None,
+            undo: Vec::new(),
+            service_current: BTreeMap::new(),
+        }
+    }
+
+    /// The updates collected so far, in dependency order.
+    pub fn finish(self) -> Proposal {
+        let mut updates: Vec<Object> = self.updates.into_values().collect();
+        updates.sort_by_key(kind_rank);
+        Proposal { updates }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+    }
+
+    fn config(&self) -> &ClusterConfig {
+        &self.state.config
+    }
+
+    /// Runs one object's allocation; on error, gives back everything it took (all-or-nothing).
+    fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, AllocError>) -> Result<T, AllocError> {
+        let mark = self.undo.len();
+        let result = f(self);
+        if result.is_err() {
+            for undo in self.undo.drain(mark..).rev().collect::<Vec<_>>() {
+                match undo {
+                    Undo::Addr(network, value) => {
+                        if let Some(taken) = self.addrs.get_mut(&network) {
+                            taken.remove(&value);
+                        }
+                    }
+                    Undo::Port(protocol, port) => {
+                        self.ports.remove(&(protocol, port));
+                    }
+                    Undo::Vni(vni) => {
+                        self.vnis.remove(&vni);
+                    }
+                    Undo::Subnet(key) => {
+                        self.subnets.remove(&key);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn net(&self, id: &NetworkId) -> Option<NetView<'_>> {
+        if let Some(alloc) = self.networks.get(id) {
+            let scope = self.state.networks.get(id).map_or(DriverScope::Overlay, |e| e.scope);
+            return Some(NetView { scope, alloc: Some(alloc) });
+        }
+        let entry = self.state.networks.get(id)?;
+        Some(NetView { scope: entry.scope, alloc: entry.usable_alloc() })
+    }
+
+    fn ingress(&self) -> Option<&NetworkId> {
+        self.ingress.as_ref().or(self.state.ingress.as_ref())
+    }
+
+    fn ingress_allocated(&self) -> Option<NetworkId> {
+        let id = self.ingress()?;
+        self.net(id)?.alloc.map(|_| id.clone())
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Addresses
+
+    /// Takes a specific address for `holder`, which must be usable and not held by anyone else
+    /// (a retired task's quarantined address may be taken explicitly).
+    fn take_exact(&mut self, network: &NetworkId, ip: IpAddr, holder: &Holder) -> Result<IpNet, AllocError> {
+        let alloc =
+            self.net(network).and_then(|n| n.alloc).ok_or_else(|| AllocError::needs(format!("network {network}")))?;
+        let pool = match alloc.place(ip) {
+            Placement::Usable(i) => &alloc.pools[i],
+            Placement::Reserved(what) => {
+                return Err(AllocError::invalid(format!("address {ip} is the {what} of network {network}")));
+            }
+            Placement::OutOfRange => {
+                return Err(AllocError::invalid(format!("address {ip} is outside every subnet of network {network}")));
+            }
+        };
+        let value = ip_to_u128(ip);
+        let with_prefix = pool.with_prefix(value);
+        if let Some(claims) = pool.slots.get(&value) {
+            let owner = claims.holder();
+            if owner != holder && !owner.is_retired() {
+                return Err(AllocError::in_use(format!("address {ip} on network {network}"), owner.to_string()));
+            }
+        }
+        if let Some(owner) = self.addrs.get(network).and_then(|t| t.get(&value)) {
+            if owner != holder {
+                return Err(AllocError::in_use(format!("address {ip} on network {network}"), owner.to_string()));
+            }
+            return Ok(with_prefix);
+        }
+        self.addrs.entry(network.clone()).or_default().insert(value, holder.clone());
+        self.undo.push(Undo::Addr(network.clone(), value));
+        Ok(with_prefix)
+    }
+
+    /// Picks a new address of one family: pools in config order, the first with room; inside a
+    /// pool, the reuse-delay rule (ARCHITECTURE.md): the first address after the highest one any
+    /// committed object references, wrapping; retired tasks' addresses only when nothing else is free.
+    fn take_new(&mut self, network: &NetworkId, v6: bool, holder: &Holder) -> Result<IpNet, AllocError> {
+        let alloc =
+            self.net(network).and_then(|n| n.alloc).ok_or_else(|| AllocError::needs(format!("network {network}")))?;
+        let empty = BTreeMap::new();
+        let taken = self.addrs.get(network).unwrap_or(&empty);
+        let mut found = None;
+        for pool in alloc.pools.iter().filter(|p| p.is_v6() == v6) {
+            if let Some(value) = pick_in_pool(pool, taken) {
+                found = Some(pool.with_prefix(value));
+                break;
+            }
+        }
+        let Some(addr) = found else {
+            let subnets: Vec<String> =
+                alloc.pools.iter().filter(|p| p.is_v6() == v6).map(|p| p.subnet.to_string()).collect();
+            return Err(AllocError::exhausted(format!(
+                "IPv{} addresses of network {network} ({})",
+                if v6 { 6 } else { 4 },
+                subnets.join(", ")
+            )));
+        };
+        let value = ip_to_u128(addr.addr());
+        self.addrs.entry(network.clone()).or_default().insert(value, holder.clone());
+        self.undo.push(Undo::Addr(network.clone(), value));
+        Ok(addr)
+    }
+
+    /// Addresses for one attachment: one per address family the network has, requested ones
+    /// exactly. (SwarmKit gives one address from a random pool; a dual-stack task lost a family.)
+    fn attach(&mut self, network: &NetworkId, requested: &[IpAddr], holder: &Holder) -> Result<Vec<IpNet>, AllocError> {
+        let alloc =
+            self.net(network).and_then(|n| n.alloc).ok_or_else(|| AllocError::needs(format!("network {network}")))?;
+        let mut families: Vec<bool> = Vec::new();
+        for pool in &alloc.pools {
+            if !families.contains(&pool.is_v6()) {
+                families.push(pool.is_v6());
+            }
+        }
+        for (i, ip) in requested.iter().enumerate() {
+            if requested[..i].iter().any(|other| other.is_ipv6() == ip.is_ipv6()) {
+                return Err(AllocError::invalid(format!(
+                    "more than one IPv{} address requested on network {network}",
+                    if ip.is_ipv6() { 6 } else { 4 }
+                )));
+            }
+            if !families.contains(&ip.is_ipv6()) {
+                return Err(AllocError::invalid(format!("address {ip} is outside every subnet of network {network}")));
+            }
+        }
+        let mut addrs = Vec::with_capacity(families.len());
+        for v6 in families {
+            let addr = match requested.iter().find(|ip| ip.is_ipv6() == v6) {
+                Some(ip) => self.take_exact(network, *ip, holder)?,
+                None => self.take_new(network, v6, holder)?,
+            };
+            addrs.push(addr);
+        }
+        Ok(addrs)
+    }
+
+    /// Keeps `addrs` where `holder` still holds them, replaces lost or out-of-range ones with
+    /// fresh addresses of the same family. Returns None when nothing had to change.
+    fn repair(
+        &mut self,
+        network: &NetworkId,
+        addrs: &[IpNet],
+        holder: &Holder,
+    ) -> Result<Option<Vec<IpNet>>, AllocError> {
+        let Some(alloc) = self.net(network).and_then(|n| n.alloc) else { return Ok(None) };
+        let mut lost = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let held = match alloc.place(addr.addr()) {
+                Placement::Usable(p) => {
+                    let pool = &alloc.pools[p];
+                    let value = ip_to_u128(addr.addr());
+                    pool.slots.get(&value).is_some_and(|c| c.holder() == holder)
+                        && pool.with_prefix(value) == *addr
+                        && self.addrs.get(network).and_then(|t| t.get(&value)).is_none_or(|h| h == holder)
+                }
+                _ => false,
+            };
+            if !held {
+                lost.push(i);
+            }
+        }
+        if lost.is_empty() {
+            return Ok(None);
+        }
+        let mut repaired = addrs.to_vec();
+        for i in lost {
+            repaired[i] = self.take_new(network, addrs[i].addr().is_ipv6(), holder)?;
+        }
+        Ok(Some(repaired))
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Networks
+
+    /// Allocates a network: subnets (explicit, or the next default one), gateways, VXLAN ids.
+    /// An allocated network is never changed (networks have no update in SwarmKit).
+    pub fn allocate_network(&mut self, network: &Network) -> Result<Outcome, AllocError> {
+        if self.updates.contains_key(&ObjectId::Network(network.id.clone())) || self.networks.contains_key(&network.id)
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        if let Some(entry) = self.state.networks.get(&network.id)
+            && entry.usable_alloc().is_some()
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        self.atomically(|tx| tx.allocate_network_inner(network))
+    }
+
+    fn allocate_network_inner(&mut self, network: &Network) -> Result<Outcome, AllocError> {
+        let id = &network.id;
+        let scope = network.scope();
+        if network.is_ingress() {
+            if scope != DriverScope::Overlay {
+                return Err(AllocError::invalid(format!(
+                    "ingress network {id} uses driver {}; it must use overlay",
+                    network.driver_name()
+                )));
+            }
+            if network.spec.attachable {
+                return Err(AllocError::invalid(format!("ingress network {id} cannot be attachable")));
+            }
+            if let Some(other) = self.ingress_allocated().filter(|other| other != id) {
+                return Err(AllocError::in_use("the ingress role", format!("network {other}")));
+            }
+        }
+        let mut options = network.spec.driver.as_ref().map(|d| d.options.clone()).unwrap_or_default();
+        let driver_state = |options| DriverConfig { name: network.driver_name().to_string(), options };
+        if scope == DriverScope::NodeLocal {
+            // Older daemons expect a non-nil IPAM even where the manager allocates nothing.
+            let mut updated = network.clone();
+            updated.driver_state = Some(driver_state(options));
+            updated.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.to_string(), configs: Vec::new() });
+            self.networks.insert(id.clone(), NetAlloc { pools: Vec::new(), vnis: Vec::new(), conflict: None });
+            self.push(Object::Network(updated));
+            return Ok(Outcome::Updated);
+        }
+
+        let spec_configs = network.spec.ipam.as_ref().map(|i| i.configs.clone()).unwrap_or_default();
+        let spec_configs = if spec_configs.is_empty() { vec![IpamConfig::default()] } else { spec_configs };
+        let mut pools: Vec<Pool> = Vec::with_capacity(spec_configs.len());
+        let mut configs = Vec::with_capacity(spec_configs.len());
+        for (i, spec) in spec_configs.iter().enumerate() {
+            let subnet = match spec.subnet {
+                Some(subnet) => {
+                    if subnet.trunc() != subnet {
+                        return Err(AllocError::invalid(format!(
+                            "network {id} ipam.configs[{i}].subnet {subnet} has host bits set (expected {})",
+                            subnet.trunc()
+                        )));
+                    }
+                    if let Some(other) = pools.iter().find(|p| overlaps(&p.subnet, &subnet)) {
+                        return Err(AllocError::invalid(format!(
+                            "network {id} ipam.configs[{i}].subnet {subnet} overlaps its own subnet {}",
+                            other.subnet
+                        )));
+                    }
+                    if let Some((other, owner)) = self.overlap(&subnet) {
+                        return Err(AllocError::in_use(
+                            format!("subnet {subnet}"),
+                            format!("network {owner} ({other})"),
+                        ));
+                    }
+                    subnet
+                }
+                None => {
+                    if spec.range.is_some() || spec.gateway.is_some() {
+                        return Err(AllocError::invalid(format!(
+                            "network {id} ipam.configs[{i}] has a range or gateway but no subnet"
+                        )));
+                    }
+                    self.next_default_subnet(id)?
+                }
+            };
+            let mut config = IpamConfig { subnet: Some(subnet), range: spec.range, gateway: spec.gateway };
+            let mut pool =
+                Pool::new(&config).map_err(|e| AllocError::invalid(format!("network {id} ipam.configs[{i}]: {e}")))?;
+            if pool.gateway.is_none() {
+                // The first usable address, as libnetwork's serial "gateway" request gives it.
+                let gateway = crate::index::u128_to_ip(pool.usable.0, pool.is_v6());
+                pool.gateway = Some(gateway);
+                config.gateway = Some(gateway);
+            }
+            let key = (pool.is_v6(), ip_to_u128(subnet.network()));
+            self.subnets.insert(key, (subnet, id.clone()));
+            self.undo.push(Undo::Subnet(key));
+            pools.push(pool);
+            configs.push(config);
+        }
+
+        let mut vnis = Vec::new();
+        if scope == DriverScope::Overlay {
+            let v4 = pools.iter().filter(|p| !p.is_v6()).count();
+            vnis = match options.get(VXLAN_ID_LIST_OPTION) {
+                Some(list) => {
+                    let pinned = parse_vni_list(list).map_err(|e| {
+                        AllocError::invalid(format!("network {id} driver option {VXLAN_ID_LIST_OPTION}: {e}"))
+                    })?;
+                    if pinned.len() != v4 {
+                        return Err(AllocError::invalid(format!(
+                            "network {id} pins {} VXLAN ids for {v4} IPv4 subnets",
+                            pinned.len()
+                        )));
+                    }
+                    for vni in &pinned {
+                        self.take_vni(*vni)?;
+                    }
+                    pinned
+                }
+                None => (0..v4).map(|_| self.take_new_vni()).collect::<Result<_, _>>()?,
+            };
+            if !vnis.is_empty() {
+                let list: Vec<String> = vnis.iter().map(u32::to_string).collect();
+                options.insert(VXLAN_ID_LIST_OPTION.to_string(), list.join(","));
+            }
+        }
+
+        let mut updated = network.clone();
+        updated.driver_state = Some(driver_state(options));
+        updated.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.to_string(), configs });
+        for pool in &mut pools {
+            if let Some(gateway) = pool.gateway {
+                let value = ip_to_u128(gateway);
+                self.addrs.entry(id.clone()).or_default().insert(value, Holder::Gateway(id.clone()));
+                self.undo.push(Undo::Addr(id.clone(), value));
+            }
+        }
+        if network.is_ingress() {
+            self.ingress = Some(id.clone());
+        }
+        self.networks.insert(id.clone(), NetAlloc { pools, vnis, conflict: None });
+        self.push(Object::Network(updated));
+        Ok(Outcome::Updated)
+    }
+
+    fn overlap(&self, subnet: &IpNet) -> Option<(IpNet, NetworkId)> {
+        find_overlap(&self.state.subnets, subnet)
+            .or_else(|| find_overlap(&self.subnets, subnet))
+            .map(|(net, owner)| (net, owner.clone()))
+    }
+
+    /// The next default subnet: the first candidate after the highest default subnet in use,
+    /// wrapping, that overlaps no allocated subnet. Derived from committed state, so a new leader
+    /// continues where the old one stopped (SwarmKit's cursor restarted at 10.0.0.0/24).
+    fn next_default_subnet(&self, network: &NetworkId) -> Result<IpNet, AllocError> {
+        let config = self.config();
+        let count = config.default_subnet_count();
+        let highest = self
+            .state
+            .subnets
+            .values()
+            .chain(self.subnets.values())
+            .filter_map(|(net, _)| config.default_subnet_index(net))
+            .max();
+        let start = highest.map_or(0, |h| (h + 1) % count);
+        let step = 1u128 << (32 - config.subnet_size);
+        let (mut index, mut visited) = (start, 0u64);
+        while visited < count {
+            let candidate = config.default_subnet(index).expect("index below count");
+            let Some((other, _)) = self.overlap(&candidate) else { return Ok(candidate) };
+            // Skip every candidate inside the overlapping subnet at once, within this base.
+            let skip = if other.contains(&candidate) {
+                let inside = (ip_to_u128(other.broadcast()) - ip_to_u128(candidate.network())) / step + 1;
+                (inside.min(u64::MAX as u128) as u64).min(config.default_base_end(index) - index)
+            } else {
+                1
+            };
+            visited += skip;
+            index = (index + skip) % count;
+        }
+        Err(AllocError::exhausted(format!(
+            "default address pools (no free /{} for network {network})",
+            config.subnet_size
+        )))
+    }
+
+    fn take_vni(&mut self, vni: u32) -> Result<(), AllocError> {
+        if let Some(owner) = self.state.vnis.get(&vni) {
+            return Err(AllocError::in_use(format!("VXLAN id {vni}"), format!("network {owner}")));
+        }
+        if !self.vnis.insert(vni) {
+            return Err(AllocError::in_use(format!("VXLAN id {vni}"), "a network of this proposal"));
+        }
+        self.undo.push(Undo::Vni(vni));
+        Ok(())
+    }
+
+    /// The first free VXLAN id after the highest one in use inside the range, wrapping.
+    fn take_new_vni(&mut self) -> Result<u32, AllocError> {
+        let range = self.config().vxlan_id_range;
+        let used = |v: &u32| self.state.vnis.contains_key(v) || self.vnis.contains(v);
+        let highest = self
+            .state
+            .vnis
+            .range(range.min..=range.max)
+            .next_back()
+            .map(|(v, _)| *v)
+            .max(self.vnis.range(range.min..=range.max).next_back().copied());
+        let start = match highest {
+            Some(h) if h < range.max => h + 1,
+            _ => range.min,
+        };
+        let vni = (start..=range.max)
+            .chain(range.min..start)
+            .find(|v| !used(v))
+            .ok_or_else(|| AllocError::exhausted(format!("VXLAN ids {}..={}", range.min, range.max)))?;
+        self.vnis.insert(vni);
+        self.undo.push(Undo::Vni(vni));
+        Ok(vni)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Services
+
+    /// Allocates a service's VIPs and ingress ports, keeping what it already holds that its spec
+    /// still wants (VIPs per kept network, dynamic ports by name/protocol/target), taking the new
+    /// before the old is released (the release happens when the update is committed).
+    pub fn allocate_service(&mut self, service: &Service) -> Result<Outcome, AllocError> {
+        let key = ObjectId::Service(service.id.clone());
+        if self.updates.contains_key(&key) {
+            return Ok(Outcome::Unchanged);
+        }
+        let endpoint = self.atomically(|tx| tx.plan_service(service, true))?.expect("planning with take=true");
+        if service.endpoint.as_ref() == Some(&endpoint) {
+            return Ok(Outcome::Unchanged);
+        }
+        let mut updated = service.clone();
+        updated.endpoint = Some(endpoint);
+        self.service_current.insert(service.id.clone(), (service.version, true));
+        self.push(Object::Service(updated));
+        Ok(Outcome::Updated)
+    }
+
+    /// Computes the endpoint the service should have. With `take == false` nothing is taken and
+    /// `None` means "something new would have to be allocated".
+    fn plan_service(&mut self, service: &Service, take: bool) -> Result<Option<Endpoint>, AllocError> {
+        let id = &service.id;
+        let spec = &service.spec;
+        let endpoint_spec = spec.endpoint.clone().unwrap_or_default();
+        let mode = endpoint_spec.mode;
+        validate_ports(id, &endpoint_spec.ports)?;
+        if mode == ResolutionMode::Dnsrr && spec.needs_ingress() {
+            return Err(AllocError::invalid(format!(
+                "service {id} publishes ports in ingress mode with DNSRR resolution; use VIP or host-mode ports"
+            )));
+        }
+        let holder = Holder::Vip(id.clone());
+        let old = service.endpoint.as_ref();
+
+        // VIPs: ingress first, then the spec's networks in order, once each, overlay/global only.
+        let mut vips = Vec::new();
+        if mode == ResolutionMode::Vip {
+            let mut wanted: Vec<NetworkId> = Vec::new();
+            if spec.needs_ingress() {
+                let ingress = self.ingress().cloned().ok_or_else(|| AllocError::needs("the ingress network"))?;
+                wanted.push(ingress);
+            }
+            for config in spec.attachment_configs() {
+                let target = &config.target;
+                let view = self.net(target).ok_or_else(|| AllocError::needs(format!("network {target}")))?;
+                if Some(target) == self.ingress() && self.state.networks.get(target).is_some_and(|e| e.ingress) {
+                    return Err(AllocError::invalid(format!(
+                        "service {id} lists the ingress network {target}; it is added when ports are published"
+                    )));
+                }
+                if view.scope != DriverScope::NodeLocal && !wanted.contains(target) {
+                    wanted.push(target.clone());
+                }
+            }
+            for network in wanted {
+                if self.net(&network).and_then(|n| n.alloc).is_none() {
+                    return Err(AllocError::needs(format!("network {network}")));
+                }
+                let kept =
+                    old.into_iter().flat_map(|e| &e.virtual_ips).filter(|vip| vip.network_id == network).find_map(
+                        |vip| match self.repair(&network, std::slice::from_ref(&vip.addr), &holder) {
+                            Ok(None) => Some(vip.addr),
+                            _ => None,
+                        },
+                    );
+                let addr = match kept {
+                    Some(addr) => addr,
+                    None if !take => return Ok(None),
+                    None => self.take_new(&network, self.vip_family(&network), &holder)?,
+                };
+                vips.push(VirtualIp { network_id: network, addr });
+            }
+        }
+
+        // Ports: user-chosen ingress ports, then dynamic ones, then host-mode ports as given.
+        let old_ports = old.map_or(&[][..], |e| &e.ports);
+        let old_spec_ports = old.map_or(&[][..], |e| &e.spec.ports);
+        let mut fixed = Vec::new();
+        let mut dynamic = Vec::new();
+        let mut host = Vec::new();
+        for port in &endpoint_spec.ports {
+            match (port.publish_mode, port.published_port) {
+                (PublishMode::Host, _) => host.push(port.clone()),
+                (PublishMode::Ingress, 0) => dynamic.push(port.clone()),
+                (PublishMode::Ingress, _) => fixed.push(port.clone()),
+            }
+        }
+        for port in &fixed {
+            if !self.holds_port(id, port.protocol, port.published_port) {
+                if !take {
+                    return Ok(None);
+                }
+                self.take_port(id, port.protocol, port.published_port)?;
+            }
+        }
+        for port in &mut dynamic {
+            let sticky = old_spec_ports
+                .iter()
+                .any(|p| same_port(p, port) && p.published_port == 0 && p.publish_mode == PublishMode::Ingress)
+                .then(|| {
+                    old_ports
+                        .iter()
+                        .find(|p| same_port(p, port) && p.publish_mode == PublishMode::Ingress && p.published_port != 0)
+                })
+                .flatten()
+                .map(|p| p.published_port)
+                .filter(|published| {
+                    self.holds_port(id, port.protocol, *published)
+                        && !fixed.iter().any(|f| f.protocol == port.protocol && f.published_port == *published)
+                });
+            port.published_port = match sticky {
+                Some(published) => published,
+                None if !take => return Ok(None),
+                None => self.take_dynamic_port(id, port.protocol)?,
+            };
+        }
+        let mut ports = fixed;
+        ports.extend(dynamic);
+        ports.extend(host);
+        Ok(Some(Endpoint { spec: endpoint_spec, ports, virtual_ips: vips }))
+    }
+
+    fn vip_family(&self, network: &NetworkId) -> bool {
+        // A VIP takes one address: IPv4 when the network has an IPv4 subnet.
+        self.net(network).and_then(|n| n.alloc).is_some_and(|a| a.pools.iter().all(Pool::is_v6))
+    }
+
+    fn holds_port(&self, service: &ServiceId, protocol: Protocol, port: u16) -> bool {
+        let committed = self.state.ports.get(&(protocol, port)).is_some_and(|c| c.holder() == service);
+        let taken = self.ports.get(&(protocol, port));
+        (committed && taken.is_none_or(|s| s == service)) || taken == Some(service)
+    }
+
+    fn take_port(&mut self, service: &ServiceId, protocol: Protocol, port: u16) -> Result<(), AllocError> {
+        let what = || format!("published port {protocol}/{port}");
+        if let Some(claims) = self.state.ports.get(&(protocol, port))
+            && claims.holder() != service
+        {
+            return Err(AllocError::in_use(what(), format!("service {}", claims.holder())));
+        }
+        match self.ports.get(&(protocol, port)) {
+            Some(owner) if owner == service => Ok(()),
+            Some(owner) => Err(AllocError::in_use(what(), format!("service {owner}"))),
+            None => {
+                self.ports.insert((protocol, port), service.clone());
+                self.undo.push(Undo::Port(protocol, port));
+                Ok(())
+            }
+        }
+    }
+
+    /// The first free port after the highest published port in the dynamic range, wrapping.
+    fn take_dynamic_port(&mut self, service: &ServiceId, protocol: Protocol) -> Result<u16, AllocError> {
+        let range = self.config().dynamic_port_range;
+        let highest = self
+            .state
+            .ports
+            .range((protocol, range.min)..=(protocol, range.max))
+            .next_back()
+            .map(|(k, _)| k.1)
+            .max(self.ports.range((protocol, range.min)..=(protocol, range.max)).next_back().map(|(k, _)| k.1));
+        let start = match highest {
+            Some(h) if h < range.max => h + 1,
+            _ => range.min,
+        };
+        let free =
+            |p: &u16| !self.state.ports.contains_key(&(protocol, *p)) && !self.ports.contains_key(&(protocol, *p));
+        let port = (start..=range.max)
+            .chain(range.min..start)
+            .find(free)
+            .ok_or_else(|| AllocError::exhausted(format!("dynamic {protocol} ports {}..={}", range.min, range.max)))?;
+        self.take_port(service, protocol, port)?;
+        Ok(port)
+    }
+
+    /// True when the service is allocated as its spec asks (tasks need this).
+    fn service_is_current(&mut self, service: &Service) -> Result<bool, AllocError> {
+        if let Some((version, current)) = self.service_current.get(&service.id)
+            && *version == service.version
+        {
+            return Ok(*current);
+        }
+        let current = match self.plan_service(service, false) {
+            Ok(Some(endpoint)) => service.endpoint.as_ref() == Some(&endpoint),
+            Ok(None) => false,
+            Err(e) if e.is_retryable() => false,
+            Err(e) => return Err(e),
+        };
+        self.service_current.insert(service.id.clone(), (service.version, current));
+        Ok(current)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Tasks
+
+    /// Allocates a NEW task (desired state up to RUNNING): builds its attachments, gives each an
+    /// address per address family, copies the service endpoint, and moves it to PENDING. A live
+    /// task past NEW whose address was lost to a conflict gets a fresh one for that address only.
+    pub fn allocate_task(&mut self, task: &Task, service: Option<&Service>) -> Result<Outcome, AllocError> {
+        if self.updates.contains_key(&ObjectId::Task(task.id.clone())) || !task.status.state.is_live() {
+            return Ok(Outcome::Unchanged);
+        }
+        let holder = Holder::Task(task.id.clone());
+        if task.status.state != TaskState::New {
+            return self.atomically(|tx| tx.repair_task(task, &holder));
+        }
+        if task.desired_state > TaskState::Running {
+            return Ok(Outcome::Unchanged);
+        }
+        let service = match &task.service_id {
+            None => None,
+            Some(service_id) => {
+                let service = match self.updates.get(&ObjectId::Service(service_id.clone())) {
+                    Some(Object::Service(updated)) => updated.clone(),
+                    _ => service
+                        .filter(|s| &s.id == service_id)
+                        .cloned()
+                        .ok_or_else(|| AllocError::needs(format!("service {service_id}")))?,
+                };
+                if !self.service_is_current(&service)? {
+                    return Err(AllocError::needs(format!("service {service_id}")));
+                }
+                Some(service)
+            }
+        };
+        self.atomically(|tx| tx.allocate_new_task(task, service.as_ref(), &holder))
+    }
+
+    fn allocate_new_task(
+        &mut self,
+        task: &Task,
+        service: Option<&Service>,
+        holder: &Holder,
+    ) -> Result<Outcome, AllocError> {
+        let mut configs: Vec<NetworkAttachmentConfig> = Vec::new();
+        if task.networks.is_empty() {
+            if let Some(service) = service
+                && service.spec.needs_ingress()
+                && let Some(ingress) = self.ingress()
+            {
+                configs.push(NetworkAttachmentConfig::to(ingress.clone()));
+            }
+            let from_spec = if task.spec.networks.is_empty() {
+                service.map_or(&[][..], |s| s.spec.attachment_configs())
+            } else {
+                &task.spec.networks
+            };
+            configs.extend(from_spec.iter().cloned());
+        } else {
+            // Attachments already built (an attachable-network container): their addresses are requests.
+            configs.extend(task.networks.iter().map(|a| NetworkAttachmentConfig {
+                target: a.network_id.clone(),
+                aliases: a.aliases.clone(),
+                addresses: a.addresses.iter().map(IpNet::addr).collect(),
+                driver_attachment_opts: a.driver_attachment_opts.clone(),
+            }));
+        }
+        let mut attachments = Vec::with_capacity(configs.len());
+        for config in configs {
+            if attachments.iter().any(|a: &NetworkAttachment| a.network_id == config.target) {
+                continue;
+            }
+            // Targets missing from the store are skipped, as SwarmKit does.
+            let Some(view) = self.net(&config.target) else { continue };
+            let addresses = if view.scope == DriverScope::NodeLocal {
+                // No swarm-level address; requested ones are passed through to the node.
+                config.addresses.iter().map(|ip| IpNet::from(*ip)).collect()
+            } else {
+                self.attach(&config.target, &config.addresses, holder)?
+            };
+            attachments.push(NetworkAttachment {
+                network_id: config.target,
+                addresses,
+                aliases: config.aliases,
+                driver_attachment_opts: config.driver_attachment_opts,
+            });
+        }
+        let mut updated = task.clone();
+        updated.networks = attachments;
+        updated.endpoint = service.and_then(|s| s.endpoint.clone());
+        updated.status.state = TaskState::Pending;
+        updated.status.message = PENDING_MESSAGE.to_string();
+        self.push(Object::Task(updated));
+        Ok(Outcome::Updated)
+    }
+
+    fn repair_task(&mut self, task: &Task, holder: &Holder) -> Result<Outcome, AllocError> {
+        let mut updated: Option<Task> = None;
+        for (i, attachment) in task.networks.iter().enumerate() {
+            let Some(view) = self.net(&attachment.network_id) else { continue };
+            if view.scope == DriverScope::NodeLocal || attachment.addresses.is_empty() {
+                continue;
+            }
+            if let Some(addrs) = self.repair(&attachment.network_id, &attachment.addresses, holder)? {
+                updated.get_or_insert_with(|| task.clone()).networks[i].addresses = addrs;
+            }
+        }
+        match updated {
+            Some(task) => {
+                self.push(Object::Task(task));
+                Ok(Outcome::Updated)
+            }
+            None => Ok(Outcome::Unchanged),
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Nodes
+
+    /// Gives a node one load-balancer attachment per network it needs (ingress, plus the overlay
+    /// networks of its live tasks), keeping the ones it has; attachments it no longer needs are
+    /// dropped, which releases them when the update is committed.
+    pub fn allocate_node(&mut self, node: &Node) -> Result<Outcome, AllocError> {
+        if self.updates.contains_key(&ObjectId::Node(node.id.clone())) {
+            return Ok(Outcome::Unchanged);
+        }
+        self.atomically(|tx| tx.allocate_node_inner(node))
+    }
+
+    fn allocate_node_inner(&mut self, node: &Node) -> Result<Outcome, AllocError> {
+        let holder = Holder::NodeLb(node.id.clone());
+        let mut wanted = self.state.node_wanted_networks(&node.id);
+        if let Some(ingress) = self.ingress_allocated()
+            && !wanted.contains(&ingress)
+        {
+            wanted.insert(0, ingress);
+        }
+        let mut attachments = Vec::with_capacity(wanted.len());
+        for network in wanted {
+            let existing = node.attachments.iter().find(|a| a.network_id == network && !a.addresses.is_empty());
+            let addresses = match existing {
+                Some(a) => self.repair(&network, &a.addresses, &holder)?.unwrap_or_else(|| a.addresses.clone()),
+                None => self.attach(&network, &[], &holder)?,
+            };
+            attachments.push(NetworkAttachment {
+                network_id: network,
+                addresses,
+                aliases: Vec::new(),
+                driver_attachment_opts: Default::default(),
+            });
+        }
+        if attachments == node.attachments {
+            return Ok(Outcome::Unchanged);
+        }
+        let mut updated = node.clone();
+        updated.attachments = attachments;
+        self.push(Object::Node(updated));
+        Ok(Outcome::Updated)
+    }
+
+    fn push(&mut self, object: Object) {
+        self.updates.insert(object.id(), object);
+    }
+}
+
+/// Rejects port lists SwarmKit's control API would reject.
+fn validate_ports(service: &ServiceId, ports: &[PortConfig]) -> Result<(), AllocError> {
+    for (i, port) in ports.iter().enumerate() {
+        if port.target_port == 0 {
+            return Err(AllocError::invalid(format!("service {service} ports[{i}] has target port 0")));
+        }
+        if port.published_port == 0 {
+            continue;
+        }
+        if let Some(j) = ports[..i]
+            .iter()
+            .position(|other| other.protocol == port.protocol && other.published_port == port.published_port)
+        {
+            return Err(AllocError::invalid(format!(
+                "service {service} ports[{i}] publishes {}/{} already published by ports[{j}]",
+                port.protocol, port.published_port
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
+    a.name == b.name && a.protocol == b.protocol && a.target_port == b.target_port
+}
+
+/// The reuse-delay rule inside one pool (see [`Tx::take_new`]).
+fn pick_in_pool(pool: &Pool, taken: &BTreeMap<u128, Holder>) -> Option<u128> {
+    let (lo, hi) = pool.pick;
+    let cursor = pool.cursor().max(taken.range(lo..=hi).next_back().map(|(k, _)| *k));
+    let start = match cursor {
+        Some(c) if c < hi => c + 1,
+        _ => lo,
+    };
+    let free = |from: u128, to: u128| first_unclaimed(pool, taken, from, to);
+    if let Some(value) = free(start, hi).or_else(|| if start > lo { free(lo, start - 1) } else { None }) {
+        return Some(value);
+    }
+    let retired = |(value, claims): (&u128, &crate::index::Claims<Holder>)| {
+        (claims.holder().is_retired() && !taken.contains_key(value)).then_some(*value)
+    };
+    pool.slots.range(start..=hi).find_map(retired).or_else(|| pool.slots.range(lo..start).find_map(retired))
+}
+
+/// The first address in `from..=to` that no committed object and no earlier update references.
+fn first_unclaimed(pool: &Pool, taken: &BTreeMap<u128, Holder>, from: u128, to: u128) -> Option<u128> {
+    let mut committed = pool.slots.range(from..=to).map(|(k, _)| *k).peekable();
+    let mut pending = taken.range(from..=to).map(|(k, _)| *k).peekable();
+    let mut candidate = from;
+    loop {
+        let next = match (committed.peek(), pending.peek()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        };
+        match next {
+            Some(occupied) if occupied == candidate => {
+                while committed.next_if_eq(&occupied).is_some() {}
+                while pending.next_if_eq(&occupied).is_some() {}
+                if candidate == to {
+                    return None;
+                }
+                candidate += 1;
+            }
+            _ => return Some(candidate),
+        }
+    }
+}
