@@ -135,6 +135,8 @@ pub(crate) struct Pool {
     pub(crate) subnet: IpNet,
     pub(crate) range: Option<IpNet>,
     pub(crate) gateway: Option<IpAddr>,
+    /// True when the network's spec left this subnet to the default pools (it moves their cursor).
+    pub(crate) from_default: bool,
     /// Usable host addresses of the subnet (network and broadcast excluded above /31, /127).
     pub(crate) usable: (u128, u128),
     /// Where new addresses are picked: the range (or subnet) intersected with `usable`.
@@ -170,7 +172,15 @@ impl Pool {
             }
             pick = (lo, hi);
         }
-        let mut pool = Pool { subnet, range: config.range, gateway: None, usable, pick, slots: BTreeMap::new() };
+        let mut pool = Pool {
+            subnet,
+            range: config.range,
+            gateway: None,
+            from_default: false,
+            usable,
+            pick,
+            slots: BTreeMap::new(),
+        };
         if let Some(gateway) = config.gateway {
             match pool.place(gateway) {
                 Placement::Usable(_) => pool.gateway = Some(gateway),
@@ -286,7 +296,9 @@ impl NetEntry {
 fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<NetAlloc, String> {
     let mut pools = Vec::with_capacity(ipam.configs.len());
     for (i, config) in ipam.configs.iter().enumerate() {
-        let pool = Pool::new(config).map_err(|e| format!("ipam.configs[{i}]: {e}"))?;
+        let mut pool = Pool::new(config).map_err(|e| format!("ipam.configs[{i}]: {e}"))?;
+        let spec_configs = network.spec.ipam.as_ref().map_or(&[][..], |ipam| &ipam.configs);
+        pool.from_default = spec_configs.get(i).is_none_or(|c| c.subnet.is_none());
         if let Some(other) = pools.iter().position(|p: &Pool| overlaps(&p.subnet, &pool.subnet)) {
             return Err(format!("ipam.configs[{i}] subnet {} overlaps ipam.configs[{other}]", pool.subnet));
         }
@@ -328,6 +340,14 @@ pub(crate) fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(b) || b.contains(a)
 }
 
+/// A subnet in the overlap index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SubnetEntry {
+    pub(crate) subnet: IpNet,
+    pub(crate) network: NetworkId,
+    pub(crate) from_default: bool,
+}
+
 /// The resources one service holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ServiceEntry {
@@ -349,7 +369,7 @@ pub(crate) struct State {
     pub(crate) config: ClusterConfig,
     pub(crate) networks: BTreeMap<NetworkId, NetEntry>,
     /// Winning subnets by (address family, first address): the overlap index.
-    pub(crate) subnets: BTreeMap<(bool, u128), (IpNet, NetworkId)>,
+    pub(crate) subnets: BTreeMap<(bool, u128), SubnetEntry>,
     /// Winning VXLAN ids.
     pub(crate) vnis: BTreeMap<u32, NetworkId>,
     pub(crate) ingress: Option<NetworkId>,
@@ -492,7 +512,8 @@ impl State {
             }
             for pool in &alloc.pools {
                 let key = (pool.is_v6(), ip_to_u128(pool.subnet.network()));
-                self.subnets.insert(key, (pool.subnet, id.clone()));
+                let entry = SubnetEntry { subnet: pool.subnet, network: id.clone(), from_default: pool.from_default };
+                self.subnets.insert(key, entry);
             }
             for vni in &alloc.vnis {
                 self.vnis.insert(*vni, id.clone());
@@ -671,19 +692,19 @@ fn distinct_networks(addrs: &[(NetworkId, IpAddr)]) -> impl Iterator<Item = &Net
 /// A winning subnet that overlaps `subnet`, if any. Winning subnets never overlap each other, so
 /// the only one that can contain `subnet` is its predecessor by first address.
 pub(crate) fn find_overlap<'a>(
-    subnets: &'a BTreeMap<(bool, u128), (IpNet, NetworkId)>,
+    subnets: &'a BTreeMap<(bool, u128), SubnetEntry>,
     subnet: &IpNet,
 ) -> Option<(IpNet, &'a NetworkId)> {
     let v6 = matches!(subnet, IpNet::V6(_));
     let lo = ip_to_u128(subnet.network());
     let hi = ip_to_u128(subnet.broadcast());
-    if let Some((_, (net, owner))) = subnets.range(..=(v6, lo)).next_back()
-        && net.contains(subnet)
-        && matches!(net, IpNet::V6(_)) == v6
+    if let Some((_, entry)) = subnets.range(..=(v6, lo)).next_back()
+        && entry.subnet.contains(subnet)
+        && matches!(entry.subnet, IpNet::V6(_)) == v6
     {
-        return Some((*net, owner));
+        return Some((entry.subnet, &entry.network));
     }
-    subnets.range((v6, lo)..=(v6, hi)).next().map(|(_, (net, owner))| (*net, owner))
+    subnets.range((v6, lo)..=(v6, hi)).next().map(|(_, entry)| (entry.subnet, &entry.network))
 }
 
 /// Keeps the object kinds in dependency order inside a proposal: networks, services, tasks, nodes.

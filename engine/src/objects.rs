@@ -509,6 +509,24 @@ impl ObjectRef<'_> {
     }
 }
 
+macro_rules! object_from {
+    ($($kind:ident),*) => {$(
+        impl From<$kind> for Object {
+            fn from(object: $kind) -> Self {
+                Object::$kind(object)
+            }
+        }
+
+        impl<'a> From<&'a $kind> for ObjectRef<'a> {
+            fn from(object: &'a $kind) -> Self {
+                ObjectRef::$kind(object)
+            }
+        }
+    )*};
+}
+
+object_from!(Network, Service, Task, Node);
+
 impl<'a> From<&'a Object> for ObjectRef<'a> {
     fn from(object: &'a Object) -> Self {
         object.as_ref()

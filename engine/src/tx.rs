@@ -12,7 +12,8 @@ use crate::config::ClusterConfig;
 use crate::error::AllocError;
 use crate::ids::{NetworkId, ServiceId};
 use crate::index::{
-    Holder, NetAlloc, Placement, Pool, State, find_overlap, ip_to_u128, kind_rank, overlaps, parse_vni_list,
+    Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
+    parse_vni_list,
 };
 use crate::objects::{
     DEFAULT_IPAM_DRIVER, DriverConfig, DriverScope, Endpoint, Ipam, IpamConfig, Network, NetworkAttachment,
@@ -78,7 +79,7 @@ pub struct Tx<'s> {
     addrs: BTreeMap<NetworkId, BTreeMap<u128, Holder>>,
     ports: BTreeMap<(Protocol, u16), ServiceId>,
     vnis: BTreeSet<u32>,
-    subnets: BTreeMap<(bool, u128), (IpNet, NetworkId)>,
+    subnets: BTreeMap<(bool, u128), SubnetEntry>,
     networks: BTreeMap<NetworkId, NetAlloc>,
     ingress: Option<NetworkId>,
     undo: Vec<Undo>,
@@ -347,6 +348,7 @@ impl<'s> Tx<'s> {
         let mut pools: Vec<Pool> = Vec::with_capacity(spec_configs.len());
         let mut configs = Vec::with_capacity(spec_configs.len());
         for (i, spec) in spec_configs.iter().enumerate() {
+            let from_default = spec.subnet.is_none();
             let subnet = match spec.subnet {
                 Some(subnet) => {
                     if subnet.trunc() != subnet {
@@ -388,7 +390,7 @@ impl<'s> Tx<'s> {
                 config.gateway = Some(gateway);
             }
             let key = (pool.is_v6(), ip_to_u128(subnet.network()));
-            self.subnets.insert(key, (subnet, id.clone()));
+            self.subnets.insert(key, SubnetEntry { subnet, network: id.clone(), from_default });
             self.undo.push(Undo::Subnet(key));
             pools.push(pool);
             configs.push(config);
@@ -456,7 +458,8 @@ impl<'s> Tx<'s> {
             .subnets
             .values()
             .chain(self.subnets.values())
-            .filter_map(|(net, _)| config.default_subnet_index(net))
+            .filter(|entry| entry.from_default)
+            .filter_map(|entry| config.default_subnet_index(&entry.subnet))
             .max();
         let start = highest.map_or(0, |h| (h + 1) % count);
         let step = 1u128 << (32 - config.subnet_size);
