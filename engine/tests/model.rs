@@ -385,7 +385,8 @@ impl Model {
                     self.tasks().filter(|t| t.status.state == TaskState::Pending).cloned().collect();
                 let nodes: Vec<NodeId> = self.nodes().map(|n| n.id.clone()).collect();
                 if let (Some(mut task), Some(node)) = (Self::pick(pending, task), Self::pick(nodes, node)) {
-                    task.node_id = Some(node);
+                    // A standalone container's task already names its node.
+                    task.node_id.get_or_insert(node);
                     task.status = TaskStatus { state: TaskState::Assigned, message: "scheduler assigned task".into() };
                     self.write(Object::Task(task));
                 }
@@ -652,6 +653,72 @@ impl Model {
         }
         if matches!(end, PassEnd::Commit) {
             self.check_liveness(&old_store)?;
+            self.check_node_attachments(&old_store)?;
+        }
+        Ok(())
+    }
+
+    /// After a committed pass every node has load-balancer attachments on exactly the networks
+    /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
+    /// is literally `overlay` that a live task on the node (as committed before the pass) is
+    /// attached to. A needed one may be missing only when its pools have no free address.
+    fn check_node_attachments(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
+        let held_before = live_addresses(before);
+        let held_after = live_addresses(&self.store);
+        let allocated_overlay =
+            |store: &BTreeMap<ObjectId, Object>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
+                Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
+                _ => false,
+            };
+        for node in self.nodes() {
+            let mut wanted: BTreeSet<NetworkId> = BTreeSet::new();
+            // At most one ingress network is ever allocated; that one is the ingress.
+            wanted.extend(ingress_networks(&self.store).into_iter().filter(|id| allocated_overlay(&self.store, id)));
+            for object in before.values() {
+                let Object::Task(task) = object else { continue };
+                if task.node_id.as_ref() != Some(&node.id) || !task.status.state.is_live() {
+                    continue;
+                }
+                for attachment in &task.networks {
+                    if allocated_overlay(before, &attachment.network_id) {
+                        wanted.insert(attachment.network_id.clone());
+                    }
+                }
+            }
+            let has: BTreeSet<NetworkId> = node.attachments.iter().map(|a| a.network_id.clone()).collect();
+            let room = |id: &NetworkId| {
+                self.network(id).is_some_and(|n| {
+                    [false, true].iter().all(|v6| {
+                        !has_family(n, *v6)
+                            || has_room(n, *v6, |ip| {
+                                let key = (id.clone(), ip);
+                                !held_before.contains_key(&key) && !held_after.contains_key(&key)
+                            })
+                    })
+                })
+            };
+            let missing: Vec<&NetworkId> = wanted.difference(&has).collect();
+            let extra: Vec<&NetworkId> = has.difference(&wanted).collect();
+            let full: Vec<&&NetworkId> = missing.iter().filter(|id| !room(id)).collect();
+            if NODE_LB_PER_NETWORK {
+                if let Some(id) = missing.iter().find(|id| room(id)) {
+                    return Err(format!("node {} has no LB attachment on {id} although it needs one", node.id));
+                }
+                if !extra.is_empty() {
+                    return Err(format!("node {} keeps LB attachments on {extra:?}, which it does not need", node.id));
+                }
+            } else {
+                // All or nothing: the node is updated as a whole, or (when a network it needs
+                // has no room) left as it was.
+                let unchanged = before.get(&ObjectId::Node(node.id.clone())) == Some(&Object::Node(node.clone()));
+                let failed = !full.is_empty() && unchanged;
+                if !failed && !missing.is_empty() {
+                    return Err(format!("node {} has no LB attachment on {missing:?} although it needs them", node.id));
+                }
+                if !failed && !extra.is_empty() {
+                    return Err(format!("node {} keeps LB attachments on {extra:?}, which it does not need", node.id));
+                }
+            }
         }
         Ok(())
     }
@@ -767,27 +834,16 @@ impl Model {
                     satisfiable = false;
                     break;
                 }
-                let pools: Vec<&IpamConfig> = network.ipam.iter().flat_map(|i| &i.configs).collect();
                 for v6 in [false, true] {
-                    let family: Vec<&IpamConfig> = pools
-                        .iter()
-                        .copied()
-                        .filter(|c| c.subnet.is_some_and(|s| matches!(s, IpNet::V6(_)) == v6))
-                        .collect();
-                    if family.is_empty() {
+                    if !has_family(network, v6) {
                         continue;
                     }
                     let ok = match config.addresses.iter().find(|ip| ip.is_ipv6() == v6) {
                         Some(ip) => {
-                            family.iter().any(|c| c.subnet.is_some_and(|s| usable(&s, *ip)))
+                            subnets_of(network).iter().any(|s| usable(s, *ip))
                                 && held(&network.id, *ip).is_none_or(|h| *h == format!("task {}", task.id))
                         }
-                        // New picks come from the config's range when it has one.
-                        None => family.iter().any(|c| {
-                            let subnet = c.subnet.expect("filtered");
-                            hosts(&subnet)
-                                .any(|ip| c.range.is_none_or(|r| r.contains(&ip)) && held(&network.id, ip).is_none())
-                        }),
+                        None => has_room(network, v6, |ip| held(&network.id, ip).is_none()),
                     };
                     if !ok {
                         satisfiable = false;
@@ -827,6 +883,12 @@ fn new_task(
     }
 }
 
+/// Set to true if node load-balancer attachments become independent per network, as in SwarmKit
+/// (which skips a network whose pool is full and allocates the others). The engine allocates a
+/// node all or nothing: one full network leaves the node without LB attachments on every other
+/// network it needs (see the report). Until then the check is the all-or-nothing one.
+const NODE_LB_PER_NETWORK: bool = false;
+
 /// Set to true once the engine pairs old and new ingress ports one to one when it keeps dynamic
 /// ports sticky. Until then the generator avoids two ingress ports with the same (name, protocol,
 /// target) in one spec, because (see the report) on every pass such a dynamic port either takes
@@ -863,6 +925,19 @@ fn port_config(port: &PortGen) -> PortConfig {
 
 fn subnets_of(network: &Network) -> Vec<IpNet> {
     network.ipam.iter().flat_map(|i| &i.configs).filter_map(|c| c.subnet).collect()
+}
+
+fn has_family(network: &Network, v6: bool) -> bool {
+    subnets_of(network).iter().any(|s| matches!(s, IpNet::V6(_)) == v6)
+}
+
+/// Whether a new pick of one family can succeed: some usable address inside a config's range
+/// (or subnet when it has none) for which `free` holds.
+fn has_room(network: &Network, v6: bool, free: impl Fn(IpAddr) -> bool) -> bool {
+    network.ipam.iter().flat_map(|i| &i.configs).any(|config| {
+        let Some(subnet) = config.subnet.filter(|s| matches!(s, IpNet::V6(_)) == v6) else { return false };
+        hosts(&subnet).any(|ip| config.range.is_none_or(|r| r.contains(&ip)) && free(ip))
+    })
 }
 
 fn ingress_networks(store: &BTreeMap<ObjectId, Object>) -> Vec<NetworkId> {
