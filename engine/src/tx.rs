@@ -3,7 +3,8 @@
 //! remembered in the transaction so that two objects of one proposal never get the same thing.
 //! The rules are allocator-spec.md section 2; where this file departs from SwarmKit it says why.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -75,8 +76,13 @@ struct NetView<'s> {
 /// An allocation transaction over the committed index. See the module docs.
 pub struct Tx<'s> {
     state: &'s State,
-    updates: BTreeMap<ObjectId, Object>,
-    addrs: BTreeMap<NetworkId, BTreeMap<u128, Holder>>,
+    /// Updates per kind, in call order: networks, services, tasks, nodes.
+    updates: [Vec<Object>; 4],
+    /// Objects already in the proposal. Only membership is asked, never iteration order.
+    touched: HashSet<ObjectId, BuildHasherDefault<Fnv>>,
+    /// Where each updated service is in `updates[1]`, for its tasks.
+    services: BTreeMap<ServiceId, usize>,
+    addrs: BTreeMap<NetworkId, Taken>,
     ports: BTreeMap<(Protocol, u16), ServiceId>,
     vnis: BTreeSet<u32>,
     subnets: BTreeMap<(bool, u128), SubnetEntry>,
@@ -90,7 +96,9 @@ impl<'s> Tx<'s> {
     pub(crate) fn new(state: &'s State) -> Tx<'s> {
         Tx {
             state,
-            updates: BTreeMap::new(),
+            updates: Default::default(),
+            touched: HashSet::default(),
+            services: BTreeMap::new(),
             addrs: BTreeMap::new(),
             ports: BTreeMap::new(),
             vnis: BTreeSet::new(),
@@ -104,13 +112,26 @@ impl<'s> Tx<'s> {
 
     /// The updates collected so far, in dependency order.
     pub fn finish(self) -> Proposal {
-        let mut updates: Vec<Object> = self.updates.into_values().collect();
-        updates.sort_by_key(kind_rank);
+        let [networks, services, tasks, nodes] = self.updates;
+        let kinds = [&networks, &services, &tasks, &nodes].iter().filter(|v| !v.is_empty()).count();
+        if kinds <= 1 {
+            // The common big batch holds one kind: move it instead of copying 270-byte objects.
+            let updates = [networks, services, tasks, nodes].into_iter().find(|v| !v.is_empty()).unwrap_or_default();
+            return Proposal { updates };
+        }
+        let mut updates = Vec::with_capacity(networks.len() + services.len() + tasks.len() + nodes.len());
+        for kind in [networks, services, tasks, nodes] {
+            updates.extend(kind);
+        }
         Proposal { updates }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.updates.is_empty()
+        self.touched.is_empty()
+    }
+
+    fn contains(&self, id: ObjectId) -> bool {
+        self.touched.contains(&id)
     }
 
     fn config(&self) -> &ClusterConfig {
@@ -204,7 +225,7 @@ impl<'s> Tx<'s> {
     fn take_new(&mut self, network: &NetworkId, v6: bool, holder: &Holder) -> Result<IpNet, AllocError> {
         let alloc =
             self.net(network).and_then(|n| n.alloc).ok_or_else(|| AllocError::needs(format!("network {network}")))?;
-        let empty = BTreeMap::new();
+        let empty = Taken::default();
         let taken = self.addrs.get(network).unwrap_or(&empty);
         let mut found = None;
         for pool in alloc.pools.iter().filter(|p| p.is_v6() == v6) {
@@ -233,10 +254,11 @@ impl<'s> Tx<'s> {
     fn attach(&mut self, network: &NetworkId, requested: &[IpAddr], holder: &Holder) -> Result<Vec<IpNet>, AllocError> {
         let alloc =
             self.net(network).and_then(|n| n.alloc).ok_or_else(|| AllocError::needs(format!("network {network}")))?;
-        let mut families: Vec<bool> = Vec::new();
+        // Address families in the order their first subnet appears (at most two).
+        let mut families = [None::<bool>; 2];
         for pool in &alloc.pools {
-            if !families.contains(&pool.is_v6()) {
-                families.push(pool.is_v6());
+            if !families.contains(&Some(pool.is_v6())) {
+                families[families[0].is_some() as usize] = Some(pool.is_v6());
             }
         }
         for (i, ip) in requested.iter().enumerate() {
@@ -246,12 +268,12 @@ impl<'s> Tx<'s> {
                     if ip.is_ipv6() { 6 } else { 4 }
                 )));
             }
-            if !families.contains(&ip.is_ipv6()) {
+            if !families.contains(&Some(ip.is_ipv6())) {
                 return Err(AllocError::invalid(format!("address {ip} is outside every subnet of network {network}")));
             }
         }
-        let mut addrs = Vec::with_capacity(families.len());
-        for v6 in families {
+        let mut addrs = Vec::with_capacity(families.iter().flatten().count());
+        for v6 in families.into_iter().flatten() {
             let addr = match requested.iter().find(|ip| ip.is_ipv6() == v6) {
                 Some(ip) => self.take_exact(network, *ip, holder)?,
                 None => self.take_new(network, v6, holder)?,
@@ -302,8 +324,7 @@ impl<'s> Tx<'s> {
     /// Allocates a network: subnets (explicit, or the next default one), gateways, VXLAN ids.
     /// An allocated network is never changed (networks have no update in SwarmKit).
     pub fn allocate_network(&mut self, network: &Network) -> Result<Outcome, AllocError> {
-        if self.updates.contains_key(&ObjectId::Network(network.id.clone())) || self.networks.contains_key(&network.id)
-        {
+        if self.networks.contains_key(&network.id) {
             return Ok(Outcome::Unchanged);
         }
         if let Some(entry) = self.state.networks.get(&network.id)
@@ -525,8 +546,7 @@ impl<'s> Tx<'s> {
     /// still wants (VIPs per kept network, dynamic ports by name/protocol/target), taking the new
     /// before the old is released (the release happens when the update is committed).
     pub fn allocate_service(&mut self, service: &Service) -> Result<Outcome, AllocError> {
-        let key = ObjectId::Service(service.id.clone());
-        if self.updates.contains_key(&key) {
+        if self.contains(ObjectId::Service(service.id.clone())) {
             return Ok(Outcome::Unchanged);
         }
         let endpoint = self.atomically(|tx| tx.plan_service(service, true))?.expect("planning with take=true");
@@ -721,7 +741,7 @@ impl<'s> Tx<'s> {
     /// address per address family, copies the service endpoint, and moves it to PENDING. A live
     /// task past NEW whose address was lost to a conflict gets a fresh one for that address only.
     pub fn allocate_task(&mut self, task: &Task, service: Option<&Service>) -> Result<Outcome, AllocError> {
-        if self.updates.contains_key(&ObjectId::Task(task.id.clone())) || !task.status.state.is_live() {
+        if !task.status.state.is_live() || self.contains(ObjectId::Task(task.id.clone())) {
             return Ok(Outcome::Unchanged);
         }
         let holder = Holder::Task(task.id.clone());
@@ -734,7 +754,8 @@ impl<'s> Tx<'s> {
         let service = match &task.service_id {
             None => None,
             Some(service_id) => {
-                let service = match self.updates.get(&ObjectId::Service(service_id.clone())) {
+                let pending = self.services.get(service_id).map(|&i| &self.updates[1][i]);
+                let service = match pending {
                     Some(Object::Service(updated)) => updated.clone(),
                     _ => service
                         .filter(|s| &s.id == service_id)
@@ -756,48 +777,32 @@ impl<'s> Tx<'s> {
         service: Option<&Service>,
         holder: &Holder,
     ) -> Result<Outcome, AllocError> {
-        let mut configs: Vec<NetworkAttachmentConfig> = Vec::new();
+        let mut attachments = Vec::new();
         if task.networks.is_empty() {
-            if let Some(service) = service
-                && service.spec.needs_ingress()
-                && let Some(ingress) = self.ingress()
-            {
-                configs.push(NetworkAttachmentConfig::to(ingress.clone()));
-            }
+            let ingress = service
+                .filter(|s| s.spec.needs_ingress())
+                .and_then(|_| self.ingress())
+                .map(|id| NetworkAttachmentConfig::to(id.clone()));
             let from_spec = if task.spec.networks.is_empty() {
                 service.map_or(&[][..], |s| s.spec.attachment_configs())
             } else {
                 &task.spec.networks
             };
-            configs.extend(from_spec.iter().cloned());
+            attachments.reserve(from_spec.len() + ingress.is_some() as usize);
+            for config in ingress.iter().chain(from_spec) {
+                self.attach_config(&mut attachments, config, holder)?;
+            }
         } else {
             // Attachments already built (an attachable-network container): their addresses are requests.
-            configs.extend(task.networks.iter().map(|a| NetworkAttachmentConfig {
-                target: a.network_id.clone(),
-                aliases: a.aliases.clone(),
-                addresses: a.addresses.iter().map(IpNet::addr).collect(),
-                driver_attachment_opts: a.driver_attachment_opts.clone(),
-            }));
-        }
-        let mut attachments = Vec::with_capacity(configs.len());
-        for config in configs {
-            if attachments.iter().any(|a: &NetworkAttachment| a.network_id == config.target) {
-                continue;
+            for a in &task.networks {
+                let config = NetworkAttachmentConfig {
+                    target: a.network_id.clone(),
+                    aliases: a.aliases.clone(),
+                    addresses: a.addresses.iter().map(IpNet::addr).collect(),
+                    driver_attachment_opts: a.driver_attachment_opts.clone(),
+                };
+                self.attach_config(&mut attachments, &config, holder)?;
             }
-            // Targets missing from the store are skipped, as SwarmKit does.
-            let Some(view) = self.net(&config.target) else { continue };
-            let addresses = if view.scope == DriverScope::NodeLocal {
-                // No swarm-level address; requested ones are passed through to the node.
-                config.addresses.iter().map(|ip| IpNet::from(*ip)).collect()
-            } else {
-                self.attach(&config.target, &config.addresses, holder)?
-            };
-            attachments.push(NetworkAttachment {
-                network_id: config.target,
-                addresses,
-                aliases: config.aliases,
-                driver_attachment_opts: config.driver_attachment_opts,
-            });
         }
         let mut updated = task.clone();
         updated.networks = attachments;
@@ -806,6 +811,33 @@ impl<'s> Tx<'s> {
         updated.status.message = PENDING_MESSAGE.to_string();
         self.push(Object::Task(updated));
         Ok(Outcome::Updated)
+    }
+
+    /// Adds the attachment one config asks for, unless the network is listed already or missing
+    /// from the store (SwarmKit skips missing targets).
+    fn attach_config(
+        &mut self,
+        attachments: &mut Vec<NetworkAttachment>,
+        config: &NetworkAttachmentConfig,
+        holder: &Holder,
+    ) -> Result<(), AllocError> {
+        if attachments.iter().any(|a| a.network_id == config.target) {
+            return Ok(());
+        }
+        let Some(view) = self.net(&config.target) else { return Ok(()) };
+        let addresses = if view.scope == DriverScope::NodeLocal {
+            // No swarm-level address; requested ones are passed through to the node.
+            config.addresses.iter().map(|ip| IpNet::from(*ip)).collect()
+        } else {
+            self.attach(&config.target, &config.addresses, holder)?
+        };
+        attachments.push(NetworkAttachment {
+            network_id: config.target.clone(),
+            addresses,
+            aliases: config.aliases.clone(),
+            driver_attachment_opts: config.driver_attachment_opts.clone(),
+        });
+        Ok(())
     }
 
     fn repair_task(&mut self, task: &Task, holder: &Holder) -> Result<Outcome, AllocError> {
@@ -835,7 +867,7 @@ impl<'s> Tx<'s> {
     /// networks of its live tasks), keeping the ones it has; attachments it no longer needs are
     /// dropped, which releases them when the update is committed.
     pub fn allocate_node(&mut self, node: &Node) -> Result<Outcome, AllocError> {
-        if self.updates.contains_key(&ObjectId::Node(node.id.clone())) {
+        if self.contains(ObjectId::Node(node.id.clone())) {
             return Ok(Outcome::Unchanged);
         }
         self.atomically(|tx| tx.allocate_node_inner(node))
@@ -873,7 +905,30 @@ impl<'s> Tx<'s> {
     }
 
     fn push(&mut self, object: Object) {
-        self.updates.insert(object.id(), object);
+        let kind = kind_rank(&object) as usize;
+        if let Object::Service(s) = &object {
+            self.services.insert(s.id.clone(), self.updates[kind].len());
+        }
+        self.touched.insert(object.id());
+        self.updates[kind].push(object);
+    }
+}
+
+/// FNV-1a: a fast hash for the proposal's membership set (ids are short strings). Membership only.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }
 
@@ -903,14 +958,59 @@ fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
     a.name == b.name && a.protocol == b.protocol && a.target_port == b.target_port
 }
 
+/// Addresses one transaction took on one network, sorted. Picks mostly ascend, so an insert is
+/// usually a push; lookups are binary searches.
+#[derive(Default)]
+struct Taken(Vec<(u128, Holder)>);
+
+impl Taken {
+    fn position(&self, value: u128) -> Result<usize, usize> {
+        match self.0.last() {
+            Some((last, _)) if *last < value => Err(self.0.len()),
+            _ => self.0.binary_search_by_key(&value, |(v, _)| *v),
+        }
+    }
+
+    fn get(&self, value: &u128) -> Option<&Holder> {
+        self.position(*value).ok().map(|i| &self.0[i].1)
+    }
+
+    fn contains_key(&self, value: &u128) -> bool {
+        self.position(*value).is_ok()
+    }
+
+    fn insert(&mut self, value: u128, holder: Holder) {
+        match self.position(value) {
+            Ok(i) => self.0[i].1 = holder,
+            Err(i) => self.0.insert(i, (value, holder)),
+        }
+    }
+
+    fn remove(&mut self, value: &u128) {
+        if let Ok(i) = self.position(*value) {
+            self.0.remove(i);
+        }
+    }
+
+    /// The taken addresses in `lo..=hi`.
+    fn range(&self, lo: u128, hi: u128) -> &[(u128, Holder)] {
+        let start = self.0.partition_point(|(v, _)| *v < lo);
+        let end = self.0.partition_point(|(v, _)| *v <= hi);
+        &self.0[start..end.max(start)]
+    }
+}
+
 /// The reuse-delay rule inside one pool (see [`Tx::take_new`]).
-fn pick_in_pool(pool: &Pool, taken: &BTreeMap<u128, Holder>) -> Option<u128> {
+fn pick_in_pool(pool: &Pool, taken: &Taken) -> Option<u128> {
     let (lo, hi) = pool.pick;
-    let cursor = pool.cursor().max(taken.range(lo..=hi).next_back().map(|(k, _)| *k));
+    let cursor = pool.cursor().max(taken.range(lo, hi).last().map(|(k, _)| *k));
     let start = match cursor {
         Some(c) if c < hi => c + 1,
         _ => lo,
     };
+    if !pool.slots.contains_key(&start) && !taken.contains_key(&start) {
+        return Some(start);
+    }
     let free = |from: u128, to: u128| first_unclaimed(pool, taken, from, to);
     if let Some(value) = free(start, hi).or_else(|| if start > lo { free(lo, start - 1) } else { None }) {
         return Some(value);
@@ -922,9 +1022,9 @@ fn pick_in_pool(pool: &Pool, taken: &BTreeMap<u128, Holder>) -> Option<u128> {
 }
 
 /// The first address in `from..=to` that no committed object and no earlier update references.
-fn first_unclaimed(pool: &Pool, taken: &BTreeMap<u128, Holder>, from: u128, to: u128) -> Option<u128> {
+fn first_unclaimed(pool: &Pool, taken: &Taken, from: u128, to: u128) -> Option<u128> {
     let mut committed = pool.slots.range(from..=to).map(|(k, _)| *k).peekable();
-    let mut pending = taken.range(from..=to).map(|(k, _)| *k).peekable();
+    let mut pending = taken.range(from, to).iter().map(|(k, _)| *k).peekable();
     let mut candidate = from;
     loop {
         let next = match (committed.peek(), pending.peek()) {
