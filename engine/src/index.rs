@@ -398,11 +398,25 @@ impl State {
     }
 
     pub(crate) fn observe(&mut self, object: ObjectRef<'_>) {
-        match object {
-            ObjectRef::Network(n) => self.observe_network(n),
-            ObjectRef::Service(s) => self.observe_service(s),
-            ObjectRef::Task(t) => self.observe_task(t),
-            ObjectRef::Node(n) => self.observe_node(n),
+        self.observe_batch(std::iter::once(object));
+    }
+
+    /// Mirrors committed objects; the network ranking is settled once for the whole batch.
+    pub(crate) fn observe_batch<'a>(&mut self, objects: impl IntoIterator<Item = ObjectRef<'a>>) {
+        let mut networks_changed = false;
+        for object in objects {
+            match object {
+                ObjectRef::Network(n) => networks_changed |= self.observe_network(n),
+                ObjectRef::Service(s) => self.observe_service(s),
+                ObjectRef::Task(t) => {
+                    self.forget_task(&t.id);
+                    self.observe_task(t);
+                }
+                ObjectRef::Node(n) => self.observe_node(n),
+            }
+        }
+        if networks_changed {
+            self.resolve_networks();
         }
     }
 
@@ -435,12 +449,19 @@ impl State {
             }
         }
         self.resolve_networks();
+        // Every holder is new here: nothing to forget first.
         for object in rest {
-            self.observe(object);
+            match object {
+                ObjectRef::Service(s) => self.observe_service(s),
+                ObjectRef::Task(t) => self.observe_task(t),
+                ObjectRef::Node(n) => self.observe_node(n),
+                ObjectRef::Network(_) => unreachable!("networks were taken out above"),
+            }
         }
     }
 
-    fn observe_network(&mut self, network: &Network) {
+    /// Returns true when the network ranking must be settled again.
+    fn observe_network(&mut self, network: &Network) -> bool {
         let mut entry = NetEntry::of(network);
         let same_alloc = self.networks.get(&network.id).is_some_and(|old| old.stored == entry.stored);
         if same_alloc {
@@ -455,7 +476,7 @@ impl State {
             self.networks.insert(network.id.clone(), entry);
             self.reclaim_network(&network.id);
         }
-        self.resolve_networks();
+        true
     }
 
     /// Re-adds the claims of every holder on a network whose pools were just (re)built. This
@@ -560,8 +581,8 @@ impl State {
         }
     }
 
+    /// Adds a task's claims; the caller has forgotten its previous ones.
     fn observe_task(&mut self, task: &Task) {
-        self.forget_task(&task.id);
         let addrs: Vec<(NetworkId, IpAddr)> = task
             .networks
             .iter()

@@ -83,10 +83,9 @@ impl Allocator {
         let mut allocator = Allocator::new(config)?;
         let objects: Vec<ObjectRef<'a>> = objects.into_iter().collect();
         allocator.state.observe_all(objects.iter().copied());
-        let report = RestoreReport {
-            findings: restore::findings(&allocator.state),
-            queue: restore::queue(&allocator.state, &objects),
-        };
+        let findings = restore::findings(&allocator.state);
+        let queue = restore::queue(&allocator.state, &objects, &findings);
+        let report = RestoreReport { findings, queue };
         Ok((allocator, report))
     }
 
@@ -117,9 +116,7 @@ impl Allocator {
 
     /// Only the first `landed` updates of the proposal were committed (a cut batch).
     pub fn commit_prefix(&mut self, proposal: &Proposal, landed: usize) {
-        for object in &proposal.updates[..landed.min(proposal.len())] {
-            self.state.observe(object.as_ref());
-        }
+        self.state.observe_batch(proposal.updates[..landed.min(proposal.len())].iter().map(Object::as_ref));
     }
 
     /// Restore's findings for the current state (what `restore` would report now).

@@ -3,7 +3,6 @@
 //! `index` (lowest [`Holder`] keeps an address, lowest service id keeps a port, ingress-then-id
 //! keeps a subnet or VXLAN id), and the losers are queued here for fresh allocation.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -166,35 +165,46 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
     out
 }
 
-/// Objects that an allocation pass would change: found by asking a throwaway transaction.
-pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>]) -> Vec<ObjectId> {
-    let services: BTreeMap<&ServiceId, &crate::objects::Service> = objects
-        .iter()
-        .filter_map(|o| match o {
-            ObjectRef::Service(s) => Some((&s.id, *s)),
-            _ => None,
-        })
-        .collect();
-    let mut queue: Vec<ObjectId> = objects
-        .iter()
-        .filter(|object| {
-            let mut tx = Tx::new(state);
-            let outcome = match object {
-                ObjectRef::Network(n) => tx.allocate_network(n),
-                ObjectRef::Service(s) => tx.allocate_service(s),
-                ObjectRef::Task(t) => {
-                    if t.status.state == TaskState::New && t.desired_state <= TaskState::Running {
-                        return true;
-                    }
-                    let service = t.service_id.as_ref().and_then(|id| services.get(id).copied());
-                    tx.allocate_task(t, service)
+/// Objects that an allocation pass would change. Tasks are many, so theirs comes from the
+/// findings (a live task needs work only when it lost or misplaced an address) plus the NEW ones;
+/// the other kinds ask a throwaway transaction.
+pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>], findings: &[Finding]) -> Vec<ObjectId> {
+    let mut queue: Vec<ObjectId> = Vec::new();
+    let mut lost_task = |holder: &Holder| {
+        if let Holder::Task(id) = holder {
+            queue.push(ObjectId::Task(id.clone()));
+        }
+    };
+    for finding in findings {
+        match finding {
+            Finding::DuplicateAddress { lost, .. } => lost.iter().for_each(&mut lost_task),
+            Finding::AddressOutsideSubnets { holder, network, .. }
+            | Finding::ReservedAddress { holder, network, .. }
+                if state.networks.get(network).is_some_and(|e| e.usable_alloc().is_some()) =>
+            {
+                lost_task(holder)
+            }
+            _ => {}
+        }
+    }
+    for object in objects {
+        let mut tx = Tx::new(state);
+        let outcome = match object {
+            ObjectRef::Network(n) => tx.allocate_network(n),
+            ObjectRef::Service(s) => tx.allocate_service(s),
+            ObjectRef::Task(t) => {
+                if t.status.state == TaskState::New && t.desired_state <= TaskState::Running {
+                    queue.push(object.id());
                 }
-                ObjectRef::Node(n) => tx.allocate_node(n),
-            };
-            !matches!(outcome, Ok(Outcome::Unchanged))
-        })
-        .map(ObjectRef::id)
-        .collect();
+                continue;
+            }
+            ObjectRef::Node(n) => tx.allocate_node(n),
+        };
+        if !matches!(outcome, Ok(Outcome::Unchanged)) {
+            queue.push(object.id());
+        }
+    }
     queue.sort();
+    queue.dedup();
     queue
 }

@@ -299,7 +299,6 @@ impl<'s> Tx<'s> {
                     let pool = &alloc.pools[p];
                     let value = ip_to_u128(addr.addr());
                     pool.slots.get(&value).is_some_and(|c| c.holder() == holder)
-                        && pool.with_prefix(value) == *addr
                         && self.addrs.get(network).and_then(|t| t.get(&value)).is_none_or(|h| h == holder)
                 }
                 _ => false,
