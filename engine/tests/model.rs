@@ -57,6 +57,12 @@ enum NetKind {
     /// An IPv4 /28 plus an IPv6 /125, `k` picks which pair (pairs with the same k overlap).
     DualStack(usize),
     NodeLocal(usize),
+    /// Two IPv4 subnets, a /30 (one address after the gateway) then a /29: picks in config order.
+    TwoSubnets,
+    /// An IPv6-only overlay network (no VXLAN id: those exist only for IPv4 subnets).
+    V6Only(usize),
+    /// A default subnet with a VXLAN id pinned through the driver option (may clash with others).
+    PinnedVni(u32),
     /// 192.168.3.0/28 with picks limited to the range 192.168.3.8/29 and the gateway .1 named.
     Ranged,
     /// A global-scope driver that is not overlay: addresses but no VXLAN ids.
@@ -137,10 +143,14 @@ enum Op {
     AssignTask(Index, Index),
     RunTask(Index),
     EndTask(Index, TaskState),
+    /// The orchestrator asks a task to stop (desired SHUTDOWN); its status does not change yet.
+    StopTask(Index),
     DeleteTask(Index),
     DeleteNode(Index),
     Pass(PassEnd),
     Restore(u64),
+    /// Committed passes with no other write in between until a pass proposes nothing.
+    Settle,
 }
 
 fn net_kind() -> impl Strategy<Value = NetKind> {
@@ -151,6 +161,9 @@ fn net_kind() -> impl Strategy<Value = NetKind> {
         1 => (0..LOCAL_DRIVERS.len()).prop_map(NetKind::NodeLocal),
         1 => Just(NetKind::Remote),
         1 => Just(NetKind::Ranged),
+        1 => Just(NetKind::TwoSubnets),
+        1 => (0..2usize).prop_map(NetKind::V6Only),
+        1 => (4096u32..4099).prop_map(NetKind::PinnedVni),
         2 => Just(NetKind::Ingress),
     ]
 }
@@ -218,11 +231,13 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<Index>().prop_map(Op::RunTask),
         3 => (any::<Index>(), terminal_state()).prop_map(|(t, s)| Op::EndTask(t, s)),
         2 => any::<Index>().prop_map(Op::DeleteTask),
+        2 => any::<Index>().prop_map(Op::StopTask),
         1 => any::<Index>().prop_map(Op::DeleteNode),
         5 => Just(Op::Pass(PassEnd::Commit)),
         2 => any::<Index>().prop_map(|k| Op::Pass(PassEnd::Prefix(k))),
         2 => Just(Op::Pass(PassEnd::Drop)),
         2 => any::<u64>().prop_map(Op::Restore),
+        1 => Just(Op::Settle),
     ]
 }
 
@@ -406,6 +421,14 @@ impl Model {
                     self.write(Object::Task(task));
                 }
             }
+            Op::StopTask(task) => {
+                let running: Vec<Task> =
+                    self.tasks().filter(|t| t.desired_state <= TaskState::Running).cloned().collect();
+                if let Some(mut task) = Self::pick(running, task) {
+                    task.desired_state = TaskState::Shutdown;
+                    self.write(Object::Task(task));
+                }
+            }
             Op::DeleteTask(index) => {
                 if let Some(id) = Self::pick(self.tasks().map(|t| t.id.clone()).collect(), index) {
                     self.delete(ObjectId::Task(id));
@@ -417,6 +440,7 @@ impl Model {
                 }
             }
             Op::Pass(end) => return self.pass(*end),
+            Op::Settle => return self.settle(),
             Op::Restore(seed) => {
                 let mut objects: Vec<&Object> = self.store.values().collect();
                 shuffle(&mut objects, *seed | 1);
@@ -453,6 +477,18 @@ impl Model {
             NetKind::NodeLocal(i) => {
                 spec.driver = Some(DriverConfig { name: LOCAL_DRIVERS[*i].into(), options: BTreeMap::new() });
             }
+            NetKind::TwoSubnets => {
+                spec.ipam = Some(ipam(&["192.168.4.0/30", "192.168.5.0/29"]));
+                spec.attachable = true;
+            }
+            NetKind::V6Only(k) => {
+                spec.ipam = Some(ipam(&[&format!("fd00:0:1:{k}::/125")]));
+                spec.attachable = true;
+            }
+            NetKind::PinnedVni(vni) => {
+                let options = [(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())].into();
+                spec.driver = Some(DriverConfig { name: "overlay".into(), options });
+            }
             NetKind::Ranged => {
                 spec.ipam = Some(Ipam {
                     driver: String::new(),
@@ -483,8 +519,11 @@ impl Model {
         let by_service = self.services().any(|s| {
             s.spec.attachment_configs().iter().any(|c| c.target == id) || (is_ingress && s.spec.needs_ingress())
         });
+        // A task that is shutting down (desired SHUTDOWN, still RUNNING) does not block the
+        // delete: that is how SwarmKit leaked its other addresses (bug class B4).
         let by_task = self.tasks().any(|t| {
             t.status.state.is_live()
+                && t.desired_state <= TaskState::Running
                 && (t.networks.iter().any(|a| a.network_id == id) || t.spec.networks.iter().any(|c| c.target == id))
         });
         if !by_service && !by_task {
@@ -658,6 +697,32 @@ impl Model {
         Ok(())
     }
 
+    /// (f) Allocation converges: without other writes, a pass commits networks, services and
+    /// tasks, the next one the node LB attachments their tasks need, and the one after that
+    /// proposes nothing. An object updated by every pass (a port or address that moves on each
+    /// pass) would never settle.
+    fn settle(&mut self) -> Check {
+        const PASSES_MAX: usize = 3;
+        let mut last = Vec::new();
+        for _ in 0..PASSES_MAX {
+            last = self.build().updates().iter().map(Object::id).collect();
+            if last.is_empty() {
+                return Ok(());
+            }
+            self.pass(PassEnd::Commit)?;
+            self.check()?;
+        }
+        let proposal = self.build();
+        if proposal.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "allocation does not settle: after {PASSES_MAX} committed passes (the last updated {last:?}) \
+             the next pass still proposes {:#?}",
+            proposal.updates()
+        ))
+    }
+
     /// After a committed pass every node has load-balancer attachments on exactly the networks
     /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
@@ -748,14 +813,14 @@ impl Model {
                 return Err(format!("engine != restore(store) ({name} order):\n{diff}"));
             }
             for finding in &report.findings {
-                // A node LB attachment or a VIP on a network deleted since it was allocated: the
-                // control API allows the delete once no spec lists the network; the next pass
-                // drops the stale entry.
+                // A node LB attachment, a VIP, or a stopping task's attachment on a network
+                // deleted since it was allocated: the control API allows the delete once no spec
+                // and no task desired running lists the network.
                 let stale = matches!(
                     finding,
                     swarmalloc::Finding::UnallocatedNetwork {
                         network,
-                        holder: swarmalloc::Holder::NodeLb(_) | swarmalloc::Holder::Vip(_)
+                        holder: swarmalloc::Holder::NodeLb(_) | swarmalloc::Holder::Vip(_) | swarmalloc::Holder::Task(_)
                     } if self.network(network).is_none()
                 );
                 // A second ingress network is possible (two creates racing the control API's
@@ -1275,6 +1340,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         model.apply(op).map_err(|e| TestCaseError::fail(format!("step {i} {op:?}: {e}")))?;
         model.check().map_err(|e| TestCaseError::fail(format!("after step {i} {op:?}: {e}")))?;
     }
+    model.settle().map_err(|e| TestCaseError::fail(format!("at the end: {e}")))?;
     Ok(())
 }
 
