@@ -283,6 +283,16 @@ impl<'s> Tx<'s> {
         Ok(addrs)
     }
 
+    /// True when `holder` holds `ip` on `network` in committed state and nothing in this
+    /// transaction took it from them. Takes nothing.
+    fn holds(&self, network: &NetworkId, ip: IpAddr, holder: &Holder) -> bool {
+        let Some(alloc) = self.net(network).and_then(|n| n.alloc) else { return false };
+        let Placement::Usable(p) = alloc.place(ip) else { return false };
+        let value = ip_to_u128(ip);
+        alloc.pools[p].slots.get(&value).is_some_and(|c| c.holder() == holder)
+            && self.addrs.get(network).and_then(|t| t.get(&value)).is_none_or(|h| h == holder)
+    }
+
     /// Keeps `addrs` where `holder` still holds them, replaces lost or out-of-range ones with
     /// fresh addresses of the same family. Returns None when nothing had to change.
     fn repair(
@@ -291,22 +301,10 @@ impl<'s> Tx<'s> {
         addrs: &[IpNet],
         holder: &Holder,
     ) -> Result<Option<Vec<IpNet>>, AllocError> {
-        let Some(alloc) = self.net(network).and_then(|n| n.alloc) else { return Ok(None) };
-        let mut lost = Vec::new();
-        for (i, addr) in addrs.iter().enumerate() {
-            let held = match alloc.place(addr.addr()) {
-                Placement::Usable(p) => {
-                    let pool = &alloc.pools[p];
-                    let value = ip_to_u128(addr.addr());
-                    pool.slots.get(&value).is_some_and(|c| c.holder() == holder)
-                        && self.addrs.get(network).and_then(|t| t.get(&value)).is_none_or(|h| h == holder)
-                }
-                _ => false,
-            };
-            if !held {
-                lost.push(i);
-            }
+        if self.net(network).and_then(|n| n.alloc).is_none() {
+            return Ok(None);
         }
+        let lost: Vec<usize> = (0..addrs.len()).filter(|&i| !self.holds(network, addrs[i].addr(), holder)).collect();
         if lost.is_empty() {
             return Ok(None);
         }
@@ -599,13 +597,11 @@ impl<'s> Tx<'s> {
                 if self.net(&network).and_then(|n| n.alloc).is_none() {
                     return Err(AllocError::needs(format!("network {network}")));
                 }
-                let kept =
-                    old.into_iter().flat_map(|e| &e.virtual_ips).filter(|vip| vip.network_id == network).find_map(
-                        |vip| match self.repair(&network, std::slice::from_ref(&vip.addr), &holder) {
-                            Ok(None) => Some(vip.addr),
-                            _ => None,
-                        },
-                    );
+                let kept = old
+                    .into_iter()
+                    .flat_map(|e| &e.virtual_ips)
+                    .find(|vip| vip.network_id == network && self.holds(&network, vip.addr.addr(), &holder))
+                    .map(|vip| vip.addr);
                 let addr = match kept {
                     Some(addr) => addr,
                     None if !take => return Ok(None),

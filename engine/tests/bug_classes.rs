@@ -433,3 +433,19 @@ fn an_unusable_stored_network_is_reallocated() {
     ok(w.pass());
     assert_eq!(w.gateways("a"), ["10.0.0.1"]);
 }
+
+#[test]
+fn a_service_that_lost_its_vip_takes_exactly_one_new_address() {
+    let objects = vec![
+        Object::from(allocated("a", "10.0.0.0/24", 4096)),
+        Object::from(with_vip(service("s1", &["a"]), "a", "10.0.0.2/24")),
+        Object::from(with_vip(service("s2", &["a"]), "a", "10.0.0.2/24")),
+        Object::from(container("t", "a", "n1", None)),
+    ];
+    let (mut w, report) = World::restored(ClusterConfig::default(), objects);
+    assert_eq!(report.queue, [svc_id("s2"), task_id("t")]);
+    ok(w.pass());
+    assert_eq!(w.vip("s1", "a").as_deref(), Some("10.0.0.2/24"));
+    assert_eq!(w.vip("s2", "a").as_deref(), Some("10.0.0.3/24"));
+    assert_eq!(w.addrs("t", "a"), ["10.0.0.4/24"], "nothing was taken and thrown away in between");
+}
