@@ -768,3 +768,48 @@ fn invalid_configs_name_the_field() {
         assert!(error.to_string().contains(field) && !error.is_retryable(), "{field}: {error}");
     }
 }
+
+#[test]
+fn new_resources_are_taken_before_old_ones_are_freed() {
+    let config = ClusterConfig { dynamic_port_range: Range { min: 30000, max: 30001 }, ..Default::default() };
+    let mut w = World::with_config(config);
+    w.put(ingress("ingress"));
+    w.put(with_ports(service("s", &[]), vec![port("a", Protocol::Tcp, 80, 0, PublishMode::Ingress)]));
+    ok(w.pass());
+    assert_eq!(w.published("s"), [("a".into(), 30000)]);
+    // Port "a" is replaced by "b": "b" is picked while 30000 is still held, and 30000 is released
+    // only when the update commits.
+    w.put(with_ports(w.service("s").clone(), vec![port("b", Protocol::Tcp, 81, 0, PublishMode::Ingress)]));
+    ok(w.pass());
+    assert_eq!(w.published("s"), [("b".into(), 30001)]);
+    w.put(with_ports(service("t", &[]), vec![port("", Protocol::Tcp, 82, 0, PublishMode::Ingress)]));
+    ok(w.pass());
+    assert_eq!(w.published("t")[0].1, 30000, "released by the committed update");
+}
+
+#[test]
+fn nothing_grows_with_churn() {
+    let mut w = World::new();
+    let empty = w.alloc.clone();
+    for round in 0..50 {
+        w.put(ingress("ingress"));
+        w.put(network("a"));
+        w.put(with_ports(service("s", &["a"]), vec![port("", Protocol::Tcp, 80, 0, PublishMode::Ingress)]));
+        w.put(node("n1"));
+        for i in 0..3 {
+            w.put(task(&format!("t{i}"), Some("s")));
+        }
+        ok(w.settle());
+        w.assign("t0", "n1");
+        ok(w.settle());
+        w.set_state("t1", TaskState::Failed);
+        for i in 0..3 {
+            w.delete(task_id(&format!("t{i}")));
+        }
+        w.delete(svc_id("s"));
+        w.delete(node_id("n1"));
+        w.delete(net_id("a"));
+        w.delete(net_id("ingress"));
+        assert_eq!(w.alloc, empty, "round {round} left state behind");
+    }
+}
