@@ -16,16 +16,16 @@ use crate::store::{Event, Store};
 use crate::world::{ContainerAddrs, Finding};
 
 /// Who holds an address, in the checker's own words.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Claimant {
-    Gateway(NetworkId),
-    Vip(ServiceId),
-    Node(String),
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Claimant<'a> {
+    Gateway(&'a str),
+    Vip(&'a str),
+    Node(&'a str),
     /// A live task, or a container of that task still running on a worker.
-    Task(String),
+    Task(&'a str),
 }
 
-impl Claimant {
+impl Claimant<'_> {
     fn label(&self) -> String {
         match self {
             Claimant::Gateway(n) => format!("gateway of network {n}"),
@@ -34,6 +34,13 @@ impl Claimant {
             Claimant::Task(t) => format!("task {t}"),
         }
     }
+}
+
+/// One network's subnets and the addresses claimed in it.
+struct NetClaims<'a> {
+    node_local: bool,
+    subnets: Vec<IpNet>,
+    held: BTreeMap<IpAddr, Claimant<'a>>,
 }
 
 /// Subnets of an allocated network, in config order.
@@ -116,34 +123,50 @@ pub fn check_store(
         }
     }
     // Addresses: inside a subnet of their network, not reserved, one live holder each.
-    let mut claims: BTreeMap<(NetworkId, IpAddr), Claimant> = BTreeMap::new();
-    let mut claim = |network: &NetworkId, addr: &IpNet, who: Claimant| -> Result<(), Finding> {
-        let Some(net) = store.networks.get(network) else {
+    let mut nets: BTreeMap<&NetworkId, NetClaims<'_>> = store
+        .networks
+        .values()
+        .map(|n| {
+            let claims = NetClaims {
+                node_local: n.scope() == DriverScope::NodeLocal,
+                subnets: subnets(n),
+                held: BTreeMap::new(),
+            };
+            (&n.id, claims)
+        })
+        .collect();
+    fn claim<'a>(
+        nets: &mut BTreeMap<&'a NetworkId, NetClaims<'a>>,
+        network: &NetworkId,
+        addr: &IpNet,
+        who: Claimant<'a>,
+    ) -> Result<(), Finding> {
+        let Some(net) = nets.get_mut(network) else {
             return Err(Finding::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr} on network {network}, which is not in the store", who.label()),
             ));
         };
-        if net.scope() == DriverScope::NodeLocal {
+        if net.node_local {
             return Ok(());
         }
         let ip = addr.addr();
-        let Some(subnet) = subnets(net).into_iter().find(|s| s.contains(&ip)) else {
+        let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
             return Err(Finding::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
             ));
         };
-        if let Some(what) = reserved(&subnet, ip) {
+        if let Some(what) = reserved(subnet, ip) {
             return Err(Finding::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, the {what} of {subnet}", who.label()),
             ));
         }
-        match claims.get(&(network.clone(), ip)) {
+        match net.held.get(&ip) {
             Some(other) if *other != who => Err(Finding::new(
                 "duplicate_live_address",
                 vec![other.label(), who.label()],
@@ -151,46 +174,43 @@ pub fn check_store(
             )),
             Some(_) => Ok(()),
             None => {
-                claims.insert((network.clone(), ip), who);
+                net.held.insert(ip, who);
                 Ok(())
             }
         }
-    };
+    }
     for network in store.networks.values() {
         for config in network.ipam.iter().flat_map(|i| &i.configs) {
             if let (Some(gateway), Some(subnet)) = (config.gateway, config.subnet) {
-                claim(
-                    &network.id,
-                    &IpNet::new(gateway, subnet.prefix_len()).expect("prefix"),
-                    Claimant::Gateway(network.id.clone()),
-                )?;
+                let addr = IpNet::new(gateway, subnet.prefix_len()).expect("a subnet's prefix length");
+                claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))?;
             }
         }
     }
     for service in store.services.values() {
         for vip in service.endpoint.iter().flat_map(|e| &e.virtual_ips) {
-            claim(&vip.network_id, &vip.addr, Claimant::Vip(service.id.clone()))?;
+            claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))?;
         }
     }
     for node in store.nodes.values() {
         for attachment in &node.attachments {
             for addr in &attachment.addresses {
-                claim(&attachment.network_id, addr, Claimant::Node(node.id.to_string()))?;
+                claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))?;
             }
         }
     }
     for task in store.tasks.values().filter(|t| t.status.state.is_live()) {
         for attachment in &task.networks {
             for addr in &attachment.addresses {
-                claim(&attachment.network_id, addr, Claimant::Task(task.id.to_string()))?;
+                claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))?;
             }
         }
     }
     for (worker, running) in containers.into_iter().flatten() {
         for (task, addrs) in running {
             for (network, addr) in addrs {
-                let who = Claimant::Task(task.to_string());
-                if let Some(other) = claims.get(&(network.clone(), addr.addr()))
+                let who = Claimant::Task(task.as_str());
+                if let Some(other) = nets.get(network).and_then(|n| n.held.get(&addr.addr()))
                     && *other != who
                 {
                     return Err(Finding::new(

@@ -27,18 +27,67 @@ pub struct ProposalId {
     pub seq: u64,
 }
 
-/// One change of a transaction.
+/// One change of a transaction. Externally tagged on the wire: decoding it needs no buffering.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     /// The object must not exist yet.
-    Create { object: Object },
+    Create {
+        #[serde(with = "wire_object")]
+        object: Object,
+    },
     /// The stored object must have the version the update carries.
-    Update { object: Object },
+    Update {
+        #[serde(with = "wire_object")]
+        object: Object,
+    },
     /// The stored object must have `version`.
     Delete { id: ObjectId, version: Version },
     /// Sets the cluster config once (bootstrap); refused when one is stored.
     InitCluster { config: ClusterConfig },
+}
+
+/// Objects on the wire, externally tagged (the engine's `Object` is internally tagged, which
+/// serde decodes through a buffer: several times slower for the raft log's hot path).
+mod wire_object {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use swarmalloc::{Network, Node, Object, Service, Task};
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum WireRef<'a> {
+        Network(&'a Network),
+        Service(&'a Service),
+        Task(&'a Task),
+        Node(&'a Node),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Wire {
+        Network(Network),
+        Service(Service),
+        Task(Task),
+        Node(Node),
+    }
+
+    pub fn serialize<S: Serializer>(object: &Object, s: S) -> Result<S::Ok, S::Error> {
+        match object {
+            Object::Network(o) => WireRef::Network(o).serialize(s),
+            Object::Service(o) => WireRef::Service(o).serialize(s),
+            Object::Task(o) => WireRef::Task(o).serialize(s),
+            Object::Node(o) => WireRef::Node(o).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Object, D::Error> {
+        Ok(match Wire::deserialize(d)? {
+            Wire::Network(o) => Object::Network(o),
+            Wire::Service(o) => Object::Service(o),
+            Wire::Task(o) => Object::Task(o),
+            Wire::Node(o) => Object::Node(o),
+        })
+    }
 }
 
 impl Change {
@@ -119,19 +168,21 @@ pub struct Store {
     pub cluster: Option<Cluster>,
     /// Raft index of the last applied entry.
     pub applied: u64,
-    /// XOR of the hashes of every stored object's serialisation: equal stores have equal digests.
+    /// XOR of the hashes of every stored object's (kind, id, version). A version is the raft
+    /// index of the object's last write, and what an entry writes is fixed by the log, so equal
+    /// digests at one index mean equal stores (barring hash collisions).
     digest: u64,
 }
 
 fn object_hash(object: ObjectRef<'_>) -> u64 {
-    let bytes = match object {
-        ObjectRef::Network(o) => serde_json::to_vec(o),
-        ObjectRef::Service(o) => serde_json::to_vec(o),
-        ObjectRef::Task(o) => serde_json::to_vec(o),
-        ObjectRef::Node(o) => serde_json::to_vec(o),
-    }
-    .expect("store objects serialise");
-    fnv1a(fnv1a(0xcbf2_9ce4_8422_2325, object.id().to_string().as_bytes()), &bytes)
+    let (kind, id) = match object {
+        ObjectRef::Network(o) => (b'n', o.id.as_str()),
+        ObjectRef::Service(o) => (b's', o.id.as_str()),
+        ObjectRef::Task(o) => (b't', o.id.as_str()),
+        ObjectRef::Node(o) => (b'o', o.id.as_str()),
+    };
+    let hash = fnv1a(fnv1a(crate::trace::FNV_OFFSET, &[kind]), id.as_bytes());
+    fnv1a(hash, &object.version().0.to_le_bytes())
 }
 
 impl Store {
