@@ -1,0 +1,246 @@
+//! The leader's allocator loop around the engine: restore from the applied store, mirror
+//! committed changes, allocate what is pending in one pass (networks, services, tasks with their
+//! service, nodes), propose the proposal as a batch of transactions one after another, then
+//! commit, commit a prefix, drop, or (outcome unknown) restore again.
+//!
+//! Architecture invariant: the engine only learns committed state. While a batch is in flight,
+//! other writers' changes are buffered and replayed after the batch's outcome is known; this is
+//! order-independent because the engine's index is a function of the set of committed objects
+//! and a stale transaction is refused by the store.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use swarmalloc::{AllocError, Allocator, ObjectId, Outcome, Proposal, RestoreReport};
+
+use crate::store::{Change, Event, ProposalId, Store, TxnError};
+
+/// An allocator batch in flight.
+struct Batch {
+    proposal: Proposal,
+    chunks: Vec<Range<usize>>,
+    /// Index of the chunk in flight.
+    next: usize,
+    /// Updates committed so far (a prefix of the proposal).
+    landed: usize,
+    inflight: Option<ProposalId>,
+}
+
+/// What the caller should do after a batch event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Propose these changes as the batch's next transaction.
+    Propose(Vec<Change>),
+    /// The batch ended with `landed` of `total` updates committed.
+    Done { landed: usize, total: usize },
+    /// Not about this loop's batch.
+    Ignored,
+}
+
+pub struct AllocLoop {
+    alloc: Allocator,
+    pending: BTreeSet<ObjectId>,
+    /// Objects that failed with a retryable error; retried after the next committed change.
+    blocked: BTreeSet<ObjectId>,
+    batch: Option<Batch>,
+    /// Objects other writers changed while a batch was in flight.
+    buffered: BTreeSet<ObjectId>,
+    batch_max: usize,
+}
+
+/// The result of one allocation pass, for the trace.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    pub updates: usize,
+    pub failed: Vec<(ObjectId, AllocError)>,
+}
+
+impl AllocLoop {
+    /// Restores the engine from the applied store and queues what restore says needs work.
+    pub fn restore(store: &Store, batch_max: usize) -> (AllocLoop, RestoreReport) {
+        let (alloc, report) =
+            Allocator::restore(store.config(), store.objects()).expect("the store's cluster config is valid");
+        let mut pending: BTreeSet<ObjectId> = report.queue.iter().cloned().collect();
+        // Node attachments depend on tasks: recompute every node once.
+        pending.extend(store.nodes.keys().map(|id| ObjectId::Node(id.clone())));
+        let me =
+            AllocLoop { alloc, pending, blocked: BTreeSet::new(), batch: None, buffered: BTreeSet::new(), batch_max };
+        (me, report)
+    }
+
+    pub fn engine(&self) -> &Allocator {
+        &self.alloc
+    }
+
+    pub fn busy(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub fn inflight(&self) -> Option<ProposalId> {
+        self.batch.as_ref().and_then(|b| b.inflight)
+    }
+
+    /// Chunks in the batch in flight and the index of the current one.
+    pub fn batch_progress(&self) -> Option<(usize, usize)> {
+        self.batch.as_ref().map(|b| (b.next, b.chunks.len()))
+    }
+
+    /// Mirrors another writer's committed transaction.
+    pub fn observe(&mut self, store: &Store, events: &[Event]) {
+        let mut nodes_dirty = false;
+        for event in events {
+            let id = match event {
+                Event::Put(id) | Event::Deleted(id) => id,
+            };
+            if let ObjectId::Task(task) = id {
+                nodes_dirty |=
+                    matches!(event, Event::Deleted(_)) || store.tasks.get(task).is_some_and(|t| t.node_id.is_some());
+            }
+            if self.batch.is_some() {
+                self.buffered.insert(id.clone());
+            } else {
+                mirror(&mut self.alloc, store, id);
+            }
+            if store.get(id).is_some() {
+                self.pending.insert(id.clone());
+            } else {
+                self.pending.remove(id);
+                self.blocked.remove(id);
+            }
+        }
+        if nodes_dirty {
+            self.pending.extend(store.nodes.keys().map(|id| ObjectId::Node(id.clone())));
+        }
+        if !events.is_empty() {
+            // Something changed: what was blocked may go through now.
+            self.pending.append(&mut self.blocked);
+        }
+    }
+
+    /// One allocation pass over the pending objects; returns the first transaction to propose.
+    pub fn pass(&mut self, store: &Store) -> (Option<Vec<Change>>, PassReport) {
+        let mut report = PassReport::default();
+        if self.batch.is_some() || self.pending.is_empty() {
+            return (None, report);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut tx = self.alloc.begin();
+        for id in &pending {
+            let result = match id {
+                ObjectId::Network(n) => store.networks.get(n).map(|o| tx.allocate_network(o)),
+                ObjectId::Service(s) => store.services.get(s).map(|o| tx.allocate_service(o)),
+                ObjectId::Task(t) => store.tasks.get(t).map(|o| {
+                    let service = o.service_id.as_ref().and_then(|s| store.services.get(s));
+                    tx.allocate_task(o, service)
+                }),
+                ObjectId::Node(n) => store.nodes.get(n).map(|o| tx.allocate_node(o)),
+            };
+            match result {
+                None | Some(Ok(Outcome::Unchanged | Outcome::Updated)) => {}
+                Some(Err(error)) => {
+                    if error.is_retryable() {
+                        self.blocked.insert(id.clone());
+                    }
+                    report.failed.push((id.clone(), error));
+                }
+            }
+        }
+        let proposal = tx.finish();
+        report.updates = proposal.len();
+        if proposal.is_empty() {
+            return (None, report);
+        }
+        let max = self.batch_max.max(1);
+        let chunks: Vec<Range<usize>> =
+            (0..proposal.len()).step_by(max).map(|start| start..(start + max).min(proposal.len())).collect();
+        self.batch = Some(Batch { proposal, chunks, next: 0, landed: 0, inflight: None });
+        (Some(self.chunk_changes(0)), report)
+    }
+
+    fn chunk_changes(&self, i: usize) -> Vec<Change> {
+        let batch = self.batch.as_ref().expect("a batch in flight");
+        batch.proposal.updates()[batch.chunks[i].clone()]
+            .iter()
+            .map(|object| Change::Update { object: object.clone() })
+            .collect()
+    }
+
+    /// The caller proposed the batch's current transaction under `id`.
+    pub fn proposed(&mut self, id: ProposalId) {
+        if let Some(batch) = &mut self.batch {
+            batch.inflight = Some(id);
+        }
+    }
+
+    /// A transaction was applied; if it is this loop's, advances the batch.
+    pub fn applied(&mut self, store: &Store, id: ProposalId, result: &Result<Vec<Event>, TxnError>) -> Step {
+        let Some(batch) = &mut self.batch else { return Step::Ignored };
+        if batch.inflight != Some(id) {
+            return Step::Ignored;
+        }
+        batch.inflight = None;
+        match result {
+            Ok(_) => {
+                batch.landed = batch.chunks[batch.next].end;
+                batch.next += 1;
+                if batch.next < batch.chunks.len() {
+                    let next = batch.next;
+                    return Step::Propose(self.chunk_changes(next));
+                }
+                self.finish(store)
+            }
+            Err(_) => self.finish(store),
+        }
+    }
+
+    /// Ends the batch with what landed so far: a cut batch, a refused transaction, or a
+    /// transaction the caller chose not to propose. Objects that did not land are retried.
+    pub fn finish(&mut self, store: &Store) -> Step {
+        let Some(batch) = self.batch.take() else { return Step::Ignored };
+        let total = batch.proposal.len();
+        if batch.landed == total {
+            self.alloc.commit(&batch.proposal);
+        } else {
+            self.alloc.commit_prefix(&batch.proposal, batch.landed);
+            for object in &batch.proposal.updates()[batch.landed..] {
+                self.pending.insert(object.id());
+            }
+        }
+        drop(batch.proposal);
+        for id in std::mem::take(&mut self.buffered) {
+            mirror(&mut self.alloc, store, &id);
+        }
+        Step::Done { landed: batch.landed, total }
+    }
+
+    /// The outcome of the transaction in flight is unknown: rebuild from the applied store.
+    pub fn restore_again(&mut self, store: &Store) -> RestoreReport {
+        let (fresh, report) = AllocLoop::restore(store, self.batch_max);
+        let mut fresh = fresh;
+        fresh.pending.append(&mut self.pending);
+        fresh.pending.append(&mut self.blocked);
+        fresh.pending.retain(|id| store.get(id).is_some());
+        *self = fresh;
+        report
+    }
+
+    /// Settles a batch in flight (its later outcome will be observed like anyone else's), so
+    /// the engine mirrors exactly the applied store.
+    pub fn settle(&mut self, store: &Store) {
+        if self.batch.is_some() {
+            self.finish(store);
+        }
+    }
+}
+
+/// Mirrors the store's current version of one object into the engine.
+fn mirror(alloc: &mut Allocator, store: &Store, id: &ObjectId) {
+    match store.get(id) {
+        Some(object) => alloc.observe(object),
+        None => alloc.observe_deleted(id),
+    }
+}

@@ -1,0 +1,387 @@
+//! The checkers. Each re-derives an invariant from committed state independently of the engine
+//! (allocator-spec.md section 7): unique live addresses per network (counting containers still
+//! running), non-overlapping subnets, unique VXLAN ids and ingress ports, addresses inside their
+//! pools, identical replicas, engine == restore(store), stable allocations, and liveness.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use swarmalloc::{
+    Allocator, DriverScope, Network, NetworkId, ObjectId, Outcome, PublishMode, ServiceId, TaskState,
+    VXLAN_ID_LIST_OPTION,
+};
+
+use crate::store::{Event, Store};
+use crate::world::{ContainerAddrs, Finding};
+
+/// Who holds an address, in the checker's own words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Claimant<'a> {
+    Gateway(&'a str),
+    Vip(&'a str),
+    Node(&'a str),
+    /// A live task, or a container of that task still running on a worker.
+    Task(&'a str),
+}
+
+impl Claimant<'_> {
+    fn label(&self) -> String {
+        match self {
+            Claimant::Gateway(n) => format!("gateway of network {n}"),
+            Claimant::Vip(s) => format!("VIP of service {s}"),
+            Claimant::Node(n) => format!("load balancer of node {n}"),
+            Claimant::Task(t) => format!("task {t}"),
+        }
+    }
+}
+
+/// One network's subnets and the addresses claimed in it.
+struct NetClaims<'a> {
+    node_local: bool,
+    subnets: Vec<IpNet>,
+    held: BTreeMap<IpAddr, Claimant<'a>>,
+}
+
+/// Subnets of an allocated network, in config order.
+fn subnets(network: &Network) -> Vec<IpNet> {
+    network.ipam.iter().flat_map(|i| i.configs.iter().filter_map(|c| c.subnet)).collect()
+}
+
+fn reserved(subnet: &IpNet, ip: IpAddr) -> Option<&'static str> {
+    let host_bits = match subnet {
+        IpNet::V4(n) => 32 - n.prefix_len(),
+        IpNet::V6(n) => 128 - n.prefix_len(),
+    };
+    if host_bits < 2 {
+        return None;
+    }
+    if ip == subnet.network() {
+        Some("network address")
+    } else if matches!(subnet, IpNet::V4(_)) && ip == subnet.broadcast() {
+        Some("broadcast address")
+    } else {
+        None
+    }
+}
+
+/// Store invariants; `containers` adds the addresses still used by running containers (pass it
+/// only for the newest committed state).
+pub fn check_store(
+    store: &Store,
+    containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
+) -> Result<(), Finding> {
+    // Subnets never overlap; VXLAN ids unique.
+    let mut all: Vec<(IpNet, &NetworkId)> = Vec::new();
+    let mut vnis: BTreeMap<u32, &NetworkId> = BTreeMap::new();
+    for network in store.networks.values() {
+        for subnet in subnets(network) {
+            if let Some((other, id)) = all.iter().find(|(s, _)| s.contains(&subnet) || subnet.contains(s)) {
+                return Err(Finding::new(
+                    "overlapping_subnets",
+                    vec![format!("network {id}"), format!("network {}", network.id)],
+                    format!("subnet {subnet} of network {} overlaps {other} of network {id}", network.id),
+                ));
+            }
+            all.push((subnet, &network.id));
+        }
+        let list = network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION));
+        for vni in list.into_iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty()) {
+            let Ok(vni) = vni.trim().parse::<u32>() else {
+                return Err(Finding::new(
+                    "vxlan_ids_unique",
+                    vec![format!("network {}", network.id)],
+                    format!("unparsable VXLAN id {vni:?}"),
+                ));
+            };
+            if let Some(other) = vnis.insert(vni, &network.id) {
+                return Err(Finding::new(
+                    "vxlan_ids_unique",
+                    vec![format!("network {other}"), format!("network {}", network.id)],
+                    format!("VXLAN id {vni} held by networks {other} and {}", network.id),
+                ));
+            }
+        }
+    }
+    // Ingress ports unique per protocol.
+    let mut ports: BTreeMap<(swarmalloc::Protocol, u16), &ServiceId> = BTreeMap::new();
+    for service in store.services.values() {
+        let Some(endpoint) = &service.endpoint else { continue };
+        for port in endpoint.ports.iter().filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0) {
+            if let Some(other) = ports.insert((port.protocol, port.published_port), &service.id)
+                && other != &service.id
+            {
+                return Err(Finding::new(
+                    "ingress_ports_unique",
+                    vec![format!("service {other}"), format!("service {}", service.id)],
+                    format!(
+                        "{}/{} published by services {other} and {}",
+                        port.protocol, port.published_port, service.id
+                    ),
+                ));
+            }
+        }
+    }
+    // Addresses: inside a subnet of their network, not reserved, one live holder each.
+    let mut nets: BTreeMap<&NetworkId, NetClaims<'_>> = store
+        .networks
+        .values()
+        .map(|n| {
+            let claims = NetClaims {
+                node_local: n.scope() == DriverScope::NodeLocal,
+                subnets: subnets(n),
+                held: BTreeMap::new(),
+            };
+            (&n.id, claims)
+        })
+        .collect();
+    fn claim<'a>(
+        nets: &mut BTreeMap<&'a NetworkId, NetClaims<'a>>,
+        network: &NetworkId,
+        addr: &IpNet,
+        who: Claimant<'a>,
+    ) -> Result<(), Finding> {
+        let Some(net) = nets.get_mut(network) else {
+            return Err(Finding::new(
+                "addresses_in_pool",
+                vec![who.label(), format!("network {network}")],
+                format!("{} holds {addr} on network {network}, which is not in the store", who.label()),
+            ));
+        };
+        if net.node_local {
+            return Ok(());
+        }
+        let ip = addr.addr();
+        let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
+            return Err(Finding::new(
+                "addresses_in_pool",
+                vec![who.label(), format!("network {network}")],
+                format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
+            ));
+        };
+        if let Some(what) = reserved(subnet, ip) {
+            return Err(Finding::new(
+                "addresses_in_pool",
+                vec![who.label(), format!("network {network}")],
+                format!("{} holds {addr}, the {what} of {subnet}", who.label()),
+            ));
+        }
+        match net.held.get(&ip) {
+            Some(other) if *other != who => Err(Finding::new(
+                "duplicate_live_address",
+                vec![other.label(), who.label()],
+                format!("address {ip} on network {network} held by {} and {}", other.label(), who.label()),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                net.held.insert(ip, who);
+                Ok(())
+            }
+        }
+    }
+    for network in store.networks.values() {
+        for config in network.ipam.iter().flat_map(|i| &i.configs) {
+            if let (Some(gateway), Some(subnet)) = (config.gateway, config.subnet) {
+                let addr = IpNet::new(gateway, subnet.prefix_len()).expect("a subnet's prefix length");
+                claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))?;
+            }
+        }
+    }
+    for service in store.services.values() {
+        for vip in service.endpoint.iter().flat_map(|e| &e.virtual_ips) {
+            claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))?;
+        }
+    }
+    for node in store.nodes.values() {
+        for attachment in &node.attachments {
+            for addr in &attachment.addresses {
+                claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))?;
+            }
+        }
+    }
+    for task in store.tasks.values().filter(|t| t.status.state.is_live()) {
+        for attachment in &task.networks {
+            for addr in &attachment.addresses {
+                claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))?;
+            }
+        }
+    }
+    for (worker, running) in containers.into_iter().flatten() {
+        for (task, addrs) in running {
+            for (network, addr) in addrs {
+                let who = Claimant::Task(task.as_str());
+                if let Some(other) = nets.get(network).and_then(|n| n.held.get(&addr.addr()))
+                    && *other != who
+                {
+                    return Err(Finding::new(
+                        "address_freed_while_in_use",
+                        vec![format!("container of task {task} on {worker}"), other.label()],
+                        format!(
+                            "address {} on network {network} is used by a running container of task {task} on \
+                             {worker} and held by {}",
+                            addr.addr(),
+                            other.label()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Allocations that must never change while their object lives: a network's subnets and VXLAN
+/// ids, a service's VIP per network, a service's dynamic published ports.
+#[derive(Clone, Debug, Default)]
+pub struct Stability {
+    networks: BTreeMap<NetworkId, (Vec<IpNet>, Option<String>)>,
+    vips: BTreeMap<ServiceId, BTreeMap<NetworkId, IpNet>>,
+    dynamic_ports: BTreeMap<ServiceId, BTreeMap<(String, swarmalloc::Protocol, u16), u16>>,
+}
+
+impl Stability {
+    /// Compares the objects an entry wrote with what they had before; forgets deleted objects.
+    pub fn observe(&mut self, store: &Store, events: &[Event]) -> Result<(), Finding> {
+        for event in events {
+            match event {
+                Event::Put(ObjectId::Network(id)) => {
+                    let Some(network) = store.networks.get(id) else { continue };
+                    if network.ipam.is_none() {
+                        continue;
+                    }
+                    let now = (
+                        subnets(network),
+                        network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION).cloned()),
+                    );
+                    if let Some(before) = self.networks.get(id)
+                        && *before != now
+                    {
+                        return Err(Finding::new(
+                            "stable_allocations",
+                            vec![format!("network {id}")],
+                            format!("network {id} changed from {before:?} to {now:?}"),
+                        ));
+                    }
+                    self.networks.insert(id.clone(), now);
+                }
+                Event::Put(ObjectId::Service(id)) => {
+                    let Some(service) = store.services.get(id) else { continue };
+                    let Some(endpoint) = &service.endpoint else { continue };
+                    let vips: BTreeMap<NetworkId, IpNet> =
+                        endpoint.virtual_ips.iter().map(|v| (v.network_id.clone(), v.addr)).collect();
+                    let before = self.vips.entry(id.clone()).or_default();
+                    for (network, addr) in &vips {
+                        if let Some(old) = before.get(network)
+                            && old != addr
+                        {
+                            return Err(Finding::new(
+                                "stable_allocations",
+                                vec![format!("service {id}"), format!("network {network}")],
+                                format!("VIP of service {id} on network {network} changed from {old} to {addr}"),
+                            ));
+                        }
+                    }
+                    *before = vips;
+                    let dynamic: BTreeSet<(String, swarmalloc::Protocol, u16)> = endpoint
+                        .spec
+                        .ports
+                        .iter()
+                        .filter(|p| p.published_port == 0 && p.publish_mode == PublishMode::Ingress)
+                        .map(|p| (p.name.clone(), p.protocol, p.target_port))
+                        .collect();
+                    let now: BTreeMap<(String, swarmalloc::Protocol, u16), u16> = endpoint
+                        .ports
+                        .iter()
+                        .map(|p| ((p.name.clone(), p.protocol, p.target_port), p.published_port))
+                        .filter(|(k, _)| dynamic.contains(k))
+                        .collect();
+                    let before = self.dynamic_ports.entry(id.clone()).or_default();
+                    for (key, port) in &now {
+                        if let Some(old) = before.get(key)
+                            && old != port
+                        {
+                            return Err(Finding::new(
+                                "stable_allocations",
+                                vec![format!("service {id}")],
+                                format!("dynamic port {key:?} of service {id} changed from {old} to {port}"),
+                            ));
+                        }
+                    }
+                    *before = now;
+                }
+                Event::Deleted(ObjectId::Network(id)) => drop(self.networks.remove(id)),
+                Event::Deleted(ObjectId::Service(id)) => {
+                    self.vips.remove(id);
+                    self.dynamic_ports.remove(id);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// engine == restore(committed store): no leak, no phantom.
+pub fn check_engine(engine: &Allocator, store: &Store) -> Result<(), Finding> {
+    let (restored, _) = Allocator::restore(store.config(), store.objects())
+        .map_err(|e| Finding::new("engine_equals_restore", vec![], format!("restore failed: {e}")))?;
+    match engine.diff(&restored) {
+        None => Ok(()),
+        Some(diff) => Err(Finding::new(
+            "engine_equals_restore",
+            vec![],
+            format!("engine differs from restore(committed store) at index {}: {diff}", store.applied),
+        )),
+    }
+}
+
+/// End of run: live NEW tasks that one allocation pass over the committed store could move to
+/// PENDING (their dependencies can be met), and reservations of objects no longer in the store.
+pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
+    let (fresh, _) = Allocator::restore(store.config(), store.objects())
+        .map_err(|e| Finding::new("liveness", vec![], format!("restore failed: {e}")))?;
+    let mut tx = fresh.begin();
+    for network in store.networks.values() {
+        let _ = tx.allocate_network(network);
+    }
+    for service in store.services.values() {
+        let _ = tx.allocate_service(service);
+    }
+    let mut stuck = Vec::new();
+    for task in
+        store.tasks.values().filter(|t| t.status.state == TaskState::New && t.desired_state <= TaskState::Running)
+    {
+        let service = task.service_id.as_ref().and_then(|id| store.services.get(id));
+        if task.service_id.is_some() && service.is_none() {
+            continue;
+        }
+        if let Ok(Outcome::Updated) = tx.allocate_task(task, service) {
+            stuck.push(format!("task {}", task.id));
+        }
+    }
+    if !stuck.is_empty() {
+        let n = stuck.len();
+        stuck.truncate(10);
+        return Err(Finding::new(
+            "liveness_tasks_leave_new",
+            stuck,
+            format!("{n} live NEW tasks whose dependencies can be met are still NEW after the faults healed"),
+        ));
+    }
+    for claimed in engine.claimed_addresses() {
+        let holders = std::iter::once(&claimed.holder).chain(&claimed.losers);
+        for holder in holders {
+            if store.get(&holder.object()).is_none() {
+                return Err(Finding::new(
+                    "deleted_objects_hold_nothing",
+                    vec![holder.to_string()],
+                    format!(
+                        "address {} on network {} is still reserved for {holder}, which was deleted",
+                        claimed.address, claimed.network
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

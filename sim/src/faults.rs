@@ -1,0 +1,190 @@
+//! Fault injection: the fault kinds, the space a scenario allows, the per-seed choice of kinds
+//! and rates (swarm testing), and the nemesis that injects node-level faults and heals them.
+//! Message and proposal faults are drawn where messages are sent and proposals made, from the
+//! same plan. Every draw comes from madsim's seeded RNG; every injection is traced.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Draw;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Isolate the current leader for a while, then heal.
+    LeaderPartition,
+    /// Kill any node (manager or worker) and restart it later with its disk.
+    KillRestart,
+    /// Restart only the leader's allocator: it restores from the applied store.
+    AllocatorRestart,
+    MessageLoss,
+    /// Delay messages (which also reorders them).
+    MessageDelay,
+    MessageDuplication,
+    /// A proposal never reaches raft; the proposer times out (outcome unknown).
+    DroppedProposal,
+    /// The leader isolates itself right after proposing: the entry may commit without it knowing.
+    AmbiguousCommit,
+    /// The leader isolates itself after k of the n transactions of an allocator batch landed.
+    BatchCut,
+    /// One follower's links get slow for a while.
+    SlowFollower,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 10] = [
+        FaultKind::LeaderPartition,
+        FaultKind::KillRestart,
+        FaultKind::AllocatorRestart,
+        FaultKind::MessageLoss,
+        FaultKind::MessageDelay,
+        FaultKind::MessageDuplication,
+        FaultKind::DroppedProposal,
+        FaultKind::AmbiguousCommit,
+        FaultKind::BatchCut,
+        FaultKind::SlowFollower,
+    ];
+
+    /// The range a seed draws this kind's rate from. Node-level kinds are events per simulated
+    /// second; the others are a probability per message, per proposal or per batch.
+    fn rate_range(self) -> (f64, f64) {
+        match self {
+            FaultKind::LeaderPartition => (1.0 / 20.0, 1.0 / 6.0),
+            FaultKind::KillRestart => (1.0 / 25.0, 1.0 / 8.0),
+            FaultKind::AllocatorRestart => (1.0 / 20.0, 1.0 / 5.0),
+            FaultKind::SlowFollower => (1.0 / 20.0, 1.0 / 6.0),
+            FaultKind::MessageLoss => (0.001, 0.05),
+            FaultKind::MessageDelay => (0.01, 0.3),
+            FaultKind::MessageDuplication => (0.001, 0.05),
+            FaultKind::DroppedProposal => (0.01, 0.1),
+            FaultKind::AmbiguousCommit => (0.005, 0.05),
+            FaultKind::BatchCut => (0.1, 0.5),
+        }
+    }
+
+    pub fn is_node_event(self) -> bool {
+        matches!(
+            self,
+            FaultKind::LeaderPartition | FaultKind::KillRestart | FaultKind::AllocatorRestart | FaultKind::SlowFollower
+        )
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// The faults a scenario allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpace {
+    pub kinds: Vec<FaultKind>,
+    /// Swarm testing: each seed turns each allowed kind on with probability 1/2 (at least one).
+    pub swarm: bool,
+}
+
+impl FaultSpace {
+    pub fn all() -> FaultSpace {
+        FaultSpace { kinds: FaultKind::ALL.to_vec(), swarm: true }
+    }
+
+    pub fn none() -> FaultSpace {
+        FaultSpace { kinds: Vec::new(), swarm: false }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, kind) in self.kinds.iter().enumerate() {
+            if self.kinds[..i].contains(kind) {
+                return Err(format!("faults.kinds[{i}] = {kind}: listed twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// This seed's choice of kinds and rates.
+    pub fn choose(&self, rng: &mut impl Draw) -> FaultPlan {
+        let mut rates = BTreeMap::new();
+        for kind in &self.kinds {
+            let on = !self.swarm || rng.chance(0.5);
+            let (lo, hi) = kind.rate_range();
+            let rate = rng.between(lo, hi);
+            if on {
+                rates.insert(*kind, rate);
+            }
+        }
+        if self.swarm && rates.is_empty() && !self.kinds.is_empty() {
+            let kind = self.kinds[rng.index(self.kinds.len())];
+            let (lo, hi) = kind.rate_range();
+            rates.insert(kind, rng.between(lo, hi));
+        }
+        FaultPlan { rates }
+    }
+}
+
+/// The faults one seed injects, with their rates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    pub rates: BTreeMap<FaultKind, f64>,
+}
+
+impl FaultPlan {
+    pub fn rate(&self, kind: FaultKind) -> f64 {
+        self.rates.get(&kind).copied().unwrap_or(0.0)
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rates.is_empty() {
+            return f.write_str("none");
+        }
+        let parts: Vec<String> = self
+            .rates
+            .iter()
+            .map(|(k, r)| if k.is_node_event() { format!("{k}=1/{:.0}s", 1.0 / r) } else { format!("{k}={r:.3}") })
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// How long a node-level fault lasts before it heals.
+pub fn fault_duration(rng: &mut impl Draw, kind: FaultKind) -> Duration {
+    let ms = match kind {
+        FaultKind::LeaderPartition => rng.range(1_000, 5_000),
+        FaultKind::KillRestart => rng.range(500, 5_000),
+        FaultKind::SlowFollower => rng.range(2_000, 8_000),
+        FaultKind::AmbiguousCommit | FaultKind::BatchCut => rng.range(1_500, 4_000),
+        _ => 0,
+    };
+    Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SimRng;
+
+    #[test]
+    fn swarm_testing_turns_kinds_on_and_off_per_seed() {
+        let space = FaultSpace::all();
+        let plans: Vec<FaultPlan> = (0..20).map(|s| space.choose(&mut SimRng::new(s))).collect();
+        assert!(plans.iter().all(|p| !p.rates.is_empty()));
+        assert!(plans.iter().any(|p| p.rates.len() < FaultKind::ALL.len()));
+        let distinct: std::collections::BTreeSet<Vec<FaultKind>> =
+            plans.iter().map(|p| p.rates.keys().copied().collect()).collect();
+        assert!(distinct.len() > 5, "only {} distinct choices", distinct.len());
+        assert_eq!(FaultSpace::none().choose(&mut SimRng::new(1)).to_string(), "none");
+    }
+
+    #[test]
+    fn listing_a_kind_twice_is_refused() {
+        let space = FaultSpace { kinds: vec![FaultKind::BatchCut, FaultKind::BatchCut], swarm: true };
+        assert_eq!(space.validate(), Err("faults.kinds[1] = batch_cut: listed twice".to_string()));
+    }
+}

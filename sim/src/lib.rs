@@ -1,0 +1,33 @@
+//! swarmalloc-sim: a deterministic cluster simulator for the swarmalloc engine. Managers run
+//! raft-rs over madsim's network with a replicated object store as the state machine; the
+//! leader runs the control API, orchestrator, scheduler, dispatcher and the allocator loop
+//! around the engine; workers run agents; a nemesis injects faults from the seed; checkers
+//! re-derive the allocator's invariants from committed state. See ARCHITECTURE.md.
+//!
+//! ```text
+//! let result = swarmalloc_sim::run(&Scenario::default_workload(), seed, &RunOptions::default());
+//! assert!(result.passed(), "{:?}", result.violation);
+//! ```
+
+pub mod agent;
+pub mod alloc_loop;
+pub mod check;
+pub mod cli;
+pub mod client;
+pub mod duties;
+pub mod failure;
+pub mod faults;
+pub mod manager;
+pub mod net;
+pub mod rng;
+pub mod run;
+pub mod scenario;
+pub mod store;
+pub mod sweep;
+pub mod trace;
+pub mod world;
+
+pub use failure::FailureFile;
+pub use run::{RunOptions, RunResult, run};
+pub use scenario::Scenario;
+pub use sweep::{Divergence, check_determinism, sweep};

@@ -1,0 +1,724 @@
+//! A manager node: a raft-rs node over the faulty link layer, its raft log and hard state on a
+//! simulated disk that survives kill and restart, the store replica it applies committed
+//! entries to (with the per-entry checkers), and, while it leads, the leader's duties:
+//! control API, dispatcher, orchestrator, reaper, scheduler, and the allocator loop.
+//!
+//! Architecture invariant: everything a leader does lives in [`Leader`], which is dropped the
+//! moment raft says this node no longer leads; a new leader starts from the applied store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use raft::prelude::{ConfState, Entry, Message};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole};
+use serde_json::json;
+use swarmalloc::{NodeId, NodeRole, TaskId, TaskState};
+
+use crate::alloc_loop::{AllocLoop, Step};
+use crate::check;
+use crate::duties;
+use crate::faults::{FaultKind, fault_duration};
+use crate::net::{Link, Msg, addr, manager_ip, worker_ip};
+use crate::rng::{Draw, sim};
+use crate::scenario::{ClientOp, Scenario};
+use crate::store::{Change, Event, Origin, ProposalId, Store, Txn, TxnError, split_batch};
+use crate::world::{Finding, Shared};
+
+pub const TICK: Duration = Duration::from_millis(100);
+const ELECTION_TICK: usize = 10;
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(3);
+const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Terminal tasks kept per slot before the reaper deletes older ones.
+const TASK_HISTORY: usize = 1;
+/// Most tasks the orchestrator creates in one pass.
+const CREATE_MAX: usize = 2_000;
+
+/// What survives a manager's kill and restart: the raft log and hard state.
+pub struct ManagerDisk {
+    pub storage: MemStorage,
+    incarnation: AtomicU64,
+}
+
+impl ManagerDisk {
+    pub fn new(voters: Vec<u64>) -> ManagerDisk {
+        ManagerDisk {
+            storage: MemStorage::new_with_conf_state(ConfState::from((voters, vec![]))),
+            incarnation: AtomicU64::new(0),
+        }
+    }
+}
+
+struct Inflight {
+    origin: Origin,
+    deadline: Duration,
+    reply: Option<(SocketAddr, u64)>,
+}
+
+/// The duties of a leader; dropped on losing leadership.
+struct Leader {
+    /// Index of this term's first entry: duties start once it is applied.
+    ready_at: u64,
+    since: Duration,
+    alloc: Option<AllocLoop>,
+    inflight: BTreeMap<ProposalId, Inflight>,
+    control: Vec<(SocketAddr, u64, ClientOp)>,
+    /// Control requests in flight (None) or answered (the answer, re-sent to a retrying client).
+    control_seen: BTreeMap<u64, Option<Result<(), String>>>,
+    status: BTreeMap<NodeId, Vec<(TaskId, TaskState)>>,
+    last_seen: BTreeMap<NodeId, Duration>,
+    duties_at: u64,
+    ticks: u64,
+}
+
+impl Leader {
+    fn busy(&self, origin: Origin) -> bool {
+        self.inflight.values().any(|i| i.origin == origin)
+    }
+}
+
+pub struct Manager {
+    id: u64,
+    name: String,
+    incarnation: u64,
+    raw: RawNode<MemStorage>,
+    disk: Arc<ManagerDisk>,
+    store: Store,
+    world: Shared,
+    scenario: Arc<Scenario>,
+    outbox: Vec<(SocketAddr, Msg)>,
+    seq: u64,
+    leader: Option<Leader>,
+    /// Isolate this node after the next flush (ambiguous commit, batch cut), for this long.
+    isolate: Option<Duration>,
+}
+
+/// The manager's main loop: runs until the world stops.
+pub async fn run(id: u64, disk: Arc<ManagerDisk>, world: Shared) {
+    let name = format!("m{id}");
+    let link = Link::bind(manager_ip(id), name.clone(), world.clone()).await;
+    let (sink, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    link.spawn_receiver(sink);
+    let mut manager = Manager::new(id, disk, world.clone());
+    let mut next_tick = madsim::time::Instant::now() + TICK;
+    loop {
+        if world.lock().stopped() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            got = inbox.recv() => {
+                let Some((msg, from)) = got else { return };
+                manager.on_message(msg, from);
+            }
+            _ = madsim::time::sleep_until(next_tick) => {
+                next_tick += TICK;
+                manager.on_tick();
+            }
+        }
+        manager.process();
+        manager.flush(&link).await;
+    }
+}
+
+impl Manager {
+    fn new(id: u64, disk: Arc<ManagerDisk>, world: Shared) -> Manager {
+        let incarnation = disk.incarnation.fetch_add(1, Ordering::Relaxed);
+        let config = raft::Config {
+            id,
+            election_tick: ELECTION_TICK,
+            heartbeat_tick: 2,
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            applied: 0,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&config, disk.storage.clone(), &logger).expect("valid raft config");
+        let scenario = world.lock().scenario.clone();
+        let name = format!("m{id}");
+        world.lock().record(&name, "manager_start", json!({ "incarnation": incarnation }));
+        let mut manager = Manager {
+            id,
+            name,
+            incarnation,
+            raw,
+            disk,
+            store: Store::default(),
+            world,
+            scenario,
+            outbox: Vec::new(),
+            seq: 0,
+            leader: None,
+            isolate: None,
+        };
+        manager.fix_election_timeout(true);
+        manager
+    }
+
+    /// raft-rs draws its randomized election timeout from a non-deterministic RNG; redraw it
+    /// from madsim's whenever raft has just reset it (toolchain.md).
+    fn fix_election_timeout(&mut self, force: bool) {
+        if force || self.raw.raft.election_elapsed == 0 {
+            let timeout = sim().range(ELECTION_TICK as u64, 2 * ELECTION_TICK as u64) as usize;
+            self.raw.raft.set_randomized_election_timeout(timeout);
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.world.lock().now()
+    }
+
+    fn on_message(&mut self, msg: Msg, from: SocketAddr) {
+        match msg {
+            Msg::Raft(m) => {
+                let _ = self.raw.step(*m);
+                self.fix_election_timeout(false);
+            }
+            Msg::Control { req, op } => {
+                let Some(leader) = &mut self.leader else { return };
+                match leader.control_seen.get(&req) {
+                    None => {
+                        leader.control_seen.insert(req, None);
+                        leader.control.push((from, req, op));
+                    }
+                    Some(Some(result)) => self.outbox.push((from, Msg::ControlReply { req, result: result.clone() })),
+                    Some(None) => {}
+                }
+            }
+            Msg::Status { node, tasks } => {
+                let now = self.now();
+                if let Some(leader) = &mut self.leader {
+                    leader.last_seen.insert(node.clone(), now);
+                    leader.status.insert(node, tasks);
+                }
+            }
+            Msg::ControlReply { .. } | Msg::Assignments { .. } => {}
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.raw.tick();
+        self.fix_election_timeout(false);
+        self.process();
+        self.duties();
+    }
+
+    /// Drains raft's ready state: sends, persists, applies; then notices role changes.
+    fn process(&mut self) {
+        while self.raw.has_ready() {
+            let mut committed: Vec<Entry> = Vec::new();
+            let mut ready = self.raw.ready();
+            self.send_raft(ready.take_messages());
+            if !ready.snapshot().is_empty() {
+                let snapshot = ready.snapshot().clone();
+                self.disk.storage.wl().apply_snapshot(snapshot).expect("snapshots are never made");
+            }
+            committed.extend(ready.take_committed_entries());
+            if !ready.entries().is_empty() {
+                self.disk.storage.wl().append(ready.entries()).expect("append to the simulated disk");
+            }
+            if let Some(hs) = ready.hs() {
+                self.disk.storage.wl().set_hardstate(hs.clone());
+            }
+            self.send_raft(ready.take_persisted_messages());
+            let mut light = self.raw.advance(ready);
+            if let Some(commit) = light.commit_index() {
+                self.disk.storage.wl().mut_hard_state().set_commit(commit);
+            }
+            self.send_raft(light.take_messages());
+            committed.extend(light.take_committed_entries());
+            self.raw.advance_apply();
+            for entry in committed {
+                self.apply(entry);
+            }
+            self.notice_role();
+        }
+        self.notice_role();
+    }
+
+    fn send_raft(&mut self, messages: Vec<Message>) {
+        for m in messages {
+            self.outbox.push((addr(manager_ip(m.to)), Msg::Raft(Box::new(m))));
+        }
+    }
+
+    async fn flush(&mut self, link: &Link) {
+        for (to, msg) in std::mem::take(&mut self.outbox) {
+            link.send(to, msg).await;
+        }
+        if let Some(duration) = self.isolate.take() {
+            let mut w = self.world.lock();
+            if let Some(id) = w.node_ids.get(&self.name).copied() {
+                madsim::net::NetSim::current().clog_node(id);
+                let until = w.now() + duration;
+                w.isolated.insert(self.name.clone(), until);
+            }
+        }
+    }
+
+    fn notice_role(&mut self) {
+        let leading = self.raw.raft.state == StateRole::Leader;
+        if leading && self.leader.is_none() {
+            let term = self.raw.raft.term;
+            let mut w = self.world.lock();
+            w.metrics.leader_changes += 1;
+            if w.leader.is_none_or(|(t, _)| t < term) {
+                w.leader = Some((term, self.id));
+            }
+            let since = w.now();
+            w.record(&self.name, "leader", json!({ "term": term }));
+            drop(w);
+            self.leader = Some(Leader {
+                ready_at: self.raw.raft.raft_log.last_index(),
+                since,
+                alloc: None,
+                inflight: BTreeMap::new(),
+                control: Vec::new(),
+                control_seen: BTreeMap::new(),
+                status: BTreeMap::new(),
+                last_seen: BTreeMap::new(),
+                duties_at: 0,
+                ticks: 0,
+            });
+        } else if !leading && let Some(mut leader) = self.leader.take() {
+            // A leader change: the engine must equal restore(applied store) before it is dropped.
+            let result = leader.alloc.as_mut().map(|alloc| {
+                alloc.settle(&self.store);
+                check::check_engine(alloc.engine(), &self.store)
+            });
+            let mut w = self.world.lock();
+            w.record(&self.name, "step_down", json!({ "term": self.raw.raft.term, "applied": self.store.applied }));
+            if let Some(Err(finding)) = result {
+                w.violate(finding, &self.name, self.store.applied);
+            }
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Applying committed entries
+
+    fn apply(&mut self, entry: Entry) {
+        let index = entry.index;
+        if entry.data.is_empty() {
+            self.store.skip(index);
+            return;
+        }
+        let txn: Txn = match serde_json::from_slice(&entry.data) {
+            Ok(txn) => txn,
+            Err(e) => panic!("entry {index} does not decode: {e}"),
+        };
+        let grows = adds_claims(&self.store, &txn);
+        let result = self.store.apply(index, &txn);
+        self.check_applied(index, &txn, &result, grows);
+        let Some(mut leader) = self.leader.take() else { return };
+        self.leader_applied(&mut leader, &txn, &result);
+        self.leader = Some(leader);
+    }
+
+    /// The per-entry checkers. Every replica compares its store digest with the first replica
+    /// that applied the same index; the store invariants run on that first replica (the others
+    /// are then proven identical) and only for entries that can add an address, subnet, VXLAN
+    /// id or port claim (others only remove claims or change fields no invariant reads).
+    fn check_applied(&mut self, index: u64, txn: &Txn, result: &Result<Vec<Event>, TxnError>, grows: bool) {
+        let mut w = self.world.lock();
+        let digest = self.store.digest();
+        match w.digests.get(&index) {
+            Some((other, node)) if *other != digest => {
+                let finding = Finding::new(
+                    "replicas_identical",
+                    vec![self.name.clone(), node.clone()],
+                    format!("store digest {digest:016x} differs from {other:016x} of {node} at the same index"),
+                );
+                w.violate(finding, &self.name, index);
+                return;
+            }
+            Some(_) => {}
+            None => drop(w.digests.insert(index, (digest, self.name.clone()))),
+        }
+        let frontier = index > w.frontier;
+        if frontier {
+            w.frontier = index;
+            w.metrics.entries_applied += 1;
+            let (ok, error) = match result {
+                Ok(events) => (events.len(), None),
+                Err(e) => (0, Some(e.to_string())),
+            };
+            if error.is_some() {
+                w.metrics.txns_rejected += 1;
+            }
+            w.record(
+                &self.name,
+                "apply",
+                json!({ "index": index, "origin": txn.origin, "changes": txn.changes.len(), "written": ok, "error": error }),
+            );
+            if let Ok(events) = result {
+                let created = txn
+                    .changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Create { object: swarmalloc::Object::Task(_) }))
+                    .count();
+                w.metrics.tasks_created += created as u64;
+                if created > 0 && w.metrics.first_task_ms.is_none() {
+                    w.metrics.first_task_ms = Some(w.now_ms());
+                }
+                if let Err(finding) = w.stable.observe(&self.store, events) {
+                    w.violate(finding, &self.name, index);
+                    return;
+                }
+                if txn.origin == Origin::Allocator {
+                    let pending = self.store.tasks.values().filter(|t| t.status.state >= TaskState::Pending).count();
+                    w.metrics.tasks_pending = pending as u64;
+                    if pending == self.store.tasks.len() {
+                        w.metrics.last_pending_ms = Some(w.now_ms());
+                        if self.scenario.stop_when_all_pending && pending as u64 >= self.scenario_tasks() {
+                            w.record(&self.name, "all_pending", json!({ "tasks": pending }));
+                            w.stop = true;
+                        }
+                    }
+                }
+            }
+        }
+        if self.scenario.checks.per_entry
+            && frontier
+            && grows
+            && result.is_ok()
+            && let Err(finding) = check::check_store(&self.store, Some(&w.containers))
+        {
+            w.violate(finding, &self.name, index);
+            return;
+        }
+        let hooks = w.hooks.clone();
+        for hook in hooks {
+            if let Some(finding) = hook(&self.store) {
+                w.violate(finding, &self.name, index);
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a transaction can add a claim: it writes a network, service or node, or gives a
+/// task addresses it did not have.
+fn adds_claims(store: &Store, txn: &Txn) -> bool {
+    txn.changes.iter().any(|change| match change {
+        Change::Create { object } | Change::Update { object } => match object {
+            swarmalloc::Object::Task(task) => {
+                !task.networks.is_empty() && store.tasks.get(&task.id).is_none_or(|old| old.networks != task.networks)
+            }
+            _ => true,
+        },
+        Change::Delete { .. } => false,
+        Change::InitCluster { .. } => true,
+    })
+}
+
+impl Manager {
+    /// Tasks the scripted workload asks for (throughput runs stop when all are PENDING).
+    fn scenario_tasks(&self) -> u64 {
+        match &self.scenario.workload {
+            crate::scenario::Workload::Scripted(ops) => ops
+                .iter()
+                .map(|o| match &o.op {
+                    ClientOp::CreateService { spec, .. } => spec.replicas,
+                    _ => 0,
+                })
+                .sum(),
+            crate::scenario::Workload::Generated(_) => u64::MAX,
+        }
+    }
+
+    fn leader_applied(&mut self, leader: &mut Leader, txn: &Txn, result: &Result<Vec<Event>, TxnError>) {
+        if let Some(inflight) = leader.inflight.remove(&txn.id)
+            && let Some((to, req)) = inflight.reply
+        {
+            let reply = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+            leader.control_seen.insert(req, Some(reply.clone()));
+            self.outbox.push((to, Msg::ControlReply { req, result: reply }));
+        }
+        let Some(alloc) = &mut leader.alloc else { return };
+        match alloc.applied(&self.store, txn.id, result) {
+            Step::Ignored => {
+                if let Ok(events) = result {
+                    alloc.observe(&self.store, events);
+                }
+            }
+            Step::Propose(changes) => {
+                let (done, total) = alloc.batch_progress().unwrap_or((0, 0));
+                let cut = sim().chance(self.world.lock().rate(FaultKind::BatchCut));
+                if cut {
+                    let duration = fault_duration(&mut sim(), FaultKind::BatchCut);
+                    self.isolate = Some(duration);
+                    let mut w = self.world.lock();
+                    w.metrics.faults_injected += 1;
+                    w.metrics.allocator_batches_cut += 1;
+                    w.record(&self.name, "fault", json!({ "kind": "batch_cut", "after": done, "of": total }));
+                    drop(w);
+                    alloc.finish(&self.store);
+                    self.after_batch(leader);
+                } else {
+                    match self.propose(leader, Origin::Allocator, changes, None) {
+                        Some(id) => {
+                            if let Some(alloc) = &mut leader.alloc {
+                                alloc.proposed(id);
+                            }
+                        }
+                        None => {
+                            if let Some(alloc) = &mut leader.alloc {
+                                alloc.finish(&self.store);
+                            }
+                            self.after_batch(leader);
+                        }
+                    }
+                }
+            }
+            Step::Done { landed, total } => {
+                self.world.lock().record(&self.name, "batch_done", json!({ "landed": landed, "total": total }));
+                self.after_batch(leader);
+            }
+        }
+    }
+
+    fn after_batch(&mut self, leader: &mut Leader) {
+        if !self.scenario.checks.engine_after_batch {
+            return;
+        }
+        let Some(alloc) = &leader.alloc else { return };
+        if let Err(finding) = check::check_engine(alloc.engine(), &self.store) {
+            self.world.lock().violate(finding, &self.name, self.store.applied);
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Proposing
+
+    fn propose(
+        &mut self,
+        leader: &mut Leader,
+        origin: Origin,
+        changes: Vec<Change>,
+        reply: Option<(SocketAddr, u64)>,
+    ) -> Option<ProposalId> {
+        self.seq += 1;
+        let id = ProposalId { node: self.id, incarnation: self.incarnation, seq: self.seq };
+        let txn = Txn { id, origin, changes };
+        let data = serde_json::to_vec(&txn).expect("transactions serialise");
+        let (dropped, ambiguous, now) = {
+            let w = self.world.lock();
+            (w.rate(FaultKind::DroppedProposal), w.rate(FaultKind::AmbiguousCommit), w.now())
+        };
+        let inflight = Inflight { origin, deadline: now + PROPOSAL_TIMEOUT, reply };
+        if sim().chance(dropped) {
+            let mut w = self.world.lock();
+            w.metrics.faults_injected += 1;
+            w.record(&self.name, "fault", json!({ "kind": "dropped_proposal", "origin": origin, "seq": self.seq }));
+            leader.inflight.insert(id, inflight);
+            return Some(id);
+        }
+        if self.raw.propose(vec![], data).is_err() {
+            return None;
+        }
+        if self.isolate.is_none() && sim().chance(ambiguous) {
+            self.isolate = Some(fault_duration(&mut sim(), FaultKind::AmbiguousCommit));
+            let mut w = self.world.lock();
+            w.metrics.faults_injected += 1;
+            w.record(&self.name, "fault", json!({ "kind": "ambiguous_commit", "origin": origin, "seq": self.seq }));
+        }
+        leader.inflight.insert(id, inflight);
+        Some(id)
+    }
+
+    fn propose_chunks(&mut self, leader: &mut Leader, origin: Origin, changes: Vec<Change>) {
+        for chunk in split_batch(changes, self.scenario.batch_max) {
+            if self.propose(leader, origin, chunk, None).is_none() {
+                return;
+            }
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Leader duties
+
+    fn duties(&mut self) {
+        let Some(mut leader) = self.leader.take() else { return };
+        if self.store.applied >= leader.ready_at {
+            self.lead(&mut leader);
+        }
+        self.leader = Some(leader);
+    }
+
+    fn lead(&mut self, leader: &mut Leader) {
+        leader.ticks += 1;
+        let now = self.now();
+        self.expire(leader, now);
+        if self.store.cluster.is_none() {
+            if !leader.busy(Origin::Bootstrap) {
+                let changes = duties::bootstrap(self.scenario.managers, self.scenario.workers);
+                self.propose(leader, Origin::Bootstrap, changes, None);
+            }
+            return;
+        }
+        let restart = std::mem::take(&mut self.world.lock().allocator_restart);
+        if leader.alloc.is_none() || restart {
+            let (alloc, report) = AllocLoop::restore(&self.store, self.scenario.batch_max);
+            leader.alloc = Some(alloc);
+            let mut w = self.world.lock();
+            w.metrics.allocator_restores += 1;
+            let findings: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+            w.record(
+                &self.name,
+                "allocator_restore",
+                json!({ "applied": self.store.applied, "queue": report.queue.len(), "findings": findings, "restart": restart }),
+            );
+        }
+        // Control API.
+        for (from, req, op) in std::mem::take(&mut leader.control) {
+            match duties::control(&self.store, &op) {
+                Ok(changes) => {
+                    if self.propose(leader, Origin::Control, changes, Some((from, req))).is_none() {
+                        leader.control_seen.remove(&req);
+                    }
+                }
+                Err(reason) => {
+                    leader.control_seen.insert(req, Some(Err(reason.clone())));
+                    self.outbox.push((from, Msg::ControlReply { req, result: Err(reason) }));
+                }
+            }
+        }
+        // Dispatcher: worker status reports.
+        if !leader.busy(Origin::Dispatcher) {
+            let mut changes = Vec::new();
+            for (node, tasks) in std::mem::take(&mut leader.status) {
+                changes.extend(duties::status_updates(&self.store, &node, &tasks));
+            }
+            if !changes.is_empty() {
+                self.propose_chunks(leader, Origin::Dispatcher, changes);
+            }
+        }
+        if self.store.applied != leader.duties_at || leader.ticks.is_multiple_of(10) {
+            leader.duties_at = self.store.applied;
+            if !leader.busy(Origin::Orchestrator) {
+                let changes = duties::orchestrate(&self.store, CREATE_MAX);
+                self.propose_chunks(leader, Origin::Orchestrator, changes);
+            }
+            if !leader.busy(Origin::Reaper) {
+                let changes = duties::reap(&self.store, TASK_HISTORY);
+                self.propose_chunks(leader, Origin::Reaper, changes);
+            }
+            if !leader.busy(Origin::Scheduler) {
+                let up = self.up_workers(leader, now);
+                let changes = duties::schedule(&self.store, &up);
+                self.propose_chunks(leader, Origin::Scheduler, changes);
+            }
+        }
+        self.allocate(leader);
+        if leader.ticks.is_multiple_of(5) {
+            for i in 1..=u64::from(self.scenario.workers) {
+                let node = NodeId::new(format!("w{i}"));
+                let tasks = duties::assignments(&self.store, &node);
+                self.outbox.push((addr(worker_ip(i)), Msg::Assignments { tasks }));
+            }
+        }
+        self.final_check(leader);
+    }
+
+    fn up_workers(&self, leader: &Leader, now: Duration) -> BTreeSet<NodeId> {
+        let fresh = now.saturating_sub(leader.since) < WORKER_TIMEOUT;
+        self.store
+            .nodes
+            .values()
+            .filter(|n| n.spec.role == NodeRole::Worker)
+            .filter(|n| fresh || leader.last_seen.get(&n.id).is_some_and(|t| now.saturating_sub(*t) < WORKER_TIMEOUT))
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    /// Proposals whose outcome did not arrive in time: the outcome is unknown.
+    fn expire(&mut self, leader: &mut Leader, now: Duration) {
+        let expired: Vec<ProposalId> =
+            leader.inflight.iter().filter(|(_, i)| i.deadline <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            let inflight = leader.inflight.remove(&id).expect("listed");
+            if let Some((_, req)) = inflight.reply {
+                leader.control_seen.remove(&req);
+            }
+            if let Some(alloc) = &mut leader.alloc
+                && alloc.inflight() == Some(id)
+            {
+                let report = alloc.restore_again(&self.store);
+                let mut w = self.world.lock();
+                w.metrics.allocator_restores += 1;
+                w.record(
+                    &self.name,
+                    "allocator_outcome_unknown",
+                    json!({ "seq": id.seq, "applied": self.store.applied, "queue": report.queue.len() }),
+                );
+            }
+        }
+    }
+
+    fn allocate(&mut self, leader: &mut Leader) {
+        let Some(alloc) = &mut leader.alloc else { return };
+        if alloc.busy() || !alloc.has_work() {
+            return;
+        }
+        let (first, report) = alloc.pass(&self.store);
+        if report.updates > 0 || !report.failed.is_empty() {
+            let failed: Vec<String> = report.failed.iter().take(5).map(|(id, e)| format!("{id}: {e}")).collect();
+            let mut w = self.world.lock();
+            w.metrics.allocator_batches += u64::from(report.updates > 0);
+            w.record(
+                &self.name,
+                "allocator_pass",
+                json!({ "updates": report.updates, "failed": report.failed.len(), "first_failures": failed }),
+            );
+        }
+        let Some(changes) = first else { return };
+        match self.propose(leader, Origin::Allocator, changes, None) {
+            Some(id) => {
+                if let Some(alloc) = &mut leader.alloc {
+                    alloc.proposed(id);
+                }
+            }
+            None => {
+                if let Some(alloc) = &mut leader.alloc {
+                    alloc.finish(&self.store);
+                }
+            }
+        }
+    }
+
+    /// The end-of-run checks, once the driver asks and the allocator is quiet.
+    fn final_check(&mut self, leader: &mut Leader) {
+        let requested = {
+            let w = self.world.lock();
+            w.final_requested && !w.final_done
+        };
+        if !requested || self.store.applied < self.raw.raft.raft_log.committed {
+            return;
+        }
+        let Some(alloc) = &leader.alloc else { return };
+        if alloc.busy() || alloc.has_work() || leader.busy(Origin::Orchestrator) || leader.busy(Origin::Reaper) {
+            return;
+        }
+        let result = check::check_engine(alloc.engine(), &self.store)
+            .and_then(|()| check::check_end(alloc.engine(), &self.store));
+        let mut w = self.world.lock();
+        w.final_done = true;
+        let tasks = self.store.tasks.len();
+        let live = self.store.tasks.values().filter(|t| t.status.state.is_live()).count();
+        w.record(
+            &self.name,
+            "final_check",
+            json!({ "applied": self.store.applied, "tasks": tasks, "live": live, "ok": result.is_ok() }),
+        );
+        if let Err(finding) = result {
+            w.violate(finding, &self.name, self.store.applied);
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The observer's view of one run, shared by every simulated node: the trace, the first
+//! violation, what the checkers need to see across nodes (running containers, per-index store
+//! digests, values that must stay stable), the fault plan, and run metrics.
+//!
+//! Architecture invariant: nodes write observations here but never read another node's state
+//! from it to make a decision; only the nemesis and the message layer read fault settings.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use swarmalloc::{NetworkId, TaskId};
+
+use crate::faults::FaultPlan;
+use crate::scenario::Scenario;
+use crate::store::Store;
+use crate::trace::Trace;
+
+/// A broken invariant: which checker, what objects, when and where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub checker: String,
+    pub objects: Vec<String>,
+    pub detail: String,
+    pub t_ms: u64,
+    pub raft_index: u64,
+    pub node: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at t={}ms raft index {} on {}: {} [{}]",
+            self.checker,
+            self.t_ms,
+            self.raft_index,
+            self.node,
+            self.detail,
+            self.objects.join(", ")
+        )
+    }
+}
+
+/// What a checker reports before the world stamps time and place on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub checker: &'static str,
+    pub objects: Vec<String>,
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(checker: &'static str, objects: Vec<String>, detail: impl Into<String>) -> Finding {
+        Finding { checker, objects, detail: detail.into() }
+    }
+}
+
+/// An extra checker run on every replica after every applied entry (tests plant broken ones).
+pub type StoreHook = Arc<dyn Fn(&Store) -> Option<Finding> + Send + Sync>;
+
+/// Data-plane addresses of one running container.
+pub type ContainerAddrs = Vec<(NetworkId, IpNet)>;
+
+/// Run counters, reported with the verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub entries_applied: u64,
+    pub txns_rejected: u64,
+    pub leader_changes: u64,
+    pub allocator_batches: u64,
+    pub allocator_batches_cut: u64,
+    pub allocator_restores: u64,
+    pub tasks_created: u64,
+    pub tasks_pending: u64,
+    /// Simulated time when the first task was created and when the last one became PENDING.
+    pub first_task_ms: Option<u64>,
+    pub last_pending_ms: Option<u64>,
+    pub faults_injected: u64,
+    pub messages_sent: u64,
+}
+
+/// Settings the message layer reads on every send.
+#[derive(Clone, Debug, Default)]
+pub struct LinkFaults {
+    pub loss: f64,
+    pub delay: f64,
+    pub duplication: f64,
+    /// Extra latency on every message to or from a node, until a time.
+    pub slow: BTreeMap<String, (Duration, Duration)>,
+}
+
+/// The shared world of one run.
+pub struct World {
+    start: madsim::time::Instant,
+    pub scenario: Arc<Scenario>,
+    pub plan: FaultPlan,
+    pub trace: Trace,
+    pub violation: Option<Violation>,
+    /// Highest raft index applied by any replica: that replica holds the newest committed state.
+    pub frontier: u64,
+    /// Store digest at each applied index, with the replica that first reached it.
+    pub digests: BTreeMap<u64, (u64, String)>,
+    /// Containers running on each worker.
+    pub containers: BTreeMap<String, BTreeMap<TaskId, ContainerAddrs>>,
+    pub stable: crate::check::Stability,
+    pub metrics: Metrics,
+    pub links: LinkFaults,
+    /// Faults are on (cleared when the run heals everything).
+    pub faults_active: bool,
+    /// The nemesis asks the leader to restart its allocator.
+    pub allocator_restart: bool,
+    /// (term, raft id) of the newest leader a manager reported.
+    pub leader: Option<(u64, u64)>,
+    /// Set by the driver when the end checks should run; answered by the leader.
+    pub final_requested: bool,
+    pub final_done: bool,
+    pub hooks: Vec<StoreHook>,
+    /// Nodes cut off from the network until a simulated time (the nemesis heals them).
+    pub isolated: BTreeMap<String, Duration>,
+    /// madsim's id of every node, by name.
+    pub node_ids: BTreeMap<String, madsim::task::NodeId>,
+    /// The run is over (a violation, or a throughput run reached its goal).
+    pub stop: bool,
+}
+
+/// The handle every node holds.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<World>>);
+
+impl Shared {
+    pub fn new(scenario: Arc<Scenario>, plan: FaultPlan, hooks: Vec<StoreHook>, trace_keep: usize) -> Shared {
+        Shared(Arc::new(Mutex::new(World {
+            start: madsim::time::Instant::now(),
+            scenario,
+            plan,
+            trace: Trace::new(trace_keep),
+            violation: None,
+            frontier: 0,
+            digests: BTreeMap::new(),
+            containers: BTreeMap::new(),
+            stable: Default::default(),
+            metrics: Metrics::default(),
+            links: LinkFaults::default(),
+            faults_active: false,
+            allocator_restart: false,
+            leader: None,
+            final_requested: false,
+            final_done: false,
+            hooks,
+            isolated: BTreeMap::new(),
+            node_ids: BTreeMap::new(),
+            stop: false,
+        })))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl World {
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn record(&mut self, node: &str, ev: &str, data: Value) {
+        let t = self.now_ms();
+        self.trace.record(t, node, ev, data);
+    }
+
+    /// Records the first violation (later ones are ignored: the run stops at the first).
+    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) {
+        if self.violation.is_some() {
+            return;
+        }
+        let violation = Violation {
+            checker: finding.checker.to_string(),
+            objects: finding.objects,
+            detail: finding.detail,
+            t_ms: self.now_ms(),
+            raft_index,
+            node: node.to_string(),
+        };
+        self.record(node, "violation", serde_json::to_value(&violation).unwrap_or(Value::Null));
+        self.violation = Some(violation);
+        self.stop = true;
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop
+    }
+
+    /// The faults plan's rate for `kind` while faults are active, else 0.
+    pub fn rate(&self, kind: crate::faults::FaultKind) -> f64 {
+        if self.faults_active { self.plan.rate(kind) } else { 0.0 }
+    }
+}
