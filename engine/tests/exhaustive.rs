@@ -405,6 +405,60 @@ fn check_tiny_subnet(case: &TinySubnet) {
     assert_eq!(got, expected, "{context}");
 }
 
+/// Two IPv4 subnets fill in config order: the /30's one address, then the /29's five; the next
+/// request is exhausted and the error names both subnets.
+#[test]
+fn two_subnets_fill_in_config_order() {
+    let mut world = World::new(ClusterConfig::default());
+    world.write(network("two", &[("192.168.4.0/30", None), ("192.168.5.0/29", None)]));
+    world.allocate_network("two").unwrap();
+    let mut got = Vec::new();
+    for i in 0..7 {
+        let id = format!("t{i}");
+        world.write(attach_task(&id, "two"));
+        let result = world.allocate_task(&id);
+        if i < 6 {
+            assert_eq!(result, Ok(Outcome::Updated), "task {i}");
+            got.extend(task_addresses(world.task(&id)).iter().map(|a| a.to_string()));
+        } else {
+            assert_exhausted(result.clone(), "192.168.4.0/30", "seventh task");
+            assert_exhausted(result, "192.168.5.0/29", "seventh task");
+        }
+        world.assert_restore_equal(&format!("task {i}"));
+    }
+    let expected =
+        ["192.168.4.2/30", "192.168.5.2/29", "192.168.5.3/29", "192.168.5.4/29", "192.168.5.5/29", "192.168.5.6/29"];
+    assert_eq!(got, expected);
+}
+
+/// A dual-stack /29 + /125: every task gets one address of each family; when the IPv4 side runs
+/// out (after five) the task fails as a whole and its IPv6 address is not taken either.
+#[test]
+fn dual_stack_tasks_get_one_address_per_family_all_or_nothing() {
+    let mut world = World::new(ClusterConfig::default());
+    world.write(network("dual", &[("192.168.6.0/29", None), ("fd00:6::/125", None)]));
+    world.allocate_network("dual").unwrap();
+    for i in 0..6 {
+        let id = format!("t{i}");
+        world.write(attach_task(&id, "dual"));
+        let result = world.allocate_task(&id);
+        if i < 5 {
+            assert_eq!(result, Ok(Outcome::Updated), "task {i}");
+            let addresses = task_addresses(world.task(&id));
+            let expected: Vec<IpNet> = vec![
+                format!("192.168.6.{}/29", i + 2).parse().unwrap(),
+                format!("fd00:6::{}/125", i + 2).parse().unwrap(),
+            ];
+            assert_eq!(addresses, expected, "task {i}");
+        } else {
+            assert_exhausted(result, "IPv4 addresses of network dual", "sixth task");
+        }
+        world.assert_restore_equal(&format!("task {i}"));
+    }
+    let v6_held = world.engine.claimed_addresses().iter().filter(|c| c.address.addr().is_ipv6()).count();
+    assert_eq!(v6_held, 6, "gateway fd00:6::1 plus five tasks; the failed task took nothing");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Dynamic ports: every allocate/free interleaving over a three-port range
 
