@@ -12,7 +12,12 @@
 //! (d) a NEW task whose service and networks are allocated and whose pools have room is PENDING
 //!     after the next committed pass;
 //! (e) subnets and VXLAN ids never change once committed; VIPs on kept networks and dynamic
-//!     ports with kept (name, protocol, target) survive service updates.
+//!     ports with kept (name, protocol, target) survive service updates;
+//! (f) after a committed pass every node has LB attachments on the networks it needs, and
+//!     repeated passes with no other write settle (the third proposes nothing).
+//! Passes can also race a user write: the proposal lands grafted onto the latest store copies.
+//! `PROPTEST_CASES=5000` runs deeper; the `const` switches below re-enable inputs that hit
+//! engine bugs reported to the engine owner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -151,6 +156,10 @@ enum Op {
     Restore(u64),
     /// Committed passes with no other write in between until a pass proposes nothing.
     Settle,
+    /// A pass whose proposal lands after another writer's change (`Op` is one of the user
+    /// writes): the allocator-owned fields are grafted onto the latest store copy, as SwarmKit's
+    /// commit helpers do on a sequence conflict, and the engine observes what landed.
+    PassRacing(Box<Op>),
 }
 
 fn net_kind() -> impl Strategy<Value = NetKind> {
@@ -216,6 +225,20 @@ fn terminal_state() -> impl Strategy<Value = TaskState> {
     ]
 }
 
+/// User writes that can land between building a proposal and committing it.
+fn racing_write() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (any::<Index>(), terminal_state()).prop_map(|(t, s)| Op::EndTask(t, s)),
+        any::<Index>().prop_map(Op::StopTask),
+        any::<Index>().prop_map(Op::DeleteTask),
+        any::<Index>().prop_map(Op::DeleteService),
+        (any::<Index>(), service_edit()).prop_map(|(s, e)| Op::UpdateService(s, e)),
+        (any::<Index>(), any::<Index>()).prop_map(|(t, n)| Op::AssignTask(t, n)),
+        any::<Index>().prop_map(Op::DeleteNode),
+        any::<Index>().prop_map(Op::DeleteNetwork),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => net_kind().prop_map(Op::CreateNetwork),
@@ -238,6 +261,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Pass(PassEnd::Drop)),
         2 => any::<u64>().prop_map(Op::Restore),
         1 => Just(Op::Settle),
+        2 => racing_write().prop_map(|op| Op::PassRacing(Box::new(op))),
     ]
 }
 
@@ -441,6 +465,7 @@ impl Model {
             }
             Op::Pass(end) => return self.pass(*end),
             Op::Settle => return self.settle(),
+            Op::PassRacing(write) => return self.pass_racing(write),
             Op::Restore(seed) => {
                 let mut objects: Vec<&Object> = self.store.values().collect();
                 shuffle(&mut objects, *seed | 1);
@@ -657,6 +682,42 @@ impl Model {
             let _ = tx.allocate_node(node);
         }
         tx.finish()
+    }
+
+    fn pass_racing(&mut self, write: &Op) -> Check {
+        let proposal = self.build();
+        self.apply(write)?;
+        let before = self.store.clone();
+        for update in proposal.into_updates() {
+            let Some(current) = self.store.get(&update.id()).cloned() else { continue };
+            let grafted = match (current, update) {
+                (Object::Network(mut current), Object::Network(update)) => {
+                    current.ipam = update.ipam;
+                    current.driver_state = update.driver_state;
+                    Object::Network(current)
+                }
+                (Object::Service(mut current), Object::Service(update)) => {
+                    current.endpoint = update.endpoint;
+                    Object::Service(current)
+                }
+                (Object::Task(mut current), Object::Task(update)) => {
+                    current.networks = update.networks;
+                    current.endpoint = update.endpoint;
+                    if current.status.state < TaskState::Pending {
+                        current.status = update.status;
+                    }
+                    Object::Task(current)
+                }
+                (Object::Node(mut current), Object::Node(update)) => {
+                    current.attachments = update.attachments;
+                    Object::Node(current)
+                }
+                (current, update) => panic!("{} changed kind: {current:?} vs {update:?}", update.id()),
+            };
+            self.write(grafted.clone());
+            check_allocation_result(&before, &grafted)?;
+        }
+        Ok(())
     }
 
     fn pass(&mut self, end: PassEnd) -> Check {
