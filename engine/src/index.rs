@@ -214,6 +214,11 @@ impl Pool {
         IpNet::new(u128_to_ip(value, self.is_v6()), self.subnet.prefix_len()).expect("prefix of a valid subnet")
     }
 
+    /// Adds a claim on a usable address of this pool.
+    pub(crate) fn claim(&mut self, ip: IpAddr, holder: Holder) {
+        claim(&mut self.slots, ip_to_u128(ip), holder);
+    }
+
     /// Highest address in the pick range that any committed object references (the reuse cursor).
     pub(crate) fn cursor(&self) -> Option<u128> {
         self.slots.range(self.pick.0..=self.pick.1).next_back().map(|(k, _)| *k)
@@ -479,24 +484,28 @@ impl State {
         true
     }
 
-    /// Re-adds the claims of every holder on a network whose pools were just (re)built. This
-    /// scans all holders: it runs only when a network's stored allocation changes.
+    /// Re-adds the claims of every holder on a network whose pools were just (re)built.
     fn reclaim_network(&mut self, network: &NetworkId) {
-        let mut claims = Vec::new();
+        for (ip, holder) in self.references(network) {
+            self.claim_addr(network, ip, holder);
+        }
+    }
+
+    /// Every address that committed holders reference on `network`, whether or not it has pools
+    /// that contain them. This scans all holders: it runs only when a network's allocation changes.
+    pub(crate) fn references(&self, network: &NetworkId) -> Vec<(IpAddr, Holder)> {
+        let mut refs = Vec::new();
         for (id, entry) in &self.services {
-            claims
-                .extend(entry.vips.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::Vip(id.clone()))));
+            refs.extend(entry.vips.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::Vip(id.clone()))));
         }
         for (id, entry) in &self.tasks {
             let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
-            claims.extend(entry.addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, holder.clone())));
+            refs.extend(entry.addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, holder.clone())));
         }
         for (id, addrs) in &self.nodes {
-            claims.extend(addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::NodeLb(id.clone()))));
+            refs.extend(addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::NodeLb(id.clone()))));
         }
-        for (ip, holder) in claims {
-            self.claim_addr(network, ip, holder);
-        }
+        refs
     }
 
     /// Decides which networks hold their stored subnets and VXLAN ids: in rank order (ingress

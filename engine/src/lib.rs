@@ -24,6 +24,8 @@ mod ids;
 mod index;
 mod objects;
 mod restore;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tx;
 
 use std::net::IpAddr;

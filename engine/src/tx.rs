@@ -363,6 +363,7 @@ impl<'s> Tx<'s> {
 
         let spec_configs = network.spec.ipam.as_ref().map(|i| i.configs.clone()).unwrap_or_default();
         let spec_configs = if spec_configs.is_empty() { vec![IpamConfig::default()] } else { spec_configs };
+        let references = self.state.references(id);
         let mut pools: Vec<Pool> = Vec::with_capacity(spec_configs.len());
         let mut configs = Vec::with_capacity(spec_configs.len());
         for (i, spec) in spec_configs.iter().enumerate() {
@@ -401,9 +402,22 @@ impl<'s> Tx<'s> {
             let mut config = IpamConfig { subnet: Some(subnet), range: spec.range, gateway: spec.gateway };
             let mut pool =
                 Pool::new(&config).map_err(|e| AllocError::invalid(format!("network {id} ipam.configs[{i}]: {e}")))?;
+            pool.from_default = from_default;
+            // Holders may already reference this network (its allocation never reached the store,
+            // B11): once committed, their addresses in the new subnet are claims, so the
+            // transaction must see them too.
+            for (ip, holder) in &references {
+                if matches!(pool.place(*ip), Placement::Usable(_)) {
+                    pool.claim(*ip, holder.clone());
+                }
+            }
             if pool.gateway.is_none() {
-                // The first usable address, as libnetwork's serial "gateway" request gives it.
-                let gateway = crate::index::u128_to_ip(pool.usable.0, pool.is_v6());
+                // The first usable address no live holder references, as libnetwork's serial
+                // "gateway" request gives it.
+                let value = (pool.usable.0..=pool.usable.1)
+                    .find(|v| pool.slots.get(v).is_none_or(|c| c.holder().is_retired()))
+                    .unwrap_or(pool.usable.0);
+                let gateway = crate::index::u128_to_ip(value, pool.is_v6());
                 pool.gateway = Some(gateway);
                 config.gateway = Some(gateway);
             }

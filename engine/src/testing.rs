@@ -1,0 +1,398 @@
+//! Properties shared by the stable test suite and the fuzz targets (feature `testing`): each takes
+//! a structured input, derives `arbitrary::Arbitrary`, and returns `Err` with a readable account of
+//! the first violation. The fuzz targets are thin wrappers over these functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use arbitrary::Arbitrary;
+use ipnet::IpNet;
+
+use crate::*;
+
+/// Subnets a stored network may hold: small, overlapping on purpose, one IPv6.
+const SUBNETS: [&str; 8] = [
+    "10.0.0.0/29",
+    "10.0.0.0/28",
+    "10.0.0.8/29",
+    "10.0.0.16/28",
+    "10.0.0.32/30",
+    "10.0.0.48/31",
+    "fd00::/125",
+    "10.0.0.0/26",
+];
+
+/// A committed store as an earlier leader (or a buggy one) may have left it: consistent or not.
+/// Ids and addresses come from tiny ranges so that collisions are common.
+#[derive(Clone, Debug, Arbitrary)]
+pub struct StoredState {
+    /// Networks n0..n3.
+    pub networks: [StoredNetwork; 4],
+    pub services: Vec<StoredService>,
+    pub tasks: Vec<StoredTask>,
+    pub nodes: Vec<StoredNode>,
+    /// Seeds the third restore order.
+    pub order: u64,
+}
+
+#[derive(Clone, Debug, Arbitrary)]
+pub struct StoredNetwork {
+    pub ingress: bool,
+    /// 0 overlay, 1 bridge (node-local), 2 a global remote driver.
+    pub driver: u8,
+    pub alloc: Option<StoredAlloc>,
+}
+
+#[derive(Clone, Debug, Arbitrary)]
+pub struct StoredAlloc {
+    /// Indexes into the subnet list.
+    pub subnets: Vec<u8>,
+    /// Each subnet's first usable address is its gateway, unless this odd one is given.
+    pub odd_gateway: Option<u8>,
+    /// One VXLAN id per IPv4 subnet from 4096 + base (so networks collide sometimes), unless an
+    /// odd list is given.
+    pub vni_base: u8,
+    pub odd_vnis: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Arbitrary)]
+pub struct StoredService {
+    pub id: u8,
+    /// (network, address) pairs.
+    pub vips: Vec<(u8, u8)>,
+    /// (protocol, port offset from 30000) pairs.
+    pub ports: Vec<(u8, u8)>,
+}
+
+#[derive(Clone, Debug, Arbitrary)]
+pub struct StoredTask {
+    pub id: u8,
+    /// Index into a list of task states from NEW to REMOVE.
+    pub state: u8,
+    pub node: Option<u8>,
+    /// (network, addresses) per attachment.
+    pub attachments: Vec<(u8, Vec<u8>)>,
+}
+
+#[derive(Clone, Debug, Arbitrary)]
+pub struct StoredNode {
+    pub id: u8,
+    pub attachments: Vec<(u8, u8)>,
+}
+
+fn network_id(n: u8) -> NetworkId {
+    NetworkId::new(format!("n{}", n % 4))
+}
+
+/// An address: mostly a host of one of the network's subnets (small, so collisions are common),
+/// sometimes anywhere in 10.0.0.0/26 or fd00::/124; with the prefix of a subnet that contains it.
+fn address(a: u8, subnets: &[IpNet]) -> IpNet {
+    let ip = if a & 0xc0 != 0xc0 && !subnets.is_empty() {
+        let subnet = subnets[usize::from(a & 0x3) % subnets.len()];
+        let size = 1u128 << (if subnet.addr().is_ipv4() { 32 } else { 128 } - u32::from(subnet.prefix_len())).min(8);
+        let offset = u128::from(a >> 2) % size;
+        match subnet {
+            IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(u32::from(n.network()) + offset as u32)),
+            IpNet::V6(n) => IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) + offset)),
+        }
+    } else if a & 0x20 == 0 {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, a % 64))
+    } else {
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(a % 16)))
+    };
+    let prefix =
+        subnets.iter().find(|s| s.contains(&ip)).map_or(if ip.is_ipv4() { 32 } else { 128 }, |s| s.prefix_len());
+    IpNet::new(ip, prefix).expect("valid prefix")
+}
+
+impl StoredState {
+    /// The committed objects, one per id (the first occurrence wins, as a store has unique ids).
+    pub fn objects(&self) -> Vec<Object> {
+        let mut seen = BTreeSet::new();
+        let mut subnets_of: BTreeMap<NetworkId, Vec<IpNet>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, n) in self.networks.iter().enumerate() {
+            let id = network_id(i as u8);
+            let driver = ["overlay", "bridge", "weave"][usize::from(n.driver % 3)];
+            let mut network = Network {
+                id: id.clone(),
+                version: Version(1),
+                spec: NetworkSpec {
+                    name: id.to_string(),
+                    driver: Some(DriverConfig { name: driver.into(), options: BTreeMap::new() }),
+                    ingress: n.ingress,
+                    ..Default::default()
+                },
+                driver_state: None,
+                ipam: None,
+            };
+            if let Some(alloc) = &n.alloc {
+                // Node-local drivers store an empty IPAM; others up to three subnets that do not
+                // overlap each other (an odd VXLAN list or gateway still makes some invalid).
+                let mut subnets: Vec<IpNet> = Vec::new();
+                for index in alloc.subnets.iter().take(3) {
+                    let subnet: IpNet = SUBNETS[usize::from(*index) % SUBNETS.len()].parse().unwrap();
+                    if driver != "bridge" && !subnets.iter().any(|s| s.contains(&subnet) || subnet.contains(s)) {
+                        subnets.push(subnet);
+                    }
+                }
+                let configs = subnets
+                    .iter()
+                    .map(|subnet| IpamConfig {
+                        subnet: Some(*subnet),
+                        range: None,
+                        gateway: Some(match alloc.odd_gateway {
+                            Some(g) => address(g, std::slice::from_ref(subnet)).addr(),
+                            None => subnet.hosts().next().unwrap_or(subnet.addr()),
+                        }),
+                    })
+                    .collect();
+                let v4 = subnets.iter().filter(|s| s.addr().is_ipv4()).count() as u32;
+                let vnis: Vec<String> = match &alloc.odd_vnis {
+                    Some(odd) => odd.iter().take(3).map(|v| (4096 + u32::from(*v % 4)).to_string()).collect(),
+                    None if driver == "overlay" => {
+                        (0..v4).map(|i| (4096 + u32::from(alloc.vni_base % 6) + i).to_string()).collect()
+                    }
+                    None => Vec::new(),
+                };
+                let mut options = BTreeMap::new();
+                if !vnis.is_empty() {
+                    options.insert(VXLAN_ID_LIST_OPTION.to_string(), vnis.join(","));
+                }
+                network.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.into(), configs });
+                network.driver_state = Some(DriverConfig { name: driver.into(), options });
+                subnets_of.insert(id, subnets);
+            }
+            out.push(Object::Network(network));
+        }
+        let subnets = |n: u8| subnets_of.get(&network_id(n)).cloned().unwrap_or_default();
+        for s in &self.services {
+            let id = ServiceId::new(format!("s{}", s.id % 4));
+            if !seen.insert(ObjectId::Service(id.clone())) {
+                continue;
+            }
+            let virtual_ips = s
+                .vips
+                .iter()
+                .take(3)
+                .map(|(n, a)| VirtualIp { network_id: network_id(*n), addr: address(*a, &subnets(*n)) })
+                .collect();
+            let ports = s
+                .ports
+                .iter()
+                .take(3)
+                .map(|(p, o)| PortConfig {
+                    name: String::new(),
+                    protocol: Protocol::ALL[usize::from(*p % 3)],
+                    target_port: 80,
+                    published_port: 30000 + u16::from(*o % 8),
+                    publish_mode: PublishMode::Ingress,
+                })
+                .collect();
+            let spec = ServiceSpec { name: id.to_string(), ..Default::default() };
+            let endpoint = Some(Endpoint { spec: EndpointSpec::default(), ports, virtual_ips });
+            out.push(Object::Service(Service { id, version: Version(1), spec, endpoint }));
+        }
+        const STATES: [TaskState; 6] = [
+            TaskState::New,
+            TaskState::Pending,
+            TaskState::Assigned,
+            TaskState::Running,
+            TaskState::Shutdown,
+            TaskState::Failed,
+        ];
+        for t in &self.tasks {
+            let id = TaskId::new(format!("t{}", t.id % 8));
+            if !seen.insert(ObjectId::Task(id.clone())) {
+                continue;
+            }
+            let networks = t
+                .attachments
+                .iter()
+                .take(3)
+                .map(|(n, addrs)| NetworkAttachment {
+                    network_id: network_id(*n),
+                    addresses: addrs.iter().take(2).map(|a| address(*a, &subnets(*n))).collect(),
+                    aliases: Vec::new(),
+                    driver_attachment_opts: BTreeMap::new(),
+                })
+                .collect();
+            out.push(Object::Task(Task {
+                id,
+                version: Version(1),
+                service_id: None,
+                node_id: t.node.map(|n| NodeId::new(format!("node{}", n % 3))),
+                slot: 0,
+                spec: TaskSpec::default(),
+                status: TaskStatus { state: STATES[usize::from(t.state) % STATES.len()], message: String::new() },
+                desired_state: TaskState::Running,
+                networks,
+                endpoint: None,
+            }));
+        }
+        for n in &self.nodes {
+            let id = NodeId::new(format!("node{}", n.id % 3));
+            if !seen.insert(ObjectId::Node(id.clone())) {
+                continue;
+            }
+            let attachments = n
+                .attachments
+                .iter()
+                .take(3)
+                .map(|(net, a)| NetworkAttachment {
+                    network_id: network_id(*net),
+                    addresses: vec![address(*a, &subnets(*net))],
+                    aliases: Vec::new(),
+                    driver_attachment_opts: BTreeMap::new(),
+                })
+                .collect();
+            out.push(Object::Node(Node { id, version: Version(1), spec: NodeSpec::default(), attachments }));
+        }
+        out
+    }
+}
+
+fn shuffled<T: Clone>(items: &[T], mut seed: u64) -> Vec<T> {
+    let mut out = items.to_vec();
+    for i in (1..out.len()).rev() {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.swap(i, (seed >> 33) as usize % (i + 1));
+    }
+    out
+}
+
+/// Every claimant the objects name for each (network, address), re-derived from the objects alone.
+fn claimants(objects: &[Object]) -> BTreeMap<(NetworkId, IpAddr), BTreeSet<Holder>> {
+    let mut out: BTreeMap<(NetworkId, IpAddr), BTreeSet<Holder>> = BTreeMap::new();
+    let mut add = |network: &NetworkId, ip: IpAddr, holder: Holder| {
+        out.entry((network.clone(), ip)).or_default().insert(holder);
+    };
+    for object in objects {
+        match object {
+            Object::Network(n) => {
+                for config in n.ipam.iter().flat_map(|i| &i.configs) {
+                    if let Some(gateway) = config.gateway {
+                        add(&n.id, gateway, Holder::Gateway(n.id.clone()));
+                    }
+                }
+            }
+            Object::Service(s) => {
+                for vip in s.endpoint.iter().flat_map(|e| &e.virtual_ips) {
+                    add(&vip.network_id, vip.addr.addr(), Holder::Vip(s.id.clone()));
+                }
+            }
+            Object::Task(t) => {
+                let holder =
+                    if t.status.state.is_live() { Holder::Task(t.id.clone()) } else { Holder::Retired(t.id.clone()) };
+                for a in &t.networks {
+                    for addr in &a.addresses {
+                        add(&a.network_id, addr.addr(), holder.clone());
+                    }
+                }
+            }
+            Object::Node(n) => {
+                for a in &n.attachments {
+                    for addr in &a.addresses {
+                        add(&a.network_id, addr.addr(), Holder::NodeLb(n.id.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Restore of any stored state, consistent or not:
+/// - never panics and gives an equal engine whatever the order of its input;
+/// - every claimed address has exactly the claimants the objects name, the lowest-ranked holds it,
+///   and a duplicate-address finding lists exactly the live losers (no silent double owner);
+/// - one allocation pass over restore's queue, committed, leaves the engine equal to a restore of
+///   the new store, and any duplicate left is explained by an allocation error of a loser or its network.
+pub fn check_restore(state: &StoredState) -> Result<(), String> {
+    let objects = state.objects();
+    let config = ClusterConfig::default();
+    let restore = |objects: &[Object]| Allocator::restore(config.clone(), objects.iter().map(Object::as_ref));
+    let (alloc, report) = restore(&objects).map_err(|e| e.to_string())?;
+    let reversed: Vec<Object> = objects.iter().rev().cloned().collect();
+    for (name, order) in [("reversed", reversed), ("shuffled", shuffled(&objects, state.order))] {
+        let (other, other_report) = restore(&order).map_err(|e| e.to_string())?;
+        if let Some(diff) = alloc.diff(&other) {
+            return Err(format!("restore in {name} order differs:\n{diff}"));
+        }
+        if other_report != report {
+            return Err(format!("restore report in {name} order differs:\n{report:#?}\nvs\n{other_report:#?}"));
+        }
+    }
+
+    let named = claimants(&objects);
+    let mut duplicates = BTreeSet::new();
+    for claim in alloc.claimed_addresses() {
+        let key = (claim.network.clone(), claim.address.addr());
+        let mut engine: Vec<Holder> = vec![claim.holder.clone()];
+        engine.extend(claim.losers.iter().cloned());
+        let expected: Vec<Holder> = named.get(&key).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        if engine != expected {
+            return Err(format!(
+                "address {} on network {}: engine claimants {engine:?}, objects name {expected:?}",
+                key.1, key.0
+            ));
+        }
+        if claim.losers.iter().any(|h| !h.is_retired()) {
+            duplicates.insert(key);
+        }
+    }
+    let reported: BTreeSet<(NetworkId, IpAddr)> = report
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::DuplicateAddress { network, address, .. } => Some((network.clone(), *address)),
+            _ => None,
+        })
+        .collect();
+    if reported != duplicates {
+        return Err(format!("duplicate-address findings {reported:?} but contested addresses {duplicates:?}"));
+    }
+
+    // One pass over the queue, then commit.
+    let by_id: BTreeMap<ObjectId, &Object> = objects.iter().map(|o| (o.id(), o)).collect();
+    let mut failed: BTreeSet<ObjectId> = BTreeSet::new();
+    let proposal = {
+        let mut tx = alloc.begin();
+        for id in &report.queue {
+            let result = match by_id[id] {
+                Object::Network(n) => tx.allocate_network(n),
+                Object::Service(s) => tx.allocate_service(s),
+                Object::Task(t) => tx.allocate_task(t, None),
+                Object::Node(n) => tx.allocate_node(n),
+            };
+            if result.is_err() {
+                failed.insert(id.clone());
+            }
+        }
+        tx.finish()
+    };
+    let mut store: BTreeMap<ObjectId, Object> = objects.iter().map(|o| (o.id(), o.clone())).collect();
+    for update in proposal.updates() {
+        store.insert(update.id(), update.clone());
+    }
+    let mut committed = alloc.clone();
+    committed.commit(&proposal);
+    let after: Vec<Object> = store.into_values().collect();
+    let (fresh, fresh_report) = restore(&after).map_err(|e| e.to_string())?;
+    if let Some(diff) = committed.diff(&fresh) {
+        return Err(format!("after committing the restore queue's pass, engine differs from restore:\n{diff}"));
+    }
+    for finding in &fresh_report.findings {
+        if let Finding::DuplicateAddress { network, lost, .. } = finding {
+            let explained = failed.contains(&ObjectId::Network(network.clone()))
+                || lost.iter().all(|h| failed.contains(&h.object()));
+            if !explained {
+                let mut message = String::new();
+                let _ = write!(message, "after one pass a duplicate remains without an allocation error: {finding}");
+                return Err(message);
+            }
+        }
+    }
+    Ok(())
+}
