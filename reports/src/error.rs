@@ -1,0 +1,195 @@
+//! Unreadable input: [`InputError`] names the file, where in it (line and column for bad JSON, a
+//! JSON path such as `[3].Spec.TaskTemplate.Networks[0].Target` for a wrong shape) and what was
+//! expected. Also owns [`JsonPath`], the path a reader carries while it walks a document, and
+//! [`path_at`], which recovers the path of a byte offset for errors that only carry a position.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a dump could not be read. Reading never panics: every malformed input ends here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputError {
+    /// The file or directory could not be read at all.
+    Io { file: PathBuf, message: String },
+    /// The file is not JSON; line and column are 1-based, `path` is the value being read there.
+    Syntax { file: PathBuf, line: usize, column: usize, path: String, message: String },
+    /// A value has the wrong type or an unusable content.
+    Field { file: PathBuf, path: String, expected: String, found: String },
+    /// A store snapshot value that does not fit the engine's types (serde's message).
+    Typed { file: PathBuf, line: usize, column: usize, path: String, message: String },
+    /// A value that is well-formed but unusable: an object of no known kind, an invalid config.
+    Invalid { file: PathBuf, path: String, reason: String },
+    /// Two different objects with one id and one version.
+    Conflict { id: String, first: String, second: String },
+}
+
+impl InputError {
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            InputError::Io { file, .. }
+            | InputError::Syntax { file, .. }
+            | InputError::Field { file, .. }
+            | InputError::Typed { file, .. }
+            | InputError::Invalid { file, .. } => Some(file),
+            InputError::Conflict { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputError::Io { file, message } => write!(f, "{}: cannot read: {message}", file.display()),
+            InputError::Syntax { file, line, column, path, message } if path.is_empty() => {
+                write!(f, "{}: line {line} column {column}: invalid JSON: {message}", file.display())
+            }
+            InputError::Syntax { file, line, column, path, message } => {
+                write!(f, "{}: line {line} column {column}, in {path}: invalid JSON: {message}", file.display())
+            }
+            InputError::Field { file, path, expected, found } => {
+                write!(f, "{}: at {}: expected {expected}, found {found}", file.display(), show_path(path))
+            }
+            InputError::Typed { file, line, column, path, message } => {
+                write!(f, "{}: line {line} column {column}, at {}: {message}", file.display(), show_path(path))
+            }
+            InputError::Invalid { file, path, reason } => {
+                write!(f, "{}: at {}: {reason}", file.display(), show_path(path))
+            }
+            InputError::Conflict { id, first, second } => {
+                write!(f, "{id} appears twice with the same version but different contents: {first} and {second}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn show_path(path: &str) -> &str {
+    if path.is_empty() { "the top level" } else { path }
+}
+
+/// A location inside a JSON document, rendered as `[3].Spec.Networks[0].Target`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JsonPath(String);
+
+impl JsonPath {
+    pub fn root() -> JsonPath {
+        JsonPath(String::new())
+    }
+
+    /// The root of the `n`-th (1-based) of several JSON documents in one file.
+    pub fn document(n: usize) -> JsonPath {
+        JsonPath(format!("(document {n})"))
+    }
+
+    pub fn key(&self, key: &str) -> JsonPath {
+        if self.0.is_empty() { JsonPath(key.to_string()) } else { JsonPath(format!("{}.{key}", self.0)) }
+    }
+
+    pub fn index(&self, index: usize) -> JsonPath {
+        JsonPath(format!("{}[{index}]", self.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(show_path(&self.0))
+    }
+}
+
+/// The JSON path of the value that contains byte `offset` of `text` (or ends just before it).
+/// serde reports type errors of typed documents by line and column only; this turns the
+/// position back into a path by scanning the document's brackets, keys and commas.
+pub fn path_at(text: &str, offset: usize) -> String {
+    enum Frame {
+        Object { key: Option<String>, after_colon: bool },
+        Array { index: usize },
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let bytes = text.as_bytes();
+    let end = offset.min(bytes.len());
+    let mut at = 0;
+    while at < end {
+        match bytes[at] {
+            b'{' => stack.push(Frame::Object { key: None, after_colon: false }),
+            b'[' => stack.push(Frame::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b':' => {
+                if let Some(Frame::Object { after_colon, .. }) = stack.last_mut() {
+                    *after_colon = true;
+                }
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Object { key, after_colon }) => {
+                    *key = None;
+                    *after_colon = false;
+                }
+                None => {}
+            },
+            b'"' => {
+                let start = at + 1;
+                at = start;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object { key, after_colon: false }) = stack.last_mut() {
+                    let raw = text.get(start..at.min(text.len())).unwrap_or("");
+                    *key = Some(serde_json::from_str::<String>(&format!("\"{raw}\"")).unwrap_or(raw.to_string()));
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    let mut path = JsonPath::root();
+    for frame in &stack {
+        path = match frame {
+            Frame::Object { key: Some(key), .. } => path.key(key),
+            Frame::Object { key: None, .. } => path,
+            Frame::Array { index } => path.index(*index),
+        };
+    }
+    path.0
+}
+
+/// The byte offset of a 1-based line and column as serde_json reports them.
+pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(text: &str, marker: &str, expected: &str) {
+        let offset = text.find(marker).expect("marker in text");
+        assert_eq!(path_at(text, offset), expected, "in {text} at {marker:?}");
+    }
+
+    #[test]
+    fn path_at_follows_keys_and_indexes() {
+        check(r#"[{"a": 1}, {"b": [1, 2, X]}]"#, "X", "[1].b[2]");
+        check(r#"{"tasks": [{"id": "t", "status": {"state": X}}]}"#, "X", "tasks[0].status.state");
+        check(r#"{"a": {"b": 1}, "c": X}"#, "X", "c");
+        check(r#"{"a,[{": X}"#, "X", "a,[{");
+        check(r#"{"q\"x": X}"#, "X", "q\"x");
+        check("X", "X", "");
+    }
+
+    #[test]
+    fn offset_of_counts_lines_from_one() {
+        let text = "ab\ncd\nef";
+        assert_eq!(offset_of(text, 1, 1), 0);
+        assert_eq!(offset_of(text, 2, 2), 4);
+        assert_eq!(offset_of(text, 9, 9), text.len());
+    }
+}
