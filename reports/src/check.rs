@@ -187,7 +187,9 @@ const RULE_INGRESS: &str = "the first validly allocated ingress network by id is
 const RULE_NEW: &str = "only the allocator moves a task from NEW to PENDING; restore queues every NEW task that \
                         should run, and it stays NEW while its allocation fails";
 const RULE_LOST_NETWORK: &str = "restore neither reports nor queues the holders of addresses on a network that lost \
-                                 its allocation: they keep addresses from subnets the network no longer holds";
+                                 its allocation: they keep addresses from subnets the network no longer holds until \
+                                 its fresh allocation commits; a restore after that finds them outside the new \
+                                 subnets and queues the tasks";
 const RULE_QUEUE: &str = "restore queues every object that an allocation pass would change";
 
 /// Checks a dump: never changes it, never fails on its content. Errs only on an invalid config.
