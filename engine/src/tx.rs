@@ -646,23 +646,25 @@ impl<'s> Tx<'s> {
                 self.take_port(id, port.protocol, port.published_port)?;
             }
         }
+        // The old endpoint's dynamic ports: its published ingress ports that no old fixed spec
+        // port explains, matched one to one, so that each is kept by at most one new port.
+        let mut old_dynamic: Vec<&PortConfig> =
+            old_ports.iter().filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0).collect();
+        for spec in old_spec_ports.iter().filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0) {
+            if let Some(i) =
+                old_dynamic.iter().position(|p| same_port(p, spec) && p.published_port == spec.published_port)
+            {
+                old_dynamic.remove(i);
+            }
+        }
         for port in &mut dynamic {
-            let sticky = old_spec_ports
-                .iter()
-                .any(|p| same_port(p, port) && p.published_port == 0 && p.publish_mode == PublishMode::Ingress)
-                .then(|| {
-                    old_ports
-                        .iter()
-                        .find(|p| same_port(p, port) && p.publish_mode == PublishMode::Ingress && p.published_port != 0)
-                })
-                .flatten()
-                .map(|p| p.published_port)
-                .filter(|published| {
-                    self.holds_port(id, port.protocol, *published)
-                        && !fixed.iter().any(|f| f.protocol == port.protocol && f.published_port == *published)
-                });
+            let sticky = old_dynamic.iter().position(|old| {
+                same_port(old, port)
+                    && self.holds_port(id, port.protocol, old.published_port)
+                    && !fixed.iter().any(|f| f.protocol == port.protocol && f.published_port == old.published_port)
+            });
             port.published_port = match sticky {
-                Some(published) => published,
+                Some(i) => old_dynamic.remove(i).published_port,
                 None if !take => return Ok(None),
                 None => self.take_dynamic_port(id, port.protocol)?,
             };

@@ -1020,7 +1020,7 @@ const NODE_LB_PER_NETWORK: bool = false;
 /// target) in one spec, because (see the report) on every pass such a dynamic port either takes
 /// the other port's number (two identical dynamic ports end up publishing the same port) or
 /// moves to a fresh port (a fixed port with the same key makes the dynamic one never sticky).
-const SAME_KEY_INGRESS_PORTS: bool = false;
+const SAME_KEY_INGRESS_PORTS: bool = true;
 
 fn push_port(ports: &mut Vec<PortConfig>, port: PortConfig) {
     let ingress = |p: &PortConfig| p.publish_mode == PublishMode::Ingress;
