@@ -356,7 +356,7 @@ pub(crate) struct SubnetEntry {
 /// The resources one service holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ServiceEntry {
-    pub(crate) vips: Vec<(NetworkId, IpAddr)>,
+    pub(crate) vips: Vec<(NetworkId, IpNet)>,
     pub(crate) ports: Vec<(crate::objects::Protocol, u16)>,
 }
 
@@ -365,7 +365,7 @@ pub(crate) struct ServiceEntry {
 pub(crate) struct TaskEntry {
     pub(crate) retired: bool,
     pub(crate) node: Option<NodeId>,
-    pub(crate) addrs: Vec<(NetworkId, IpAddr)>,
+    pub(crate) addrs: Vec<(NetworkId, IpNet)>,
 }
 
 /// Everything the engine knows. `PartialEq` is the "engine equals restore" check.
@@ -381,7 +381,7 @@ pub(crate) struct State {
     pub(crate) ports: BTreeMap<(crate::objects::Protocol, u16), Claims<ServiceId>>,
     pub(crate) services: BTreeMap<ServiceId, ServiceEntry>,
     pub(crate) tasks: BTreeMap<TaskId, TaskEntry>,
-    pub(crate) nodes: BTreeMap<NodeId, Vec<(NetworkId, IpAddr)>>,
+    pub(crate) nodes: BTreeMap<NodeId, Vec<(NetworkId, IpNet)>>,
     /// For each node, how many live tasks on it are attached to each network.
     pub(crate) node_needs: BTreeMap<NodeId, BTreeMap<NetworkId, u32>>,
 }
@@ -496,14 +496,18 @@ impl State {
     pub(crate) fn references(&self, network: &NetworkId) -> Vec<(IpAddr, Holder)> {
         let mut refs = Vec::new();
         for (id, entry) in &self.services {
-            refs.extend(entry.vips.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::Vip(id.clone()))));
+            refs.extend(
+                entry.vips.iter().filter(|(n, _)| n == network).map(|(_, ip)| (ip.addr(), Holder::Vip(id.clone()))),
+            );
         }
         for (id, entry) in &self.tasks {
             let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
-            refs.extend(entry.addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, holder.clone())));
+            refs.extend(entry.addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (ip.addr(), holder.clone())));
         }
         for (id, addrs) in &self.nodes {
-            refs.extend(addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (*ip, Holder::NodeLb(id.clone()))));
+            refs.extend(
+                addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (ip.addr(), Holder::NodeLb(id.clone()))),
+            );
         }
         refs
     }
@@ -561,9 +565,8 @@ impl State {
         let holder = Holder::Vip(service.id.clone());
         let mut entry = ServiceEntry::default();
         for vip in &endpoint.virtual_ips {
-            let ip = vip.addr.addr();
-            self.claim_addr(&vip.network_id, ip, holder.clone());
-            entry.vips.push((vip.network_id.clone(), ip));
+            self.claim_addr(&vip.network_id, vip.addr.addr(), holder.clone());
+            entry.vips.push((vip.network_id.clone(), vip.addr));
         }
         for port in &endpoint.ports {
             if port.publish_mode == PublishMode::Ingress && port.published_port != 0 {
@@ -583,7 +586,7 @@ impl State {
         let Some(entry) = self.services.remove(id) else { return };
         let holder = Holder::Vip(id.clone());
         for (network, ip) in &entry.vips {
-            self.unclaim_addr(network, *ip, &holder);
+            self.unclaim_addr(network, ip.addr(), &holder);
         }
         for key in entry.ports {
             unclaim(&mut self.ports, key, id);
@@ -592,18 +595,15 @@ impl State {
 
     /// Adds a task's claims; the caller has forgotten its previous ones.
     fn observe_task(&mut self, task: &Task) {
-        let addrs: Vec<(NetworkId, IpAddr)> = task
-            .networks
-            .iter()
-            .flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), net.addr())))
-            .collect();
+        let addrs: Vec<(NetworkId, IpNet)> =
+            task.networks.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
             return;
         }
         let retired = !task.status.state.is_live();
         let holder = if retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
         for (network, ip) in &addrs {
-            self.claim_addr(network, *ip, holder.clone());
+            self.claim_addr(network, ip.addr(), holder.clone());
         }
         let entry = TaskEntry { retired, node: task.node_id.clone(), addrs };
         if let (false, Some(node)) = (retired, &entry.node) {
@@ -619,7 +619,7 @@ impl State {
         let Some(entry) = self.tasks.remove(id) else { return };
         let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
         for (network, ip) in &entry.addrs {
-            self.unclaim_addr(network, *ip, &holder);
+            self.unclaim_addr(network, ip.addr(), &holder);
         }
         if let (false, Some(node)) = (entry.retired, &entry.node) {
             let needs = self.node_needs.get_mut(node).expect("a live task on a node counted its networks");
@@ -638,17 +638,14 @@ impl State {
 
     fn observe_node(&mut self, node: &Node) {
         self.forget_node(&node.id);
-        let addrs: Vec<(NetworkId, IpAddr)> = node
-            .attachments
-            .iter()
-            .flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), net.addr())))
-            .collect();
+        let addrs: Vec<(NetworkId, IpNet)> =
+            node.attachments.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
             return;
         }
         let holder = Holder::NodeLb(node.id.clone());
         for (network, ip) in &addrs {
-            self.claim_addr(network, *ip, holder.clone());
+            self.claim_addr(network, ip.addr(), holder.clone());
         }
         self.nodes.insert(node.id.clone(), addrs);
     }
@@ -657,7 +654,7 @@ impl State {
         let Some(addrs) = self.nodes.remove(id) else { return };
         let holder = Holder::NodeLb(id.clone());
         for (network, ip) in &addrs {
-            self.unclaim_addr(network, *ip, &holder);
+            self.unclaim_addr(network, ip.addr(), &holder);
         }
     }
 
@@ -715,7 +712,7 @@ fn claim_gateways(network: &NetworkId, alloc: &mut NetAlloc) {
     }
 }
 
-fn distinct_networks(addrs: &[(NetworkId, IpAddr)]) -> impl Iterator<Item = &NetworkId> {
+fn distinct_networks(addrs: &[(NetworkId, IpNet)]) -> impl Iterator<Item = &NetworkId> {
     addrs.iter().enumerate().filter(|(i, (n, _))| !addrs[..*i].iter().any(|(m, _)| m == n)).map(|(_, (n, _))| n)
 }
 

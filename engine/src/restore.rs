@@ -116,25 +116,24 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             out.push(Finding::ExtraIngress { kept: kept.clone(), ignored: id.clone() });
         }
     }
-    let mut check = |network: &NetworkId, address: IpAddr, holder: Holder| {
-        let entry = state.networks.get(network);
-        let Some(Ok(alloc)) = entry.and_then(|e| e.alloc.as_ref()) else {
+    // A live holder's address on a network that is missing, unallocated, invalid or lost a
+    // conflict is reported; otherwise it must lie on a usable address of the network's subnets.
+    let mut check = |network: &NetworkId, address: IpNet, holder: Holder| {
+        let Some(alloc) = state.networks.get(network).and_then(|e| e.usable_alloc()) else {
             out.push(Finding::UnallocatedNetwork { network: network.clone(), holder });
             return;
         };
-        match alloc.place(address) {
+        match alloc.place(address.addr()) {
             Placement::Usable(_) => {}
             Placement::Reserved(what) => out.push(Finding::ReservedAddress {
                 network: network.clone(),
-                address: IpNet::from(address),
+                address,
                 holder,
                 reserved: what.to_string(),
             }),
-            Placement::OutOfRange => out.push(Finding::AddressOutsideSubnets {
-                network: network.clone(),
-                address: IpNet::from(address),
-                holder,
-            }),
+            Placement::OutOfRange => {
+                out.push(Finding::AddressOutsideSubnets { network: network.clone(), address, holder })
+            }
         }
     };
     for (id, entry) in &state.services {
@@ -178,10 +177,12 @@ pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>], findings: &[Findin
     for finding in findings {
         match finding {
             Finding::DuplicateAddress { lost, .. } => lost.iter().for_each(&mut lost_task),
-            Finding::AddressOutsideSubnets { holder, network, .. }
-            | Finding::ReservedAddress { holder, network, .. }
-                if state.networks.get(network).is_some_and(|e| e.usable_alloc().is_some()) =>
-            {
+            Finding::AddressOutsideSubnets { holder, .. } | Finding::ReservedAddress { holder, .. } => {
+                lost_task(holder)
+            }
+            // The network exists but cannot be used as stored: once it is allocated afresh (in
+            // the same pass, networks come first) the holder keeps or replaces its address.
+            Finding::UnallocatedNetwork { holder, network } if state.networks.contains_key(network) => {
                 lost_task(holder)
             }
             _ => {}

@@ -293,26 +293,30 @@ impl<'s> Tx<'s> {
             && self.addrs.get(network).and_then(|t| t.get(&value)).is_none_or(|h| h == holder)
     }
 
-    /// Keeps `addrs` where `holder` still holds them, replaces lost or out-of-range ones with
-    /// fresh addresses of the same family. Returns None when nothing had to change.
+    /// Keeps `addrs` where `holder` still holds them (with their subnet's prefix length), replaces
+    /// lost or out-of-range ones with fresh addresses of the same family. None: nothing changed.
     fn repair(
         &mut self,
         network: &NetworkId,
         addrs: &[IpNet],
         holder: &Holder,
     ) -> Result<Option<Vec<IpNet>>, AllocError> {
-        if self.net(network).and_then(|n| n.alloc).is_none() {
-            return Ok(None);
-        }
-        let lost: Vec<usize> = (0..addrs.len()).filter(|&i| !self.holds(network, addrs[i].addr(), holder)).collect();
-        if lost.is_empty() {
-            return Ok(None);
-        }
+        let Some(alloc) = self.net(network).and_then(|n| n.alloc) else { return Ok(None) };
         let mut repaired = addrs.to_vec();
+        let mut lost = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            if !self.holds(network, addr.addr(), holder) {
+                lost.push(i);
+            } else if let Placement::Usable(p) = alloc.place(addr.addr()) {
+                // Still held, but stored with another prefix (its network was allocated afresh):
+                // the same address with its subnet's prefix length.
+                repaired[i] = alloc.pools[p].with_prefix(ip_to_u128(addr.addr()));
+            }
+        }
         for i in lost {
             repaired[i] = self.take_new(network, addrs[i].addr().is_ipv6(), holder)?;
         }
-        Ok(Some(repaired))
+        Ok((repaired != addrs).then_some(repaired))
     }
 
     // ----------------------------------------------------------------------------------------

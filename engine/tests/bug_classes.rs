@@ -449,3 +449,34 @@ fn a_service_that_lost_its_vip_takes_exactly_one_new_address() {
     assert_eq!(w.vip("s2", "a").as_deref(), Some("10.0.0.3/24"));
     assert_eq!(w.addrs("t", "a"), ["10.0.0.4/24"], "nothing was taken and thrown away in between");
 }
+
+#[test]
+fn holders_on_a_network_that_lost_its_subnet_are_fixed_in_the_same_pass() {
+    let objects = vec![
+        Object::from(allocated("a", "10.0.0.0/24", 4096)),
+        Object::from(allocated("b", "10.0.0.0/16", 4097)),
+        Object::from(running("ta", vec![attached("a", &["10.0.0.5/24"])])),
+        Object::from(running("tb", vec![attached("b", &["10.0.1.5/16"])])),
+        Object::from(running("outside", vec![attached("a", &["10.1.0.9/24"])])),
+    ];
+    let (mut w, report) = World::restored(ClusterConfig::default(), objects);
+    assert!(
+        report
+            .findings
+            .contains(&Finding::UnallocatedNetwork { network: "b".into(), holder: Holder::Task("tb".into()) })
+    );
+    assert!(
+        report.findings.contains(&Finding::AddressOutsideSubnets {
+            network: "a".into(),
+            address: "10.1.0.9/24".parse().unwrap(),
+            holder: Holder::Task("outside".into()),
+        }),
+        "the stored prefix length is kept: {:#?}",
+        report.findings
+    );
+    assert_eq!(report.queue, [net_id("b"), task_id("outside"), task_id("tb")]);
+    ok(w.pass());
+    assert_eq!(w.subnets("b"), ["10.0.1.0/24"]);
+    assert_eq!(w.addrs("tb", "b"), ["10.0.1.5/24"], "the old address lies in the new subnet: kept");
+    assert!(w.alloc.findings().is_empty(), "one pass fixes everything: {:#?}", w.alloc.findings());
+}

@@ -87,7 +87,6 @@ pub enum ProblemKind {
     TaskStuckInNew { task: TaskId, service: Option<ServiceId>, desired_state: TaskState },
     /// A live holder has an address on a network that lost its stored allocation to a conflict:
     /// the address comes from subnets the network no longer keeps.
-    AddressOnLostNetwork { network: NetworkId, address: IpAddr, holder: Holder },
     /// Restore queued an object that no problem above explains: it is not fully allocated.
     NeedsAllocation { object: ObjectId },
 }
@@ -186,10 +185,6 @@ const RULE_INGRESS: &str = "the first validly allocated ingress network by id is
                             used as ingress";
 const RULE_NEW: &str = "only the allocator moves a task from NEW to PENDING; restore queues every NEW task that \
                         should run, and it stays NEW while its allocation fails";
-const RULE_LOST_NETWORK: &str = "restore neither reports nor queues the holders of addresses on a network that lost \
-                                 its allocation: they keep addresses from subnets the network no longer holds until \
-                                 its fresh allocation commits; a restore after that finds them outside the new \
-                                 subnets and queues the tasks";
 const RULE_QUEUE: &str = "restore queues every object that an allocation pass would change";
 
 /// Checks a dump: never changes it, never fails on its content. Errs only on an invalid config.
@@ -214,23 +209,6 @@ pub fn check_dump(dump: &Dump, source: &str) -> Result<CheckReport, InputError> 
             kind,
             rule: rule.into(),
             actions: acted_on.into_iter().map(action).collect(),
-        });
-    }
-    let lost_networks: Vec<NetworkId> = problems
-        .iter()
-        .filter_map(|p| match &p.kind {
-            ProblemKind::OverlappingSubnet { network, .. }
-            | ProblemKind::DuplicateVxlanId { network, .. }
-            | ProblemKind::NetworkConflict { network, .. } => Some(network.clone()),
-            _ => None,
-        })
-        .collect();
-    for (network, address, holder) in holders_on(&lost_networks, &dump.objects) {
-        problems.push(Problem {
-            message: format!("{holder} has address {address} on network {network}, which lost its allocation"),
-            actions: vec![action(holder.object())],
-            kind: ProblemKind::AddressOnLostNetwork { network, address, holder },
-            rule: RULE_LOST_NETWORK.into(),
         });
     }
     for object in dump.objects.iter() {
@@ -284,39 +262,6 @@ pub fn check_dump(dump: &Dump, source: &str) -> Result<CheckReport, InputError> 
         queue: report.queue,
         skipped: dump.skipped.clone(),
     })
-}
-
-/// Every live holder of an address on one of `networks`: VIPs, live tasks, node load balancers.
-fn holders_on(networks: &[NetworkId], objects: &[Object]) -> Vec<(NetworkId, IpAddr, Holder)> {
-    let mut out = Vec::new();
-    let mut add = |network: &NetworkId, address: IpAddr, holder: Holder| {
-        if networks.contains(network) {
-            out.push((network.clone(), address, holder));
-        }
-    };
-    for object in objects {
-        match object {
-            Object::Network(_) => {}
-            Object::Service(s) => {
-                for vip in s.endpoint.iter().flat_map(|e| &e.virtual_ips) {
-                    add(&vip.network_id, vip.addr.addr(), Holder::Vip(s.id.clone()));
-                }
-            }
-            Object::Task(t) if t.status.state.is_live() => {
-                for a in &t.networks {
-                    a.addresses.iter().for_each(|ip| add(&a.network_id, ip.addr(), Holder::Task(t.id.clone())));
-                }
-            }
-            Object::Task(_) => {}
-            Object::Node(n) => {
-                for a in &n.attachments {
-                    a.addresses.iter().for_each(|ip| add(&a.network_id, ip.addr(), Holder::NodeLb(n.id.clone())));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Docker's lower-case name of a task state.
@@ -614,7 +559,6 @@ pub fn kind_name(kind: &ProblemKind) -> &'static str {
         ProblemKind::DuplicatePort { .. } => "duplicate_port",
         ProblemKind::ExtraIngress { .. } => "extra_ingress",
         ProblemKind::TaskStuckInNew { .. } => "task_stuck_in_new",
-        ProblemKind::AddressOnLostNetwork { .. } => "address_on_lost_network",
         ProblemKind::NeedsAllocation { .. } => "needs_allocation",
     }
 }
