@@ -126,7 +126,7 @@ impl Scenario {
             name: "smoke".into(),
             duration_ms: 30_000,
             faults_until_ms: 18_000,
-            batch_max: 20,
+            batch_max: 200,
             workload: Workload::Generated(Generator {
                 networks: 3,
                 services: 6,

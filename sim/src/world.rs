@@ -123,6 +123,8 @@ pub struct World {
     pub isolated: BTreeMap<String, Duration>,
     /// madsim's id of every node, by name.
     pub node_ids: BTreeMap<String, madsim::task::NodeId>,
+    /// Recently decoded raft entries by index, with the hash of their bytes.
+    pub decoded: BTreeMap<u64, (u64, Arc<crate::store::Txn>)>,
     /// The run is over (a violation, or a throughput run reached its goal).
     pub stop: bool,
 }
@@ -153,6 +155,7 @@ impl Shared {
             hooks,
             isolated: BTreeMap::new(),
             node_ids: BTreeMap::new(),
+            decoded: BTreeMap::new(),
             stop: false,
         })))
     }
