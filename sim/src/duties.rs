@@ -166,14 +166,29 @@ pub fn orchestrate(store: &Store, create_max: usize) -> Vec<Change> {
         changes.push(Change::Update { object: Object::Task(updated) });
     };
     let mut by_service: BTreeMap<&ServiceId, Vec<&Task>> = BTreeMap::new();
+    // Task ids start with their service's id, so a service's tasks come in runs: look each
+    // service up once per run, not once per task.
+    let mut run: Option<(&ServiceId, bool)> = None;
     for task in store.tasks.values() {
         if task.desired_state > TaskState::Running {
             continue;
         }
-        match &task.service_id {
-            Some(service) if store.services.contains_key(service) => by_service.entry(service).or_default().push(task),
-            Some(_) => shut(task, &mut changes),
-            None => {}
+        let Some(service) = &task.service_id else { continue };
+        let exists = match run {
+            Some((id, exists)) if id == service => exists,
+            _ => {
+                let exists = store.services.contains_key(service);
+                run = Some((service, exists));
+                exists
+            }
+        };
+        if exists {
+            match by_service.last_entry() {
+                Some(mut last) if *last.key() == service => last.get_mut().push(task),
+                _ => by_service.entry(service).or_default().push(task),
+            }
+        } else {
+            shut(task, &mut changes);
         }
     }
     let mut created = 0;

@@ -35,7 +35,7 @@ const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Terminal tasks kept per slot before the reaper deletes older ones.
 const TASK_HISTORY: usize = 1;
 /// Most tasks the orchestrator creates in one pass.
-const CREATE_MAX: usize = 2_000;
+const CREATE_MAX: usize = 10_000;
 /// Decoded entries kept for the other replicas.
 const DECODED_MAX: usize = 4_096;
 
@@ -72,7 +72,8 @@ struct Leader {
     control_seen: BTreeMap<u64, Option<Result<(), String>>>,
     status: BTreeMap<NodeId, Vec<(TaskId, TaskState)>>,
     last_seen: BTreeMap<NodeId, Duration>,
-    duties_at: u64,
+    /// Something the orchestrator, reaper or scheduler reads changed since they last ran.
+    duties_dirty: bool,
     ticks: u64,
 }
 
@@ -291,7 +292,7 @@ impl Manager {
                 control_seen: BTreeMap::new(),
                 status: BTreeMap::new(),
                 last_seen: BTreeMap::new(),
-                duties_at: 0,
+                duties_dirty: true,
                 ticks: 0,
             });
         } else if !leading && let Some(mut leader) = self.leader.take() {
@@ -319,8 +320,9 @@ impl Manager {
         }
         let txn = self.decode(index, &entry.data);
         let grows = adds_claims(&self.store, &txn);
+        let allocated = newly_pending(&self.store, &txn);
         let result = self.store.apply(index, &txn);
-        self.check_applied(index, &txn, &result, grows);
+        self.check_applied(index, &txn, &result, grows, allocated);
         let Some(mut leader) = self.leader.take() else { return };
         self.leader_applied(&mut leader, &txn, &result);
         self.leader = Some(leader);
@@ -351,7 +353,14 @@ impl Manager {
     /// that applied the same index; the store invariants run on that first replica (the others
     /// are then proven identical) and only for entries that can add an address, subnet, VXLAN
     /// id or port claim (others only remove claims or change fields no invariant reads).
-    fn check_applied(&mut self, index: u64, txn: &Txn, result: &Result<Vec<Event>, TxnError>, grows: bool) {
+    fn check_applied(
+        &mut self,
+        index: u64,
+        txn: &Txn,
+        result: &Result<Vec<Event>, TxnError>,
+        grows: bool,
+        allocated: u64,
+    ) {
         let mut w = self.world.lock();
         let digest = self.store.digest();
         match w.digests.get(&index) {
@@ -397,15 +406,13 @@ impl Manager {
                     w.violate(finding, &self.name, index);
                     return;
                 }
-                if txn.origin == Origin::Allocator {
-                    let pending = self.store.tasks.values().filter(|t| t.status.state >= TaskState::Pending).count();
-                    w.metrics.tasks_pending = pending as u64;
-                    if pending == self.store.tasks.len() {
-                        w.metrics.last_pending_ms = Some(w.now_ms());
-                        if self.scenario.stop_when_all_pending && pending as u64 >= self.scenario_tasks() {
-                            w.record(&self.name, "all_pending", json!({ "tasks": pending }));
-                            w.stop = true;
-                        }
+                if allocated > 0 {
+                    w.metrics.tasks_pending += allocated;
+                    w.metrics.last_pending_ms = Some(w.now_ms());
+                    if self.scenario.stop_when_all_pending && w.metrics.tasks_pending >= self.scenario_tasks() {
+                        let pending = w.metrics.tasks_pending;
+                        w.record(&self.name, "all_pending", json!({ "tasks": pending }));
+                        w.stop = true;
                     }
                 }
             }
@@ -427,6 +434,18 @@ impl Manager {
             }
         }
     }
+}
+
+/// Tasks a transaction moves from NEW to PENDING or later.
+fn newly_pending(store: &Store, txn: &Txn) -> u64 {
+    let moved = txn.changes.iter().filter(|change| match change {
+        Change::Update { object: swarmalloc::Object::Task(task) } => {
+            task.status.state >= TaskState::Pending
+                && store.tasks.get(&task.id).is_some_and(|old| old.status.state == TaskState::New)
+        }
+        _ => false,
+    });
+    moved.count() as u64
 }
 
 /// Whether a transaction can add a claim: it writes a network, service or node, or gives a
@@ -460,6 +479,11 @@ impl Manager {
     }
 
     fn leader_applied(&mut self, leader: &mut Leader, txn: &Txn, result: &Result<Vec<Event>, TxnError>) {
+        // The allocator writes nothing the orchestrator, reaper or scheduler decide on, except
+        // PENDING tasks for the scheduler.
+        if result.is_ok() && (txn.origin != Origin::Allocator || self.scenario.workers > 0) {
+            leader.duties_dirty = true;
+        }
         if let Some(inflight) = leader.inflight.remove(&txn.id)
             && let Some((to, req)) = inflight.reply
         {
@@ -626,8 +650,8 @@ impl Manager {
                 self.propose_chunks(leader, Origin::Dispatcher, changes);
             }
         }
-        if self.store.applied != leader.duties_at || leader.ticks.is_multiple_of(10) {
-            leader.duties_at = self.store.applied;
+        if leader.duties_dirty || leader.ticks.is_multiple_of(10) {
+            leader.duties_dirty = false;
             if !leader.busy(Origin::Orchestrator) {
                 let changes = duties::orchestrate(&self.store, CREATE_MAX);
                 self.propose_chunks(leader, Origin::Orchestrator, changes);

@@ -75,6 +75,7 @@ pub struct Metrics {
     pub allocator_batches_cut: u64,
     pub allocator_restores: u64,
     pub tasks_created: u64,
+    /// Tasks moved from NEW to PENDING (counted once each).
     pub tasks_pending: u64,
     /// Simulated time when the first task was created and when the last one became PENDING.
     pub first_task_ms: Option<u64>,
