@@ -36,6 +36,8 @@ const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
 const TASK_HISTORY: usize = 1;
 /// Most tasks the orchestrator creates in one pass.
 const CREATE_MAX: usize = 10_000;
+/// How often a quiet leader compares its engine with restore(applied store).
+const QUIET_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Decoded entries kept for the other replicas.
 const DECODED_MAX: usize = 4_096;
 
@@ -74,6 +76,8 @@ struct Leader {
     last_seen: BTreeMap<NodeId, Duration>,
     /// Something the orchestrator, reaper or scheduler reads changed since they last ran.
     duties_dirty: bool,
+    quiet_checked_at: Option<Duration>,
+    quiet_checked_index: u64,
     ticks: u64,
 }
 
@@ -293,6 +297,8 @@ impl Manager {
                 status: BTreeMap::new(),
                 last_seen: BTreeMap::new(),
                 duties_dirty: true,
+                quiet_checked_at: None,
+                quiet_checked_index: 0,
                 ticks: 0,
             });
         } else if !leading && let Some(mut leader) = self.leader.take() {
@@ -492,6 +498,9 @@ impl Manager {
             self.outbox.push((to, Msg::ControlReply { req, result: reply }));
         }
         let Some(alloc) = &mut leader.alloc else { return };
+        if let Ok(events) = result {
+            alloc.shadow_observe(&self.store, events);
+        }
         match alloc.applied(&self.store, txn.id, result) {
             Step::Ignored => {
                 if let Ok(events) = result {
@@ -534,12 +543,16 @@ impl Manager {
         }
     }
 
+    /// After a batch: the engine equals an engine fed every committed change.
     fn after_batch(&mut self, leader: &mut Leader) {
-        if !self.scenario.checks.engine_after_batch {
-            return;
-        }
         let Some(alloc) = &leader.alloc else { return };
-        if let Err(finding) = check::check_engine(alloc.engine(), &self.store) {
+        let Some(shadow) = alloc.shadow() else { return };
+        if let Some(diff) = alloc.engine().diff(shadow) {
+            let finding = Finding::new(
+                "engine_equals_committed",
+                vec![],
+                format!("after a batch the engine differs from one fed every committed change: {diff}"),
+            );
             self.world.lock().violate(finding, &self.name, self.store.applied);
         }
     }
@@ -615,7 +628,8 @@ impl Manager {
         }
         let restart = std::mem::take(&mut self.world.lock().allocator_restart);
         if leader.alloc.is_none() || restart {
-            let (alloc, report) = AllocLoop::restore(&self.store, self.batch_max);
+            let (alloc, report) =
+                AllocLoop::restore(&self.store, self.batch_max, self.scenario.checks.engine_after_batch);
             leader.alloc = Some(alloc);
             let mut w = self.world.lock();
             w.metrics.allocator_restores += 1;
@@ -714,7 +728,22 @@ impl Manager {
 
     fn allocate(&mut self, leader: &mut Leader) {
         let Some(alloc) = &mut leader.alloc else { return };
-        if alloc.busy() || !alloc.has_work() {
+        if alloc.busy() {
+            return;
+        }
+        if !alloc.has_work() {
+            // Quiet: engine == restore(applied store), at most once per QUIET_CHECK_EVERY.
+            let now = self.now();
+            if self.scenario.checks.engine_after_batch
+                && leader.quiet_checked_at.is_none_or(|t| now.saturating_sub(t) >= QUIET_CHECK_EVERY)
+                && leader.quiet_checked_index != self.store.applied
+            {
+                leader.quiet_checked_at = Some(now);
+                leader.quiet_checked_index = self.store.applied;
+                if let Err(finding) = check::check_engine(alloc.engine(), &self.store) {
+                    self.world.lock().violate(finding, &self.name, self.store.applied);
+                }
+            }
             return;
         }
         let (first, report) = alloc.pass(&self.store);

@@ -59,7 +59,9 @@ pub enum Workload {
 pub struct Checks {
     /// Store invariants after every applied entry on every replica.
     pub per_entry: bool,
-    /// Engine == restore(store) after every allocator batch (always at leader changes and the end).
+    /// After every allocator batch, engine == an engine fed every committed change; when the
+    /// allocator is quiet (at most every 5 s), engine == restore(store). Always at leader
+    /// changes and at the end.
     pub engine_after_batch: bool,
 }
 
