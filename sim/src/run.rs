@@ -119,7 +119,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
     let handle = Handle::current();
     let mut rng = sim();
     let plan = scenario.faults.choose(&mut rng, scenario.batch_max);
-    let ops = scenario.workload.expand(&mut SimRng::new(rng.next_u64()));
+    let ops = scenario.workload.expand(&mut SimRng::new(rng.next_u64()), scenario.workers);
     let keep = if options.keep_trace { usize::MAX } else { TRACE_TAIL * 4 };
     let world = Shared::new(scenario.clone(), plan.clone(), options.hooks.clone(), keep);
     {
