@@ -46,6 +46,9 @@ pub struct AllocLoop {
     /// Objects other writers changed while a batch was in flight.
     buffered: BTreeSet<ObjectId>,
     batch_max: usize,
+    /// A second engine fed every committed change with `observe` (checkers compare the two
+    /// after each batch; restore is compared at leader changes and when quiet).
+    shadow: Option<Allocator>,
 }
 
 /// The result of one allocation pass, for the trace.
@@ -57,19 +60,41 @@ pub struct PassReport {
 
 impl AllocLoop {
     /// Restores the engine from the applied store and queues what restore says needs work.
-    pub fn restore(store: &Store, batch_max: usize) -> (AllocLoop, RestoreReport) {
+    pub fn restore(store: &Store, batch_max: usize, shadow: bool) -> (AllocLoop, RestoreReport) {
         let (alloc, report) =
             Allocator::restore(store.config(), store.objects()).expect("the store's cluster config is valid");
         let mut pending: BTreeSet<ObjectId> = report.queue.iter().cloned().collect();
         // Node attachments depend on tasks: recompute every node once.
         pending.extend(store.nodes.keys().map(|id| ObjectId::Node(id.clone())));
-        let me =
-            AllocLoop { alloc, pending, blocked: BTreeSet::new(), batch: None, buffered: BTreeSet::new(), batch_max };
+        let me = AllocLoop {
+            shadow: shadow.then(|| alloc.clone()),
+            alloc,
+            pending,
+            blocked: BTreeSet::new(),
+            batch: None,
+            buffered: BTreeSet::new(),
+            batch_max,
+        };
         (me, report)
     }
 
     pub fn engine(&self) -> &Allocator {
         &self.alloc
+    }
+
+    /// The engine fed every committed change, when the loop keeps one.
+    pub fn shadow(&self) -> Option<&Allocator> {
+        self.shadow.as_ref()
+    }
+
+    /// Feeds a committed transaction (anyone's, this loop's own included) to the shadow.
+    pub fn shadow_observe(&mut self, store: &Store, events: &[Event]) {
+        if let Some(shadow) = &mut self.shadow {
+            for event in events {
+                let (Event::Put(id) | Event::Deleted(id)) = event;
+                mirror(shadow, store, id);
+            }
+        }
     }
 
     pub fn busy(&self) -> bool {
@@ -219,7 +244,7 @@ impl AllocLoop {
 
     /// The outcome of the transaction in flight is unknown: rebuild from the applied store.
     pub fn restore_again(&mut self, store: &Store) -> RestoreReport {
-        let (fresh, report) = AllocLoop::restore(store, self.batch_max);
+        let (fresh, report) = AllocLoop::restore(store, self.batch_max, self.shadow.is_some());
         let mut fresh = fresh;
         fresh.pending.append(&mut self.pending);
         fresh.pending.append(&mut self.blocked);

@@ -385,3 +385,146 @@ pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duties::bootstrap;
+    use crate::store::{Change, Origin, ProposalId, Txn};
+    use swarmalloc::{
+        DriverConfig, Ipam, IpamConfig, NetworkAttachment, Object, Task, TaskId, TaskSpec, TaskStatus, Version,
+    };
+
+    fn store_with(objects: Vec<Object>) -> Store {
+        let mut store = Store::default();
+        let mut changes = bootstrap(1, 1);
+        changes.extend(objects.into_iter().map(|object| Change::Create { object }));
+        let txn = Txn { id: ProposalId { node: 1, incarnation: 0, seq: 1 }, origin: Origin::Control, changes };
+        store.apply(1, &txn).expect("applies");
+        store
+    }
+
+    fn net(id: &str, subnet: &str, vni: &str) -> Object {
+        let mut network = Network {
+            id: id.into(),
+            version: Version(0),
+            spec: Default::default(),
+            driver_state: Some(DriverConfig {
+                name: "overlay".into(),
+                options: [(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())].into(),
+            }),
+            ipam: Some(Ipam {
+                driver: "default".into(),
+                configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("subnet")), ..Default::default() }],
+            }),
+        };
+        network.spec.name = id.into();
+        Object::Network(network)
+    }
+
+    fn task(id: &str, network: &str, addr: &str, state: TaskState) -> Object {
+        Object::Task(Task {
+            id: TaskId::from(id),
+            version: Version(0),
+            service_id: None,
+            node_id: None,
+            slot: 0,
+            spec: TaskSpec::default(),
+            status: TaskStatus { state, message: String::new() },
+            desired_state: TaskState::Running,
+            networks: vec![NetworkAttachment {
+                network_id: network.into(),
+                addresses: vec![addr.parse().expect("address")],
+                aliases: Vec::new(),
+                driver_attachment_opts: Default::default(),
+            }],
+            endpoint: None,
+        })
+    }
+
+    fn checker(objects: Vec<Object>) -> Option<&'static str> {
+        check_store(&store_with(objects), None).err().map(|f| f.checker)
+    }
+
+    #[test]
+    fn each_store_invariant_fires_on_its_own_breakage() {
+        let ok = vec![
+            net("a", "10.0.0.0/24", "4096"),
+            net("b", "10.0.1.0/24", "4097"),
+            task("t1", "a", "10.0.0.2/24", TaskState::Running),
+            task("t2", "a", "10.0.0.3/24", TaskState::Running),
+            // A terminal task's address is no live claim.
+            task("t3", "a", "10.0.0.2/24", TaskState::Shutdown),
+        ];
+        assert_eq!(checker(ok), None);
+        let cases: Vec<(&str, Vec<Object>)> = vec![
+            (
+                "duplicate_live_address",
+                vec![
+                    net("a", "10.0.0.0/24", "4096"),
+                    task("t1", "a", "10.0.0.2/24", TaskState::Running),
+                    task("t2", "a", "10.0.0.2/24", TaskState::New),
+                ],
+            ),
+            ("overlapping_subnets", vec![net("a", "10.0.0.0/16", "4096"), net("b", "10.0.1.0/24", "4097")]),
+            ("vxlan_ids_unique", vec![net("a", "10.0.0.0/24", "4096"), net("b", "10.0.1.0/24", "4096")]),
+            (
+                "addresses_in_pool",
+                vec![net("a", "10.0.0.0/24", "4096"), task("t1", "a", "10.0.0.255/24", TaskState::Running)],
+            ),
+            (
+                "addresses_in_pool",
+                vec![net("a", "10.0.0.0/24", "4096"), task("t1", "a", "10.0.9.2/24", TaskState::Running)],
+            ),
+            ("addresses_in_pool", vec![task("t1", "gone", "10.0.0.2/24", TaskState::Running)]),
+        ];
+        for (expected, objects) in cases {
+            assert_eq!(checker(objects), Some(expected));
+        }
+    }
+
+    #[test]
+    fn a_running_container_keeps_its_address_in_use() {
+        let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), task("t2", "a", "10.0.0.2/24", TaskState::New)]);
+        let mut containers = BTreeMap::new();
+        let running: BTreeMap<TaskId, ContainerAddrs> =
+            [(TaskId::from("t1"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
+        containers.insert("w1".to_string(), running);
+        let finding = check_store(&store, Some(&containers)).expect_err("t1's container still uses .2");
+        assert_eq!(finding.checker, "address_freed_while_in_use");
+        // The container of the task that holds the address is no conflict.
+        let own: BTreeMap<TaskId, ContainerAddrs> =
+            [(TaskId::from("t2"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
+        containers.insert("w1".to_string(), own);
+        assert_eq!(check_store(&store, Some(&containers)), Ok(()));
+    }
+
+    #[test]
+    fn stability_notices_a_changed_subnet_but_not_a_recreated_network() {
+        let mut stability = Stability::default();
+        let mut store = store_with(vec![net("a", "10.0.0.0/24", "4096")]);
+        let put = [Event::Put(ObjectId::Network("a".into()))];
+        assert_eq!(stability.observe(&store, &put), Ok(()));
+        let Some(Object::Network(moved)) = Some(net("a", "10.0.5.0/24", "4096")) else { unreachable!() };
+        store.networks.insert("a".into(), moved);
+        assert_eq!(stability.observe(&store, &put).map_err(|f| f.checker), Err("stable_allocations"));
+        let mut fresh = Stability::default();
+        assert_eq!(fresh.observe(&store, &[Event::Deleted(ObjectId::Network("a".into()))]), Ok(()));
+        assert_eq!(fresh.observe(&store, &put), Ok(()));
+    }
+
+    #[test]
+    fn the_end_check_finds_a_satisfiable_task_left_in_new() {
+        let mut stuck = task("t1", "a", "10.0.0.2/24", TaskState::New);
+        if let Object::Task(t) = &mut stuck {
+            t.networks.clear();
+        }
+        let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), stuck]);
+        let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
+        let finding = check_end(&engine, &store).expect_err("t1 could be PENDING");
+        assert_eq!((finding.checker, finding.objects), ("liveness_tasks_leave_new", vec!["task t1".to_string()]));
+        let store = store_with(vec![net("a", "10.0.0.0/24", "4096")]);
+        let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
+        assert_eq!(check_end(&engine, &store), Ok(()));
+    }
+}

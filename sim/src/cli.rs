@@ -235,10 +235,13 @@ fn cmd_run(args: &RunArgs) -> i32 {
             println!("{}", describe(&result));
         }
         if let Some(v) = &result.violation {
-            if !args.json {
+            let replay = report_failure(&args.scenario, &result, &args.failures);
+            if args.json {
+                eprintln!("{replay}");
+            } else {
                 println!("violation: {v}");
+                println!("{replay}");
             }
-            println!("{}", report_failure(&args.scenario, &result, &args.failures));
             return 1;
         }
         return 0;
@@ -254,8 +257,11 @@ fn cmd_run(args: &RunArgs) -> i32 {
             failed += 1;
             progress.clear();
             let replay = report_failure(&args.scenario, result, &args.failures);
-            if !args.json {
-                println!("FAIL seed {} (faults: {}): {v}", result.seed, result.faults);
+            if args.json {
+                eprintln!("FAIL seed {}: {replay}", result.seed);
+            } else {
+                let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
+                println!("FAIL seed {} ({}): {first_line}", result.seed, result.faults);
                 println!("  {replay}");
             }
         }

@@ -112,6 +112,42 @@ pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
             let Some(current) = store.services.get(id) else { return Err(format!("service {id} not found")) };
             Ok(vec![Change::Delete { id: ObjectId::Service(id.clone()), version: current.version }])
         }
+        ClientOp::AttachNetwork { task, network, node, address } => {
+            let Some(net) = store.networks.get(network) else { return Err(format!("network {network} not found")) };
+            if !net.spec.attachable {
+                return Err(format!("network {network} is not attachable"));
+            }
+            if !store.nodes.contains_key(node) {
+                return Err(format!("node {node} not found"));
+            }
+            if store.tasks.contains_key(task) {
+                return Err(format!("task {task} already exists"));
+            }
+            let mut config = swarmalloc::NetworkAttachmentConfig::to(network.clone());
+            config.addresses.extend(address.iter().copied());
+            let task = Task {
+                id: task.clone(),
+                version: Version(0),
+                service_id: None,
+                node_id: Some(node.clone()),
+                slot: 0,
+                spec: TaskSpec { networks: vec![config] },
+                status: TaskStatus { state: TaskState::New, message: "attachment".into() },
+                desired_state: TaskState::Running,
+                networks: Vec::new(),
+                endpoint: None,
+            };
+            Ok(vec![Change::Create { object: Object::Task(task) }])
+        }
+        ClientOp::DetachNetwork { task } => {
+            let Some(current) = store.tasks.get(task) else { return Err(format!("task {task} not found")) };
+            if current.service_id.is_some() {
+                return Err(format!("task {task} is not a network attachment"));
+            }
+            let mut updated = current.clone();
+            updated.desired_state = TaskState::Shutdown;
+            Ok(vec![Change::Update { object: Object::Task(updated) }])
+        }
     }
 }
 
@@ -166,14 +202,29 @@ pub fn orchestrate(store: &Store, create_max: usize) -> Vec<Change> {
         changes.push(Change::Update { object: Object::Task(updated) });
     };
     let mut by_service: BTreeMap<&ServiceId, Vec<&Task>> = BTreeMap::new();
+    // Task ids start with their service's id, so a service's tasks come in runs: look each
+    // service up once per run, not once per task.
+    let mut run: Option<(&ServiceId, bool)> = None;
     for task in store.tasks.values() {
         if task.desired_state > TaskState::Running {
             continue;
         }
-        match &task.service_id {
-            Some(service) if store.services.contains_key(service) => by_service.entry(service).or_default().push(task),
-            Some(_) => shut(task, &mut changes),
-            None => {}
+        let Some(service) = &task.service_id else { continue };
+        let exists = match run {
+            Some((id, exists)) if id == service => exists,
+            _ => {
+                let exists = store.services.contains_key(service);
+                run = Some((service, exists));
+                exists
+            }
+        };
+        if exists {
+            match by_service.last_entry() {
+                Some(mut last) if *last.key() == service => last.get_mut().push(task),
+                _ => by_service.entry(service).or_default().push(task),
+            }
+        } else {
+            shut(task, &mut changes);
         }
     }
     let mut created = 0;
@@ -227,7 +278,7 @@ pub fn reap(store: &Store, history: usize) -> Vec<Change> {
                 }
                 false
             }
-            None => false,
+            None => terminal,
         };
         if delete {
             changes.push(Change::Delete { id: ObjectId::Task(task.id.clone()), version: task.version });
@@ -266,8 +317,15 @@ pub fn schedule(store: &Store, up: &BTreeSet<NodeId>) -> Vec<Change> {
     }
     let mut changes = Vec::new();
     for task in store.tasks.values() {
-        if task.status.state != TaskState::Pending || task.node_id.is_some() || task.desired_state > TaskState::Running
-        {
+        if task.status.state != TaskState::Pending || task.desired_state > TaskState::Running {
+            continue;
+        }
+        if task.node_id.is_some() {
+            // A network attachment: its node was chosen by the user.
+            let mut updated = task.clone();
+            updated.status =
+                TaskStatus { state: TaskState::Assigned, message: "attachment assigned to its node".into() };
+            changes.push(Change::Update { object: Object::Task(updated) });
             continue;
         }
         let Some((node, count)) = load.iter_mut().min_by_key(|(id, count)| (**count, **id)) else { break };

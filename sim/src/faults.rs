@@ -107,8 +107,9 @@ impl FaultSpace {
         Ok(())
     }
 
-    /// This seed's choice of kinds and rates.
-    pub fn choose(&self, rng: &mut impl Draw) -> FaultPlan {
+    /// This seed's choice of kinds and rates, and of the batch size (with swarm testing, the
+    /// scenario's `batch_max` or a quarter or a twentieth of it, so that batches split and cut).
+    pub fn choose(&self, rng: &mut impl Draw, batch_max: usize) -> FaultPlan {
         let mut rates = BTreeMap::new();
         for kind in &self.kinds {
             let on = !self.swarm || rng.chance(0.5);
@@ -123,7 +124,9 @@ impl FaultSpace {
             let (lo, hi) = kind.rate_range();
             rates.insert(kind, rng.between(lo, hi));
         }
-        FaultPlan { rates }
+        let batch_max =
+            if self.swarm { [batch_max, batch_max / 4, batch_max / 20][rng.index(3)].max(1) } else { batch_max.max(1) };
+        FaultPlan { rates, batch_max }
     }
 }
 
@@ -131,6 +134,8 @@ impl FaultSpace {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultPlan {
     pub rates: BTreeMap<FaultKind, f64>,
+    /// Most changes per store transaction in this run.
+    pub batch_max: usize,
 }
 
 impl FaultPlan {
@@ -141,8 +146,9 @@ impl FaultPlan {
 
 impl fmt::Display for FaultPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batch_max={} ", self.batch_max)?;
         if self.rates.is_empty() {
-            return f.write_str("none");
+            return f.write_str("faults=none");
         }
         let parts: Vec<String> = self
             .rates
@@ -173,13 +179,15 @@ mod tests {
     #[test]
     fn swarm_testing_turns_kinds_on_and_off_per_seed() {
         let space = FaultSpace::all();
-        let plans: Vec<FaultPlan> = (0..20).map(|s| space.choose(&mut SimRng::new(s))).collect();
+        let plans: Vec<FaultPlan> = (0..20).map(|s| space.choose(&mut SimRng::new(s), 200)).collect();
         assert!(plans.iter().all(|p| !p.rates.is_empty()));
         assert!(plans.iter().any(|p| p.rates.len() < FaultKind::ALL.len()));
         let distinct: std::collections::BTreeSet<Vec<FaultKind>> =
             plans.iter().map(|p| p.rates.keys().copied().collect()).collect();
         assert!(distinct.len() > 5, "only {} distinct choices", distinct.len());
-        assert_eq!(FaultSpace::none().choose(&mut SimRng::new(1)).to_string(), "none");
+        let sizes: std::collections::BTreeSet<usize> = plans.iter().map(|p| p.batch_max).collect();
+        assert_eq!(sizes, [10, 50, 200].into());
+        assert_eq!(FaultSpace::none().choose(&mut SimRng::new(1), 200).to_string(), "batch_max=200 faults=none");
     }
 
     #[test]

@@ -35,7 +35,11 @@ const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Terminal tasks kept per slot before the reaper deletes older ones.
 const TASK_HISTORY: usize = 1;
 /// Most tasks the orchestrator creates in one pass.
-const CREATE_MAX: usize = 2_000;
+const CREATE_MAX: usize = 10_000;
+/// How often a quiet leader compares its engine with restore(applied store).
+const QUIET_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// Decoded entries kept for the other replicas.
+const DECODED_MAX: usize = 4_096;
 
 /// What survives a manager's kill and restart: the raft log and hard state.
 pub struct ManagerDisk {
@@ -70,7 +74,10 @@ struct Leader {
     control_seen: BTreeMap<u64, Option<Result<(), String>>>,
     status: BTreeMap<NodeId, Vec<(TaskId, TaskState)>>,
     last_seen: BTreeMap<NodeId, Duration>,
-    duties_at: u64,
+    /// Something the orchestrator, reaper or scheduler reads changed since they last ran.
+    duties_dirty: bool,
+    quiet_checked_at: Option<Duration>,
+    quiet_checked_index: u64,
     ticks: u64,
 }
 
@@ -94,6 +101,8 @@ pub struct Manager {
     leader: Option<Leader>,
     /// Isolate this node after the next flush (ambiguous commit, batch cut), for this long.
     isolate: Option<Duration>,
+    /// Most changes per transaction in this run (the seed's choice).
+    batch_max: usize,
 }
 
 /// The manager's main loop: runs until the world stops.
@@ -140,7 +149,10 @@ impl Manager {
         };
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = RawNode::new(&config, disk.storage.clone(), &logger).expect("valid raft config");
-        let scenario = world.lock().scenario.clone();
+        let (scenario, batch_max) = {
+            let w = world.lock();
+            (w.scenario.clone(), w.plan.batch_max)
+        };
         let name = format!("m{id}");
         world.lock().record(&name, "manager_start", json!({ "incarnation": incarnation }));
         let mut manager = Manager {
@@ -156,6 +168,7 @@ impl Manager {
             seq: 0,
             leader: None,
             isolate: None,
+            batch_max,
         };
         manager.fix_election_timeout(true);
         manager
@@ -283,7 +296,9 @@ impl Manager {
                 control_seen: BTreeMap::new(),
                 status: BTreeMap::new(),
                 last_seen: BTreeMap::new(),
-                duties_at: 0,
+                duties_dirty: true,
+                quiet_checked_at: None,
+                quiet_checked_index: 0,
                 ticks: 0,
             });
         } else if !leading && let Some(mut leader) = self.leader.take() {
@@ -309,23 +324,49 @@ impl Manager {
             self.store.skip(index);
             return;
         }
-        let txn: Txn = match serde_json::from_slice(&entry.data) {
-            Ok(txn) => txn,
-            Err(e) => panic!("entry {index} does not decode: {e}"),
-        };
+        let txn = self.decode(index, &entry.data);
         let grows = adds_claims(&self.store, &txn);
+        let allocated = newly_pending(&self.store, &txn);
         let result = self.store.apply(index, &txn);
-        self.check_applied(index, &txn, &result, grows);
+        self.check_applied(index, &txn, &result, grows, allocated);
         let Some(mut leader) = self.leader.take() else { return };
         self.leader_applied(&mut leader, &txn, &result);
         self.leader = Some(leader);
+    }
+
+    /// Decodes an entry; replicas share decodings of byte-identical entries (the bytes' hash is
+    /// compared), because decoding is a pure function of the bytes and dominates the run time.
+    fn decode(&self, index: u64, data: &[u8]) -> Arc<Txn> {
+        let hash = crate::trace::fnv1a(crate::trace::FNV_OFFSET, data);
+        let mut w = self.world.lock();
+        if let Some((h, txn)) = w.decoded.get(&index)
+            && *h == hash
+        {
+            return txn.clone();
+        }
+        let txn: Arc<Txn> = match serde_json::from_slice(data) {
+            Ok(txn) => Arc::new(txn),
+            Err(e) => panic!("entry {index} does not decode: {e}"),
+        };
+        w.decoded.insert(index, (hash, txn.clone()));
+        while w.decoded.len() > DECODED_MAX {
+            w.decoded.pop_first();
+        }
+        txn
     }
 
     /// The per-entry checkers. Every replica compares its store digest with the first replica
     /// that applied the same index; the store invariants run on that first replica (the others
     /// are then proven identical) and only for entries that can add an address, subnet, VXLAN
     /// id or port claim (others only remove claims or change fields no invariant reads).
-    fn check_applied(&mut self, index: u64, txn: &Txn, result: &Result<Vec<Event>, TxnError>, grows: bool) {
+    fn check_applied(
+        &mut self,
+        index: u64,
+        txn: &Txn,
+        result: &Result<Vec<Event>, TxnError>,
+        grows: bool,
+        allocated: u64,
+    ) {
         let mut w = self.world.lock();
         let digest = self.store.digest();
         match w.digests.get(&index) {
@@ -371,15 +412,13 @@ impl Manager {
                     w.violate(finding, &self.name, index);
                     return;
                 }
-                if txn.origin == Origin::Allocator {
-                    let pending = self.store.tasks.values().filter(|t| t.status.state >= TaskState::Pending).count();
-                    w.metrics.tasks_pending = pending as u64;
-                    if pending == self.store.tasks.len() {
-                        w.metrics.last_pending_ms = Some(w.now_ms());
-                        if self.scenario.stop_when_all_pending && pending as u64 >= self.scenario_tasks() {
-                            w.record(&self.name, "all_pending", json!({ "tasks": pending }));
-                            w.stop = true;
-                        }
+                if allocated > 0 {
+                    w.metrics.tasks_pending += allocated;
+                    w.metrics.last_pending_ms = Some(w.now_ms());
+                    if self.scenario.stop_when_all_pending && w.metrics.tasks_pending >= self.scenario_tasks() {
+                        let pending = w.metrics.tasks_pending;
+                        w.record(&self.name, "all_pending", json!({ "tasks": pending }));
+                        w.stop = true;
                     }
                 }
             }
@@ -401,6 +440,18 @@ impl Manager {
             }
         }
     }
+}
+
+/// Tasks a transaction moves from NEW to PENDING or later.
+fn newly_pending(store: &Store, txn: &Txn) -> u64 {
+    let moved = txn.changes.iter().filter(|change| match change {
+        Change::Update { object: swarmalloc::Object::Task(task) } => {
+            task.status.state >= TaskState::Pending
+                && store.tasks.get(&task.id).is_some_and(|old| old.status.state == TaskState::New)
+        }
+        _ => false,
+    });
+    moved.count() as u64
 }
 
 /// Whether a transaction can add a claim: it writes a network, service or node, or gives a
@@ -434,6 +485,11 @@ impl Manager {
     }
 
     fn leader_applied(&mut self, leader: &mut Leader, txn: &Txn, result: &Result<Vec<Event>, TxnError>) {
+        // The allocator writes nothing the orchestrator, reaper or scheduler decide on, except
+        // PENDING tasks for the scheduler.
+        if result.is_ok() && (txn.origin != Origin::Allocator || self.scenario.workers > 0) {
+            leader.duties_dirty = true;
+        }
         if let Some(inflight) = leader.inflight.remove(&txn.id)
             && let Some((to, req)) = inflight.reply
         {
@@ -442,6 +498,9 @@ impl Manager {
             self.outbox.push((to, Msg::ControlReply { req, result: reply }));
         }
         let Some(alloc) = &mut leader.alloc else { return };
+        if let Ok(events) = result {
+            alloc.shadow_observe(&self.store, events);
+        }
         match alloc.applied(&self.store, txn.id, result) {
             Step::Ignored => {
                 if let Ok(events) = result {
@@ -484,12 +543,16 @@ impl Manager {
         }
     }
 
+    /// After a batch: the engine equals an engine fed every committed change.
     fn after_batch(&mut self, leader: &mut Leader) {
-        if !self.scenario.checks.engine_after_batch {
-            return;
-        }
         let Some(alloc) = &leader.alloc else { return };
-        if let Err(finding) = check::check_engine(alloc.engine(), &self.store) {
+        let Some(shadow) = alloc.shadow() else { return };
+        if let Some(diff) = alloc.engine().diff(shadow) {
+            let finding = Finding::new(
+                "engine_equals_committed",
+                vec![],
+                format!("after a batch the engine differs from one fed every committed change: {diff}"),
+            );
             self.world.lock().violate(finding, &self.name, self.store.applied);
         }
     }
@@ -534,7 +597,7 @@ impl Manager {
     }
 
     fn propose_chunks(&mut self, leader: &mut Leader, origin: Origin, changes: Vec<Change>) {
-        for chunk in split_batch(changes, self.scenario.batch_max) {
+        for chunk in split_batch(changes, self.batch_max) {
             if self.propose(leader, origin, chunk, None).is_none() {
                 return;
             }
@@ -565,7 +628,8 @@ impl Manager {
         }
         let restart = std::mem::take(&mut self.world.lock().allocator_restart);
         if leader.alloc.is_none() || restart {
-            let (alloc, report) = AllocLoop::restore(&self.store, self.scenario.batch_max);
+            let (alloc, report) =
+                AllocLoop::restore(&self.store, self.batch_max, self.scenario.checks.engine_after_batch);
             leader.alloc = Some(alloc);
             let mut w = self.world.lock();
             w.metrics.allocator_restores += 1;
@@ -600,8 +664,8 @@ impl Manager {
                 self.propose_chunks(leader, Origin::Dispatcher, changes);
             }
         }
-        if self.store.applied != leader.duties_at || leader.ticks.is_multiple_of(10) {
-            leader.duties_at = self.store.applied;
+        if leader.duties_dirty || leader.ticks.is_multiple_of(10) {
+            leader.duties_dirty = false;
             if !leader.busy(Origin::Orchestrator) {
                 let changes = duties::orchestrate(&self.store, CREATE_MAX);
                 self.propose_chunks(leader, Origin::Orchestrator, changes);
@@ -664,7 +728,22 @@ impl Manager {
 
     fn allocate(&mut self, leader: &mut Leader) {
         let Some(alloc) = &mut leader.alloc else { return };
-        if alloc.busy() || !alloc.has_work() {
+        if alloc.busy() {
+            return;
+        }
+        if !alloc.has_work() {
+            // Quiet: engine == restore(applied store), at most once per QUIET_CHECK_EVERY.
+            let now = self.now();
+            if self.scenario.checks.engine_after_batch
+                && leader.quiet_checked_at.is_none_or(|t| now.saturating_sub(t) >= QUIET_CHECK_EVERY)
+                && leader.quiet_checked_index != self.store.applied
+            {
+                leader.quiet_checked_at = Some(now);
+                leader.quiet_checked_index = self.store.applied;
+                if let Err(finding) = check::check_engine(alloc.engine(), &self.store) {
+                    self.world.lock().violate(finding, &self.name, self.store.applied);
+                }
+            }
             return;
         }
         let (first, report) = alloc.pass(&self.store);

@@ -118,8 +118,8 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
 async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResult {
     let handle = Handle::current();
     let mut rng = sim();
-    let plan = scenario.faults.choose(&mut rng);
-    let ops = scenario.workload.expand(&mut SimRng::new(rng.next_u64()));
+    let plan = scenario.faults.choose(&mut rng, scenario.batch_max);
+    let ops = scenario.workload.expand(&mut SimRng::new(rng.next_u64()), scenario.workers);
     let keep = if options.keep_trace { usize::MAX } else { TRACE_TAIL * 4 };
     let world = Shared::new(scenario.clone(), plan.clone(), options.hooks.clone(), keep);
     {

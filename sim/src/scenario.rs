@@ -2,11 +2,14 @@
 //! space a seed draws from, and which checkers run. Built-in scenarios stand in until scenario
 //! files exist; a file format only has to produce a [`Scenario`].
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 use swarmalloc::{
     EndpointSpec, Ipam, IpamConfig, NetworkAttachmentConfig, NetworkId, NetworkSpec, PortConfig, Protocol, PublishMode,
     ResolutionMode, ServiceId, ServiceSpec,
 };
+use swarmalloc::{NodeId, TaskId};
 
 use crate::faults::FaultSpace;
 use crate::rng::{Draw, SimRng};
@@ -15,11 +18,37 @@ use crate::rng::{Draw, SimRng};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ClientOp {
-    CreateNetwork { id: NetworkId, spec: NetworkSpec },
-    RemoveNetwork { id: NetworkId },
-    CreateService { id: ServiceId, spec: ServiceSpec },
-    UpdateService { id: ServiceId, spec: ServiceSpec },
-    RemoveService { id: ServiceId },
+    CreateNetwork {
+        id: NetworkId,
+        spec: NetworkSpec,
+    },
+    RemoveNetwork {
+        id: NetworkId,
+    },
+    CreateService {
+        id: ServiceId,
+        spec: ServiceSpec,
+    },
+    UpdateService {
+        id: ServiceId,
+        spec: ServiceSpec,
+    },
+    RemoveService {
+        id: ServiceId,
+    },
+    /// A standalone container joins an attachable network on a node: a task without a service
+    /// (`ResourceAllocator.AttachNetwork`), optionally asking for an exact address.
+    AttachNetwork {
+        task: TaskId,
+        network: NetworkId,
+        node: NodeId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<IpAddr>,
+    },
+    /// The container leaves: its attachment task is told to stop (then reaped).
+    DetachNetwork {
+        task: TaskId,
+    },
 }
 
 /// A user request and when the client sends it.
@@ -59,7 +88,9 @@ pub enum Workload {
 pub struct Checks {
     /// Store invariants after every applied entry on every replica.
     pub per_entry: bool,
-    /// Engine == restore(store) after every allocator batch (always at leader changes and the end).
+    /// After every allocator batch, engine == an engine fed every committed change; when the
+    /// allocator is quiet (at most every 5 s), engine == restore(store). Always at leader
+    /// changes and at the end.
     pub engine_after_batch: bool,
 }
 
@@ -126,7 +157,7 @@ impl Scenario {
             name: "smoke".into(),
             duration_ms: 30_000,
             faults_until_ms: 18_000,
-            batch_max: 20,
+            batch_max: 200,
             workload: Workload::Generated(Generator {
                 networks: 3,
                 services: 6,
@@ -211,22 +242,23 @@ impl Scenario {
 
 impl Workload {
     /// The operations in send order.
-    pub fn expand(&self, rng: &mut SimRng) -> Vec<TimedOp> {
+    pub fn expand(&self, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
         match self {
             Workload::Scripted(ops) => {
                 let mut ops = ops.clone();
                 ops.sort_by_key(|o| o.at_ms);
                 ops
             }
-            Workload::Generated(g) => generate(g, rng),
+            Workload::Generated(g) => generate(g, rng, workers),
         }
     }
 }
 
 /// The seeded workload: networks (default and explicit subnets), services with networks, VIPs or
 /// DNSRR, static and dynamic ingress ports; then scale, network and port updates, removals of
-/// services and of networks (some refused because still in use).
-fn generate(g: &Generator, rng: &mut SimRng) -> Vec<TimedOp> {
+/// services and of networks (some refused because still in use), standalone containers attaching
+/// to attachable networks (some asking for an exact address) and leaving again.
+fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
     let mut ops = Vec::new();
     let create_until = g.ops_until_ms / 2;
     let mut t = 1_000;
@@ -235,11 +267,18 @@ fn generate(g: &Generator, rng: &mut SimRng) -> Vec<TimedOp> {
         rng.range(mean / 2, mean.max(1) * 3 / 2 + 1)
     };
     let mut networks: Vec<NetworkId> = Vec::new();
+    // Attachable networks, with their explicit subnet's first three octets if they have one.
+    let mut attachable: Vec<(NetworkId, Option<String>)> = Vec::new();
+    let mut attached: Vec<TaskId> = Vec::new();
+    let mut attach_count = 0;
     for i in 0..g.networks {
         let id = NetworkId::new(format!("net-{i:02}"));
+        let mut prefix = None;
         let ipam = if rng.chance(0.3) {
             // An explicit subnet far from the default pool's first /24s.
-            let subnet = format!("172.{}.{}.0/24", 20 + rng.range(0, 8), rng.range(0, 250));
+            let base = format!("172.{}.{}", 20 + rng.range(0, 8), rng.range(0, 250));
+            let subnet = format!("{base}.0/24");
+            prefix = Some(base);
             Some(Ipam {
                 driver: String::new(),
                 configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("valid")), ..Default::default() }],
@@ -247,7 +286,10 @@ fn generate(g: &Generator, rng: &mut SimRng) -> Vec<TimedOp> {
         } else {
             None
         };
-        let spec = NetworkSpec { name: format!("net{i}"), ipam, attachable: rng.chance(0.2), ..Default::default() };
+        let spec = NetworkSpec { name: format!("net{i}"), ipam, attachable: rng.chance(0.4), ..Default::default() };
+        if spec.attachable {
+            attachable.push((id.clone(), prefix));
+        }
         ops.push(TimedOp { at_ms: t, op: ClientOp::CreateNetwork { id: id.clone(), spec } });
         networks.push(id);
         t += rng.range(50, 400);
@@ -270,7 +312,27 @@ fn generate(g: &Generator, rng: &mut SimRng) -> Vec<TimedOp> {
         t += step(rng, g.ops_until_ms - create_until, g.changes);
         let t = t.min(g.ops_until_ms);
         let roll = rng.range(0, 100);
-        if services.is_empty() || roll >= 95 {
+        if (80..88).contains(&roll) && workers > 0 && !attachable.is_empty() {
+            let (network, prefix) = attachable[rng.index(attachable.len())].clone();
+            let address = match prefix {
+                Some(prefix) if rng.chance(0.5) => {
+                    Some(format!("{prefix}.{}", 200 + rng.range(0, 50)).parse().expect("valid"))
+                }
+                _ => None,
+            };
+            let task = TaskId::new(format!("attach-{attach_count:02}"));
+            attach_count += 1;
+            let node = NodeId::new(format!("w{}", rng.range(1, u64::from(workers) + 1)));
+            attached.push(task.clone());
+            ops.push(TimedOp { at_ms: t, op: ClientOp::AttachNetwork { task, network, node, address } });
+            continue;
+        }
+        if (88..93).contains(&roll) && !attached.is_empty() {
+            let task = attached.remove(rng.index(attached.len()));
+            ops.push(TimedOp { at_ms: t, op: ClientOp::DetachNetwork { task } });
+            continue;
+        }
+        if services.is_empty() || roll >= 93 {
             if let Some(net) = networks.get(rng.index(networks.len())) {
                 // Refused while a service or live task uses it; that refusal is part of the test.
                 ops.push(TimedOp { at_ms: t, op: ClientOp::RemoveNetwork { id: net.clone() } });
@@ -279,17 +341,17 @@ fn generate(g: &Generator, rng: &mut SimRng) -> Vec<TimedOp> {
         }
         let k = rng.index(services.len());
         let (id, spec) = services[k].clone();
-        let op = if roll < 55 {
+        let op = if roll < 45 {
             let mut spec = spec;
             spec.replicas = rng.range(g.replicas_min.saturating_sub(2), g.replicas_max + 3);
             services[k].1 = spec.clone();
             ClientOp::UpdateService { id, spec }
-        } else if roll < 75 {
+        } else if roll < 60 {
             let mut spec = spec;
             spec.task_networks = pick_networks(rng, &networks);
             services[k].1 = spec.clone();
             ClientOp::UpdateService { id, spec }
-        } else if roll < 85 {
+        } else if roll < 70 {
             let mut spec = spec;
             spec.endpoint = pick_endpoint(rng, k as u32 + 100);
             services[k].1 = spec.clone();
@@ -363,9 +425,9 @@ mod tests {
     #[test]
     fn the_generated_workload_is_a_function_of_the_seed() {
         let Workload::Generated(g) = Scenario::default_workload().workload else { panic!("generated") };
-        let a = generate(&g, &mut SimRng::new(7));
-        let b = generate(&g, &mut SimRng::new(7));
-        let c = generate(&g, &mut SimRng::new(8));
+        let a = generate(&g, &mut SimRng::new(7), 5);
+        let b = generate(&g, &mut SimRng::new(7), 5);
+        let c = generate(&g, &mut SimRng::new(8), 5);
         assert_eq!(a, b);
         assert_ne!(a, c);
         let creates = a.iter().filter(|o| matches!(o.op, ClientOp::CreateService { .. })).count();

@@ -75,6 +75,7 @@ pub struct Metrics {
     pub allocator_batches_cut: u64,
     pub allocator_restores: u64,
     pub tasks_created: u64,
+    /// Tasks moved from NEW to PENDING (counted once each).
     pub tasks_pending: u64,
     /// Simulated time when the first task was created and when the last one became PENDING.
     pub first_task_ms: Option<u64>,
@@ -123,6 +124,8 @@ pub struct World {
     pub isolated: BTreeMap<String, Duration>,
     /// madsim's id of every node, by name.
     pub node_ids: BTreeMap<String, madsim::task::NodeId>,
+    /// Recently decoded raft entries by index, with the hash of their bytes.
+    pub decoded: BTreeMap<u64, (u64, Arc<crate::store::Txn>)>,
     /// The run is over (a violation, or a throughput run reached its goal).
     pub stop: bool,
 }
@@ -153,6 +156,7 @@ impl Shared {
             hooks,
             isolated: BTreeMap::new(),
             node_ids: BTreeMap::new(),
+            decoded: BTreeMap::new(),
             stop: false,
         })))
     }

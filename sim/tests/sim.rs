@@ -105,3 +105,16 @@ fn bad_input_exits_2_with_a_message_naming_it() {
     assert!(stderr.contains(bad.to_str().expect("utf-8")) && stderr.contains("missing field"), "{stderr}");
     std::fs::remove_file(&bad).expect("clean up");
 }
+
+#[test]
+fn a_json_sweep_prints_a_result_per_seed_and_a_summary() {
+    let (code, stdout) = allocsim(&["run", "smoke", "--seeds", "0..2", "--jobs", "2", "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let mut seeds: Vec<u64> = lines[..2].iter().map(|l| l["seed"].as_u64().expect("seed")).collect();
+    seeds.sort();
+    assert_eq!(seeds, vec![0, 1]);
+    assert_eq!(lines[2]["failed"].as_u64(), Some(0), "{stdout}");
+    assert_eq!(lines[2]["seeds"].as_u64(), Some(2), "{stdout}");
+}
