@@ -396,3 +396,417 @@ pub fn check_restore(state: &StoredState) -> Result<(), String> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operation sequences
+
+/// One step of an operation sequence: a committed write by a user, the orchestrator or an agent,
+/// an allocation pass and its outcome, or a failover.
+#[derive(Clone, Debug, Arbitrary)]
+pub enum Op {
+    /// `kind`: 0 default, 1 small explicit (`subnet` picks it), 2 dual-stack, 3 ingress, 4 bridge, 5 attachable.
+    CreateNetwork {
+        kind: u8,
+        subnet: u8,
+    },
+    DeleteNetwork(u8),
+    CreateService {
+        networks: Vec<u8>,
+        ports: Vec<(u8, u8, bool)>,
+        dnsrr: bool,
+    },
+    UpdateService {
+        service: u8,
+        networks: Vec<u8>,
+        ports: Vec<(u8, u8, bool)>,
+        dnsrr: bool,
+    },
+    DeleteService(u8),
+    CreateTask {
+        service: u8,
+    },
+    Container {
+        network: u8,
+        requested: Option<u8>,
+    },
+    /// `state`: 0 RUNNING (assigned to a node), 1 SHUTDOWN, 2 FAILED.
+    SetState {
+        task: u8,
+        state: u8,
+        node: u8,
+    },
+    DeleteTask(u8),
+    CreateNode,
+    DeleteNode(u8),
+    /// `end`: 0 commit all, 1 commit a prefix of length `k`, 2 drop.
+    Pass {
+        end: u8,
+        k: u8,
+    },
+    Restore {
+        order: u64,
+    },
+}
+
+/// A small tight config so that pools, ports and VXLAN ids run out.
+pub fn tight_config() -> ClusterConfig {
+    ClusterConfig {
+        default_address_pools: vec!["10.0.0.0/26".parse().expect("valid")],
+        subnet_size: 28,
+        dynamic_port_range: Range { min: 30000, max: 30003 },
+        vxlan_id_range: Range { min: 4096, max: 4101 },
+    }
+}
+
+struct OpsWorld {
+    alloc: Allocator,
+    store: BTreeMap<ObjectId, Object>,
+    next_id: u32,
+    version: u64,
+}
+
+impl OpsWorld {
+    fn pick(&self, kind: fn(&Object) -> bool, index: u8) -> Option<Object> {
+        let items: Vec<&Object> = self.store.values().filter(|o| kind(o)).collect();
+        (!items.is_empty()).then(|| items[usize::from(index) % items.len()].clone())
+    }
+
+    fn network_ids(&self) -> Vec<NetworkId> {
+        self.store
+            .values()
+            .filter_map(|o| match o {
+                Object::Network(n) if !n.is_ingress() => Some(n.id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn write(&mut self, mut object: Object) {
+        self.version += 1;
+        match &mut object {
+            Object::Network(o) => o.version = Version(self.version),
+            Object::Service(o) => o.version = Version(self.version),
+            Object::Task(o) => o.version = Version(self.version),
+            Object::Node(o) => o.version = Version(self.version),
+        }
+        self.alloc.observe(object.as_ref());
+        self.store.insert(object.id(), object);
+    }
+
+    fn delete(&mut self, id: ObjectId) {
+        self.store.remove(&id);
+        self.alloc.observe_deleted(&id);
+    }
+
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{:03}", self.next_id)
+    }
+
+    fn service_spec(&self, name: &str, networks: &[u8], ports: &[(u8, u8, bool)], dnsrr: bool) -> ServiceSpec {
+        let ids = self.network_ids();
+        let task_networks = if ids.is_empty() {
+            Vec::new()
+        } else {
+            networks
+                .iter()
+                .take(3)
+                .map(|n| NetworkAttachmentConfig::to(ids[usize::from(*n) % ids.len()].clone()))
+                .collect()
+        };
+        let ports = ports
+            .iter()
+            .take(3)
+            .map(|(protocol, published, host)| PortConfig {
+                name: String::new(),
+                protocol: Protocol::ALL[usize::from(*protocol % 3)],
+                target_port: 80 + u16::from(*published % 4),
+                published_port: if published % 2 == 0 { 0 } else { 30000 + u16::from(published % 6) },
+                publish_mode: if *host { PublishMode::Host } else { PublishMode::Ingress },
+            })
+            .collect();
+        let mode = if dnsrr { ResolutionMode::Dnsrr } else { ResolutionMode::Vip };
+        ServiceSpec {
+            name: name.into(),
+            replicas: 1,
+            task_networks,
+            endpoint: Some(EndpointSpec { mode, ports }),
+            ..Default::default()
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::CreateNetwork { kind, subnet } => {
+                let id = self.fresh("net");
+                let mut spec = NetworkSpec { name: id.clone(), ..Default::default() };
+                let config = |s: &str| IpamConfig { subnet: Some(s.parse().expect("valid")), ..Default::default() };
+                match kind % 6 {
+                    1 => {
+                        let subnets = ["192.168.0.0/29", "192.168.0.0/30", "192.168.0.8/31", "192.168.0.16/32"];
+                        let configs = vec![config(subnets[usize::from(*subnet) % subnets.len()])];
+                        spec.ipam = Some(Ipam { driver: String::new(), configs });
+                    }
+                    2 => {
+                        let configs = vec![config("192.168.1.0/30"), config("fd00::/126")];
+                        spec.ipam = Some(Ipam { driver: String::new(), configs });
+                    }
+                    3 => spec.ingress = true,
+                    4 => spec.driver = Some(DriverConfig { name: "bridge".into(), options: BTreeMap::new() }),
+                    5 => spec.attachable = true,
+                    _ => {}
+                }
+                self.write(Object::Network(Network {
+                    id: NetworkId::new(id),
+                    version: Version(0),
+                    spec,
+                    driver_state: None,
+                    ipam: None,
+                }));
+            }
+            Op::DeleteNetwork(i) => {
+                // The control API refuses while a service or a desired-running live task uses it.
+                if let Some(Object::Network(n)) = self.pick(|o| matches!(o, Object::Network(_)), *i) {
+                    let in_use = self.store.values().any(|o| match o {
+                        Object::Service(s) => s.spec.task_networks.iter().any(|c| c.target == n.id),
+                        Object::Task(t) => {
+                            t.desired_state <= TaskState::Running
+                                && t.status.state.is_live()
+                                && (t.networks.iter().any(|a| a.network_id == n.id)
+                                    || t.spec.networks.iter().any(|c| c.target == n.id))
+                        }
+                        _ => false,
+                    });
+                    if !in_use {
+                        self.delete(ObjectId::Network(n.id));
+                    }
+                }
+            }
+            Op::CreateService { networks, ports, dnsrr } => {
+                let id = self.fresh("svc");
+                let spec = self.service_spec(&id, networks, ports, *dnsrr);
+                self.write(Object::Service(Service {
+                    id: ServiceId::new(id),
+                    version: Version(0),
+                    spec,
+                    endpoint: None,
+                }));
+            }
+            Op::UpdateService { service, networks, ports, dnsrr } => {
+                if let Some(Object::Service(mut s)) = self.pick(|o| matches!(o, Object::Service(_)), *service) {
+                    s.spec = self.service_spec(&s.spec.name, networks, ports, *dnsrr);
+                    self.write(Object::Service(s));
+                }
+            }
+            Op::DeleteService(i) => {
+                if let Some(Object::Service(s)) = self.pick(|o| matches!(o, Object::Service(_)), *i) {
+                    self.delete(ObjectId::Service(s.id));
+                }
+            }
+            Op::CreateTask { service } => {
+                if let Some(Object::Service(s)) = self.pick(|o| matches!(o, Object::Service(_)), *service) {
+                    let id = self.fresh("task");
+                    self.write(Object::Task(new_task(&id, Some(s.id), None)));
+                }
+            }
+            Op::Container { network, requested } => {
+                let ids = self.network_ids();
+                if !ids.is_empty() {
+                    let target = ids[usize::from(*network) % ids.len()].clone();
+                    let id = self.fresh("ctr");
+                    let mut config = NetworkAttachmentConfig::to(target);
+                    config.addresses =
+                        requested.map(|r| IpAddr::V4(Ipv4Addr::new(10, 0, 0, r % 64))).into_iter().collect();
+                    self.write(Object::Task(new_task(&id, None, Some(config))));
+                }
+            }
+            Op::SetState { task, state, node } => {
+                let node = self.pick(|o| matches!(o, Object::Node(_)), *node).map(|n| n.id());
+                if let Some(Object::Task(mut t)) = self.pick(|o| matches!(o, Object::Task(_)), *task)
+                    && t.status.state != TaskState::New
+                {
+                    match state % 3 {
+                        0 => {
+                            if let Some(ObjectId::Node(node)) = node {
+                                t.node_id.get_or_insert(node);
+                            }
+                            if t.status.state.is_live() {
+                                t.status.state = TaskState::Running;
+                            }
+                        }
+                        1 => t.status.state = TaskState::Shutdown.max(t.status.state),
+                        _ => t.status.state = TaskState::Failed.max(t.status.state),
+                    }
+                    self.write(Object::Task(t));
+                }
+            }
+            Op::DeleteTask(i) => {
+                if let Some(task) = self.pick(|o| matches!(o, Object::Task(_)), *i) {
+                    self.delete(task.id());
+                }
+            }
+            Op::CreateNode => {
+                let id = self.fresh("node");
+                self.write(Object::Node(Node {
+                    id: NodeId::new(id),
+                    version: Version(0),
+                    spec: NodeSpec::default(),
+                    attachments: Vec::new(),
+                }));
+            }
+            Op::DeleteNode(i) => {
+                if let Some(node) = self.pick(|o| matches!(o, Object::Node(_)), *i) {
+                    self.delete(node.id());
+                }
+            }
+            Op::Pass { end, k } => {
+                let before = format!("{:?}", self.alloc);
+                let proposal = self.pass();
+                if format!("{:?}", self.alloc) != before {
+                    return Err("building a proposal changed the engine".into());
+                }
+                let landed = match end % 3 {
+                    0 => proposal.len(),
+                    1 => usize::from(*k) % (proposal.len() + 1),
+                    _ => 0,
+                };
+                for update in &proposal.updates()[..landed] {
+                    self.version += 1;
+                    self.store.insert(update.id(), update.clone());
+                }
+                self.alloc.commit_prefix(&proposal, landed);
+            }
+            Op::Restore { order } => {
+                let objects: Vec<Object> = shuffled(&self.store.values().cloned().collect::<Vec<_>>(), *order);
+                let (alloc, _) = Allocator::restore(self.alloc.config().clone(), objects.iter().map(Object::as_ref))
+                    .map_err(|e| e.to_string())?;
+                self.alloc = alloc;
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates every object, in dependency order, in one transaction.
+    fn pass(&self) -> Proposal {
+        let mut tx = self.alloc.begin();
+        let mut objects: Vec<&Object> = self.store.values().collect();
+        objects.sort_by_key(|o| !matches!(o, Object::Network(n) if n.is_ingress()));
+        for kind in 0..4 {
+            for object in &objects {
+                let _ = match (kind, object) {
+                    (0, Object::Network(n)) => tx.allocate_network(n),
+                    (1, Object::Service(s)) => tx.allocate_service(s),
+                    (2, Object::Task(t)) => {
+                        let service =
+                            t.service_id.as_ref().and_then(|id| match self.store.get(&ObjectId::Service(id.clone())) {
+                                Some(Object::Service(s)) => Some(s),
+                                _ => None,
+                            });
+                        tx.allocate_task(t, service)
+                    }
+                    (3, Object::Node(n)) => tx.allocate_node(n),
+                    _ => continue,
+                };
+            }
+        }
+        tx.finish()
+    }
+}
+
+fn new_task(id: &str, service: Option<ServiceId>, network: Option<NetworkAttachmentConfig>) -> Task {
+    Task {
+        id: TaskId::new(id),
+        version: Version(0),
+        service_id: service,
+        node_id: None,
+        slot: 0,
+        spec: TaskSpec { networks: network.into_iter().collect() },
+        status: TaskStatus::default(),
+        desired_state: TaskState::Running,
+        networks: Vec::new(),
+        endpoint: None,
+    }
+}
+
+/// Invariants of a committed store written only through the engine, derived from the objects
+/// alone: one live holder per address, addresses inside their subnets and off reserved ones,
+/// subnets that never overlap, unique VXLAN ids, unique ingress ports per protocol.
+pub fn check_store(store: &BTreeMap<ObjectId, Object>) -> Result<(), String> {
+    let mut subnets: Vec<(IpNet, NetworkId)> = Vec::new();
+    let mut vnis: BTreeMap<u32, NetworkId> = BTreeMap::new();
+    let mut pools: BTreeMap<NetworkId, Vec<IpNet>> = BTreeMap::new();
+    for object in store.values() {
+        let Object::Network(n) = object else { continue };
+        let Some(ipam) = &n.ipam else { continue };
+        for subnet in ipam.configs.iter().filter_map(|c| c.subnet) {
+            if let Some((other, owner)) = subnets.iter().find(|(s, _)| s.contains(&subnet) || subnet.contains(s)) {
+                return Err(format!("subnet {subnet} of network {} overlaps {other} of network {owner}", n.id));
+            }
+            subnets.push((subnet, n.id.clone()));
+            pools.entry(n.id.clone()).or_default().push(subnet);
+        }
+        let list = n.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION));
+        for vni in list.into_iter().flat_map(|l| l.split(',')).filter_map(|v| v.parse::<u32>().ok()) {
+            if let Some(owner) = vnis.insert(vni, n.id.clone()) {
+                return Err(format!("VXLAN id {vni} held by networks {owner} and {}", n.id));
+            }
+        }
+    }
+    let mut live: BTreeMap<(NetworkId, IpAddr), Holder> = BTreeMap::new();
+    for (key, holders) in claimants(&store.values().cloned().collect::<Vec<_>>()) {
+        let Some(subnets) = pools.get(&key.0) else { continue };
+        let live_holders: Vec<&Holder> = holders.iter().filter(|h| !h.is_retired()).collect();
+        if live_holders.len() > 1 {
+            return Err(format!("address {} on network {} held by {live_holders:?}", key.1, key.0));
+        }
+        let Some(holder) = live_holders.first() else { continue };
+        let inside = subnets.iter().any(|s| {
+            s.contains(&key.1) && {
+                let (lo, hi) = crate::index::usable_hosts(s);
+                (lo..=hi).contains(&crate::index::ip_to_u128(key.1))
+            }
+        });
+        if !inside {
+            return Err(format!("{holder} has {} on network {}, not a usable address of {subnets:?}", key.1, key.0));
+        }
+        live.insert(key, (*holder).clone());
+    }
+    let mut ports: BTreeMap<(Protocol, u16), ServiceId> = BTreeMap::new();
+    for object in store.values() {
+        let Object::Service(s) = object else { continue };
+        let mut own = BTreeSet::new();
+        for port in s.endpoint.iter().flat_map(|e| &e.ports) {
+            if port.publish_mode != PublishMode::Ingress || !own.insert((port.protocol, port.published_port)) {
+                continue;
+            }
+            if let Some(owner) = ports.insert((port.protocol, port.published_port), s.id.clone()) {
+                return Err(format!(
+                    "port {}/{} published by {owner} and {}",
+                    port.protocol, port.published_port, s.id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Any operation sequence: after every step the engine equals a restore of the committed store,
+/// building a proposal never changes the engine, and the committed store keeps its invariants.
+pub fn check_ops(ops: &[Op]) -> Result<(), String> {
+    let mut world = OpsWorld {
+        alloc: Allocator::new(tight_config()).map_err(|e| e.to_string())?,
+        store: BTreeMap::new(),
+        next_id: 0,
+        version: 0,
+    };
+    for (step, op) in ops.iter().take(64).enumerate() {
+        world.apply(op).map_err(|e| format!("step {step} {op:?}: {e}"))?;
+        let (fresh, _) =
+            Allocator::restore(tight_config(), world.store.values().map(Object::as_ref)).map_err(|e| e.to_string())?;
+        if let Some(diff) = world.alloc.diff(&fresh) {
+            return Err(format!("step {step} {op:?}: engine differs from restore of the store:\n{diff}"));
+        }
+        check_store(&world.store).map_err(|e| format!("step {step} {op:?}: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The properties of `swarmalloc::testing` (the same functions the fuzz targets wrap) over
+//! deterministic pseudo-random inputs, plus every committed fuzz regression input.
+
+use std::path::Path;
+
+use arbitrary::{Arbitrary, Unstructured};
+use swarmalloc::testing::{Op, StoredState, check_ops, check_restore};
+
+fn restore_bytes(bytes: &[u8]) -> Result<(), String> {
+    let Ok(state) = StoredState::arbitrary(&mut Unstructured::new(bytes)) else { return Ok(()) };
+    check_restore(&state).map_err(|e| format!("{e}\ninput: {state:#?}"))
+}
+
+fn ops_bytes(bytes: &[u8]) -> Result<(), String> {
+    let Ok(ops) = Vec::<Op>::arbitrary(&mut Unstructured::new(bytes)) else { return Ok(()) };
+    check_ops(&ops).map_err(|e| format!("{e}\nops: {ops:#?}"))
+}
+
+/// Runs `property` on `cases` byte strings from a fixed xorshift stream.
+fn generated(cases: usize, max_len: usize, property: fn(&[u8]) -> Result<(), String>) {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for case in 0..cases {
+        let len = 32 + (next() as usize % max_len);
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if let Err(e) = property(&bytes) {
+            panic!("case {case} failed: {e}\nbytes: {bytes:02x?}");
+        }
+    }
+}
+
+/// Every file under fuzz/regressions/TARGET: crashes the fuzzers found, kept as stable tests.
+fn regressions(target: &str, property: fn(&[u8]) -> Result<(), String>) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions").join(target);
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("readable directory").path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "README.md"))
+        .collect();
+    paths.sort();
+    for path in &paths {
+        let bytes = std::fs::read(path).expect("readable file");
+        if let Err(e) = property(&bytes) {
+            panic!("{}: {e}", path.display());
+        }
+    }
+    paths.len()
+}
+
+#[test]
+fn restore_property_holds_on_generated_stores() {
+    generated(3000, 480, restore_bytes);
+}
+
+#[test]
+fn ops_property_holds_on_generated_sequences() {
+    generated(1500, 1500, ops_bytes);
+}
+
+#[test]
+fn fuzz_regressions_still_pass() {
+    regressions("restore", restore_bytes);
+    regressions("engine_ops", ops_bytes);
+}
