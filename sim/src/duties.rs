@@ -170,6 +170,12 @@ fn validate_service(store: &Store, id: &ServiceId, spec: &ServiceSpec) -> Result
             return Err("ports can't be used with dnsrr mode".into());
         }
     }
+    let ports = spec.ports();
+    for (i, port) in ports.iter().enumerate().filter(|(_, p)| p.published_port != 0) {
+        if ports[..i].iter().any(|p| p.published_port == port.published_port && p.protocol == port.protocol) {
+            return Err(format!("duplicate published ports provided: {}/{}", port.protocol, port.published_port));
+        }
+    }
     for port in spec.ports().iter().filter(|p| p.published_port != 0 && p.publish_mode == PublishMode::Ingress) {
         for other in store.services.values().filter(|s| &s.id != id) {
             let in_spec = other.spec.ports().iter();
