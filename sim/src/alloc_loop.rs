@@ -121,9 +121,14 @@ impl AllocLoop {
             let id = match event {
                 Event::Put(id) | Event::Deleted(id) => id,
             };
-            if let ObjectId::Task(task) = id {
-                nodes_dirty |=
-                    matches!(event, Event::Deleted(_)) || store.tasks.get(task).is_some_and(|t| t.node_id.is_some());
+            match id {
+                ObjectId::Task(task) => {
+                    nodes_dirty |= matches!(event, Event::Deleted(_))
+                        || store.tasks.get(task).is_some_and(|t| t.node_id.is_some());
+                }
+                // Nodes drop their attachments on a deleted network.
+                ObjectId::Network(_) => nodes_dirty |= matches!(event, Event::Deleted(_)),
+                _ => {}
             }
             if self.batch.is_some() {
                 self.buffered.insert(id.clone());

@@ -685,7 +685,8 @@ impl Manager {
             for i in 1..=u64::from(self.scenario.workers) {
                 let node = NodeId::new(format!("w{i}"));
                 let tasks = duties::assignments(&self.store, &node);
-                self.outbox.push((addr(worker_ip(i)), Msg::Assignments { tasks }));
+                let stamp = (self.raw.raft.term, leader.ticks);
+                self.outbox.push((addr(worker_ip(i)), Msg::Assignments { stamp, tasks }));
             }
         }
         self.final_check(leader);

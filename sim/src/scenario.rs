@@ -102,6 +102,9 @@ pub struct Scenario {
     /// 1 to 7.
     pub managers: u8,
     pub workers: u8,
+    /// Users sending requests concurrently; the operations are dealt out round robin, so two
+    /// requests can pass the control API's checks against the same store (SwarmKit's B8).
+    pub clients: u8,
     /// Simulated run time.
     pub duration_ms: u64,
     /// Faults are injected before this time; then everything heals (the liveness window follows).
@@ -134,6 +137,7 @@ impl Scenario {
             name: "default".into(),
             managers: 3,
             workers: 5,
+            clients: 2,
             duration_ms: 60_000,
             faults_until_ms: 40_000,
             batch_max: 200,
@@ -195,6 +199,7 @@ impl Scenario {
             name: format!("throughput-{tasks}"),
             managers: 3,
             workers: 0,
+            clients: 1,
             duration_ms: 600_000,
             faults_until_ms: 0,
             batch_max: 200,
@@ -215,6 +220,9 @@ impl Scenario {
         }
         if self.workers > 50 {
             return Err(format!("workers = {}: expected at most 50", self.workers));
+        }
+        if !(1..=8).contains(&self.clients) {
+            return Err(format!("clients = {}: expected 1 to 8", self.clients));
         }
         if self.batch_max == 0 {
             return Err("batch_max = 0: expected at least 1".into());
