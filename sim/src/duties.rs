@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use swarmalloc::{
-    ClusterConfig, DriverConfig, Network, NetworkId, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec,
-    Object, ObjectId, PREDEFINED_NETWORK_LABEL, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task,
-    TaskId, TaskSpec, TaskState, TaskStatus, Version,
+    ClusterConfig, DriverConfig, Network, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec, Object,
+    ObjectId, PREDEFINED_NETWORK_LABEL, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId,
+    TaskSpec, TaskState, TaskStatus, Version,
 };
 
 use crate::net::Assignment;
@@ -380,11 +380,6 @@ pub fn assignments(store: &Store, node: &NodeId) -> Vec<Assignment> {
                 .collect(),
         })
         .collect()
-}
-
-/// Networks a service's tasks will attach to (for validation messages and tests).
-pub fn service_networks(spec: &ServiceSpec) -> Vec<NetworkId> {
-    spec.attachment_configs().iter().map(|a| a.target.clone()).collect()
 }
 
 #[cfg(test)]

@@ -50,18 +50,6 @@ pub enum Msg {
     },
 }
 
-impl Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Raft(_) => "raft",
-            Msg::Control { .. } => "control",
-            Msg::ControlReply { .. } => "control_reply",
-            Msg::Assignments { .. } => "assignments",
-            Msg::Status { .. } => "status",
-        }
-    }
-}
-
 /// The simulated IP of manager `i` (1-based), worker `i`, and client `i`.
 pub fn manager_ip(i: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 168, 1, i as u8))
@@ -164,9 +152,4 @@ impl Link {
             }
         });
     }
-}
-
-/// For the trace: the kind of a message.
-pub fn kind(msg: &Msg) -> &'static str {
-    msg.kind()
 }
