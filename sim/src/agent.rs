@@ -19,10 +19,12 @@ use crate::world::{ContainerAddrs, Shared};
 const TASK_FAILURE_PER_TICK: f64 = 0.000_25;
 const REPORT_EVERY_TICKS: u64 = 5;
 
-/// What survives a worker's restart: the tasks whose containers it had started.
+/// What survives a worker's restart: the tasks whose containers it had started, and the tasks
+/// it has run to the end (never started again, whatever a late message says).
 #[derive(Default)]
 pub struct AgentDisk {
     started: Mutex<BTreeSet<TaskId>>,
+    finished: Mutex<BTreeSet<TaskId>>,
 }
 
 struct Local {
@@ -39,6 +41,8 @@ struct Agent {
     disk: Arc<AgentDisk>,
     world: Shared,
     tasks: BTreeMap<TaskId, Local>,
+    /// Newest assignment set applied.
+    stamp: (u64, u64),
 }
 
 pub async fn run(i: u64, managers: u8, disk: Arc<AgentDisk>, world: Shared) {
@@ -46,8 +50,14 @@ pub async fn run(i: u64, managers: u8, disk: Arc<AgentDisk>, world: Shared) {
     let link = Link::bind(worker_ip(i), name.clone(), world.clone()).await;
     let (sink, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     link.spawn_receiver(sink);
-    let mut agent =
-        Agent { name: name.clone(), node: NodeId::new(&name), disk, world: world.clone(), tasks: BTreeMap::new() };
+    let mut agent = Agent {
+        name: name.clone(),
+        node: NodeId::new(&name),
+        disk,
+        world: world.clone(),
+        tasks: BTreeMap::new(),
+        stamp: (0, 0),
+    };
     agent.recover();
     let mut next_tick = madsim::time::Instant::now() + TICK;
     let mut ticks = 0u64;
@@ -59,7 +69,10 @@ pub async fn run(i: u64, managers: u8, disk: Arc<AgentDisk>, world: Shared) {
             biased;
             got = inbox.recv() => {
                 let Some((msg, _)) = got else { return };
-                if let Msg::Assignments { tasks } = msg {
+                if let Msg::Assignments { stamp, tasks } = msg
+                    && stamp > agent.stamp
+                {
+                    agent.stamp = stamp;
                     agent.reconcile(tasks);
                 }
             }
@@ -90,6 +103,7 @@ impl Agent {
         if !started.is_empty() {
             self.world.lock().record(&self.name, "agent_recover", json!({ "dead_containers": started.len() }));
         }
+        self.disk.finished.lock().unwrap_or_else(|p| p.into_inner()).extend(started.iter().cloned());
         for id in started {
             let local = Local { state: TaskState::Failed, desired: TaskState::Running, addrs: Vec::new(), due: None };
             self.tasks.insert(id, local);
@@ -99,7 +113,11 @@ impl Agent {
     fn reconcile(&mut self, assignments: Vec<Assignment>) {
         let now = self.now();
         let listed: BTreeSet<TaskId> = assignments.iter().map(|a| a.task.clone()).collect();
+        let finished = self.disk.finished.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for a in assignments {
+            if finished.contains(&a.task) && !self.tasks.contains_key(&a.task) {
+                continue;
+            }
             match self.tasks.get_mut(&a.task) {
                 Some(local) => local.desired = a.desired,
                 None => {
@@ -175,9 +193,11 @@ impl Agent {
             disk.insert(id.clone());
             running.insert(id, addrs);
         }
+        let mut finished = self.disk.finished.lock().unwrap_or_else(|p| p.into_inner());
         for id in stopped {
             disk.remove(&id);
             running.remove(&id);
+            finished.insert(id);
         }
     }
 }

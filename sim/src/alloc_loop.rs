@@ -121,9 +121,14 @@ impl AllocLoop {
             let id = match event {
                 Event::Put(id) | Event::Deleted(id) => id,
             };
-            if let ObjectId::Task(task) = id {
-                nodes_dirty |=
-                    matches!(event, Event::Deleted(_)) || store.tasks.get(task).is_some_and(|t| t.node_id.is_some());
+            match id {
+                ObjectId::Task(task) => {
+                    nodes_dirty |= matches!(event, Event::Deleted(_))
+                        || store.tasks.get(task).is_some_and(|t| t.node_id.is_some());
+                }
+                // Nodes drop their attachments on a deleted network.
+                ObjectId::Network(_) => nodes_dirty |= matches!(event, Event::Deleted(_)),
+                _ => {}
             }
             if self.batch.is_some() {
                 self.buffered.insert(id.clone());
@@ -167,7 +172,9 @@ impl AllocLoop {
             match result {
                 None | Some(Ok(Outcome::Unchanged | Outcome::Updated)) => {}
                 Some(Err(error)) => {
-                    if error.is_retryable() {
+                    // A task's permanent error can be its service's (an invalid endpoint spec):
+                    // it must be retried once the service changes, so tasks are always retried.
+                    if error.is_retryable() || matches!(id, ObjectId::Task(_)) {
                         self.blocked.insert(id.clone());
                     }
                     report.failed.push((id.clone(), error));
@@ -267,5 +274,101 @@ fn mirror(alloc: &mut Allocator, store: &Store, id: &ObjectId) {
     match store.get(id) {
         Some(object) => alloc.observe(object),
         None => alloc.observe_deleted(id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duties::{bootstrap, orchestrate};
+    use crate::store::{Origin, Txn};
+    use swarmalloc::{
+        EndpointSpec, Object, PortConfig, Protocol, PublishMode, Service, ServiceSpec, TaskState, Version,
+    };
+
+    fn apply(store: &mut Store, origin: Origin, changes: Vec<Change>) -> Vec<Event> {
+        let index = store.applied + 1;
+        let txn = Txn { id: ProposalId { node: 1, incarnation: 0, seq: index }, origin, changes };
+        store.apply(index, &txn).expect("applies")
+    }
+
+    fn port(target_port: u16) -> PortConfig {
+        PortConfig {
+            name: format!("p{target_port}"),
+            protocol: Protocol::Tcp,
+            target_port,
+            published_port: 8080,
+            publish_mode: PublishMode::Ingress,
+        }
+    }
+
+    /// Runs passes until the loop has nothing to propose, landing every batch whole.
+    fn settle(alloc: &mut AllocLoop, store: &mut Store) {
+        for _ in 0..10 {
+            let (first, _) = alloc.pass(store);
+            let Some(mut changes) = first else { return };
+            loop {
+                let index = store.applied + 1;
+                let id = ProposalId { node: 1, incarnation: 0, seq: index };
+                alloc.proposed(id);
+                let txn = Txn { id, origin: Origin::Allocator, changes };
+                let result = store.apply(index, &txn);
+                match alloc.applied(store, id, &result) {
+                    Step::Propose(next) => changes = next,
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tasks_of_a_service_with_an_invalid_spec_are_retried_once_it_is_fixed() {
+        let mut store = Store::default();
+        apply(&mut store, Origin::Bootstrap, bootstrap(1, 1));
+        let invalid = EndpointSpec { mode: Default::default(), ports: vec![port(80), port(81)] };
+        let spec = ServiceSpec { name: "s".into(), replicas: 2, endpoint: Some(invalid), ..Default::default() };
+        let service = Service { id: "s".into(), version: Version(0), spec, endpoint: None };
+        apply(&mut store, Origin::Control, vec![Change::Create { object: Object::Service(service) }]);
+        let changes = orchestrate(&store, 10);
+        apply(&mut store, Origin::Orchestrator, changes);
+        let (mut alloc, _) = AllocLoop::restore(&store, 1, true);
+        settle(&mut alloc, &mut store);
+        assert!(store.tasks.values().all(|t| t.status.state == TaskState::New), "the service cannot be allocated");
+        // The user drops the duplicate port: the service and then its tasks go through.
+        let mut fixed = store.services[&swarmalloc::ServiceId::from("s")].clone();
+        fixed.spec.endpoint = Some(EndpointSpec { mode: Default::default(), ports: vec![port(80)] });
+        let events = apply(&mut store, Origin::Control, vec![Change::Update { object: Object::Service(fixed) }]);
+        alloc.observe(&store, &events);
+        settle(&mut alloc, &mut store);
+        assert!(store.tasks.values().all(|t| t.status.state == TaskState::Pending), "{:?}", store.tasks);
+        assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
+    }
+
+    #[test]
+    fn a_cut_batch_commits_its_prefix_and_retries_the_rest() {
+        let mut store = Store::default();
+        apply(&mut store, Origin::Bootstrap, bootstrap(1, 1));
+        let spec = ServiceSpec { name: "s".into(), replicas: 5, ..Default::default() };
+        let service = Service { id: "s".into(), version: Version(0), spec, endpoint: None };
+        apply(&mut store, Origin::Control, vec![Change::Create { object: Object::Service(service) }]);
+        let changes = orchestrate(&store, 10);
+        apply(&mut store, Origin::Orchestrator, changes);
+        let (mut alloc, _) = AllocLoop::restore(&store, 2, true);
+        let (first, _) = alloc.pass(&store);
+        let changes = first.expect("something to allocate");
+        assert_eq!(changes.len(), 2, "batches of at most 2 changes");
+        let id = ProposalId { node: 1, incarnation: 0, seq: 99 };
+        alloc.proposed(id);
+        let index = store.applied + 1;
+        let result = store.apply(index, &Txn { id, origin: Origin::Allocator, changes });
+        assert!(matches!(alloc.applied(&store, id, &result), Step::Propose(_)));
+        // Leadership is lost here: only the first transaction landed.
+        let Step::Done { landed, total } = alloc.finish(&store) else { panic!("the batch ends") };
+        assert_eq!(landed, 2);
+        assert!(total > 2, "the proposal had more than one transaction: {total}");
+        assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
+        settle(&mut alloc, &mut store);
+        assert!(store.tasks.values().all(|t| t.status.state == TaskState::Pending));
+        assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
     }
 }

@@ -320,6 +320,11 @@ fn cmd_replay(path: &Path, json: bool) -> i32 {
 
 fn cmd_bench(seeds: u64, jobs: usize, tasks: u64) -> i32 {
     let scenario = Scenario::default_workload();
+    // Other processes skew wall-clock numbers: say how busy the machine was.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        println!("load average before: {}", load.join(" "));
+    }
     println!("bench 1: {seeds} seeds of the default workload, {jobs} jobs");
     let started = Instant::now();
     let results = sweep(&scenario, 0..seeds, jobs, &RunOptions::default(), |_| {});

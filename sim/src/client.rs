@@ -12,13 +12,14 @@ use crate::world::Shared;
 const REPLY_TIMEOUT: Duration = Duration::from_millis(1_500);
 const ATTEMPTS_MAX: u32 = 40;
 
-pub async fn run(ops: Vec<TimedOp>, managers: u8, world: Shared) {
-    let link = Link::bind(client_ip(), "client".into(), world.clone()).await;
+/// Client `i` sends `ops`, each with its request id (unique across clients).
+pub async fn run(i: u64, ops: Vec<(u64, TimedOp)>, managers: u8, world: Shared) {
+    let name = format!("c{i}");
+    let link = Link::bind(client_ip(i), name.clone(), world.clone()).await;
     let (sink, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     link.spawn_receiver(sink);
     let start = madsim::time::Instant::now();
-    for (req, op) in ops.into_iter().enumerate() {
-        let req = req as u64;
+    for (req, op) in ops {
         madsim::time::sleep_until(start + Duration::from_millis(op.at_ms)).await;
         let mut answer = None;
         for attempt in 0..ATTEMPTS_MAX {
@@ -50,11 +51,11 @@ pub async fn run(ops: Vec<TimedOp>, managers: u8, world: Shared) {
         let mut w = world.lock();
         match answer {
             Some((attempt, result)) => w.record(
-                "client",
+                &name,
                 "op",
                 json!({ "req": req, "op": op.op, "attempts": attempt + 1, "error": result.err() }),
             ),
-            None => w.record("client", "op_unanswered", json!({ "req": req, "op": op.op })),
+            None => w.record(&name, "op_unanswered", json!({ "req": req, "op": op.op })),
         }
     }
 }

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use swarmalloc::{
-    ClusterConfig, DriverConfig, Network, NetworkId, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec,
-    Object, ObjectId, PREDEFINED_NETWORK_LABEL, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task,
-    TaskId, TaskSpec, TaskState, TaskStatus, Version,
+    ClusterConfig, DriverConfig, Network, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec, Object,
+    ObjectId, PREDEFINED_NETWORK_LABEL, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId,
+    TaskSpec, TaskState, TaskStatus, Version,
 };
 
 use crate::net::Assignment;
@@ -168,6 +168,12 @@ fn validate_service(store: &Store, id: &ServiceId, spec: &ServiceSpec) -> Result
         }
         if spec.resolution_mode() == ResolutionMode::Dnsrr {
             return Err("ports can't be used with dnsrr mode".into());
+        }
+    }
+    let ports = spec.ports();
+    for (i, port) in ports.iter().enumerate().filter(|(_, p)| p.published_port != 0) {
+        if ports[..i].iter().any(|p| p.published_port == port.published_port && p.protocol == port.protocol) {
+            return Err(format!("duplicate published ports provided: {}/{}", port.protocol, port.published_port));
         }
     }
     for port in spec.ports().iter().filter(|p| p.published_port != 0 && p.publish_mode == PublishMode::Ingress) {
@@ -374,11 +380,6 @@ pub fn assignments(store: &Store, node: &NodeId) -> Vec<Assignment> {
                 .collect(),
         })
         .collect()
-}
-
-/// Networks a service's tasks will attach to (for validation messages and tests).
-pub fn service_networks(spec: &ServiceSpec) -> Vec<NetworkId> {
-    spec.attachment_configs().iter().map(|a| a.target.clone()).collect()
 }
 
 #[cfg(test)]

@@ -325,8 +325,11 @@ impl Manager {
             return;
         }
         let txn = self.decode(index, &entry.data);
-        let grows = adds_claims(&self.store, &txn);
-        let allocated = newly_pending(&self.store, &txn);
+        // What the frontier checks need from the store before the entry; only the first
+        // replica to apply an index runs them.
+        let frontier = index > self.world.lock().frontier;
+        let (grows, allocated) =
+            if frontier { (adds_claims(&self.store, &txn), newly_pending(&self.store, &txn)) } else { (false, 0) };
         let result = self.store.apply(index, &txn);
         self.check_applied(index, &txn, &result, grows, allocated);
         let Some(mut leader) = self.leader.take() else { return };
@@ -685,7 +688,8 @@ impl Manager {
             for i in 1..=u64::from(self.scenario.workers) {
                 let node = NodeId::new(format!("w{i}"));
                 let tasks = duties::assignments(&self.store, &node);
-                self.outbox.push((addr(worker_ip(i)), Msg::Assignments { tasks }));
+                let stamp = (self.raw.raft.term, leader.ticks);
+                self.outbox.push((addr(worker_ip(i)), Msg::Assignments { stamp, tasks }));
             }
         }
         self.final_check(leader);

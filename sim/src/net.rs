@@ -37,8 +37,10 @@ pub enum Msg {
         req: u64,
         result: Result<(), String>,
     },
-    /// The full set of a worker's tasks (tasks missing from it must stop).
+    /// The full set of a worker's tasks (tasks missing from it must stop), stamped with the
+    /// sender's (raft term, sequence) so that a late, reordered set is ignored.
     Assignments {
+        stamp: (u64, u64),
         tasks: Vec<Assignment>,
     },
     /// A worker's heartbeat with the state of every task it runs.
@@ -48,19 +50,7 @@ pub enum Msg {
     },
 }
 
-impl Msg {
-    fn kind(&self) -> &'static str {
-        match self {
-            Msg::Raft(_) => "raft",
-            Msg::Control { .. } => "control",
-            Msg::ControlReply { .. } => "control_reply",
-            Msg::Assignments { .. } => "assignments",
-            Msg::Status { .. } => "status",
-        }
-    }
-}
-
-/// The simulated IP of manager `i` (1-based), worker `i`, and the client.
+/// The simulated IP of manager `i` (1-based), worker `i`, and client `i`.
 pub fn manager_ip(i: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 168, 1, i as u8))
 }
@@ -69,8 +59,8 @@ pub fn worker_ip(i: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 168, 2, i as u8))
 }
 
-pub fn client_ip() -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(192, 168, 3, 1))
+pub fn client_ip(i: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 168, 3, i as u8))
 }
 
 pub fn addr(ip: IpAddr) -> SocketAddr {
@@ -85,7 +75,7 @@ pub fn name_of(ip: IpAddr) -> String {
             match o[2] {
                 1 => format!("m{}", o[3]),
                 2 => format!("w{}", o[3]),
-                _ => "client".to_string(),
+                _ => format!("c{}", o[3]),
             }
         }
         IpAddr::V6(_) => "?".to_string(),
@@ -162,9 +152,4 @@ impl Link {
             }
         });
     }
-}
-
-/// For the trace: the kind of a message.
-pub fn kind(msg: &Msg) -> &'static str {
-    msg.kind()
 }

@@ -1,5 +1,5 @@
 //! One simulation run, from a scenario and a seed to a verdict: builds the madsim runtime and
-//! nodes (managers, workers, client), draws the fault plan and the workload, runs the nemesis
+//! nodes (managers, workers, clients), draws the fault plan and the workload, runs the nemesis
 //! until the faults heal, asks the leader for the end checks, and collects the result.
 //!
 //! Architecture invariant: a run is a function of (scenario, seed, hooks). Each run gets a
@@ -19,7 +19,7 @@ use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
 use crate::net::{client_ip, manager_ip, worker_ip};
 use crate::rng::{Draw, SimRng, sim};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, TimedOp};
 use crate::world::{Finding, Metrics, Shared, StoreHook, Violation};
 
 /// Extra knobs of a run that are not part of the scenario.
@@ -156,15 +156,21 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             .build();
         nodes.push((format!("w{i}"), node.id()));
     }
-    {
+    for i in 1..=u64::from(scenario.clients) {
         let w = world.clone();
         let managers = scenario.managers;
-        let ops = ops.clone();
+        let clients = u64::from(scenario.clients);
+        let mine: Vec<(u64, TimedOp)> = ops
+            .iter()
+            .enumerate()
+            .map(|(req, op)| (req as u64, op.clone()))
+            .filter(|(req, _)| req % clients == i - 1)
+            .collect();
         handle
             .create_node()
-            .name("client")
-            .ip(client_ip())
-            .init(move || client::run(ops.clone(), managers, w.clone()))
+            .name(format!("c{i}"))
+            .ip(client_ip(i))
+            .init(move || client::run(i, mine.clone(), managers, w.clone()))
             .build();
     }
     world.lock().node_ids = nodes.iter().cloned().collect();

@@ -102,6 +102,9 @@ pub struct Scenario {
     /// 1 to 7.
     pub managers: u8,
     pub workers: u8,
+    /// Users sending requests concurrently; the operations are dealt out round robin, so two
+    /// requests can pass the control API's checks against the same store (SwarmKit's B8).
+    pub clients: u8,
     /// Simulated run time.
     pub duration_ms: u64,
     /// Faults are injected before this time; then everything heals (the liveness window follows).
@@ -134,6 +137,7 @@ impl Scenario {
             name: "default".into(),
             managers: 3,
             workers: 5,
+            clients: 2,
             duration_ms: 60_000,
             faults_until_ms: 40_000,
             batch_max: 200,
@@ -195,6 +199,7 @@ impl Scenario {
             name: format!("throughput-{tasks}"),
             managers: 3,
             workers: 0,
+            clients: 1,
             duration_ms: 600_000,
             faults_until_ms: 0,
             batch_max: 200,
@@ -215,6 +220,9 @@ impl Scenario {
         }
         if self.workers > 50 {
             return Err(format!("workers = {}: expected at most 50", self.workers));
+        }
+        if !(1..=8).contains(&self.clients) {
+            return Err(format!("clients = {}: expected 1 to 8", self.clients));
         }
         if self.batch_max == 0 {
             return Err("batch_max = 0: expected at least 1".into());
@@ -267,18 +275,24 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
         rng.range(mean / 2, mean.max(1) * 3 / 2 + 1)
     };
     let mut networks: Vec<NetworkId> = Vec::new();
-    // Attachable networks, with their explicit subnet's first three octets if they have one.
-    let mut attachable: Vec<(NetworkId, Option<String>)> = Vec::new();
+    // Attachable networks, with their explicit subnet's first three octets and a range of
+    // host numbers inside it, if they have one.
+    let mut attachable: Vec<(NetworkId, Option<ExplicitSubnet>)> = Vec::new();
     let mut attached: Vec<TaskId> = Vec::new();
     let mut attach_count = 0;
     for i in 0..g.networks {
         let id = NetworkId::new(format!("net-{i:02}"));
         let mut prefix = None;
         let ipam = if rng.chance(0.3) {
-            // An explicit subnet far from the default pool's first /24s.
+            // An explicit subnet far from the default pool's first /24s; some are small enough
+            // to run out (a /28 holds 13 task addresses), which exercises exhaustion and reuse.
             let base = format!("172.{}.{}", 20 + rng.range(0, 8), rng.range(0, 250));
-            let subnet = format!("{base}.0/24");
-            prefix = Some(base);
+            let (subnet, hosts) = match rng.range(0, 20) {
+                0..12 => (format!("{base}.0/24"), (200, 250)),
+                12..17 => (format!("{base}.32/27"), (50, 62)),
+                _ => (format!("{base}.16/28"), (25, 30)),
+            };
+            prefix = Some((base, hosts));
             Some(Ipam {
                 driver: String::new(),
                 configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("valid")), ..Default::default() }],
@@ -315,8 +329,8 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
         if (80..88).contains(&roll) && workers > 0 && !attachable.is_empty() {
             let (network, prefix) = attachable[rng.index(attachable.len())].clone();
             let address = match prefix {
-                Some(prefix) if rng.chance(0.5) => {
-                    Some(format!("{prefix}.{}", 200 + rng.range(0, 50)).parse().expect("valid"))
+                Some((base, (lo, hi))) if rng.chance(0.5) => {
+                    Some(format!("{base}.{}", rng.range(lo, hi + 1)).parse().expect("valid"))
                 }
                 _ => None,
             };
@@ -365,6 +379,9 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
     ops.sort_by_key(|o| o.at_ms);
     ops
 }
+
+/// An explicit subnet's first three octets and the range of host numbers requests pick from.
+type ExplicitSubnet = (String, (u64, u64));
 
 fn pick_networks(rng: &mut SimRng, networks: &[NetworkId]) -> Vec<NetworkAttachmentConfig> {
     let count = rng.range(0, 3).min(networks.len() as u64);

@@ -272,9 +272,10 @@ impl Store {
                     let mut object = object.clone();
                     set_version(&mut object, Version(index));
                     let id = object.id();
-                    self.remove(&id);
                     self.digest ^= object_hash(object.as_ref());
-                    self.insert(object);
+                    if let Some(old) = self.insert(object) {
+                        self.digest ^= object_hash(old.as_ref());
+                    }
                     events.push(Event::Put(id));
                 }
                 Change::Delete { id, .. } => {
@@ -307,12 +308,13 @@ impl Store {
         }
     }
 
-    fn insert(&mut self, object: Object) {
+    /// Stores an object; returns the version it replaced.
+    fn insert(&mut self, object: Object) -> Option<Object> {
         match object {
-            Object::Network(o) => drop(self.networks.insert(o.id.clone(), o)),
-            Object::Service(o) => drop(self.services.insert(o.id.clone(), o)),
-            Object::Task(o) => drop(self.tasks.insert(o.id.clone(), o)),
-            Object::Node(o) => drop(self.nodes.insert(o.id.clone(), o)),
+            Object::Network(o) => self.networks.insert(o.id.clone(), o).map(Object::Network),
+            Object::Service(o) => self.services.insert(o.id.clone(), o).map(Object::Service),
+            Object::Task(o) => self.tasks.insert(o.id.clone(), o).map(Object::Task),
+            Object::Node(o) => self.nodes.insert(o.id.clone(), o).map(Object::Node),
         }
     }
 }

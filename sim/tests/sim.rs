@@ -34,11 +34,16 @@ fn a_sweep_of_the_smoke_workload_passes_every_checker() {
     assert!(faults > 0, "no fault was injected in the whole sweep");
 }
 
+/// Default-workload seeds that once failed (each found a bug in the simulator's own loop or
+/// agent: 69 a task dropped after its service's invalid spec, 99 a finished task restarted by a
+/// late assignment set, 543 and 1182 node attachments left on deleted networks).
 #[test]
-fn a_default_workload_seed_passes_every_checker() {
-    let result = run(&Scenario::default_workload(), 2, &RunOptions::default());
-    assert!(result.passed(), "{:?}", result.violation);
-    assert!(result.metrics.tasks_created >= 100, "{:?}", result.metrics);
+fn default_workload_seeds_pass_every_checker() {
+    for seed in [2, 69, 99, 543, 1182] {
+        let result = run(&Scenario::default_workload(), seed, &RunOptions::default());
+        assert!(result.passed(), "seed {seed}: {:?}", result.violation);
+        assert!(result.metrics.tasks_created >= 100, "seed {seed}: {:?}", result.metrics);
+    }
 }
 
 /// A deliberately wrong checker: no service may ever have more than 3 tasks. It fires on the
