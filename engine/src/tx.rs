@@ -732,7 +732,8 @@ impl<'s> Tx<'s> {
         Ok(port)
     }
 
-    /// True when the service is allocated as its spec asks (tasks need this).
+    /// True when the service is allocated as its spec asks (tasks need this). A service whose
+    /// spec is invalid makes its tasks wait (retryable) rather than fail for good.
     fn service_is_current(&mut self, service: &Service) -> Result<bool, AllocError> {
         if let Some((version, current)) = self.service_current.get(&service.id)
             && *version == service.version
@@ -743,7 +744,8 @@ impl<'s> Tx<'s> {
             Ok(Some(endpoint)) => service.endpoint.as_ref() == Some(&endpoint),
             Ok(None) => false,
             Err(e) if e.is_retryable() => false,
-            Err(e) => return Err(e),
+            // The task is fine; its service must be fixed first, which a retry then picks up.
+            Err(e) => return Err(AllocError::needs(format!("service {} ({e})", service.id))),
         };
         self.service_current.insert(service.id.clone(), (service.version, current));
         Ok(current)

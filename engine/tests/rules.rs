@@ -813,3 +813,19 @@ fn nothing_grows_with_churn() {
         assert_eq!(w.alloc, empty, "round {round} left state behind");
     }
 }
+
+#[test]
+fn tasks_of_an_invalid_service_wait_for_it_to_be_fixed() {
+    let mut w = World::new();
+    w.put(ingress("ingress"));
+    let dup = |p| port("", Protocol::Tcp, p, 8080, PublishMode::Ingress);
+    w.put(with_ports(service("s", &[]), vec![dup(80), dup(81)]));
+    w.put(task("t", Some("s")));
+    let errors = w.pass();
+    assert!(!error_of(&errors, &svc_id("s")).is_retryable());
+    let waiting = error_of(&errors, &task_id("t"));
+    assert!(waiting.is_retryable() && waiting.to_string().contains("service s"), "{waiting}");
+    w.put(with_ports(w.service("s").clone(), vec![dup(80)]));
+    ok(w.pass());
+    assert_eq!(w.state("t"), TaskState::Pending);
+}
