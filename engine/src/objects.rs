@@ -478,6 +478,16 @@ impl Object {
     pub fn version(&self) -> Version {
         self.as_ref().version()
     }
+
+    /// Sets the store version, as the store does when it commits a write.
+    pub fn set_version(&mut self, version: Version) {
+        match self {
+            Object::Network(o) => o.version = version,
+            Object::Service(o) => o.version = version,
+            Object::Task(o) => o.version = version,
+            Object::Node(o) => o.version = version,
+        }
+    }
 }
 
 impl ObjectRef<'_> {

@@ -483,12 +483,7 @@ impl OpsWorld {
 
     fn write(&mut self, mut object: Object) {
         self.version += 1;
-        match &mut object {
-            Object::Network(o) => o.version = Version(self.version),
-            Object::Service(o) => o.version = Version(self.version),
-            Object::Task(o) => o.version = Version(self.version),
-            Object::Node(o) => o.version = Version(self.version),
-        }
+        object.set_version(Version(self.version));
         self.alloc.observe(object.as_ref());
         self.store.insert(object.id(), object);
     }

@@ -279,15 +279,6 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
     }
 }
 
-fn set_version(object: &mut Object, version: Version) {
-    match object {
-        Object::Network(o) => o.version = version,
-        Object::Service(o) => o.version = version,
-        Object::Task(o) => o.version = version,
-        Object::Node(o) => o.version = version,
-    }
-}
-
 type Check = Result<(), String>;
 
 struct Model {
@@ -323,7 +314,7 @@ impl Model {
     /// A committed write by someone other than the allocator: store it and mirror it.
     fn write(&mut self, mut object: Object) {
         self.store_index += 1;
-        set_version(&mut object, Version(self.store_index));
+        object.set_version(Version(self.store_index));
         self.engine.observe(object.as_ref());
         self.store.insert(object.id(), object);
     }
@@ -741,7 +732,7 @@ impl Model {
         for object in &proposal.updates()[..landed] {
             let mut object = object.clone();
             self.store_index += 1;
-            set_version(&mut object, Version(self.store_index));
+            object.set_version(Version(self.store_index));
             self.store.insert(object.id(), object);
         }
         for object in &proposal.updates()[..landed] {

@@ -270,7 +270,7 @@ impl Store {
             match change {
                 Change::Create { object } | Change::Update { object } => {
                     let mut object = object.clone();
-                    set_version(&mut object, Version(index));
+                    object.set_version(Version(index));
                     let id = object.id();
                     self.digest ^= object_hash(object.as_ref());
                     if let Some(old) = self.insert(object) {
@@ -316,15 +316,6 @@ impl Store {
             Object::Task(o) => self.tasks.insert(o.id.clone(), o).map(Object::Task),
             Object::Node(o) => self.nodes.insert(o.id.clone(), o).map(Object::Node),
         }
-    }
-}
-
-fn set_version(object: &mut Object, version: Version) {
-    match object {
-        Object::Network(o) => o.version = version,
-        Object::Service(o) => o.version = version,
-        Object::Task(o) => o.version = version,
-        Object::Node(o) => o.version = version,
     }
 }
 

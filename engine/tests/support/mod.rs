@@ -46,7 +46,7 @@ impl World {
     /// Commits a write by anyone (user, orchestrator, agent) and mirrors it into the engine.
     pub fn put(&mut self, object: impl Into<Object>) {
         let mut object = object.into();
-        set_version(&mut object, Version(self.next_version));
+        object.set_version(Version(self.next_version));
         self.next_version += 1;
         self.alloc.observe(object.as_ref());
         self.store.insert(object.id(), object);
@@ -67,7 +67,7 @@ impl World {
     pub fn commit_prefix(&mut self, proposal: &Proposal, landed: usize) {
         for object in &proposal.updates()[..landed] {
             let mut object = object.clone();
-            set_version(&mut object, Version(self.next_version));
+            object.set_version(Version(self.next_version));
             self.store.insert(object.id(), object);
         }
         self.next_version += 1;
@@ -264,15 +264,6 @@ fn attachment_addrs(attachments: &[NetworkAttachment], network: &str) -> Vec<Str
         .find(|a| a.network_id.as_str() == network)
         .map(|a| a.addresses.iter().map(IpNet::to_string).collect())
         .unwrap_or_default()
-}
-
-fn set_version(object: &mut Object, version: Version) {
-    match object {
-        Object::Network(o) => o.version = version,
-        Object::Service(o) => o.version = version,
-        Object::Task(o) => o.version = version,
-        Object::Node(o) => o.version = version,
-    }
 }
 
 // -------------------------------------------------------------------------------------------
