@@ -524,23 +524,29 @@ impl Manager {
                     alloc.finish(&self.store);
                     self.after_batch(leader);
                 } else {
-                    match self.propose(leader, Origin::Allocator, changes, None) {
-                        Some(id) => {
-                            if let Some(alloc) = &mut leader.alloc {
-                                alloc.proposed(id);
-                            }
-                        }
-                        None => {
-                            if let Some(alloc) = &mut leader.alloc {
-                                alloc.finish(&self.store);
-                            }
-                            self.after_batch(leader);
-                        }
-                    }
+                    self.propose_allocator_chunk(leader, changes);
                 }
             }
             Step::Done { landed, total } => {
                 self.world.lock().record(&self.name, "batch_done", json!({ "landed": landed, "total": total }));
+                self.after_batch(leader);
+            }
+        }
+    }
+
+    /// Proposes the allocator batch's next transaction; when it cannot be proposed, the batch
+    /// ends with what landed so far.
+    fn propose_allocator_chunk(&mut self, leader: &mut Leader, changes: Vec<Change>) {
+        match self.propose(leader, Origin::Allocator, changes, None) {
+            Some(id) => {
+                if let Some(alloc) = &mut leader.alloc {
+                    alloc.proposed(id);
+                }
+            }
+            None => {
+                if let Some(alloc) = &mut leader.alloc {
+                    alloc.finish(&self.store);
+                }
                 self.after_batch(leader);
             }
         }
@@ -762,18 +768,7 @@ impl Manager {
             );
         }
         let Some(changes) = first else { return };
-        match self.propose(leader, Origin::Allocator, changes, None) {
-            Some(id) => {
-                if let Some(alloc) = &mut leader.alloc {
-                    alloc.proposed(id);
-                }
-            }
-            None => {
-                if let Some(alloc) = &mut leader.alloc {
-                    alloc.finish(&self.store);
-                }
-            }
-        }
+        self.propose_allocator_chunk(leader, changes);
     }
 
     /// The end-of-run checks, once the driver asks and the allocator is quiet.
