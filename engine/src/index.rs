@@ -118,7 +118,7 @@ fn unclaim<K: Ord, H: Ord + Clone>(map: &mut BTreeMap<K, Claims<H>>, key: K, hol
     }
 }
 
-pub fn ip_to_u128(ip: IpAddr) -> u128 {
+pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => u32::from(a) as u128,
         IpAddr::V6(a) => u128::from(a),
@@ -227,7 +227,7 @@ impl Pool {
 
 /// First and last host address of a subnet: network and broadcast are reserved for IPv4 above /31,
 /// the subnet-router anycast address (the network address) for IPv6 above /127.
-pub fn usable_hosts(subnet: &IpNet) -> (u128, u128) {
+pub(crate) fn usable_hosts(subnet: &IpNet) -> (u128, u128) {
     let lo = ip_to_u128(subnet.network());
     let hi = ip_to_u128(subnet.broadcast());
     match subnet {

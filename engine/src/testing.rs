@@ -3,7 +3,6 @@
 //! the first violation. The fuzz targets are thin wrappers over these functions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::Arbitrary;
@@ -388,9 +387,7 @@ pub fn check_restore(state: &StoredState) -> Result<(), String> {
             let explained = failed.contains(&ObjectId::Network(network.clone()))
                 || lost.iter().all(|h| failed.contains(&h.object()));
             if !explained {
-                let mut message = String::new();
-                let _ = write!(message, "after one pass a duplicate remains without an allocation error: {finding}");
-                return Err(message);
+                return Err(format!("after one pass a duplicate remains without an allocation error: {finding}"));
             }
         }
     }
