@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use swarmalloc::{NodeId, TaskId, TaskState};
+use swarmalloc::{NodeId, ServiceId, TaskId, TaskState};
 
 use crate::manager::TICK;
 use crate::net::{Assignment, Link, Msg, addr, manager_ip, worker_ip};
 use crate::rng::{Draw, sim};
+use crate::scenario::{Action, Step};
 use crate::world::{ContainerAddrs, Shared};
 
 /// Per running task, per tick, while faults are on: the container exits by itself.
@@ -28,6 +29,9 @@ pub struct AgentDisk {
 }
 
 struct Local {
+    /// The task's service and slot (scripted failures name them).
+    service: Option<ServiceId>,
+    slot: u64,
     state: TaskState,
     desired: TaskState,
     addrs: ContainerAddrs,
@@ -105,7 +109,14 @@ impl Agent {
         }
         self.disk.finished.lock().unwrap_or_else(|p| p.into_inner()).extend(started.iter().cloned());
         for id in started {
-            let local = Local { state: TaskState::Failed, desired: TaskState::Running, addrs: Vec::new(), due: None };
+            let local = Local {
+                service: None,
+                slot: 0,
+                state: TaskState::Failed,
+                desired: TaskState::Running,
+                addrs: Vec::new(),
+                due: None,
+            };
             self.tasks.insert(id, local);
         }
     }
@@ -126,7 +137,9 @@ impl Agent {
                     } else {
                         (TaskState::Shutdown, None)
                     };
-                    self.tasks.insert(a.task, Local { state, desired: a.desired, addrs: a.addrs, due });
+                    let local =
+                        Local { service: a.service, slot: a.slot, state, desired: a.desired, addrs: a.addrs, due };
+                    self.tasks.insert(a.task, local);
                 }
             }
         }
@@ -149,7 +162,10 @@ impl Agent {
 
     fn progress(&mut self) {
         let now = self.now();
-        let failure = if self.world.lock().faults_active { TASK_FAILURE_PER_TICK } else { 0.0 };
+        let mut world = self.world.lock();
+        let w = &mut *world;
+        let failure = if w.faults_active && w.script.random_task_failures { TASK_FAILURE_PER_TICK } else { 0.0 };
+        let now_ms = w.now_ms();
         let mut started = Vec::new();
         let mut stopped = Vec::new();
         for (id, local) in &mut self.tasks {
@@ -164,7 +180,26 @@ impl Agent {
                     Some(_) => {}
                 },
                 TaskState::Running => {
-                    let exited = sim().chance(failure);
+                    let scripted = w.script.task_failures.iter().position(|step| {
+                        step.at_ms <= now_ms
+                            && matches!(&step.action, Action::FailTask { task, service, slot }
+                                if task.as_ref() == Some(id)
+                                    || (service.is_some() && *service == local.service && *slot == local.slot))
+                    });
+                    let exited = match scripted {
+                        Some(i) => {
+                            w.script.task_failures.remove(i);
+                            true
+                        }
+                        None => {
+                            let exited = w.script.failure_rng.chance(failure);
+                            if exited {
+                                let action = Action::FailTask { task: Some(id.clone()), service: None, slot: 0 };
+                                w.script.decisions.push(Step { at_ms: now_ms, action });
+                            }
+                            exited
+                        }
+                    };
                     if exited {
                         local.state = TaskState::Failed;
                         stopped.push(id.clone());
@@ -187,7 +222,7 @@ impl Agent {
             return;
         }
         let mut disk = self.disk.started.lock().unwrap_or_else(|p| p.into_inner());
-        let mut w = self.world.lock();
+        let w = &mut *world;
         let running = w.containers.entry(self.name.clone()).or_default();
         for (id, addrs) in started {
             disk.insert(id.clone());

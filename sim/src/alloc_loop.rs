@@ -280,7 +280,7 @@ fn mirror(alloc: &mut Allocator, store: &Store, id: &ObjectId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duties::{bootstrap, orchestrate};
+    use crate::duties::{cluster_objects, orchestrate};
     use crate::store::{Origin, Txn};
     use swarmalloc::{
         EndpointSpec, Object, PortConfig, Protocol, PublishMode, Service, ServiceSpec, TaskState, Version,
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn tasks_of_a_service_with_an_invalid_spec_are_retried_once_it_is_fixed() {
         let mut store = Store::default();
-        apply(&mut store, Origin::Bootstrap, bootstrap(1, 1));
+        apply(&mut store, Origin::Bootstrap, cluster_objects(&swarmalloc::ClusterConfig::default(), 1, 1));
         let invalid = EndpointSpec { mode: Default::default(), ports: vec![port(80), port(81)] };
         let spec = ServiceSpec { name: "s".into(), replicas: 2, endpoint: Some(invalid), ..Default::default() };
         let service = Service { id: "s".into(), version: Version(0), spec, endpoint: None };
@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn a_cut_batch_commits_its_prefix_and_retries_the_rest() {
         let mut store = Store::default();
-        apply(&mut store, Origin::Bootstrap, bootstrap(1, 1));
+        apply(&mut store, Origin::Bootstrap, cluster_objects(&swarmalloc::ClusterConfig::default(), 1, 1));
         let spec = ServiceSpec { name: "s".into(), replicas: 5, ..Default::default() };
         let service = Service { id: "s".into(), version: Version(0), spec, endpoint: None };
         apply(&mut store, Origin::Control, vec![Change::Create { object: Object::Service(service) }]);

@@ -9,11 +9,12 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use swarmalloc::{
     Allocator, DriverScope, Network, NetworkId, ObjectId, Outcome, PublishMode, ServiceId, TaskState,
-    VXLAN_ID_LIST_OPTION,
+    VXLAN_ID_LIST_OPTION, VirtualIp,
 };
 
+use crate::scenario::Assertion;
 use crate::store::{Event, Store};
-use crate::world::{ContainerAddrs, Finding};
+use crate::world::{ContainerAddrs, Finding, World};
 
 /// Who holds an address, in the checker's own words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -398,10 +399,154 @@ pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
     Ok(())
 }
 
+/// Samples the VIPs that `vip_unchanged_since` assertions compare against, at the first applied
+/// entry at or after each assertion's time.
+pub fn sample_vips(world: &mut World, store: &Store) {
+    let now = world.now_ms();
+    let scenario = world.scenario.clone();
+    for assertion in &scenario.assertions {
+        if let Assertion::VipUnchangedSince { service, since_ms } = assertion
+            && *since_ms <= now
+            && !world.vip_samples.contains_key(&(service.clone(), *since_ms))
+        {
+            world.vip_samples.insert((service.clone(), *since_ms), vips_of(store, service));
+        }
+    }
+}
+
+fn vips_of(store: &Store, service: &ServiceId) -> Vec<VirtualIp> {
+    let mut vips: Vec<VirtualIp> = store
+        .services
+        .get(service)
+        .and_then(|s| s.endpoint.as_ref())
+        .map(|e| e.virtual_ips.clone())
+        .unwrap_or_default();
+    vips.sort();
+    vips
+}
+
+/// The scenario's end-state assertions, on the leader's store after the end checks passed.
+pub fn check_assertions(
+    assertions: &[Assertion],
+    store: &Store,
+    samples: &BTreeMap<(ServiceId, u64), Vec<VirtualIp>>,
+) -> Result<(), Finding> {
+    let fail = |objects: Vec<String>, detail: String| Err(Finding::new("assertion", objects, detail));
+    for assertion in assertions {
+        match assertion {
+            Assertion::Running { service, count } => {
+                let running = store
+                    .tasks
+                    .values()
+                    .filter(|t| t.service_id.as_ref() == Some(service) && t.status.state == TaskState::Running);
+                let running = running.count() as u64;
+                if running != *count {
+                    return fail(
+                        vec![format!("service {service}")],
+                        format!("expected {count} RUNNING tasks of service {service}, found {running}"),
+                    );
+                }
+            }
+            Assertion::DistinctAddresses { service } => {
+                let mut seen: BTreeMap<(&NetworkId, IpAddr), &str> = BTreeMap::new();
+                let live =
+                    store.tasks.values().filter(|t| t.service_id.as_ref() == Some(service) && t.status.state.is_live());
+                for task in live {
+                    for attachment in &task.networks {
+                        for address in &attachment.addresses {
+                            if let Some(other) = seen.insert((&attachment.network_id, address.addr()), task.id.as_str())
+                            {
+                                return fail(
+                                    vec![format!("task {other}"), format!("task {}", task.id)],
+                                    format!(
+                                        "tasks {other} and {} of service {service} share {} on network {}",
+                                        task.id,
+                                        address.addr(),
+                                        attachment.network_id
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Assertion::VipUnchangedSince { service, since_ms } => {
+                let now = vips_of(store, service);
+                let Some(then) = samples.get(&(service.clone(), *since_ms)) else {
+                    return fail(
+                        vec![format!("service {service}")],
+                        format!("no entry was applied after {since_ms}ms"),
+                    );
+                };
+                if *then != now {
+                    let show = |v: &[VirtualIp]| {
+                        v.iter().map(|v| format!("{}@{}", v.addr, v.network_id)).collect::<Vec<_>>().join(" ")
+                    };
+                    return fail(
+                        vec![format!("service {service}")],
+                        format!(
+                            "VIPs of service {service} changed since {since_ms}ms: [{}] then, [{}] at the end",
+                            show(then),
+                            show(&now)
+                        ),
+                    );
+                }
+            }
+            Assertion::NoTaskIn { state } => {
+                if let Some(task) =
+                    store.tasks.values().find(|t| t.status.state == *state && t.desired_state <= TaskState::Running)
+                {
+                    return fail(
+                        vec![format!("task {}", task.id)],
+                        format!("task {} is still {state:?} at the end", task.id),
+                    );
+                }
+            }
+            Assertion::NetworkAllocated { network, subnet } => {
+                let Some(net) = store.networks.get(network) else {
+                    return fail(vec![format!("network {network}")], format!("network {network} does not exist"));
+                };
+                let subnets: Vec<IpNet> =
+                    net.ipam.iter().flat_map(|i| i.configs.iter()).filter_map(|c| c.subnet).collect();
+                let ok = match subnet {
+                    Some(want) => subnets.contains(want),
+                    None => !subnets.is_empty(),
+                };
+                if !ok {
+                    let want = subnet.map_or("a subnet".to_string(), |s| s.to_string());
+                    return fail(
+                        vec![format!("network {network}")],
+                        format!("network {network} should be allocated with {want}; it has {subnets:?}"),
+                    );
+                }
+            }
+            Assertion::NetworkGone { network } => {
+                let vip = |s: &&swarmalloc::Service| {
+                    s.endpoint.iter().flat_map(|e| &e.virtual_ips).any(|v| &v.network_id == network)
+                };
+                let task = |t: &&swarmalloc::Task| {
+                    t.status.state.is_live() && t.networks.iter().any(|a| &a.network_id == network)
+                };
+                let node = |n: &&swarmalloc::Node| n.attachments.iter().any(|a| &a.network_id == network);
+                let mut users = (store.services.values().filter(vip).map(|s| format!("service {}", s.id)))
+                    .chain(store.tasks.values().filter(task).map(|t| format!("task {}", t.id)))
+                    .chain(store.nodes.values().filter(node).map(|n| format!("node {}", n.id)));
+                if store.networks.contains_key(network) {
+                    return fail(vec![format!("network {network}")], format!("network {network} still exists"));
+                }
+                if let Some(user) = users.next() {
+                    return fail(vec![user.clone()], format!("{user} still refers to removed network {network}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duties::bootstrap;
+    use crate::duties::cluster_objects;
     use crate::store::{Change, Origin, ProposalId, Txn};
     use swarmalloc::{
         DriverConfig, Ipam, IpamConfig, NetworkAttachment, Object, Task, TaskId, TaskSpec, TaskStatus, Version,
@@ -409,7 +554,7 @@ mod tests {
 
     fn store_with(objects: Vec<Object>) -> Store {
         let mut store = Store::default();
-        let mut changes = bootstrap(1, 1);
+        let mut changes = cluster_objects(&swarmalloc::ClusterConfig::default(), 1, 1);
         changes.extend(objects.into_iter().map(|object| Change::Create { object }));
         let txn = Txn { id: ProposalId { node: 1, incarnation: 0, seq: 1 }, origin: Origin::Control, changes };
         store.apply(1, &txn).expect("applies");

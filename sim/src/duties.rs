@@ -13,14 +13,24 @@ use swarmalloc::{
 };
 
 use crate::net::Assignment;
-use crate::scenario::ClientOp;
+use crate::scenario::{ClientOp, Scenario};
 use crate::store::{Change, Store};
 
 pub const INGRESS_ID: &str = "ingress";
 
-/// The first leader's transaction: cluster config, ingress and predefined networks, nodes.
-pub fn bootstrap(managers: u8, workers: u8) -> Vec<Change> {
-    let mut changes = vec![Change::InitCluster { config: ClusterConfig::default() }];
+/// The first leader's transaction: cluster config, ingress and predefined networks, nodes, and
+/// the scenario's initial objects (which replace bootstrap objects of the same id).
+pub fn bootstrap(scenario: &Scenario) -> Vec<Change> {
+    let mut changes = cluster_objects(&scenario.config, scenario.managers, scenario.workers);
+    let initial = scenario.initial.objects();
+    changes.retain(|c| c.object_id().is_none_or(|id| !initial.iter().any(|o| o.id() == id)));
+    changes.extend(initial.into_iter().map(|object| Change::Create { object }));
+    changes
+}
+
+/// The cluster object, ingress and predefined networks, and the nodes.
+pub fn cluster_objects(config: &ClusterConfig, managers: u8, workers: u8) -> Vec<Change> {
+    let mut changes = vec![Change::InitCluster { config: config.clone() }];
     let ingress = NetworkSpec { name: "ingress".into(), ingress: true, ..Default::default() };
     changes.push(Change::Create { object: Object::Network(network(INGRESS_ID, ingress)) });
     for driver in ["bridge", "host"] {
@@ -139,6 +149,25 @@ pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
             };
             Ok(vec![Change::Create { object: Object::Task(task) }])
         }
+        ClientOp::ScaleService { id, replicas } => {
+            let Some(current) = store.services.get(id) else { return Err(format!("service {id} not found")) };
+            let mut updated = current.clone();
+            updated.spec.replicas = *replicas;
+            Ok(vec![Change::Update { object: Object::Service(updated) }])
+        }
+        ClientOp::DrainNode { node } => {
+            let Some(current) = store.nodes.get(node) else { return Err(format!("node {node} not found")) };
+            let mut updated = current.clone();
+            updated.spec.availability = NodeAvailability::Drain;
+            Ok(vec![Change::Update { object: Object::Node(updated) }])
+        }
+        ClientOp::RemoveNode { node } => {
+            let Some(current) = store.nodes.get(node) else { return Err(format!("node {node} not found")) };
+            if current.spec.role == NodeRole::Manager {
+                return Err(format!("node {node} is a manager: demote it first"));
+            }
+            Ok(vec![Change::Delete { id: ObjectId::Node(node.clone()), version: current.version }])
+        }
         ClientOp::DetachNetwork { task } => {
             let Some(current) = store.tasks.get(task) else { return Err(format!("task {task} not found")) };
             if current.service_id.is_some() {
@@ -239,7 +268,12 @@ pub fn orchestrate(store: &Store, create_max: usize) -> Vec<Change> {
         let mut occupied: BTreeSet<u64> = BTreeSet::new();
         for task in tasks {
             let outdated = task.spec.networks != service.spec.task_networks;
-            let failed = !task.status.state.is_live();
+            // A task on a drained or removed node is moved: shut down here, replaced elsewhere.
+            let node_gone = task
+                .node_id
+                .as_ref()
+                .is_some_and(|n| store.nodes.get(n).is_none_or(|n| n.spec.availability == NodeAvailability::Drain));
+            let failed = !task.status.state.is_live() || node_gone;
             if failed || outdated || task.slot == 0 || task.slot > service.spec.replicas || !occupied.insert(task.slot)
             {
                 shut(task, &mut changes);
@@ -369,6 +403,8 @@ pub fn assignments(store: &Store, node: &NodeId) -> Vec<Assignment> {
         })
         .map(|t| Assignment {
             task: t.id.clone(),
+            service: t.service_id.clone(),
+            slot: t.slot,
             desired: t.desired_state,
             addrs: t
                 .networks
@@ -397,7 +433,7 @@ mod tests {
 
     fn cluster() -> Store {
         let mut store = Store::default();
-        apply(&mut store, |_| bootstrap(1, 2));
+        apply(&mut store, |_| cluster_objects(&ClusterConfig::default(), 1, 2));
         store
     }
 

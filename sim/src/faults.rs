@@ -81,27 +81,45 @@ impl fmt::Display for FaultKind {
 }
 
 /// The faults a scenario allows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpace {
     pub kinds: Vec<FaultKind>,
     /// Swarm testing: each seed turns each allowed kind on with probability 1/2 (at least one).
     pub swarm: bool,
+    /// Fixed rates for some kinds instead of the seed's draw (node-level kinds: events per
+    /// simulated second; the others: a probability per message, proposal or batch).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rates: BTreeMap<FaultKind, f64>,
 }
 
 impl FaultSpace {
     pub fn all() -> FaultSpace {
-        FaultSpace { kinds: FaultKind::ALL.to_vec(), swarm: true }
+        FaultSpace { kinds: FaultKind::ALL.to_vec(), swarm: true, rates: BTreeMap::new() }
     }
 
     pub fn none() -> FaultSpace {
-        FaultSpace { kinds: Vec::new(), swarm: false }
+        FaultSpace { kinds: Vec::new(), swarm: false, rates: BTreeMap::new() }
     }
 
     pub fn validate(&self) -> Result<(), String> {
         for (i, kind) in self.kinds.iter().enumerate() {
             if self.kinds[..i].contains(kind) {
                 return Err(format!("faults.kinds[{i}] = {kind}: listed twice"));
+            }
+        }
+        for (kind, rate) in &self.rates {
+            if !self.kinds.contains(kind) {
+                return Err(format!("faults.rates.{kind}: expected a kind listed in faults.kinds"));
+            }
+            let max = if kind.is_node_event() { 10.0 } else { 1.0 };
+            if !(*rate > 0.0 && *rate <= max) {
+                let what = if kind.is_node_event() {
+                    "events per second, above 0 and at most 10"
+                } else {
+                    "a probability above 0 and at most 1"
+                };
+                return Err(format!("faults.rates.{kind} = {rate}: expected {what}"));
             }
         }
         Ok(())
@@ -114,7 +132,8 @@ impl FaultSpace {
         for kind in &self.kinds {
             let on = !self.swarm || rng.chance(0.5);
             let (lo, hi) = kind.rate_range();
-            let rate = rng.between(lo, hi);
+            let drawn = rng.between(lo, hi);
+            let rate = self.rates.get(kind).copied().unwrap_or(drawn);
             if on {
                 rates.insert(*kind, rate);
             }
@@ -192,7 +211,8 @@ mod tests {
 
     #[test]
     fn listing_a_kind_twice_is_refused() {
-        let space = FaultSpace { kinds: vec![FaultKind::BatchCut, FaultKind::BatchCut], swarm: true };
+        let space =
+            FaultSpace { kinds: vec![FaultKind::BatchCut, FaultKind::BatchCut], swarm: true, rates: BTreeMap::new() };
         assert_eq!(space.validate(), Err("faults.kinds[1] = batch_cut: listed twice".to_string()));
     }
 }

@@ -24,12 +24,11 @@ use crate::duties;
 use crate::faults::{FaultKind, fault_duration};
 use crate::net::{Link, Msg, addr, manager_ip, worker_ip};
 use crate::rng::{Draw, sim};
-use crate::scenario::{ClientOp, Scenario};
+use crate::scenario::{Action, ClientOp, Scenario};
 use crate::store::{Change, Event, Origin, ProposalId, Store, Txn, TxnError, split_batch};
 use crate::world::{Finding, Shared};
 
 pub const TICK: Duration = Duration::from_millis(100);
-const ELECTION_TICK: usize = 10;
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(3);
 const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Terminal tasks kept per slot before the reaper deletes older ones.
@@ -112,7 +111,8 @@ pub async fn run(id: u64, disk: Arc<ManagerDisk>, world: Shared) {
     let (sink, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     link.spawn_receiver(sink);
     let mut manager = Manager::new(id, disk, world.clone());
-    let mut next_tick = madsim::time::Instant::now() + TICK;
+    let tick = Duration::from_millis(world.lock().scenario.raft.tick_ms);
+    let mut next_tick = madsim::time::Instant::now() + tick;
     loop {
         if world.lock().stopped() {
             return;
@@ -124,7 +124,7 @@ pub async fn run(id: u64, disk: Arc<ManagerDisk>, world: Shared) {
                 manager.on_message(msg, from);
             }
             _ = madsim::time::sleep_until(next_tick) => {
-                next_tick += TICK;
+                next_tick += tick;
                 manager.on_tick();
             }
         }
@@ -136,10 +136,11 @@ pub async fn run(id: u64, disk: Arc<ManagerDisk>, world: Shared) {
 impl Manager {
     fn new(id: u64, disk: Arc<ManagerDisk>, world: Shared) -> Manager {
         let incarnation = disk.incarnation.fetch_add(1, Ordering::Relaxed);
+        let raft_settings = world.lock().scenario.raft;
         let config = raft::Config {
             id,
-            election_tick: ELECTION_TICK,
-            heartbeat_tick: 2,
+            election_tick: raft_settings.election_ticks,
+            heartbeat_tick: raft_settings.heartbeat_ticks,
             check_quorum: true,
             pre_vote: true,
             max_size_per_msg: 1 << 20,
@@ -178,7 +179,8 @@ impl Manager {
     /// from madsim's whenever raft has just reset it (toolchain.md).
     fn fix_election_timeout(&mut self, force: bool) {
         if force || self.raw.raft.election_elapsed == 0 {
-            let timeout = sim().range(ELECTION_TICK as u64, 2 * ELECTION_TICK as u64) as usize;
+            let ticks = self.scenario.raft.election_ticks as u64;
+            let timeout = sim().range(ticks, 2 * ticks) as usize;
             self.raw.raft.set_randomized_election_timeout(timeout);
         }
     }
@@ -389,6 +391,7 @@ impl Manager {
         if frontier {
             w.frontier = index;
             w.metrics.entries_applied += 1;
+            check::sample_vips(&mut w, &self.store);
             let (ok, error) = match result {
                 Ok(events) => (events.len(), None),
                 Err(e) => (0, Some(e.to_string())),
@@ -512,9 +515,28 @@ impl Manager {
             }
             Step::Propose(changes) => {
                 let (done, total) = alloc.batch_progress().unwrap_or((0, 0));
-                let cut = sim().chance(self.world.lock().rate(FaultKind::BatchCut));
-                if cut {
-                    let duration = fault_duration(&mut sim(), FaultKind::BatchCut);
+                let cut = {
+                    let mut w = self.world.lock();
+                    let now_ms = w.now_ms();
+                    let scripted = w.script.take_proposal_fault(
+                        now_ms,
+                        |a| matches!(a, Action::CutBatch { after, .. } if *after <= done as u64),
+                    );
+                    match scripted {
+                        Some(Action::CutBatch { for_ms, .. }) => Some(Duration::from_millis(for_ms)),
+                        _ => {
+                            let rate = w.rate(FaultKind::BatchCut);
+                            if w.script.proposal_rng.chance(rate) {
+                                let for_ms = fault_duration(&mut w.script.proposal_rng, FaultKind::BatchCut);
+                                w.decided(Action::CutBatch { after: done as u64, for_ms: for_ms.as_millis() as u64 });
+                                Some(for_ms)
+                            } else {
+                                None
+                            }
+                        }
+                    }
+                };
+                if let Some(duration) = cut {
                     self.isolate = Some(duration);
                     let mut w = self.world.lock();
                     w.metrics.faults_injected += 1;
@@ -580,12 +602,25 @@ impl Manager {
         let id = ProposalId { node: self.id, incarnation: self.incarnation, seq: self.seq };
         let txn = Txn { id, origin, changes };
         let data = serde_json::to_vec(&txn).expect("transactions serialise");
-        let (dropped, ambiguous, now) = {
-            let w = self.world.lock();
-            (w.rate(FaultKind::DroppedProposal), w.rate(FaultKind::AmbiguousCommit), w.now())
+        let (dropped, now) = {
+            let mut w = self.world.lock();
+            let now_ms = w.now_ms();
+            let wanted = |o: &Option<Origin>| o.is_none_or(|o| o == origin);
+            let scripted = w
+                .script
+                .take_proposal_fault(now_ms, |a| matches!(a, Action::DropProposal { origin } if wanted(origin)));
+            let dropped = scripted.is_some() || {
+                let rate = w.rate(FaultKind::DroppedProposal);
+                let dropped = w.script.proposal_rng.chance(rate);
+                if dropped {
+                    w.decided(Action::DropProposal { origin: Some(origin) });
+                }
+                dropped
+            };
+            (dropped, w.now())
         };
         let inflight = Inflight { origin, deadline: now + PROPOSAL_TIMEOUT, reply };
-        if sim().chance(dropped) {
+        if dropped {
             let mut w = self.world.lock();
             w.metrics.faults_injected += 1;
             w.record(&self.name, "fault", json!({ "kind": "dropped_proposal", "origin": origin, "seq": self.seq }));
@@ -595,8 +630,27 @@ impl Manager {
         if self.raw.propose(vec![], data).is_err() {
             return None;
         }
-        if self.isolate.is_none() && sim().chance(ambiguous) {
-            self.isolate = Some(fault_duration(&mut sim(), FaultKind::AmbiguousCommit));
+        let ambiguous = self.isolate.is_none() && {
+            let mut w = self.world.lock();
+            let now_ms = w.now_ms();
+            let wanted = |o: &Option<Origin>| o.is_none_or(|o| o == origin);
+            let scripted = w.script.take_proposal_fault(
+                now_ms,
+                |a| matches!(a, Action::AmbiguousProposal { origin, .. } if wanted(origin)),
+            );
+            if let Some(Action::AmbiguousProposal { for_ms, .. }) = scripted {
+                self.isolate = Some(Duration::from_millis(for_ms));
+            } else {
+                let rate = w.rate(FaultKind::AmbiguousCommit);
+                if w.script.proposal_rng.chance(rate) {
+                    let for_ms = fault_duration(&mut w.script.proposal_rng, FaultKind::AmbiguousCommit);
+                    w.decided(Action::AmbiguousProposal { origin: Some(origin), for_ms: for_ms.as_millis() as u64 });
+                    self.isolate = Some(for_ms);
+                }
+            }
+            self.isolate.is_some()
+        };
+        if ambiguous {
             let mut w = self.world.lock();
             w.metrics.faults_injected += 1;
             w.record(&self.name, "fault", json!({ "kind": "ambiguous_commit", "origin": origin, "seq": self.seq }));
@@ -630,7 +684,7 @@ impl Manager {
         self.expire(leader, now);
         if self.store.cluster.is_none() {
             if !leader.busy(Origin::Bootstrap) {
-                let changes = duties::bootstrap(self.scenario.managers, self.scenario.workers);
+                let changes = duties::bootstrap(&self.scenario);
                 self.propose(leader, Origin::Bootstrap, changes, None);
             }
             return;
@@ -785,7 +839,11 @@ impl Manager {
             return;
         }
         let result = check::check_engine(alloc.engine(), &self.store)
-            .and_then(|()| check::check_end(alloc.engine(), &self.store));
+            .and_then(|()| check::check_end(alloc.engine(), &self.store))
+            .and_then(|()| {
+                let w = self.world.lock();
+                check::check_assertions(&self.scenario.assertions, &self.store, &w.vip_samples)
+            });
         let mut w = self.world.lock();
         w.final_done = true;
         let tasks = self.store.tasks.len();

@@ -22,6 +22,8 @@ pub const TAG: u64 = 1;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     pub task: TaskId,
+    pub service: Option<swarmalloc::ServiceId>,
+    pub slot: u64,
     pub desired: TaskState,
     pub addrs: Vec<(NetworkId, IpNet)>,
 }

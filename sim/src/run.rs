@@ -19,8 +19,8 @@ use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
 use crate::net::{client_ip, manager_ip, worker_ip};
 use crate::rng::{Draw, SimRng, sim};
-use crate::scenario::{Scenario, TimedOp};
-use crate::world::{Finding, Metrics, Shared, StoreHook, Violation};
+use crate::scenario::{Action, Scenario, Step, Target, TimedOp};
+use crate::world::{Finding, Metrics, Script, Shared, StoreHook, Violation, World};
 
 /// Extra knobs of a run that are not part of the scenario.
 #[derive(Clone, Default)]
@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub hooks: Vec<StoreHook>,
     /// Keep the whole trace in memory (for `--trace` and determinism diffs), not only a tail.
     pub keep_trace: bool,
+    /// Keep the user requests sent and the random fault decisions made (for decompile).
+    pub keep_decisions: bool,
 }
 
 /// The outcome of one run.
@@ -48,6 +50,12 @@ pub struct RunResult {
     /// The whole trace when `keep_trace` was set.
     #[serde(skip)]
     pub trace: Vec<String>,
+    /// The random fault decisions as explicit steps, when `keep_decisions` was set.
+    #[serde(skip)]
+    pub decisions: Vec<Step>,
+    /// Every user request sent, when `keep_decisions` was set.
+    #[serde(skip)]
+    pub ops: Vec<TimedOp>,
 }
 
 impl RunResult {
@@ -110,6 +118,8 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
                 metrics: Metrics::default(),
                 trace_tail: Vec::new(),
                 trace: Vec::new(),
+                decisions: Vec::new(),
+                ops: Vec::new(),
             }
         }
     }
@@ -117,14 +127,20 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
 
 async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResult {
     let handle = Handle::current();
+    // One stream per kind of decision, always drawn in the same order whatever the scenario, so
+    // that making some decisions explicit (decompile) leaves every other draw unchanged.
     let mut rng = sim();
-    let plan = scenario.faults.choose(&mut rng, scenario.batch_max);
-    let ops = scenario.workload.expand(&mut SimRng::new(rng.next_u64()), scenario.workers);
+    let streams: [u64; 5] = std::array::from_fn(|_| rng.next_u64());
+    let [plan_seed, workload_seed, nemesis_seed, proposal_seed, failure_seed] = streams;
+    let plan = scenario.faults.choose(&mut SimRng::new(plan_seed), scenario.batch_max);
+    let ops = scenario.client_ops(&mut SimRng::new(workload_seed));
     let keep = if options.keep_trace { usize::MAX } else { TRACE_TAIL * 4 };
-    let world = Shared::new(scenario.clone(), plan.clone(), options.hooks.clone(), keep);
+    let script = Script::new(&scenario, &plan, proposal_seed, failure_seed);
+    let world = Shared::new(scenario.clone(), plan.clone(), script, options.hooks.clone(), keep);
     {
         let mut w = world.lock();
-        w.faults_active = !plan.rates.is_empty() && scenario.faults_until_ms > 0;
+        w.faults_active = scenario.faults_until_ms > 0
+            && (!plan.rates.is_empty() || scenario.steps.iter().any(|s| s.action.is_fault()));
         w.record(
             "sim",
             "run_start",
@@ -174,7 +190,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             .build();
     }
     world.lock().node_ids = nodes.iter().cloned().collect();
-    nemesis(&handle, &world, &scenario, &plan, &nodes).await;
+    nemesis(&handle, &world, &scenario, &plan, &nodes, nemesis_seed).await;
     finish(&world, &scenario).await;
     let w = world.lock();
     RunResult {
@@ -189,24 +205,33 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
         metrics: w.metrics.clone(),
         trace_tail: w.trace.tail(TRACE_TAIL),
         trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
+        decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },
+        ops: if options.keep_decisions { ops } else { Vec::new() },
     }
 }
 
-/// Injects node-level faults until `faults_until_ms`, heals what is due, then heals everything.
+/// Injects node-level faults until `faults_until_ms` (scripted steps when due, then the plan's
+/// random ones), heals what is due, then heals everything.
 async fn nemesis(
     handle: &Handle,
     world: &Shared,
     scenario: &Scenario,
     plan: &FaultPlan,
     nodes: &[(String, madsim::task::NodeId)],
+    seed: u64,
 ) {
-    let net = madsim::net::NetSim::current();
-    let ids: BTreeMap<String, madsim::task::NodeId> = nodes.iter().cloned().collect();
-    let mut killed: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut nemesis = Nemesis {
+        handle,
+        net: madsim::net::NetSim::current(),
+        ids: nodes.iter().cloned().collect(),
+        killed: BTreeMap::new(),
+        managers: scenario.managers,
+    };
     let faults_until = Duration::from_millis(scenario.faults_until_ms);
     let duration = Duration::from_millis(scenario.duration_ms);
+    let mut scripted: Vec<Step> = scenario.steps.iter().filter(|s| s.action.is_node_fault()).cloned().collect();
     let mut healed = false;
-    let mut rng = sim();
+    let mut rng = SimRng::new(seed);
     loop {
         madsim::time::sleep(NEMESIS_STEP).await;
         let mut w = world.lock();
@@ -214,84 +239,41 @@ async fn nemesis(
         if w.stopped() || now >= duration {
             return;
         }
-        // Heal what is due.
-        let due: Vec<String> = w.isolated.iter().filter(|(_, until)| **until <= now).map(|(n, _)| n.clone()).collect();
-        for name in due {
-            w.isolated.remove(&name);
-            if !killed.contains_key(&name) {
-                net.unclog_node(ids[&name]);
-            }
-            w.record("nemesis", "heal", json!({ "kind": "partition", "node": name }));
-        }
-        let due: Vec<String> = killed.iter().filter(|(_, until)| **until <= now).map(|(n, _)| n.clone()).collect();
-        for name in due {
-            killed.remove(&name);
-            net.unclog_node(ids[&name]);
-            w.isolated.remove(&name);
-            handle.restart(ids[&name]);
-            w.record("nemesis", "restart", json!({ "node": name }));
-        }
+        nemesis.heal_due(&mut w, now);
         if now >= faults_until {
             if !healed {
                 healed = true;
-                w.faults_active = false;
-                w.links.slow.clear();
-                for (name, id) in nodes {
-                    net.unclog_node(*id);
-                    if killed.remove(name).is_some() {
-                        handle.restart(*id);
-                    }
-                }
-                w.isolated.clear();
-                w.record("nemesis", "heal_all", json!({}));
+                nemesis.heal_all(&mut w);
             }
             continue;
+        }
+        let due = scripted.iter().take_while(|s| Duration::from_millis(s.at_ms) <= now).count();
+        for step in scripted.drain(..due) {
+            nemesis.inject(&mut w, &step.action, now, faults_until);
         }
         for kind in FaultKind::ALL.into_iter().filter(|k| k.is_node_event()) {
             let rate = plan.rate(kind) * NEMESIS_STEP.as_secs_f64();
             if !rng.chance(rate) {
                 continue;
             }
-            let leader = w.leader.map(|(_, id)| format!("m{id}"));
-            match kind {
+            let action = match kind {
                 FaultKind::LeaderPartition => {
-                    let Some(leader) = leader.filter(|l| !killed.contains_key(l) && !w.isolated.contains_key(l)) else {
-                        continue;
-                    };
-                    let until = now + fault_duration(&mut rng, kind);
-                    net.clog_node(ids[&leader]);
-                    w.isolated.insert(leader.clone(), until);
-                    w.record(
-                        "nemesis",
-                        "fault",
-                        json!({ "kind": kind, "node": leader, "until_ms": until.as_millis() as u64 }),
-                    );
+                    Action::Partition { node: Target::Leader, for_ms: Some(duration_ms(&mut rng, kind)) }
                 }
                 FaultKind::KillRestart => {
                     let alive: Vec<&String> =
-                        nodes.iter().map(|(n, _)| n).filter(|n| !killed.contains_key(*n)).collect();
-                    let managers_down = killed.keys().filter(|n| n.starts_with('m')).count();
+                        nodes.iter().map(|(n, _)| n).filter(|n| !nemesis.killed.contains_key(*n)).collect();
                     let name = alive[rng.index(alive.len())].clone();
                     // Keep a majority of managers alive most of the time: a kill of the last
                     // quorum member waits for the next draw.
-                    if name.starts_with('m') && (managers_down + 1) * 2 > usize::from(scenario.managers) {
+                    if !nemesis.may_kill(&name) {
                         continue;
                     }
-                    let until = now + fault_duration(&mut rng, kind);
-                    handle.kill(ids[&name]);
-                    w.containers.remove(&name);
-                    killed.insert(name.clone(), until);
-                    w.record(
-                        "nemesis",
-                        "fault",
-                        json!({ "kind": kind, "node": name, "until_ms": until.as_millis() as u64 }),
-                    );
+                    Action::Kill { node: Target::Node(name), restart_after_ms: Some(duration_ms(&mut rng, kind)) }
                 }
-                FaultKind::AllocatorRestart => {
-                    w.allocator_restart = true;
-                    w.record("nemesis", "fault", json!({ "kind": kind, "node": leader }));
-                }
+                FaultKind::AllocatorRestart => Action::RestartAllocator,
                 FaultKind::SlowFollower => {
+                    let leader = w.leader.map(|(_, id)| format!("m{id}"));
                     let followers: Vec<String> = (1..=scenario.managers)
                         .map(|i| format!("m{i}"))
                         .filter(|n| Some(n) != leader.as_ref())
@@ -300,19 +282,153 @@ async fn nemesis(
                         continue;
                     }
                     let name = followers[rng.index(followers.len())].clone();
-                    let until = now + fault_duration(&mut rng, kind);
-                    let extra = Duration::from_millis(rng.range(50, 400));
-                    w.links.slow.insert(name.clone(), (until, extra));
-                    w.record(
-                        "nemesis",
-                        "fault",
-                        json!({ "kind": kind, "node": name, "extra_ms": extra.as_millis() as u64, "until_ms": until.as_millis() as u64 }),
-                    );
+                    let for_ms = duration_ms(&mut rng, kind);
+                    let extra_ms = rng.range(50, 400);
+                    Action::SlowNode { node: Target::Node(name), extra_ms, for_ms }
                 }
                 _ => continue,
+            };
+            if nemesis.inject(&mut w, &action, now, faults_until) {
+                w.decided(action);
             }
-            w.metrics.faults_injected += 1;
         }
+    }
+}
+
+fn duration_ms(rng: &mut SimRng, kind: FaultKind) -> u64 {
+    fault_duration(rng, kind).as_millis() as u64
+}
+
+/// The nemesis's view of the cluster: which nodes it killed and until when.
+struct Nemesis<'a> {
+    handle: &'a Handle,
+    net: Arc<madsim::net::NetSim>,
+    ids: BTreeMap<String, madsim::task::NodeId>,
+    killed: BTreeMap<String, Duration>,
+    managers: u8,
+}
+
+impl Nemesis<'_> {
+    fn may_kill(&self, name: &str) -> bool {
+        let managers_down = self.killed.keys().filter(|n| n.starts_with('m')).count();
+        !name.starts_with('m') || (managers_down + 1) * 2 <= usize::from(self.managers)
+    }
+
+    fn resolve(&self, w: &World, target: &Target) -> Option<String> {
+        match target {
+            Target::Leader => w.leader.map(|(_, id)| format!("m{id}")),
+            Target::Node(name) => Some(name.clone()),
+        }
+    }
+
+    fn heal_due(&mut self, w: &mut World, now: Duration) {
+        let due: Vec<String> = w.isolated.iter().filter(|(_, until)| **until <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            self.heal(w, &name);
+        }
+        let due: Vec<String> = self.killed.iter().filter(|(_, until)| **until <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            self.restart(w, &name);
+        }
+    }
+
+    fn heal(&mut self, w: &mut World, name: &str) {
+        w.isolated.remove(name);
+        if !self.killed.contains_key(name) {
+            self.net.unclog_node(self.ids[name]);
+        }
+        w.record("nemesis", "heal", json!({ "kind": "partition", "node": name }));
+    }
+
+    fn restart(&mut self, w: &mut World, name: &str) {
+        self.killed.remove(name);
+        self.net.unclog_node(self.ids[name]);
+        w.isolated.remove(name);
+        self.handle.restart(self.ids[name]);
+        w.record("nemesis", "restart", json!({ "node": name }));
+    }
+
+    fn heal_all(&mut self, w: &mut World) {
+        w.faults_active = false;
+        w.links.slow.clear();
+        for (name, id) in &self.ids {
+            self.net.unclog_node(*id);
+            if self.killed.remove(name).is_some() {
+                self.handle.restart(*id);
+            }
+        }
+        w.isolated.clear();
+        w.record("nemesis", "heal_all", json!({}));
+    }
+
+    /// Injects one node-level fault; false when it cannot apply now (the target is down or
+    /// unknown), which is traced.
+    fn inject(&mut self, w: &mut World, action: &Action, now: Duration, faults_until: Duration) -> bool {
+        let until = |ms: Option<u64>| ms.map_or(faults_until, |ms| now + Duration::from_millis(ms));
+        let skipped = |w: &mut World, why: &str| {
+            let data = json!({ "action": action, "why": why });
+            w.record("nemesis", "fault_skipped", data);
+            false
+        };
+        let injected = match action {
+            Action::Partition { node, for_ms } => {
+                let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
+                if self.killed.contains_key(&name) || w.isolated.contains_key(&name) {
+                    return skipped(w, "already down");
+                }
+                let until = until(*for_ms);
+                self.net.clog_node(self.ids[&name]);
+                w.isolated.insert(name.clone(), until);
+                json!({ "kind": FaultKind::LeaderPartition, "node": name, "until_ms": until.as_millis() as u64 })
+            }
+            Action::Heal { node: Some(node) } => {
+                let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
+                self.heal(w, &name);
+                return true;
+            }
+            Action::Heal { node: None } => {
+                let isolated: Vec<String> = w.isolated.keys().cloned().collect();
+                for name in isolated {
+                    self.heal(w, &name);
+                }
+                return true;
+            }
+            Action::Kill { node, restart_after_ms } => {
+                let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
+                if self.killed.contains_key(&name) {
+                    return skipped(w, "already down");
+                }
+                let until = until(*restart_after_ms);
+                self.handle.kill(self.ids[&name]);
+                w.containers.remove(&name);
+                self.killed.insert(name.clone(), until);
+                json!({ "kind": FaultKind::KillRestart, "node": name, "until_ms": until.as_millis() as u64 })
+            }
+            Action::Restart { node } => {
+                let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
+                if !self.killed.contains_key(&name) {
+                    self.handle.kill(self.ids[&name]);
+                    w.containers.remove(&name);
+                }
+                self.restart(w, &name);
+                return true;
+            }
+            Action::RestartAllocator => {
+                w.allocator_restart = true;
+                let leader = w.leader.map(|(_, id)| format!("m{id}"));
+                json!({ "kind": FaultKind::AllocatorRestart, "node": leader })
+            }
+            Action::SlowNode { node, extra_ms, for_ms } => {
+                let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
+                let until = now + Duration::from_millis(*for_ms);
+                w.links.slow.insert(name.clone(), (until, Duration::from_millis(*extra_ms)));
+                json!({ "kind": FaultKind::SlowFollower, "node": name, "extra_ms": extra_ms, "until_ms": until.as_millis() as u64 })
+            }
+            _ => return false,
+        };
+        w.record("nemesis", "fault", injected);
+        w.metrics.faults_injected += 1;
+        true
     }
 }
 

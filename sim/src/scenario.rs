@@ -4,15 +4,17 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use swarmalloc::{
-    EndpointSpec, Ipam, IpamConfig, NetworkAttachmentConfig, NetworkId, NetworkSpec, PortConfig, Protocol, PublishMode,
-    ResolutionMode, ServiceId, ServiceSpec,
+    ClusterConfig, EndpointSpec, Ipam, IpamConfig, Network, NetworkAttachmentConfig, NetworkId, NetworkSpec, Node,
+    Object, PortConfig, Protocol, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskState,
 };
 use swarmalloc::{NodeId, TaskId};
 
 use crate::faults::FaultSpace;
 use crate::rng::{Draw, SimRng};
+use crate::store::Origin;
 
 /// A user request, as the control API receives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +51,19 @@ pub enum ClientOp {
     DetachNetwork {
         task: TaskId,
     },
+    /// `docker service scale`: the stored spec with another replica count.
+    ScaleService {
+        id: ServiceId,
+        replicas: u64,
+    },
+    /// `docker node update --availability drain`: no new tasks; its tasks are moved elsewhere.
+    DrainNode {
+        node: NodeId,
+    },
+    /// `docker node rm --force`: the node object goes; its containers may still run (SwarmKit's B6).
+    RemoveNode {
+        node: NodeId,
+    },
 }
 
 /// A user request and when the client sends it.
@@ -70,6 +85,165 @@ pub struct Generator {
     pub changes: u32,
     /// Every operation is sent before this simulated time.
     pub ops_until_ms: u64,
+    /// How often each kind of change is drawn.
+    #[serde(default)]
+    pub weights: Weights,
+}
+
+/// Relative weights of the generator's changes (a change that is impossible at that point, such
+/// as a detach with nothing attached, falls through to a service change or removal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    pub scale: u32,
+    pub change_networks: u32,
+    pub change_ports: u32,
+    pub remove_service: u32,
+    pub attach: u32,
+    pub detach: u32,
+    pub remove_network: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Weights {
+        Weights {
+            scale: 45,
+            change_networks: 15,
+            change_ports: 10,
+            remove_service: 10,
+            attach: 8,
+            detach: 5,
+            remove_network: 7,
+        }
+    }
+}
+
+impl Weights {
+    fn total(&self) -> u64 {
+        [
+            self.scale,
+            self.change_networks,
+            self.change_ports,
+            self.remove_service,
+            self.attach,
+            self.detach,
+            self.remove_network,
+        ]
+        .iter()
+        .map(|w| u64::from(*w))
+        .sum()
+    }
+}
+
+/// A step of a scenario: something that happens at a simulated time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at_ms: u64,
+    pub action: Action,
+}
+
+/// Which node a fault hits: the current leader (resolved when the fault fires) or a node by name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Leader,
+    Node(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Leader => f.write_str("leader"),
+            Target::Node(n) => f.write_str(n),
+        }
+    }
+}
+
+/// Message faults a scenario can turn on for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageFault {
+    Loss,
+    Delay,
+    Duplication,
+}
+
+/// What a step does: a user request, a task failure, or a fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A user request through the control API.
+    Client(ClientOp),
+    /// The container of a task exits by itself (its status becomes FAILED): the task `task`, or
+    /// the running task of `service` in `slot`.
+    FailTask { task: Option<TaskId>, service: Option<ServiceId>, slot: u64 },
+    /// Cut a node off the network; it heals after `for_ms` (or at a `heal` step).
+    Partition { node: Target, for_ms: Option<u64> },
+    /// Reconnect one node, or every node.
+    Heal { node: Option<Target> },
+    /// Kill a node; it restarts with its disk after `restart_after_ms` (or at a `restart` step).
+    Kill { node: Target, restart_after_ms: Option<u64> },
+    /// Restart a killed node now (or kill and restart a running one).
+    Restart { node: Target },
+    /// Restart only the leader's allocator: it restores from the applied store.
+    RestartAllocator,
+    /// The next allocator batch of more than `after` transactions stops after `after` of them
+    /// (the leader isolates itself for `for_ms`).
+    CutBatch { after: u64, for_ms: u64 },
+    /// The next proposal (of `origin`, or any) commits without its proposer knowing: the
+    /// proposer isolates itself right after proposing, for `for_ms`.
+    AmbiguousProposal { origin: Option<Origin>, for_ms: u64 },
+    /// The next proposal (of `origin`, or any) never reaches raft; the proposer times out.
+    DropProposal { origin: Option<Origin> },
+    /// Lose, delay or duplicate each message with probability `rate`, for `for_ms`.
+    Messages { fault: MessageFault, rate: f64, for_ms: u64 },
+    /// Every message to or from `node` takes `extra_ms` longer, for `for_ms`.
+    SlowNode { node: Target, extra_ms: u64, for_ms: u64 },
+}
+
+impl Action {
+    /// A fault (anything but a user request or a task failure).
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, Action::Client(_) | Action::FailTask { .. })
+    }
+
+    /// Faults the nemesis injects at its next step.
+    pub fn is_node_fault(&self) -> bool {
+        matches!(
+            self,
+            Action::Partition { .. }
+                | Action::Heal { .. }
+                | Action::Kill { .. }
+                | Action::Restart { .. }
+                | Action::RestartAllocator
+                | Action::SlowNode { .. }
+        )
+    }
+
+    /// Faults consumed by the next proposal made at or after their time.
+    pub fn is_proposal_fault(&self) -> bool {
+        matches!(self, Action::CutBatch { .. } | Action::AmbiguousProposal { .. } | Action::DropProposal { .. })
+    }
+}
+
+/// A check on the end state, evaluated on the leader's store after the end checks pass.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assertion {
+    /// Exactly `count` tasks of the service are RUNNING.
+    Running { service: ServiceId, count: u64 },
+    /// The service's live tasks have pairwise distinct addresses on every network.
+    DistinctAddresses { service: ServiceId },
+    /// The service's VIPs at the end equal its VIPs at `since_ms` (sampled at the first applied
+    /// entry at or after that time).
+    VipUnchangedSince { service: ServiceId, since_ms: u64 },
+    /// No live task is in this state.
+    NoTaskIn { state: TaskState },
+    /// The network exists and its stored allocation has this subnet (or any, when `None`).
+    NetworkAllocated { network: NetworkId, subnet: Option<IpNet> },
+    /// Nothing in the store still names this network.
+    NetworkGone { network: NetworkId },
 }
 
 /// Where the user operations come from.
@@ -92,13 +266,107 @@ pub struct Checks {
     /// allocator is quiet (at most every 5 s), engine == restore(store). Always at leader
     /// changes and at the end.
     pub engine_after_batch: bool,
+    /// The checkers whose findings fail the run (see [`CHECKERS`]); empty means all of them.
+    /// The findings of the others are traced only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkers: Vec<String>,
+}
+
+/// Every checker's name, as violations and scenario files spell it.
+pub const CHECKERS: [&str; 17] = [
+    "replicas_identical",
+    "duplicate_live_address",
+    "address_freed_while_in_use",
+    "overlapping_subnets",
+    "vxlan_ids_unique",
+    "ingress_ports_unique",
+    "addresses_in_pool",
+    "liveness",
+    "stable_allocations",
+    "engine_equals_committed",
+    "engine_equals_restore",
+    "liveness_tasks_leave_new",
+    "deleted_objects_hold_nothing",
+    "liveness_quiescence",
+    "assertion",
+    "panic",
+    "custom",
+];
+
+impl Checks {
+    /// Whether a finding of `checker` fails the run.
+    pub fn enabled(&self, checker: &str) -> bool {
+        self.checkers.is_empty() || checker == "panic" || self.checkers.iter().any(|c| c == checker)
+    }
+}
+
+/// Raft timing of the managers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSettings {
+    /// One raft tick (and one round of leader duties).
+    pub tick_ms: u64,
+    /// Ticks without a heartbeat before a follower starts an election (randomized up to twice).
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+}
+
+impl Default for RaftSettings {
+    fn default() -> RaftSettings {
+        RaftSettings { tick_ms: 100, election_ticks: 10, heartbeat_ticks: 2 }
+    }
+}
+
+/// Objects committed before the run starts (after the cluster's own bootstrap objects), as
+/// stored: with or without allocations, consistent or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitialState {
+    pub networks: Vec<Network>,
+    pub services: Vec<Service>,
+    pub tasks: Vec<Task>,
+    pub nodes: Vec<Node>,
+}
+
+impl InitialState {
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty() && self.services.is_empty() && self.tasks.is_empty() && self.nodes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.networks.len() + self.services.len() + self.tasks.len() + self.nodes.len()
+    }
+
+    /// Every object, networks first.
+    pub fn objects(&self) -> Vec<Object> {
+        let networks = self.networks.iter().cloned().map(Object::Network);
+        let services = self.services.iter().cloned().map(Object::Service);
+        let tasks = self.tasks.iter().cloned().map(Object::Task);
+        networks.chain(services).chain(tasks).chain(self.nodes.iter().cloned().map(Object::Node)).collect()
+    }
 }
 
 /// Everything a run needs besides the seed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
+    /// What the scenario reproduces and where it comes from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub raft: RaftSettings,
+    /// The cluster object's allocator settings.
+    #[serde(default)]
+    pub config: ClusterConfig,
+    #[serde(default, skip_serializing_if = "InitialState::is_empty")]
+    pub initial: InitialState,
+    /// Scripted user requests, task failures and faults, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// Checks on the end state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assertions: Vec<Assertion>,
     /// 1 to 7.
     pub managers: u8,
     pub workers: u8,
@@ -135,6 +403,12 @@ impl Scenario {
     pub fn default_workload() -> Scenario {
         Scenario {
             name: "default".into(),
+            description: String::new(),
+            raft: RaftSettings::default(),
+            config: ClusterConfig::default(),
+            initial: InitialState::default(),
+            steps: Vec::new(),
+            assertions: Vec::new(),
             managers: 3,
             workers: 5,
             clients: 2,
@@ -148,9 +422,10 @@ impl Scenario {
                 replicas_max: 15,
                 changes: 25,
                 ops_until_ms: 35_000,
+                weights: Weights::default(),
             }),
             faults: FaultSpace::all(),
-            checks: Checks { per_entry: true, engine_after_batch: true },
+            checks: Checks { per_entry: true, engine_after_batch: true, checkers: Vec::new() },
             stop_when_all_pending: false,
         }
     }
@@ -169,6 +444,7 @@ impl Scenario {
                 replicas_max: 8,
                 changes: 10,
                 ops_until_ms: 15_000,
+                weights: Weights::default(),
             }),
             ..Scenario::default_workload()
         }
@@ -197,6 +473,12 @@ impl Scenario {
         };
         Scenario {
             name: format!("throughput-{tasks}"),
+            description: String::new(),
+            raft: RaftSettings::default(),
+            config: ClusterConfig::default(),
+            initial: InitialState::default(),
+            steps: Vec::new(),
+            assertions: Vec::new(),
             managers: 3,
             workers: 0,
             clients: 1,
@@ -208,7 +490,7 @@ impl Scenario {
                 TimedOp { at_ms: 3_000, op: ClientOp::CreateService { id: "svc-web".into(), spec: service } },
             ]),
             faults: FaultSpace::none(),
-            checks: Checks { per_entry: false, engine_after_batch: false },
+            checks: Checks { per_entry: false, engine_after_batch: false, checkers: Vec::new() },
             stop_when_all_pending: true,
         }
     }
@@ -244,7 +526,105 @@ impl Scenario {
                 return Err(format!("workload.ops_until_ms = {}: expected at most duration_ms", g.ops_until_ms));
             }
         }
-        self.faults.validate()
+        self.faults.validate()?;
+        self.validate_extra()
+    }
+}
+
+impl Scenario {
+    /// Every user request of the run in send order: the workload's and the scripted steps',
+    /// merged by time (the workload's first at equal times).
+    pub fn client_ops(&self, rng: &mut SimRng) -> Vec<TimedOp> {
+        let mut ops = self.workload.expand(rng, self.workers);
+        ops.extend(self.steps.iter().filter_map(|s| match &s.action {
+            Action::Client(op) => Some(TimedOp { at_ms: s.at_ms, op: op.clone() }),
+            _ => None,
+        }));
+        ops.sort_by_key(|o| o.at_ms);
+        ops
+    }
+
+    /// Node names of the cluster: managers m1.., workers w1...
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.managers).map(|i| format!("m{i}")).chain((1..=self.workers).map(|i| format!("w{i}"))).collect()
+    }
+
+    /// The checks of the newer fields (steps, assertions, initial state, settings).
+    fn validate_extra(&self) -> Result<(), String> {
+        self.config.validate().map_err(|e| format!("config: {e}"))?;
+        if self.raft.tick_ms == 0 || self.raft.tick_ms > 1_000 {
+            return Err(format!("raft.tick_ms = {}: expected 1 to 1000", self.raft.tick_ms));
+        }
+        if self.raft.heartbeat_ticks == 0 || self.raft.election_ticks <= self.raft.heartbeat_ticks {
+            return Err(format!(
+                "raft.election_ticks = {}: expected more than heartbeat_ticks = {} (at least 1)",
+                self.raft.election_ticks, self.raft.heartbeat_ticks
+            ));
+        }
+        let nodes = self.node_names();
+        let known = |t: &Target| match t {
+            Target::Leader => true,
+            Target::Node(n) => nodes.contains(n),
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            let at = step.at_ms;
+            if at > self.duration_ms {
+                return Err(format!("steps[{i}].at = {at}ms: expected at most duration = {}ms", self.duration_ms));
+            }
+            if step.action.is_fault() && at >= self.faults_until_ms {
+                return Err(format!(
+                    "steps[{i}].at = {at}ms: a fault must come before faults_until = {}ms (everything heals then)",
+                    self.faults_until_ms
+                ));
+            }
+            let target = match &step.action {
+                Action::Partition { node, .. }
+                | Action::Kill { node, .. }
+                | Action::Restart { node }
+                | Action::SlowNode { node, .. } => Some(node),
+                Action::Heal { node } => node.as_ref(),
+                _ => None,
+            };
+            if let Some(t) = target.filter(|t| !known(t)) {
+                return Err(format!("steps[{i}].node = {t:?}: expected \"leader\" or one of {}", nodes.join(", ")));
+            }
+            match &step.action {
+                Action::Messages { rate, .. } if !(0.0..=1.0).contains(rate) => {
+                    return Err(format!("steps[{i}].rate = {rate}: expected a probability from 0 to 1"));
+                }
+                Action::FailTask { task: None, service: None, .. } => {
+                    return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot"));
+                }
+                Action::Client(ClientOp::AttachNetwork { node, .. })
+                | Action::Client(ClientOp::DrainNode { node })
+                | Action::Client(ClientOp::RemoveNode { node })
+                    if !nodes.contains(&node.to_string()) && !self.initial.nodes.iter().any(|n| &n.id == node) =>
+                {
+                    return Err(format!("steps[{i}].node = {node:?}: expected one of {}", nodes.join(", ")));
+                }
+                _ => {}
+            }
+        }
+        for (i, checker) in self.checks.checkers.iter().enumerate() {
+            if !CHECKERS.contains(&checker.as_str()) {
+                return Err(format!("checks.checkers[{i}] = {checker:?}: expected one of {}", CHECKERS.join(", ")));
+            }
+        }
+        for (i, a) in self.assertions.iter().enumerate() {
+            if let Assertion::VipUnchangedSince { since_ms, .. } = a
+                && *since_ms > self.duration_ms
+            {
+                return Err(format!("assertions[{i}].since = {since_ms}ms: expected at most duration"));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for object in self.initial.objects() {
+            let id = object.id();
+            if !ids.insert(id.clone()) {
+                return Err(format!("initial: {id} is listed twice"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -325,8 +705,19 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
     for _ in 0..g.changes {
         t += step(rng, g.ops_until_ms - create_until, g.changes);
         let t = t.min(g.ops_until_ms);
-        let roll = rng.range(0, 100);
-        if (80..88).contains(&roll) && workers > 0 && !attachable.is_empty() {
+        // Thresholds in the order scale, networks, ports, remove service, attach, detach,
+        // remove network (the default weights give 45, 60, 70, 80, 88, 93 out of 100).
+        let w = &g.weights;
+        let total = w.total().max(1);
+        let at = |n: u32| u64::from(n);
+        let scale_to = at(w.scale);
+        let networks_to = scale_to + at(w.change_networks);
+        let ports_to = networks_to + at(w.change_ports);
+        let remove_to = ports_to + at(w.remove_service);
+        let attach_to = remove_to + at(w.attach);
+        let detach_to = attach_to + at(w.detach);
+        let roll = rng.range(0, total);
+        if (remove_to..attach_to).contains(&roll) && workers > 0 && !attachable.is_empty() {
             let (network, prefix) = attachable[rng.index(attachable.len())].clone();
             let address = match prefix {
                 Some((base, (lo, hi))) if rng.chance(0.5) => {
@@ -341,12 +732,12 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
             ops.push(TimedOp { at_ms: t, op: ClientOp::AttachNetwork { task, network, node, address } });
             continue;
         }
-        if (88..93).contains(&roll) && !attached.is_empty() {
+        if (attach_to..detach_to).contains(&roll) && !attached.is_empty() {
             let task = attached.remove(rng.index(attached.len()));
             ops.push(TimedOp { at_ms: t, op: ClientOp::DetachNetwork { task } });
             continue;
         }
-        if services.is_empty() || roll >= 93 {
+        if services.is_empty() || roll >= detach_to {
             if let Some(net) = networks.get(rng.index(networks.len())) {
                 // Refused while a service or live task uses it; that refusal is part of the test.
                 ops.push(TimedOp { at_ms: t, op: ClientOp::RemoveNetwork { id: net.clone() } });
@@ -355,17 +746,17 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
         }
         let k = rng.index(services.len());
         let (id, spec) = services[k].clone();
-        let op = if roll < 45 {
+        let op = if roll < scale_to {
             let mut spec = spec;
             spec.replicas = rng.range(g.replicas_min.saturating_sub(2), g.replicas_max + 3);
             services[k].1 = spec.clone();
             ClientOp::UpdateService { id, spec }
-        } else if roll < 60 {
+        } else if roll < networks_to {
             let mut spec = spec;
             spec.task_networks = pick_networks(rng, &networks);
             services[k].1 = spec.clone();
             ClientOp::UpdateService { id, spec }
-        } else if roll < 70 {
+        } else if roll < ports_to {
             let mut spec = spec;
             spec.endpoint = pick_endpoint(rng, k as u32 + 100);
             services[k].1 = spec.clone();

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use swarmalloc::{NetworkId, TaskId};
+use serde_json::{Value, json};
+use swarmalloc::{NetworkId, ServiceId, TaskId, VirtualIp};
 
-use crate::faults::FaultPlan;
-use crate::scenario::Scenario;
+use crate::faults::{FaultKind, FaultPlan};
+use crate::rng::SimRng;
+use crate::scenario::{Action, MessageFault, Scenario, Step};
 use crate::store::Store;
 use crate::trace::Trace;
 
@@ -128,6 +129,62 @@ pub struct World {
     pub decoded: BTreeMap<u64, (u64, Arc<crate::store::Txn>)>,
     /// The run is over (a violation, or a throughput run reached its goal).
     pub stop: bool,
+    /// Scripted faults and task failures still to come, and the random fault decisions made.
+    pub script: Script,
+    /// VIPs of services sampled for `vip_unchanged_since` assertions, by (service, time).
+    pub vip_samples: BTreeMap<(ServiceId, u64), Vec<VirtualIp>>,
+}
+
+/// Fault decisions: scripted steps not yet consumed, the random streams they are drawn from
+/// otherwise, and the record of every random decision (which `allocsim decompile` turns into
+/// explicit steps). Each kind of decision has its own stream, so replacing the random decisions
+/// by the same scripted ones leaves every other draw of the run unchanged.
+pub struct Script {
+    /// Proposal faults (dropped, ambiguous, batch cut), consumed by the next proposal or batch
+    /// at or after their time.
+    pub proposal_faults: Vec<Step>,
+    /// Task failures, consumed by the agent running the task at its next tick at or after their time.
+    pub task_failures: Vec<Step>,
+    /// Message faults on for a while: (fault, rate, from, until) in simulated ms.
+    pub message_windows: Vec<(MessageFault, f64, u64, u64)>,
+    /// Draws of the random proposal faults.
+    pub proposal_rng: SimRng,
+    /// Draws of the random task failures.
+    pub failure_rng: SimRng,
+    /// Containers exit by themselves at random while faults are on (random faults only).
+    pub random_task_failures: bool,
+    /// Every random fault decision made, as the step that makes it explicitly.
+    pub decisions: Vec<Step>,
+}
+
+impl Script {
+    pub fn new(scenario: &Scenario, plan: &FaultPlan, proposal_seed: u64, failure_seed: u64) -> Script {
+        let pick =
+            |f: fn(&Action) -> bool| -> Vec<Step> { scenario.steps.iter().filter(|s| f(&s.action)).cloned().collect() };
+        let message_windows = scenario
+            .steps
+            .iter()
+            .filter_map(|s| match s.action {
+                Action::Messages { fault, rate, for_ms } => Some((fault, rate, s.at_ms, s.at_ms + for_ms)),
+                _ => None,
+            })
+            .collect();
+        Script {
+            proposal_faults: pick(Action::is_proposal_fault),
+            task_failures: pick(|a| matches!(a, Action::FailTask { .. })),
+            message_windows,
+            proposal_rng: SimRng::new(proposal_seed),
+            failure_rng: SimRng::new(failure_seed),
+            random_task_failures: !plan.rates.is_empty(),
+            decisions: Vec::new(),
+        }
+    }
+
+    /// Takes the first scripted proposal fault due at `now_ms` that `accept` takes.
+    pub fn take_proposal_fault(&mut self, now_ms: u64, accept: impl Fn(&Action) -> bool) -> Option<Action> {
+        let i = self.proposal_faults.iter().position(|s| s.at_ms <= now_ms && accept(&s.action))?;
+        Some(self.proposal_faults.remove(i).action)
+    }
 }
 
 /// The handle every node holds.
@@ -135,7 +192,13 @@ pub struct World {
 pub struct Shared(Arc<Mutex<World>>);
 
 impl Shared {
-    pub fn new(scenario: Arc<Scenario>, plan: FaultPlan, hooks: Vec<StoreHook>, trace_keep: usize) -> Shared {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        plan: FaultPlan,
+        script: Script,
+        hooks: Vec<StoreHook>,
+        trace_keep: usize,
+    ) -> Shared {
         Shared(Arc::new(Mutex::new(World {
             start: madsim::time::Instant::now(),
             scenario,
@@ -158,6 +221,8 @@ impl Shared {
             node_ids: BTreeMap::new(),
             decoded: BTreeMap::new(),
             stop: false,
+            script,
+            vip_samples: BTreeMap::new(),
         })))
     }
 
@@ -185,6 +250,11 @@ impl World {
         if self.violation.is_some() {
             return;
         }
+        if !self.scenario.checks.enabled(finding.checker) {
+            let data = json!({ "checker": finding.checker, "detail": finding.detail });
+            self.record(node, "finding_ignored", data);
+            return;
+        }
         let violation = Violation {
             checker: finding.checker.to_string(),
             objects: finding.objects,
@@ -202,8 +272,32 @@ impl World {
         self.stop
     }
 
-    /// The faults plan's rate for `kind` while faults are active, else 0.
-    pub fn rate(&self, kind: crate::faults::FaultKind) -> f64 {
-        if self.faults_active { self.plan.rate(kind) } else { 0.0 }
+    /// The rate of `kind` while faults are active, else 0: the fault plan's, or a scripted
+    /// message fault's while its window is open, whichever is higher.
+    pub fn rate(&self, kind: FaultKind) -> f64 {
+        if !self.faults_active {
+            return 0.0;
+        }
+        let message = match kind {
+            FaultKind::MessageLoss => Some(MessageFault::Loss),
+            FaultKind::MessageDelay => Some(MessageFault::Delay),
+            FaultKind::MessageDuplication => Some(MessageFault::Duplication),
+            _ => None,
+        };
+        let now = self.now_ms();
+        let scripted = self
+            .script
+            .message_windows
+            .iter()
+            .filter(|(fault, _, from, until)| Some(*fault) == message && *from <= now && now < *until)
+            .map(|(_, rate, _, _)| *rate)
+            .fold(0.0, f64::max);
+        self.plan.rate(kind).max(scripted)
+    }
+
+    /// Records a random fault decision as the explicit step that would make it.
+    pub fn decided(&mut self, action: Action) {
+        let at_ms = self.now_ms();
+        self.script.decisions.push(Step { at_ms, action });
     }
 }
