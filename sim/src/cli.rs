@@ -1,5 +1,7 @@
-//! The `allocsim` command line: `run` (one seed, a sweep, or a determinism check), `replay`
-//! (a failure file), `bench`. Exit codes: 0 all passed, 1 a check failed, 2 bad input or usage.
+//! The `allocsim` command line: `run` (one seed, a sweep, or a determinism check, of a built-in
+//! scenario, a scenario file or a directory of them), `replay` (a failure file, or a scenario
+//! file at a seed), `decompile` and `shrink` (a failure to an explicit, small scenario), `bench`.
+//! Exit codes: 0 all passed, 1 a check failed, 2 bad input or usage.
 
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
@@ -9,24 +11,33 @@ use std::time::Instant;
 use crate::failure::FailureFile;
 use crate::run::{RunOptions, RunResult, run};
 use crate::scenario::Scenario;
+use crate::scenario_file;
+use crate::shrink::{self, decompile, is_explicit};
 use crate::sweep::{check_determinism, sweep};
 
 pub const USAGE: &str = "\
 usage:
-  allocsim run [SCENARIO] [--seed N | --seeds A..B] [--jobs J] [--json] [--check-determinism]
+  allocsim run [SCENARIO...] [--seed N | --seeds A..B] [--jobs J] [--json] [--check-determinism]
                [--trace FILE] [--failures DIR]
-  allocsim replay FILE [--json]
+  allocsim replay FAILURE.json [--json]
+  allocsim replay SCENARIO.toml [--seed N] [--json]
+  allocsim decompile FAILURE.json [--out FILE.toml]
+  allocsim shrink FAILURE.json|SCENARIO.toml [--seed N] [--checker NAME] [--out FILE.toml] [--jobs J]
+                  [--max-runs N]
   allocsim bench [--seeds N] [--jobs J] [--tasks N]
 
 SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / ~200 tasks,
-60 simulated seconds, faults on), smoke (smaller and shorter), throughput (50,000 tasks, no faults).
+60 simulated seconds, faults on), smoke (smaller and shorter), throughput (50,000 tasks, no faults);
+or a scenario file (TOML, see scenarios/README.md); or a directory, which runs every *.toml in it.
+decompile writes a failure's random choices as explicit steps; shrink delta-debugs an explicit
+failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
 Exit codes: 0 every run passed, 1 a checker fired (or a replay diverged), 2 bad input or usage.";
 
 /// Exit code for a usage or input error.
 pub const EXIT_USAGE: i32 = 2;
 
 struct RunArgs {
-    scenario: Scenario,
+    scenarios: Vec<Scenario>,
     seeds: Range<u64>,
     jobs: usize,
     json: bool,
@@ -39,7 +50,9 @@ struct RunArgs {
 pub fn main(args: Vec<String>) -> i32 {
     let result = match args.first().map(String::as_str) {
         Some("run") => parse_run(&args[1..]).map(|a| cmd_run(&a)),
-        Some("replay") => parse_replay(&args[1..]).map(|(file, json)| cmd_replay(&file, json)),
+        Some("replay") => parse_replay(&args[1..]).map(|a| cmd_replay(&a)),
+        Some("decompile") => parse_decompile(&args[1..]).map(|(file, out)| cmd_decompile(&file, out)),
+        Some("shrink") => parse_shrink(&args[1..]).map(|a| cmd_shrink(&a)),
         Some("bench") => parse_bench(&args[1..]).map(|(seeds, jobs, tasks)| cmd_bench(seeds, jobs, tasks)),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
@@ -75,20 +88,36 @@ fn seed_range(text: &str) -> Result<Range<u64>, String> {
     Ok(a..b)
 }
 
-fn scenario_named(name: &str) -> Result<Scenario, String> {
-    if Path::new(name).extension().is_some() || name.contains('/') {
-        return Err(format!(
-            "{name}: scenario files are not supported yet; built-in scenarios: {}",
-            Scenario::BUILT_IN.join(", ")
-        ));
+/// The scenarios a command-line argument names: a built-in name, a scenario file, or a
+/// directory (every `*.toml` in it, in name order).
+pub fn scenarios_named(name: &str) -> Result<Vec<Scenario>, String> {
+    let path = Path::new(name);
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{name}: cannot read the directory: {e}"))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("{name}: no scenario files (*.toml) in this directory"));
+        }
+        return files.iter().map(|f| scenario_file::load(f).map_err(|e| e.to_string())).collect();
     }
-    Scenario::built_in(name)
-        .ok_or_else(|| format!("unknown scenario {name:?}; built-in scenarios: {}", Scenario::BUILT_IN.join(", ")))
+    if path.extension().is_some() || name.contains('/') {
+        return scenario_file::load(path).map(|s| vec![s]).map_err(|e| e.to_string());
+    }
+    Scenario::built_in(name).map(|s| vec![s]).ok_or_else(|| {
+        format!(
+            "unknown scenario {name:?}; built-in scenarios: {}, or give a scenario file or directory",
+            Scenario::BUILT_IN.join(", ")
+        )
+    })
 }
 
 fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     let mut parsed = RunArgs {
-        scenario: Scenario::default_workload(),
+        scenarios: Vec::new(),
         seeds: 0..1,
         jobs: 1,
         json: false,
@@ -96,7 +125,6 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         trace: None,
         failures: PathBuf::from("allocsim-failures"),
     };
-    let mut scenario_given = false;
     let mut seeds_given = false;
     let mut i = 0;
     while i < args.len() {
@@ -127,35 +155,105 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--trace" => parsed.trace = Some(PathBuf::from(value(args, &mut i, "--trace")?)),
             "--failures" => parsed.failures = PathBuf::from(value(args, &mut i, "--failures")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            name => {
-                if scenario_given {
-                    return Err(format!("unexpected argument {name:?}"));
-                }
-                scenario_given = true;
-                parsed.scenario = scenario_named(name)?;
-            }
+            name => parsed.scenarios.extend(scenarios_named(name)?),
         }
         i += 1;
     }
-    parsed.scenario.validate().map_err(|e| format!("scenario {}: {e}", parsed.scenario.name))?;
-    if parsed.trace.is_some() && parsed.seeds.end - parsed.seeds.start != 1 {
-        return Err("--trace needs a single --seed".into());
+    if parsed.scenarios.is_empty() {
+        parsed.scenarios.push(Scenario::default_workload());
+    }
+    for scenario in &parsed.scenarios {
+        scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+    }
+    if parsed.trace.is_some() && (parsed.seeds.end - parsed.seeds.start != 1 || parsed.scenarios.len() != 1) {
+        return Err("--trace needs a single scenario and a single --seed".into());
     }
     Ok(parsed)
 }
 
-fn parse_replay(args: &[String]) -> Result<(PathBuf, bool), String> {
+struct ReplayArgs {
+    file: PathBuf,
+    seed: Option<u64>,
+    json: bool,
+}
+
+fn is_scenario_file(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "toml")
+}
+
+fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
     let mut file = None;
+    let mut seed = None;
     let mut json = false;
-    for arg in args {
-        match arg.as_str() {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
             "--json" => json = true,
+            "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("unexpected argument {extra:?}")),
         }
+        i += 1;
     }
-    Ok((file.ok_or("replay needs a failure file")?, json))
+    let file: PathBuf = file.ok_or("replay needs a failure file or a scenario file")?;
+    if seed.is_some() && !is_scenario_file(&file) {
+        return Err("--seed goes with a scenario file; a failure file has its own seed".into());
+    }
+    Ok(ReplayArgs { file, seed, json })
+}
+
+fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), String> {
+    let mut file = None;
+    let mut out = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            path if file.is_none() => file = Some(PathBuf::from(path)),
+            extra => return Err(format!("unexpected argument {extra:?}")),
+        }
+        i += 1;
+    }
+    Ok((file.ok_or("decompile needs a failure file")?, out))
+}
+
+struct ShrinkArgs {
+    file: PathBuf,
+    seed: Option<u64>,
+    checker: Option<String>,
+    out: Option<PathBuf>,
+    jobs: usize,
+    max_runs: usize,
+}
+
+fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
+    let mut parsed =
+        ShrinkArgs { file: PathBuf::new(), seed: None, checker: None, out: None, jobs: 2, max_runs: 2_000 };
+    let mut file = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--seed" => parsed.seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
+            "--checker" => parsed.checker = Some(value(args, &mut i, "--checker")?.to_string()),
+            "--out" => parsed.out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
+            "--jobs" => parsed.jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
+            "--max-runs" => parsed.max_runs = number(value(args, &mut i, "--max-runs")?, "--max-runs")?,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            path if file.is_none() => file = Some(PathBuf::from(path)),
+            extra => return Err(format!("unexpected argument {extra:?}")),
+        }
+        i += 1;
+    }
+    parsed.file = file.ok_or("shrink needs a failure file or a scenario file")?;
+    if parsed.jobs == 0 || parsed.max_runs == 0 {
+        return Err("--jobs and --max-runs must be at least 1".into());
+    }
+    if (parsed.seed.is_some() || parsed.checker.is_some()) && !is_scenario_file(&parsed.file) {
+        return Err("--seed and --checker go with a scenario file; a failure file has its own".into());
+    }
+    Ok(parsed)
 }
 
 fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), String> {
@@ -203,119 +301,308 @@ fn cmd_run(args: &RunArgs) -> i32 {
     let options = RunOptions { keep_trace: args.trace.is_some(), ..Default::default() };
     if args.determinism {
         let mut code = 0;
-        for seed in args.seeds.clone() {
-            match check_determinism(&args.scenario, seed, &options) {
-                Ok(hash) => println!("seed {seed}: deterministic, hash {hash}"),
-                Err(d) => {
-                    code = 1;
-                    println!("seed {seed}: DIVERGED at trace line {}", d.line);
-                    println!("  first:  {}", d.first.unwrap_or_else(|| "(end of trace)".into()));
-                    println!("  second: {}", d.second.unwrap_or_else(|| "(end of trace)".into()));
+        for scenario in &args.scenarios {
+            for seed in args.seeds.clone() {
+                match check_determinism(scenario, seed, &options) {
+                    Ok(hash) => println!("{} seed {seed}: deterministic, hash {hash}", scenario.name),
+                    Err(d) => {
+                        code = 1;
+                        println!("{} seed {seed}: DIVERGED at trace line {}", scenario.name, d.line);
+                        println!("  first:  {}", d.first.unwrap_or_else(|| "(end of trace)".into()));
+                        println!("  second: {}", d.second.unwrap_or_else(|| "(end of trace)".into()));
+                    }
                 }
             }
         }
         return code;
     }
     let count = args.seeds.end - args.seeds.start;
-    if count == 1 {
-        let result = run(&args.scenario, args.seeds.start, &options);
-        if let Some(path) = &args.trace {
-            let mut text = result.trace.join("\n");
-            text.push('\n');
-            if let Err(e) = std::fs::write(path, text) {
-                eprintln!("allocsim: {}: cannot write the trace: {e}", path.display());
-                return EXIT_USAGE;
-            }
-        }
-        if args.json {
-            println!("{}", serde_json::to_string(&result).expect("results serialise"));
-        } else {
-            println!("scenario {} seed {}", result.scenario, result.seed);
-            println!("faults: {}", result.faults);
-            println!("{}", describe(&result));
-        }
-        if let Some(v) = &result.violation {
-            let replay = report_failure(&args.scenario, &result, &args.failures);
-            if args.json {
-                eprintln!("{replay}");
-            } else {
-                println!("violation: {v}");
-                println!("{replay}");
-            }
-            return 1;
-        }
-        return 0;
+    if count == 1 && args.scenarios.len() == 1 {
+        return run_one(args, &args.scenarios[0], &options);
     }
     let started = Instant::now();
-    let progress = Progress::new(count);
+    let progress = Progress::new(count * args.scenarios.len() as u64);
     let mut failed = 0u64;
-    let results = sweep(&args.scenario, args.seeds.clone(), args.jobs, &options, |result| {
-        if args.json {
-            println!("{}", serde_json::to_string(result).expect("results serialise"));
-        }
-        if let Some(v) = &result.violation {
-            failed += 1;
-            progress.clear();
-            let replay = report_failure(&args.scenario, result, &args.failures);
+    let mut total = 0u64;
+    let mut summaries = Vec::new();
+    for scenario in &args.scenarios {
+        let scenario_started = Instant::now();
+        let mut scenario_failed = Vec::new();
+        let results = sweep(scenario, args.seeds.clone(), args.jobs, &options, |result| {
             if args.json {
-                eprintln!("FAIL seed {}: {replay}", result.seed);
-            } else {
-                let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
-                println!("FAIL seed {} ({}): {first_line}", result.seed, result.faults);
-                println!("  {replay}");
+                println!("{}", serde_json::to_string(result).expect("results serialise"));
             }
-        }
-        progress.tick(failed);
-    });
+            if let Some(v) = &result.violation {
+                failed += 1;
+                scenario_failed.push(result.seed);
+                progress.clear();
+                let replay = report_failure(scenario, result, &args.failures);
+                if args.json {
+                    eprintln!("FAIL {} seed {}: {replay}", scenario.name, result.seed);
+                } else {
+                    let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
+                    println!("FAIL {} seed {} ({}): {first_line}", scenario.name, result.seed, result.faults);
+                    println!("  {replay}");
+                }
+            }
+            progress.tick(failed);
+        });
+        total += results.len() as u64;
+        scenario_failed.sort_unstable();
+        let secs = scenario_started.elapsed().as_secs_f64();
+        summaries.push((scenario.name.clone(), results.len() as u64, scenario_failed, secs));
+    }
     progress.clear();
     let secs = started.elapsed().as_secs_f64();
-    let summary = format!(
-        "{} seeds of {}: {} passed, {} failed in {:.1}s ({:.1} seeds/s, {} jobs)",
-        results.len(),
-        args.scenario.name,
-        results.len() as u64 - failed,
-        failed,
-        secs,
-        results.len() as f64 / secs.max(1e-9),
-        args.jobs
-    );
+    let line = |name: &str, seeds: u64, failed: usize, secs: f64| {
+        format!(
+            "{seeds} seeds of {name}: {} passed, {failed} failed in {secs:.1}s ({:.1} seeds/s, {} jobs)",
+            seeds - failed as u64,
+            seeds as f64 / secs.max(1e-9),
+            args.jobs
+        )
+    };
     if args.json {
-        let summary = serde_json::json!({
-            "summary": summary, "seeds": results.len(), "failed": failed, "seconds": secs,
-            "failing_seeds": results.iter().filter(|r| !r.passed()).map(|r| r.seed).collect::<Vec<_>>(),
-        });
-        println!("{summary}");
+        for (name, seeds, failing, secs) in &summaries {
+            let summary = serde_json::json!({
+                "summary": line(name, *seeds, failing.len(), *secs), "scenario": name, "seeds": seeds,
+                "failed": failing.len(), "seconds": secs, "failing_seeds": failing,
+            });
+            println!("{summary}");
+        }
     } else {
-        println!("{summary}");
+        if summaries.len() > 1 {
+            for (name, seeds, failing, secs) in &summaries {
+                let verdict = if failing.is_empty() { "PASS" } else { "FAIL" };
+                println!("{verdict} {}", line(name, *seeds, failing.len(), *secs));
+            }
+        }
+        let what = if summaries.len() == 1 { summaries[0].0.clone() } else { format!("{} scenarios", summaries.len()) };
+        println!("{}", line(&what, total, failed as usize, secs));
     }
     i32::from(failed > 0)
 }
 
-fn cmd_replay(path: &Path, json: bool) -> i32 {
-    let file = match FailureFile::read(path) {
-        Ok(file) => file,
+fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
+    let result = run(scenario, args.seeds.start, options);
+    if let Some(path) = &args.trace {
+        let mut text = result.trace.join("\n");
+        text.push('\n');
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("allocsim: {}: cannot write the trace: {e}", path.display());
+            return EXIT_USAGE;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&result).expect("results serialise"));
+    } else {
+        println!("scenario {} seed {}", result.scenario, result.seed);
+        println!("faults: {}", result.faults);
+        println!("{}", describe(&result));
+    }
+    if let Some(v) = &result.violation {
+        let replay = report_failure(scenario, &result, &args.failures);
+        if args.json {
+            eprintln!("{replay}");
+        } else {
+            println!("violation: {v}");
+            println!("{replay}");
+        }
+        return 1;
+    }
+    if !args.json {
+        println!("verdict: PASS (every checker held)");
+    }
+    0
+}
+
+fn cmd_replay(args: &ReplayArgs) -> i32 {
+    let (scenario, seed, expected) = if is_scenario_file(&args.file) {
+        match scenario_file::load(&args.file) {
+            Ok(scenario) => (scenario, args.seed.unwrap_or(0), None),
+            Err(e) => {
+                eprintln!("allocsim: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        match FailureFile::read(&args.file) {
+            Ok(file) => (file.scenario, file.seed, Some(file.trace_hash)),
+            Err(e) => {
+                eprintln!("allocsim: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    };
+    let result = run(&scenario, seed, &RunOptions::default());
+    let same = expected.as_ref().is_none_or(|h| *h == result.trace_hash);
+    if args.json {
+        println!("{}", serde_json::to_string(&result).expect("results serialise"));
+    } else {
+        println!("replaying {} seed {} (faults: {})", scenario.name, seed, result.faults);
+        println!("{}", describe(&result));
+        if let Some(v) = &result.violation {
+            println!("violation: {v}");
+        }
+        match &expected {
+            Some(hash) if same => println!("reproduced: trace hash {hash} matches the failure file"),
+            Some(hash) => println!("DIVERGED: trace hash {} but the failure file has {hash}", result.trace_hash),
+            None => {
+                println!("trace hash {} (the same for every replay of this file at seed {seed})", result.trace_hash)
+            }
+        }
+    }
+    if !same || result.violation.is_some() { 1 } else { 0 }
+}
+
+/// Where decompile and shrink write: `--out`, or next to the input with a suffix.
+fn output_path(input: &Path, out: &Option<PathBuf>, suffix: &str) -> PathBuf {
+    out.clone().unwrap_or_else(|| {
+        let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "scenario".into());
+        input.with_file_name(format!("{stem}{suffix}.toml"))
+    })
+}
+
+/// Writes a scenario file with a header comment; never overwrites the input.
+fn write_scenario(path: &Path, input: &Path, scenario: &Scenario, header: &str) -> Result<(), String> {
+    if path == input {
+        return Err(format!("{}: refusing to overwrite the input; give --out", path.display()));
+    }
+    let text = scenario_file::to_toml(scenario)?;
+    let comments: String = header.lines().map(|l| format!("# {l}\n")).collect();
+    std::fs::write(path, format!("{comments}\n{text}")).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+}
+
+fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
+    let failure = match FailureFile::read(file) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("allocsim: {e}");
             return EXIT_USAGE;
         }
     };
-    let result = run(&file.scenario, file.seed, &RunOptions::default());
-    let same = result.trace_hash == file.trace_hash;
-    if json {
-        println!("{}", serde_json::to_string(&result).expect("results serialise"));
-    } else {
-        println!("replaying {} seed {} (faults: {})", file.scenario.name, file.seed, file.faults_text);
-        println!("{}", describe(&result));
-        if let Some(v) = &result.violation {
-            println!("violation: {v}");
-        }
-        if same {
-            println!("reproduced: trace hash {} matches the failure file", result.trace_hash);
-        } else {
-            println!("DIVERGED: trace hash {} but the failure file has {}", result.trace_hash, file.trace_hash);
-        }
+    let (explicit, original) = decompile(&failure.scenario, failure.seed, &RunOptions::default());
+    let path = output_path(file, &out, ".decompiled");
+    let header = format!(
+        "Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {} --seed {}",
+        file.display(),
+        path.display(),
+        failure.seed
+    );
+    if let Err(e) = write_scenario(&path, file, &explicit, &header) {
+        eprintln!("allocsim: {e}");
+        return EXIT_USAGE;
     }
-    if !same || result.violation.is_some() { 1 } else { 0 }
+    let check = run(&explicit, failure.seed, &RunOptions::default());
+    println!(
+        "decompiled {} seed {}: {} steps ({} faults), no random part",
+        failure.scenario.name,
+        failure.seed,
+        explicit.steps.len(),
+        shrink::count_faults(&explicit)
+    );
+    let show = |r: &RunResult| r.violation.as_ref().map_or("PASS".to_string(), |v| format!("FAIL {v}"));
+    println!("original run:   {}", show(&original));
+    println!("decompiled run: {}", show(&check));
+    println!("wrote {}", path.display());
+    println!("replay: allocsim replay {} --seed {}", path.display(), failure.seed);
+    let same = match (&original.violation, &check.violation) {
+        (Some(a), Some(b)) => a.checker == b.checker,
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        println!("the decompiled scenario does NOT fail the same way as the original run");
+        return 1;
+    }
+    0
+}
+
+fn cmd_shrink(args: &ShrinkArgs) -> i32 {
+    let loaded = if is_scenario_file(&args.file) {
+        scenario_file::load(&args.file).map_err(|e| e.to_string()).map(|s| (s, args.seed.unwrap_or(0), None))
+    } else {
+        FailureFile::read(&args.file).map(|f| {
+            let checker = f.violation.as_ref().map(|v| v.checker.clone());
+            (f.scenario, f.seed, checker)
+        })
+    };
+    let (scenario, seed, recorded) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let options = RunOptions::default();
+    let (explicit, original) = if is_explicit(&scenario) {
+        let result = run(&scenario, seed, &options);
+        (scenario.clone(), result)
+    } else {
+        println!("decompiling {} seed {} first (it has a random part)", scenario.name, seed);
+        decompile(&scenario, seed, &options)
+    };
+    let checker =
+        match args.checker.clone().or(recorded).or_else(|| original.violation.as_ref().map(|v| v.checker.clone())) {
+            Some(c) => c,
+            None => {
+                eprintln!("allocsim: {} at seed {seed} passes: nothing to shrink", scenario.name);
+                return EXIT_USAGE;
+            }
+        };
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let shrunk = shrink::shrink(&explicit, seed, &checker, &options, args.jobs, args.max_runs, |runs, units| {
+        if terminal {
+            eprint!("\rshrinking: {runs} runs, {units} parts left   ");
+        }
+    });
+    if terminal {
+        eprint!("\r{}\r", " ".repeat(50));
+    }
+    let shrunk = match shrunk {
+        Ok(s) => s,
+        Err(e) => {
+            println!("cannot shrink: {e}");
+            return 1;
+        }
+    };
+    let mut small = shrunk.scenario.clone();
+    small.name = format!("{}-shrunk", scenario.name);
+    small.description = format!(
+        "Shrunk by `allocsim shrink {}` from {} steps ({} faults) and {} initial objects; fails with {checker} at seed {seed}.",
+        args.file.display(),
+        shrunk.steps_before,
+        shrunk.faults_before,
+        shrunk.initial_before
+    );
+    let path = output_path(&args.file, &args.out, ".shrunk");
+    let header = format!("{}\nReplay: allocsim replay {} --seed {seed}", small.description, path.display());
+    if let Err(e) = write_scenario(&path, &args.file, &small, &header) {
+        eprintln!("allocsim: {e}");
+        return EXIT_USAGE;
+    }
+    println!(
+        "shrunk {} seed {seed} ({checker}) in {} runs, {:.1}s",
+        scenario.name,
+        shrunk.runs,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  steps: {} -> {}   faults: {} -> {}   initial objects: {} -> {}",
+        shrunk.steps_before,
+        shrunk.steps_after(),
+        shrunk.faults_before,
+        shrunk.faults_after(),
+        shrunk.initial_before,
+        small.initial.len()
+    );
+    if let Some(v) = &shrunk.result.violation {
+        println!("  still fails: {v}");
+    }
+    println!("wrote {}", path.display());
+    println!("replay: allocsim replay {} --seed {seed}", path.display());
+    0
 }
 
 fn cmd_bench(seeds: u64, jobs: usize, tasks: u64) -> i32 {

@@ -22,6 +22,8 @@ pub mod net;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod scenario_file;
+pub mod shrink;
 pub mod store;
 pub mod sweep;
 pub mod trace;
