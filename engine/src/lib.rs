@@ -82,13 +82,21 @@ impl Allocator {
         config: ClusterConfig,
         objects: impl IntoIterator<Item = ObjectRef<'a>>,
     ) -> Result<(Allocator, RestoreReport), AllocError> {
-        let mut allocator = Allocator::new(config)?;
         let objects: Vec<ObjectRef<'a>> = objects.into_iter().collect();
-        allocator.state.observe_all(objects.iter().copied());
+        let allocator = Allocator::new(config)?.rebuilt(objects.iter().copied());
         let findings = restore::findings(&allocator.state);
         let queue = restore::queue(&allocator.state, &objects, &findings);
         let report = RestoreReport { findings, queue };
         Ok((allocator, report))
+    }
+
+    /// An engine with this one's config, built from `objects` exactly as `restore` builds it, but
+    /// without restore's report (whose queue asks a throwaway transaction per object): for
+    /// checkers that compare the engine with a restore of the store after every step.
+    pub(crate) fn rebuilt<'a>(&self, objects: impl IntoIterator<Item = ObjectRef<'a>>) -> Allocator {
+        let mut state = index::State::new(self.state.config.clone());
+        state.observe_all(objects);
+        Allocator { state }
     }
 
     pub fn config(&self) -> &ClusterConfig {

@@ -1,20 +1,10 @@
 //! The properties of `swarmalloc::testing` (the same functions the fuzz targets wrap) over
-//! deterministic pseudo-random inputs, plus every committed fuzz regression input.
+//! deterministic pseudo-random inputs, plus every committed fuzz input: the seed corpora under
+//! `fuzz/corpus-seed/TARGET/` and the crashes kept under `fuzz/regressions/TARGET/`.
 
 use std::path::Path;
 
-use arbitrary::{Arbitrary, Unstructured};
-use swarmalloc::testing::{Op, StoredState, check_ops, check_restore};
-
-fn restore_bytes(bytes: &[u8]) -> Result<(), String> {
-    let Ok(state) = StoredState::arbitrary(&mut Unstructured::new(bytes)) else { return Ok(()) };
-    check_restore(&state).map_err(|e| format!("{e}\ninput: {state:#?}"))
-}
-
-fn ops_bytes(bytes: &[u8]) -> Result<(), String> {
-    let Ok(ops) = Vec::<Op>::arbitrary(&mut Unstructured::new(bytes)) else { return Ok(()) };
-    check_ops(&ops).map_err(|e| format!("{e}\nops: {ops:#?}"))
-}
+use swarmalloc::testing::{check_ops_bytes, check_restore_bytes};
 
 /// Runs `property` on `cases` byte strings from a fixed xorshift stream.
 fn generated(cases: usize, max_len: usize, property: fn(&[u8]) -> Result<(), String>) {
@@ -34,9 +24,10 @@ fn generated(cases: usize, max_len: usize, property: fn(&[u8]) -> Result<(), Str
     }
 }
 
-/// Every file under fuzz/regressions/TARGET: crashes the fuzzers found, kept as stable tests.
-fn regressions(target: &str, property: fn(&[u8]) -> Result<(), String>) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions").join(target);
+/// Every file under fuzz/DIR/TARGET (the README there excepted), in name order; panics naming
+/// the file on the first failure. Returns how many ran.
+fn committed_inputs(dir: &str, target: &str, property: fn(&[u8]) -> Result<(), String>) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(dir).join(target);
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("readable directory").path())
@@ -54,16 +45,22 @@ fn regressions(target: &str, property: fn(&[u8]) -> Result<(), String>) -> usize
 
 #[test]
 fn restore_property_holds_on_generated_stores() {
-    generated(3000, 480, restore_bytes);
+    generated(3000, 480, check_restore_bytes);
 }
 
 #[test]
 fn ops_property_holds_on_generated_sequences() {
-    generated(1500, 1500, ops_bytes);
+    generated(1500, 1500, check_ops_bytes);
 }
 
 #[test]
 fn fuzz_regressions_still_pass() {
-    regressions("restore", restore_bytes);
-    regressions("engine_ops", ops_bytes);
+    committed_inputs("regressions", "restore", check_restore_bytes);
+    committed_inputs("regressions", "engine_ops", check_ops_bytes);
+}
+
+#[test]
+fn seed_corpora_pass() {
+    assert!(committed_inputs("corpus-seed", "restore", check_restore_bytes) > 0, "no restore seeds");
+    assert!(committed_inputs("corpus-seed", "engine_ops", check_ops_bytes) > 0, "no engine_ops seeds");
 }

@@ -1,11 +1,10 @@
-//! Operation sequences against the engine: `swarmalloc::testing::check_ops`.
+//! Operation sequences against the reference model: `swarmalloc::testing::check_ops_bytes`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swarmalloc::testing::{Op, check_ops};
 
-fuzz_target!(|ops: Vec<Op>| {
-    if let Err(violation) = check_ops(&ops) {
+fuzz_target!(|data: &[u8]| {
+    if let Err(violation) = swarmalloc::testing::check_ops_bytes(data) {
         panic!("{violation}");
     }
 });

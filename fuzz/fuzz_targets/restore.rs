@@ -1,11 +1,10 @@
-//! Restore of any stored state, consistent or not: `swarmalloc::testing::check_restore`.
+//! Restore of any stored state, consistent or not: `swarmalloc::testing::check_restore_bytes`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swarmalloc::testing::{StoredState, check_restore};
 
-fuzz_target!(|state: StoredState| {
-    if let Err(violation) = check_restore(&state) {
+fuzz_target!(|data: &[u8]| {
+    if let Err(violation) = swarmalloc::testing::check_restore_bytes(data) {
         panic!("{violation}");
     }
 });
