@@ -172,6 +172,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             .build();
         nodes.push((format!("w{i}"), node.id()));
     }
+    let mut client_ids: Vec<madsim::task::NodeId> = Vec::new();
     for i in 1..=u64::from(scenario.clients) {
         let w = world.clone();
         let managers = scenario.managers;
@@ -182,32 +183,44 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             .map(|(req, op)| (req as u64, op.clone()))
             .filter(|(req, _)| req % clients == i - 1)
             .collect();
-        handle
+        let client = handle
             .create_node()
             .name(format!("c{i}"))
             .ip(client_ip(i))
             .init(move || client::run(i, mine.clone(), managers, w.clone()))
             .build();
+        client_ids.push(client.id());
     }
     world.lock().node_ids = nodes.iter().cloned().collect();
     nemesis(&handle, &world, &scenario, &plan, &nodes, nemesis_seed).await;
     finish(&world, &scenario).await;
-    let w = world.lock();
-    RunResult {
-        scenario: scenario.name.clone(),
-        seed,
-        faults: plan,
-        violation: w.violation.clone(),
-        trace_hash: format!("{:016x}", w.trace.hash()),
-        trace_lines: w.trace.count(),
-        sim_ms: w.now_ms(),
-        wall_ms: 0,
-        metrics: w.metrics.clone(),
-        trace_tail: w.trace.tail(TRACE_TAIL),
-        trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
-        decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },
-        ops: if options.keep_decisions { ops } else { Vec::new() },
+    let result = {
+        let w = world.lock();
+        RunResult {
+            scenario: scenario.name.clone(),
+            seed,
+            faults: plan,
+            violation: w.violation.clone(),
+            trace_hash: format!("{:016x}", w.trace.hash()),
+            trace_lines: w.trace.count(),
+            sim_ms: w.now_ms(),
+            wall_ms: 0,
+            metrics: w.metrics.clone(),
+            trace_tail: w.trace.tail(TRACE_TAIL),
+            trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
+            decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },
+            ops: if options.keep_decisions { ops } else { Vec::new() },
+        }
+    };
+    // madsim drops no task that is still pending when `block_on` returns, and pending tasks keep
+    // each other alive (one waits on a channel whose sender another holds), so each run would
+    // leak its nodes' whole state. A killed node's tasks are woken and dropped on the executor's
+    // next turn.
+    for id in nodes.iter().map(|(_, id)| *id).chain(client_ids) {
+        handle.kill(id);
     }
+    madsim::time::sleep(Duration::from_millis(1)).await;
+    result
 }
 
 /// Injects node-level faults until `faults_until_ms` (scripted steps when due, then the plan's
