@@ -9,6 +9,11 @@
 //! assert!(result.passed(), "{:?}", result.violation);
 //! ```
 
+#[cfg(not(any(madsim, doc, doctest)))]
+compile_error!(
+    "swarmalloc-sim runs on madsim's simulated runtime: build it with RUSTFLAGS=\"--cfg madsim\" (the workspace's .cargo/config.toml sets it; cargo fuzz needs the variable)"
+);
+
 pub mod agent;
 pub mod alloc_loop;
 pub mod check;
@@ -17,6 +22,7 @@ pub mod client;
 pub mod duties;
 pub mod failure;
 pub mod faults;
+pub mod fuzzing;
 pub mod manager;
 pub mod net;
 pub mod rng;
