@@ -366,7 +366,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
         for (name, seeds, failing, secs) in &summaries {
             let summary = serde_json::json!({
                 "summary": line(name, *seeds, failing.len(), *secs), "scenario": name, "seeds": seeds,
-                "failed": failing.len(), "seconds": secs, "failing_seeds": failing,
+                "failed": failing.len(), "seconds": secs, "failing_seeds": failing, "jobs": args.jobs,
             });
             println!("{summary}");
         }
