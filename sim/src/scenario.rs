@@ -235,8 +235,8 @@ pub enum Assertion {
     Running { service: ServiceId, count: u64 },
     /// The service's live tasks have pairwise distinct addresses on every network.
     DistinctAddresses { service: ServiceId },
-    /// The service's VIPs at the end equal its VIPs at `since_ms` (sampled at the first applied
-    /// entry at or after that time).
+    /// From the first applied entry at or after `since_ms` where the service holds VIPs, every
+    /// later applied state and the end state show the same VIPs.
     VipUnchangedSince { service: ServiceId, since_ms: u64 },
     /// No live task is in this state.
     NoTaskIn { state: TaskState },
