@@ -235,8 +235,8 @@ pub enum Assertion {
     Running { service: ServiceId, count: u64 },
     /// The service's live tasks have pairwise distinct addresses on every network.
     DistinctAddresses { service: ServiceId },
-    /// The service's VIPs at the end equal its VIPs at `since_ms` (sampled at the first applied
-    /// entry at or after that time).
+    /// From the first applied entry at or after `since_ms` where the service holds VIPs, every
+    /// later applied state and the end state show the same VIPs.
     VipUnchangedSince { service: ServiceId, since_ms: u64 },
     /// No live task is in this state.
     NoTaskIn { state: TaskState },
@@ -367,6 +367,10 @@ pub struct Scenario {
     /// Checks on the end state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assertions: Vec<Assertion>,
+    /// The seed `run` and `replay` use when none is given: decompile and shrink write the
+    /// failing seed here, so the file alone replays the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// 1 to 7.
     pub managers: u8,
     pub workers: u8,
@@ -409,6 +413,7 @@ impl Scenario {
             initial: InitialState::default(),
             steps: Vec::new(),
             assertions: Vec::new(),
+            seed: None,
             managers: 3,
             workers: 5,
             clients: 2,
@@ -479,6 +484,7 @@ impl Scenario {
             initial: InitialState::default(),
             steps: Vec::new(),
             assertions: Vec::new(),
+            seed: None,
             managers: 3,
             workers: 0,
             clients: 1,

@@ -244,6 +244,8 @@ struct FileModel {
     name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
     cluster: ClusterFile,
     #[serde(default, skip_serializing_if = "is_default_raft")]
     raft: RaftSettings,
@@ -757,6 +759,7 @@ impl FileModel {
             initial: self.initial,
             steps,
             assertions,
+            seed: self.seed,
             managers: c.managers,
             workers: c.workers,
             clients: c.clients,
@@ -804,6 +807,7 @@ impl FileModel {
         Ok(FileModel {
             name: s.name.clone(),
             description: s.description.clone(),
+            seed: s.seed,
             cluster: ClusterFile {
                 managers: s.managers,
                 workers: s.workers,
