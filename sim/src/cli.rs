@@ -694,7 +694,7 @@ struct ReportArgs {
     json: bool,
 }
 
-fn parse_report(args: &[String]) -> Result<ReportArgs, String> {
+fn parse_report(args: &[String]) -> Result<ReportArgs, ArgError> {
     let mut options = ReportOptions::default();
     let (mut out, mut json) = (None, false);
     let mut i = 0;
@@ -705,7 +705,7 @@ fn parse_report(args: &[String]) -> Result<ReportArgs, String> {
             "--fuzz" => options.fuzz = Some(PathBuf::from(value(args, &mut i, "--fuzz")?)),
             "--failures" => options.sweep.failures_dir = PathBuf::from(value(args, &mut i, "--failures")?),
             "--json" => json = true,
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path => options.results.push(PathBuf::from(path)),
         }
         i += 1;
@@ -722,16 +722,16 @@ struct CheckArgs {
     json: bool,
 }
 
-fn parse_check(args: &[String]) -> Result<CheckArgs, String> {
+fn parse_check(args: &[String]) -> Result<CheckArgs, ArgError> {
     let (mut state, mut out, mut json) = (None, None, false);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
             "--json" => json = true,
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if state.is_none() => state = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
