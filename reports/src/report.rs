@@ -43,6 +43,10 @@ fn seeds_text(seeds: &[u64]) -> String {
     text.join(", ")
 }
 
+fn none_or_list(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
+}
+
 fn ms(v: Option<u64>) -> String {
     v.map_or("–".into(), |v| v.to_string())
 }
@@ -210,8 +214,10 @@ impl Sweep {
         }
         let find = |prefix: &'static str| charts.iter().filter(move |c| c.file.starts_with(prefix));
         let mut throughput = String::from(
-            "<p class=\"muted\">Mean over seeds; grey: share of run time without a leader; red: share with a fault \
-             on; triangles: leader terms starting. Simulated time.</p>\n",
+            "<p class=\"muted\">Simulated time, mean over seeds. Shading behind the bars: grey, the share of run \
+             time without a leader; red, with a node or proposal fault on (partition, kill, slow follower, batch \
+             cut, ambiguous commit); the orange strip on top, with message faults on. Triangles: leader terms \
+             starting. Each failure above has its own timeline with its leader terms and fault windows.</p>\n",
         );
         for c in find("throughput-") {
             throughput.push_str(&chart(&c.title, &c.file, &c.svg));
@@ -357,7 +363,7 @@ impl Sweep {
             let found = if f.failure_file_found {
                 ""
             } else {
-                " <span class=\"muted\">(the failure file was not found next to the results; `allocsim run` writes it there)</span>"
+                " <span class=\"muted\">(the failure file was not found next to the results; <code>allocsim run</code> writes it there)</span>"
             };
             let _ = writeln!(html, "<p>Replay: <code>{}</code>{found}</p>", esc(&f.replay));
             let detail = self.charts.failure_details.get(&(f.scenario.clone(), f.seed));
@@ -534,8 +540,8 @@ impl Sweep {
             let _ = writeln!(
                 html,
                 "<p>Scenarios added: {}; removed: {}.</p>",
-                esc(&b.scenarios_added.join(", ")),
-                esc(&b.scenarios_removed.join(", "))
+                esc(&none_or_list(&b.scenarios_added)),
+                esc(&none_or_list(&b.scenarios_removed))
             );
         }
         let rows: Vec<(Option<&str>, Vec<String>)> = b
