@@ -314,3 +314,13 @@ fn empty_and_missing_files() {
         "{error}"
     );
 }
+
+#[test]
+fn reading_reports_progress_up_to_the_whole_file() {
+    let mut seen = Vec::new();
+    let files = [PathBuf::from(SMOKE), PathBuf::from(PLANTED)];
+    read_sweep(&files, &SweepOptions::default(), &mut |p| seen.push((p.file.to_path_buf(), p.bytes_read, p.lines)))
+        .expect("readable");
+    let size = |f: &str| std::fs::metadata(f).expect("fixture").len();
+    assert_eq!(seen, [(PathBuf::from(SMOKE), size(SMOKE), 4), (PathBuf::from(PLANTED), size(PLANTED), 4)]);
+}
