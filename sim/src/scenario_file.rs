@@ -96,10 +96,41 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     Ok(scenario)
 }
 
-/// Writes a scenario as scenario-file text (comments are not kept).
+/// Writes a scenario as scenario-file text (comments are not kept). Steps and initial objects
+/// are written the way people write them: one `[[step]]` or `[[initial.networks]]` table each,
+/// one line per key, nested values inline (`create_service = { id = "web", replicas = 3 }`).
 pub fn to_toml(scenario: &Scenario) -> Result<String, String> {
-    let model = FileModel::raise(scenario)?;
-    toml::to_string(&model).map_err(|e| format!("cannot write scenario {}: {e}", scenario.name))
+    let cannot = |e: &dyn fmt::Display| format!("cannot write scenario {}: {e}", scenario.name);
+    let mut model = FileModel::raise(scenario)?;
+    let steps = std::mem::take(&mut model.step);
+    let initial = std::mem::take(&mut model.initial);
+    let mut text = toml::to_string(&model).map_err(|e| cannot(&e))?;
+    let values = |items: Vec<Result<toml::Value, toml::ser::Error>>| {
+        items.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| cannot(&e))
+    };
+    let tables = [
+        ("initial.networks", values(initial.networks.iter().map(toml::Value::try_from).collect())?),
+        ("initial.services", values(initial.services.iter().map(toml::Value::try_from).collect())?),
+        ("initial.tasks", values(initial.tasks.iter().map(toml::Value::try_from).collect())?),
+        ("initial.nodes", values(initial.nodes.iter().map(toml::Value::try_from).collect())?),
+        ("step", values(steps.iter().map(|s| toml::Value::try_from(s.get_ref())).collect())?),
+    ];
+    for (header, entries) in tables {
+        for entry in entries {
+            text.push_str(&format!("\n[[{header}]]\n"));
+            if let toml::Value::Table(table) = entry {
+                for (key, value) in table {
+                    text.push_str(&format!("{} = {value}\n", toml_key(&key)));
+                }
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// A key as TOML writes it: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    if is_key(key) { key.to_string() } else { toml::Value::String(key.to_string()).to_string() }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
