@@ -517,7 +517,7 @@ impl Scenario {
         }
         if self.faults_until_ms > self.duration_ms {
             return Err(format!(
-                "faults_until_ms = {}: expected at most duration_ms = {}",
+                "faults_until_ms = {}ms: expected at most duration_ms = {}ms",
                 self.faults_until_ms, self.duration_ms
             ));
         }
@@ -529,7 +529,10 @@ impl Scenario {
                 ));
             }
             if g.ops_until_ms > self.duration_ms {
-                return Err(format!("workload.ops_until_ms = {}: expected at most duration_ms", g.ops_until_ms));
+                return Err(format!(
+                    "workload.ops_until_ms = {}ms: expected at most duration_ms = {}ms",
+                    g.ops_until_ms, self.duration_ms
+                ));
             }
         }
         self.faults.validate()?;
@@ -557,7 +560,13 @@ impl Scenario {
 
     /// The checks of the newer fields (steps, assertions, initial state, settings).
     fn validate_extra(&self) -> Result<(), String> {
-        self.config.validate().map_err(|e| format!("config: {e}"))?;
+        self.config.validate().map_err(|e| match e {
+            // "cluster config FIELD = VALUE: expected ..." names the field inside [config].
+            swarmalloc::AllocError::InvalidSpec { what } => {
+                format!("config.{}", what.strip_prefix("cluster config ").unwrap_or(&what))
+            }
+            other => format!("config: {other}"),
+        })?;
         if self.raft.tick_ms == 0 || self.raft.tick_ms > 1_000 {
             return Err(format!("raft.tick_ms = {}: expected 1 to 1000", self.raft.tick_ms));
         }
@@ -592,7 +601,7 @@ impl Scenario {
                 _ => None,
             };
             if let Some(t) = target.filter(|t| !known(t)) {
-                return Err(format!("steps[{i}].node = {t:?}: expected \"leader\" or one of {}", nodes.join(", ")));
+                return Err(format!("steps[{i}].node = \"{t}\": expected \"leader\" or one of {}", nodes.join(", ")));
             }
             match &step.action {
                 Action::Messages { rate, .. } if !(0.0..=1.0).contains(rate) => {
@@ -606,7 +615,7 @@ impl Scenario {
                 | Action::Client(ClientOp::RemoveNode { node })
                     if !nodes.contains(&node.to_string()) && !self.initial.nodes.iter().any(|n| &n.id == node) =>
                 {
-                    return Err(format!("steps[{i}].node = {node:?}: expected one of {}", nodes.join(", ")));
+                    return Err(format!("steps[{i}].node = \"{node}\": expected one of {}", nodes.join(", ")));
                 }
                 _ => {}
             }
@@ -623,11 +632,20 @@ impl Scenario {
                 return Err(format!("assertions[{i}].since = {since_ms}ms: expected at most duration"));
             }
         }
-        let mut ids = std::collections::BTreeSet::new();
-        for object in self.initial.objects() {
-            let id = object.id();
-            if !ids.insert(id.clone()) {
-                return Err(format!("initial: {id} is listed twice"));
+        let initial = [
+            ("networks", self.initial.networks.iter().map(|n| n.id.to_string()).collect::<Vec<_>>()),
+            ("services", self.initial.services.iter().map(|s| s.id.to_string()).collect()),
+            ("tasks", self.initial.tasks.iter().map(|t| t.id.to_string()).collect()),
+            ("nodes", self.initial.nodes.iter().map(|n| n.id.to_string()).collect()),
+        ];
+        for (kind, ids) in initial {
+            let mut seen = std::collections::BTreeMap::new();
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(first) = seen.insert(id, i) {
+                    return Err(format!(
+                        "initial.{kind}[{i}].id = \"{id}\": listed twice (also initial.{kind}[{first}])"
+                    ));
+                }
             }
         }
         Ok(())

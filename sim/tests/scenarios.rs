@@ -196,13 +196,73 @@ fn a_wrong_type_names_the_key_and_the_type_expected() {
         "duration",
         "invalid value: string \"ten seconds\", expected a duration such as \"1500ms\", \"2s\", \"1.5s\" or \"1m\"",
     );
+}
+
+#[test]
+fn a_value_the_simulator_cannot_use_names_the_files_key_and_where_it_is() {
+    let head = "name = \"x\"\n[cluster]\nworkers = 2\nduration = \"10s\"\nfaults_until = \"5s\"\n";
     check_error(
         "out-of-range",
         "name = \"x\"\n[cluster]\nduration = \"10s\"\nmanagers = 9\n",
         4,
         1,
-        "managers",
-        "managers = 9: expected 1 to 7",
+        "cluster.managers",
+        "cluster.managers = 9: expected 1 to 7",
+    );
+    check_error(
+        "unknown-node",
+        &format!("{head}\n[[step]]\nat = \"1s\"\npartition = {{ node = \"w9\" }}\n"),
+        9,
+        15,
+        "step[0].node",
+        "step[0].node = \"w9\": expected \"leader\" or one of m1, m2, m3, w1, w2",
+    );
+    check_error(
+        "late-fault",
+        &format!(
+            "{head}\n[[step]]\nat = \"1s\"\nscale = {{ service = \"s\", replicas = 1 }}\n\n[[step]]\nat = \"7s\"\nrestart_allocator = true\n"
+        ),
+        12,
+        1,
+        "step[1].at",
+        "step[1].at = 7000ms: a fault must come before faults_until = 5000ms (everything heals then)",
+    );
+    check_error(
+        "rate-of-a-kind-not-listed",
+        &format!("{head}\n[random.faults]\nkinds = [\"leader_partition\"]\nrates = {{ batch_cut = 0.5 }}\n"),
+        9,
+        11,
+        "random.faults.rates.batch_cut",
+        "random.faults.rates.batch_cut: expected a kind listed in faults.kinds",
+    );
+    check_error(
+        "duplicate-initial-object",
+        &format!(
+            "{head}\n[[initial.networks]]\nid = \"a\"\nspec = {{ name = \"a\" }}\n\n[[initial.networks]]\nid = \"a\"\nspec = {{ name = \"a\" }}\n"
+        ),
+        12,
+        1,
+        "initial.networks[1].id",
+        "initial.networks[1].id = \"a\": listed twice (also initial.networks[0])",
+    );
+    check_error(
+        "two-checks-in-one-assertion",
+        &format!(
+            "{head}\n[[expect.assert]]\nno_task_in = \"new\"\n\n[[expect.assert]]\nservice = \"web\"\nrunning = 2\ndistinct_addresses = true\n"
+        ),
+        10,
+        1,
+        "expect.assert[1]",
+        "expect.assert[1]: expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
+         `no_task_in`, `allocated`/`subnet`, `gone`",
+    );
+    check_error(
+        "cluster-config",
+        &format!("{head}\n[config]\nsubnet_size = 40\n"),
+        8,
+        1,
+        "config.subnet_size",
+        "config.subnet_size = 40: expected a prefix length between 8 (the base 10.0.0.0/8) and 30",
     );
 }
 
