@@ -242,10 +242,16 @@ fn unreadable(files: Vec<PathBuf>) -> String {
     error.to_string()
 }
 
+/// The first result line of the smoke fixture, to corrupt.
+fn first_smoke_line() -> String {
+    std::fs::read_to_string(SMOKE).expect("fixture").lines().next().expect("a line").to_string()
+}
+
 #[test]
 fn a_corrupt_line_names_the_file_line_and_field() {
     let good = std::fs::read_to_string(SMOKE).expect("fixture");
-    let first = good.lines().next().expect("a line");
+    let first = first_smoke_line();
+    let first = first.as_str();
     let bad = good.replacen(first, &first.replacen("\"sim_ms\":", "\"sim_ms\":\"soon\",\"was\":", 1), 1);
     let path = temp("corrupt.jsonl", &bad);
     let error = unreadable(vec![path.clone()]);
@@ -259,8 +265,8 @@ fn a_corrupt_line_names_the_file_line_and_field() {
 
 #[test]
 fn impossible_series_values_are_named() {
-    let good = std::fs::read_to_string(SMOKE).expect("fixture");
-    let first = good.lines().next().expect("a line");
+    let first = first_smoke_line();
+    let first = first.as_str();
     let bad = first.replacen("\"bucket_ms\":1000", "\"bucket_ms\":0", 1);
     let path = temp("zero-bucket.jsonl", &bad);
     assert_eq!(
@@ -271,8 +277,8 @@ fn impossible_series_values_are_named() {
 
 #[test]
 fn one_seed_with_two_different_hashes_cannot_merge() {
-    let good = std::fs::read_to_string(SMOKE).expect("fixture");
-    let first = good.lines().next().expect("a line");
+    let first = first_smoke_line();
+    let first = first.as_str();
     let other = first.replacen("\"trace_hash\":\"", "\"trace_hash\":\"ff", 1);
     let path = temp("other-hash.jsonl", &other);
     let error = unreadable(vec![PathBuf::from(SMOKE), path.clone()]);
