@@ -1,12 +1,15 @@
 //! The `allocsim` command line: `run` (one seed, a sweep, or a determinism check, of a built-in
 //! scenario, a scenario file or a directory of them), `replay` (a failure file, or a scenario
-//! file at a seed), `decompile` and `shrink` (a failure to an explicit, small scenario), `bench`.
+//! file at a seed), `decompile` and `shrink` (a failure to an explicit, small scenario), `bench`,
+//! and `report` and `check`, thin wrappers over `swarmalloc_reports`.
 //! Exit codes: 0 all passed, 1 a check failed, 2 bad input or usage.
 
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
 use crate::failure::FailureFile;
 use crate::run::{RunOptions, RunResult, run};
@@ -25,16 +28,44 @@ usage:
   allocsim shrink FAILURE.json|SCENARIO.toml [--seed N] [--checker NAME] [--out FILE.toml] [--jobs J]
                   [--max-runs N]
   allocsim bench [--seeds N] [--jobs J] [--tasks N]
+  allocsim report RESULTS.jsonl... --out DIR [--baseline OLD/report.json] [--fuzz FUZZ.json]
+                  [--failures DIR] [--json]
+  allocsim check STATE --out DIR [--json]
 
 SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / ~200 tasks,
 60 simulated seconds, faults on), smoke (smaller and shorter), throughput (50,000 tasks, no faults);
 or a scenario file (TOML, see scenarios/README.md); or a directory, which runs every *.toml in it.
 decompile writes a failure's random choices as explicit steps; shrink delta-debugs an explicit
 failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
-Exit codes: 0 every run passed, 1 a checker fired (or a replay diverged), 2 bad input or usage.";
+report reads the JSON lines of `run --json` sweeps (several files merge) and writes report.json,
+index.html and charts/ to DIR; failure files and shrunk scenarios are looked up in --failures
+(default allocsim-failures). check reads a Docker inspect dump or a store snapshot (a file or a
+directory of *.json) and writes check.json and index.html to DIR.
+Exit codes: 0 every run passed (report: every seed passed; check: clean), 1 a checker fired (or a
+replay diverged; report: a seed failed or the fuzz summary lists a crash; check: problems found),
+2 bad input or usage.";
 
 /// Exit code for a usage or input error.
 pub const EXIT_USAGE: i32 = 2;
+
+/// Why a command line was refused: a mistake in the arguments (the usage follows the message)
+/// or an unreadable or invalid input file (the message names the file, line and key).
+enum ArgError {
+    Usage(String),
+    Input(String),
+}
+
+impl From<String> for ArgError {
+    fn from(message: String) -> ArgError {
+        ArgError::Usage(message)
+    }
+}
+
+impl From<&str> for ArgError {
+    fn from(message: &str) -> ArgError {
+        ArgError::Usage(message.to_string())
+    }
+}
 
 struct RunArgs {
     scenarios: Vec<Scenario>,
@@ -54,17 +85,23 @@ pub fn main(args: Vec<String>) -> i32 {
         Some("decompile") => parse_decompile(&args[1..]).map(|(file, out)| cmd_decompile(&file, out)),
         Some("shrink") => parse_shrink(&args[1..]).map(|a| cmd_shrink(&a)),
         Some("bench") => parse_bench(&args[1..]).map(|(seeds, jobs, tasks)| cmd_bench(seeds, jobs, tasks)),
+        Some("report") => parse_report(&args[1..]).map(|a| cmd_report(&a)),
+        Some("check") => parse_check(&args[1..]).map(|a| cmd_check(&a)),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(0)
         }
-        Some(other) => Err(format!("unknown command {other:?}")),
+        Some(other) => Err(format!("unknown command {other:?}").into()),
         None => Err("no command given".into()),
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
+        Err(ArgError::Usage(message)) => {
             eprintln!("allocsim: {message}\n\n{USAGE}");
+            EXIT_USAGE
+        }
+        Err(ArgError::Input(message)) => {
+            eprintln!("allocsim: {message}");
             EXIT_USAGE
         }
     }
@@ -115,7 +152,7 @@ pub fn scenarios_named(name: &str) -> Result<Vec<Scenario>, String> {
     })
 }
 
-fn parse_run(args: &[String]) -> Result<RunArgs, String> {
+fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     let mut parsed = RunArgs {
         scenarios: Vec::new(),
         seeds: 0..1,
@@ -154,16 +191,22 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--check-determinism" => parsed.determinism = true,
             "--trace" => parsed.trace = Some(PathBuf::from(value(args, &mut i, "--trace")?)),
             "--failures" => parsed.failures = PathBuf::from(value(args, &mut i, "--failures")?),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            name => parsed.scenarios.extend(scenarios_named(name)?),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
+            name => parsed.scenarios.extend(scenarios_named(name).map_err(ArgError::Input)?),
         }
         i += 1;
     }
     if parsed.scenarios.is_empty() {
         parsed.scenarios.push(Scenario::default_workload());
     }
+    // A single scenario file that records its seed (decompiled and shrunk files do) runs at it.
+    if let ([scenario], false) = (parsed.scenarios.as_slice(), seeds_given)
+        && let Some(seed) = scenario.seed
+    {
+        parsed.seeds = seed..seed + 1;
+    }
     for scenario in &parsed.scenarios {
-        scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+        scenario.validate().map_err(|e| ArgError::Input(format!("scenario {}: {e}", scenario.name)))?;
     }
     if parsed.trace.is_some() && (parsed.seeds.end - parsed.seeds.start != 1 || parsed.scenarios.len() != 1) {
         return Err("--trace needs a single scenario and a single --seed".into());
@@ -181,7 +224,7 @@ fn is_scenario_file(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "toml")
 }
 
-fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
+fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     let mut file = None;
     let mut seed = None;
     let mut json = false;
@@ -190,9 +233,9 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
         match args[i].as_str() {
             "--json" => json = true,
             "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
@@ -203,16 +246,16 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
     Ok(ReplayArgs { file, seed, json })
 }
 
-fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), String> {
+fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), ArgError> {
     let mut file = None;
     let mut out = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
@@ -228,7 +271,7 @@ struct ShrinkArgs {
     max_runs: usize,
 }
 
-fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
+fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
     let mut parsed =
         ShrinkArgs { file: PathBuf::new(), seed: None, checker: None, out: None, jobs: 2, max_runs: 2_000 };
     let mut file = None;
@@ -240,9 +283,9 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
             "--out" => parsed.out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
             "--jobs" => parsed.jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--max-runs" => parsed.max_runs = number(value(args, &mut i, "--max-runs")?, "--max-runs")?,
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
@@ -256,7 +299,7 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
     Ok(parsed)
 }
 
-fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), String> {
+fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), ArgError> {
     let (mut seeds, mut jobs, mut tasks) = (100u64, 2usize, 50_000u64);
     let mut i = 0;
     while i < args.len() {
@@ -264,7 +307,7 @@ fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), String> {
             "--seeds" => seeds = number(value(args, &mut i, "--seeds")?, "--seeds")?,
             "--jobs" => jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--tasks" => tasks = number(value(args, &mut i, "--tasks")?, "--tasks")?,
-            other => return Err(format!("unknown option {other:?}")),
+            other => return Err(format!("unknown option {other:?}").into()),
         }
         i += 1;
     }
@@ -366,7 +409,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
         for (name, seeds, failing, secs) in &summaries {
             let summary = serde_json::json!({
                 "summary": line(name, *seeds, failing.len(), *secs), "scenario": name, "seeds": seeds,
-                "failed": failing.len(), "seconds": secs, "failing_seeds": failing,
+                "failed": failing.len(), "seconds": secs, "failing_seeds": failing, "jobs": args.jobs,
             });
             println!("{summary}");
         }
@@ -419,7 +462,10 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
 fn cmd_replay(args: &ReplayArgs) -> i32 {
     let (scenario, seed, expected) = if is_scenario_file(&args.file) {
         match scenario_file::load(&args.file) {
-            Ok(scenario) => (scenario, args.seed.unwrap_or(0), None),
+            Ok(scenario) => {
+                let seed = args.seed.or(scenario.seed).unwrap_or(0);
+                (scenario, seed, None)
+            }
             Err(e) => {
                 eprintln!("allocsim: {e}");
                 return EXIT_USAGE;
@@ -483,12 +529,8 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
     };
     let (explicit, original) = decompile(&failure.scenario, failure.seed, &RunOptions::default());
     let path = output_path(file, &out, ".decompiled");
-    let header = format!(
-        "Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {} --seed {}",
-        file.display(),
-        path.display(),
-        failure.seed
-    );
+    let header =
+        format!("Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {}", file.display(), path.display());
     if let Err(e) = write_scenario(&path, file, &explicit, &header) {
         eprintln!("allocsim: {e}");
         return EXIT_USAGE;
@@ -505,7 +547,7 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
     println!("original run:   {}", show(&original));
     println!("decompiled run: {}", show(&check));
     println!("wrote {}", path.display());
-    println!("replay: allocsim replay {} --seed {}", path.display(), failure.seed);
+    println!("replay: allocsim replay {}", path.display());
     let same = match (&original.violation, &check.violation) {
         (Some(a), Some(b)) => a.checker == b.checker,
         (None, None) => true,
@@ -520,7 +562,10 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
 
 fn cmd_shrink(args: &ShrinkArgs) -> i32 {
     let loaded = if is_scenario_file(&args.file) {
-        scenario_file::load(&args.file).map_err(|e| e.to_string()).map(|s| (s, args.seed.unwrap_or(0), None))
+        scenario_file::load(&args.file).map_err(|e| e.to_string()).map(|s| {
+            let seed = args.seed.or(s.seed).unwrap_or(0);
+            (s, seed, None)
+        })
     } else {
         FailureFile::read(&args.file).map(|f| {
             let checker = f.violation.as_ref().map(|v| v.checker.clone());
@@ -577,7 +622,8 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         shrunk.initial_before
     );
     let path = output_path(&args.file, &args.out, ".shrunk");
-    let header = format!("{}\nReplay: allocsim replay {} --seed {seed}", small.description, path.display());
+    small.seed = Some(seed);
+    let header = format!("{}\nReplay: allocsim replay {}", small.description, path.display());
     if let Err(e) = write_scenario(&path, &args.file, &small, &header) {
         eprintln!("allocsim: {e}");
         return EXIT_USAGE;
@@ -601,7 +647,7 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         println!("  still fails: {v}");
     }
     println!("wrote {}", path.display());
-    println!("replay: allocsim replay {} --seed {seed}", path.display());
+    println!("replay: allocsim replay {}", path.display());
     0
 }
 
@@ -640,6 +686,126 @@ fn cmd_bench(seeds: u64, jobs: usize, tasks: u64) -> i32 {
         _ => println!("  did not finish: {} of {tasks} tasks PENDING; {}", m.tasks_pending, describe(&result)),
     }
     i32::from(failed > 0 || !result.passed())
+}
+
+struct ReportArgs {
+    options: ReportOptions,
+    out: PathBuf,
+    json: bool,
+}
+
+fn parse_report(args: &[String]) -> Result<ReportArgs, ArgError> {
+    let mut options = ReportOptions::default();
+    let (mut out, mut json) = (None, false);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
+            "--baseline" => options.baseline = Some(PathBuf::from(value(args, &mut i, "--baseline")?)),
+            "--fuzz" => options.fuzz = Some(PathBuf::from(value(args, &mut i, "--fuzz")?)),
+            "--failures" => options.sweep.failures_dir = PathBuf::from(value(args, &mut i, "--failures")?),
+            "--json" => json = true,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
+            path => options.results.push(PathBuf::from(path)),
+        }
+        i += 1;
+    }
+    if options.results.is_empty() {
+        return Err("report needs at least one results file (the output of `allocsim run --json`)".into());
+    }
+    Ok(ReportArgs { options, out: out.ok_or("report needs --out DIR")?, json })
+}
+
+struct CheckArgs {
+    state: PathBuf,
+    out: PathBuf,
+    json: bool,
+}
+
+fn parse_check(args: &[String]) -> Result<CheckArgs, ArgError> {
+    let (mut state, mut out, mut json) = (None, None, false);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
+            "--json" => json = true,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
+            path if state.is_none() => state = Some(PathBuf::from(path)),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
+        }
+        i += 1;
+    }
+    let state = state.ok_or("check needs a state dump (a JSON file or a directory of them)")?;
+    Ok(CheckArgs { state, out: out.ok_or("check needs --out DIR")?, json })
+}
+
+/// Shows reading progress on stderr for inputs of more than a few megabytes.
+fn reading_progress(progress: swarmalloc_reports::Progress) {
+    const SHOW_ABOVE_BYTES: u64 = 8 << 20;
+    if progress.bytes_total < SHOW_ABOVE_BYTES {
+        return;
+    }
+    let percent = progress.bytes_read * 100 / progress.bytes_total.max(1);
+    let text = format!("reading {}: {percent}% ({} lines)", progress.file.display(), progress.lines);
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{text}   ");
+        if progress.bytes_read >= progress.bytes_total {
+            eprintln!();
+        }
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// Writes a report's files; a failure names the file (exit 2).
+fn write_out(dir: &Path, files: &[(String, String)]) -> Result<(), i32> {
+    swarmalloc_reports::write_files(dir, files).map(|_| ()).map_err(|e| {
+        eprintln!("allocsim: {e}");
+        EXIT_USAGE
+    })
+}
+
+fn cmd_report(args: &ReportArgs) -> i32 {
+    let sweep = match make_report(&args.options, &mut reading_progress) {
+        Ok(sweep) => sweep,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let files = sweep.files();
+    if let Err(code) = write_out(&args.out, &files) {
+        return code;
+    }
+    if args.json {
+        print!("{}", sweep.report.to_json());
+    } else {
+        print!("{}", sweep.to_text());
+        let charts = files.iter().filter(|(name, _)| name.starts_with("charts/")).count();
+        println!("wrote {} ({charts} charts)", args.out.join("index.html").display());
+    }
+    i32::from(sweep.exit_code())
+}
+
+fn cmd_check(args: &CheckArgs) -> i32 {
+    let result = check_path(&args.state);
+    let report = match &result {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return i32::from(Status::of(&result).code());
+        }
+    };
+    if let Err(code) = write_out(&args.out, &report.files()) {
+        return code;
+    }
+    if args.json {
+        print!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+        println!("wrote {}", args.out.join("index.html").display());
+    }
+    i32::from(Status::of(&result).code())
 }
 
 /// A one-line progress bar on a terminal; a line per tenth otherwise.

@@ -225,7 +225,7 @@ mod small {
                     let file = to_toml(&scenario).unwrap_or_else(|e| format!("(cannot write the scenario: {e})"));
                     Err(format!(
                         "seed {}: checker {} fired: {}\nobjects: {:?}, at {} ms, raft index {}, node {}\n\
-                         replay: save the scenario below as x.toml and run `allocsim replay x.toml --seed {}`\n\
+                         replay: save the scenario below as x.toml and run `allocsim replay x.toml`\n\
                          --- scenario\n{file}",
                         self.seed,
                         violation.checker,
@@ -234,7 +234,6 @@ mod small {
                         violation.t_ms,
                         violation.raft_index,
                         violation.node,
-                        self.seed
                     ))
                 }
             }
@@ -267,6 +266,7 @@ mod small {
                 initial: Default::default(),
                 steps,
                 assertions: Vec::new(),
+                seed: Some(self.seed),
                 managers,
                 workers,
                 clients: 1 + self.clients % 2,
