@@ -518,42 +518,43 @@ impl State {
     fn resolve_networks(&mut self) {
         self.subnets.clear();
         self.vnis.clear();
-        let mut order: Vec<&NetworkId> = self.networks.keys().collect();
-        order.sort_by_key(|id| (!self.networks[*id].ingress, *id));
-        let order: Vec<NetworkId> = order.into_iter().cloned().collect();
         let mut ingress_allocated = None;
         let mut ingress_any = None;
-        for id in order {
-            let entry = self.networks.get_mut(&id).expect("listed above");
-            if entry.ingress && ingress_any.is_none() {
-                ingress_any = Some(id.clone());
-            }
-            let Some(Ok(alloc)) = &mut entry.alloc else { continue };
-            alloc.conflict = None;
-            for pool in &alloc.pools {
-                if let Some((other, owner)) = find_overlap(&self.subnets, &pool.subnet) {
-                    alloc.conflict = Some(format!("subnet {} overlaps {other} of network {owner}", pool.subnet));
-                    break;
+        // Rank order: ingress networks first, then the rest, each by id (the map's order), so
+        // no id is sorted, cloned or looked up again.
+        for ingress_pass in [true, false] {
+            for (id, entry) in self.networks.iter_mut().filter(|(_, e)| e.ingress == ingress_pass) {
+                if entry.ingress && ingress_any.is_none() {
+                    ingress_any = Some(id.clone());
                 }
-            }
-            if alloc.conflict.is_none()
-                && let Some((vni, owner)) = alloc.vnis.iter().find_map(|v| self.vnis.get(v).map(|o| (*v, o)))
-            {
-                alloc.conflict = Some(format!("VXLAN id {vni} is held by network {owner}"));
-            }
-            if alloc.conflict.is_some() {
-                continue;
-            }
-            for pool in &alloc.pools {
-                let key = (pool.is_v6(), ip_to_u128(pool.subnet.network()));
-                let entry = SubnetEntry { subnet: pool.subnet, network: id.clone(), from_default: pool.from_default };
-                self.subnets.insert(key, entry);
-            }
-            for vni in &alloc.vnis {
-                self.vnis.insert(*vni, id.clone());
-            }
-            if entry.ingress && ingress_allocated.is_none() {
-                ingress_allocated = Some(id.clone());
+                let Some(Ok(alloc)) = &mut entry.alloc else { continue };
+                alloc.conflict = None;
+                for pool in &alloc.pools {
+                    if let Some((other, owner)) = find_overlap(&self.subnets, &pool.subnet) {
+                        alloc.conflict = Some(format!("subnet {} overlaps {other} of network {owner}", pool.subnet));
+                        break;
+                    }
+                }
+                if alloc.conflict.is_none()
+                    && let Some((vni, owner)) = alloc.vnis.iter().find_map(|v| self.vnis.get(v).map(|o| (*v, o)))
+                {
+                    alloc.conflict = Some(format!("VXLAN id {vni} is held by network {owner}"));
+                }
+                if alloc.conflict.is_some() {
+                    continue;
+                }
+                for pool in &alloc.pools {
+                    let key = (pool.is_v6(), ip_to_u128(pool.subnet.network()));
+                    let entry =
+                        SubnetEntry { subnet: pool.subnet, network: id.clone(), from_default: pool.from_default };
+                    self.subnets.insert(key, entry);
+                }
+                for vni in &alloc.vnis {
+                    self.vnis.insert(*vni, id.clone());
+                }
+                if entry.ingress && ingress_allocated.is_none() {
+                    ingress_allocated = Some(id.clone());
+                }
             }
         }
         self.ingress = ingress_allocated.or(ingress_any);

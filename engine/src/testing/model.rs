@@ -6,7 +6,8 @@
 //! passes that race another writer, and restores. The model keeps the committed objects (`store`)
 //! and applies only committed updates to it. After every step it checks, independently of the
 //! engine's own index:
-//! (a) the engine equals `Allocator::restore(config, store)` in store, reversed and shuffled order;
+//! (a) the engine equals `Allocator::restore(config, store)`, in store, reversed or shuffled order
+//!     (one order per step, in turn; all three at the end);
 //! (b) building and dropping a proposal leaves the engine unchanged;
 //! (c) the committed store is consistent (no shared live address, addresses inside their
 //!     subnets and off network/broadcast, one address per family per attachment, no subnet
@@ -269,7 +270,17 @@ pub fn check_ops(ops: &[Op]) -> Result<(), String> {
         model.apply(op).map_err(|e| format!("step {i} {op:?}: {e}"))?;
         model.check().map_err(|e| format!("after step {i} {op:?}: {e}"))?;
     }
-    model.settle().map_err(|e| format!("at the end: {e}"))
+    model.settle().map_err(|e| format!("at the end: {e}"))?;
+    model.check_restore_equal(Orders::All).map_err(|e| format!("at the end: {e}"))
+}
+
+/// Which restore orders a check compares the engine with: one per step, cycling through the
+/// store's order, reversed and shuffled (each rebuild costs as much as the rest of a step), and
+/// all three at the end of a sequence.
+#[derive(Clone, Copy, Debug)]
+enum Orders {
+    One(u64),
+    All,
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -297,6 +308,8 @@ struct Model {
     step: u64,
     /// First committed allocation of each network: it must never change (e).
     sticky_networks: BTreeMap<NetworkId, (Ipam, DriverConfig)>,
+    /// Checks that compared the engine with a restore: picks the restore order.
+    checks: u64,
     /// Whether the store, or the engine, may have changed since the last check passed.
     store_changed: bool,
     engine_changed: bool,
@@ -313,6 +326,7 @@ impl Model {
             next_id: 0,
             step: 0,
             sticky_networks: BTreeMap::new(),
+            checks: 0,
             store_changed: true,
             engine_changed: true,
         }
@@ -340,28 +354,28 @@ impl Model {
         self.engine_changed = true;
     }
 
-    fn networks(&self) -> impl Iterator<Item = &Network> {
+    fn networks(&self) -> impl Iterator<Item = &Network> + Clone {
         self.store.values().filter_map(|o| match o {
             Object::Network(n) => Some(n),
             _ => None,
         })
     }
 
-    fn services(&self) -> impl Iterator<Item = &Service> {
+    fn services(&self) -> impl Iterator<Item = &Service> + Clone {
         self.store.values().filter_map(|o| match o {
             Object::Service(s) => Some(s),
             _ => None,
         })
     }
 
-    fn tasks(&self) -> impl Iterator<Item = &Task> {
+    fn tasks(&self) -> impl Iterator<Item = &Task> + Clone {
         self.store.values().filter_map(|o| match o {
             Object::Task(t) => Some(t),
             _ => None,
         })
     }
 
-    fn nodes(&self) -> impl Iterator<Item = &Node> {
+    fn nodes(&self) -> impl Iterator<Item = &Node> + Clone {
         self.store.values().filter_map(|o| match o {
             Object::Node(n) => Some(n),
             _ => None,
@@ -382,8 +396,10 @@ impl Model {
         }
     }
 
-    fn pick<T: Clone>(items: Vec<T>, index: &Pick) -> Option<T> {
-        if items.is_empty() { None } else { Some(items[index.index(items.len())].clone()) }
+    /// The item `index` chooses (modulo how many there are), without collecting them.
+    fn pick<T>(items: impl Iterator<Item = T> + Clone, index: &Pick) -> Option<T> {
+        let len = items.clone().count();
+        if len == 0 { None } else { items.into_iter().nth(index.index(len)) }
     }
 
     /// Networks a service may list: every non-ingress network in the store.
@@ -406,12 +422,12 @@ impl Model {
             }
             Op::UpdateService(index, edit) => self.update_service(index, edit),
             Op::DeleteService(index) => {
-                if let Some(id) = Self::pick(self.services().map(|s| s.id.clone()).collect(), index) {
+                if let Some(id) = Self::pick(self.services(), index).map(|s| s.id.clone()) {
                     self.delete(ObjectId::Service(id));
                 }
             }
             Op::CreateTask(index) => {
-                if let Some(service) = Self::pick(self.services().map(|s| s.id.clone()).collect(), index) {
+                if let Some(service) = Self::pick(self.services(), index).map(|s| s.id.clone()) {
                     let task = new_task(TaskId::new(self.fresh_id("t")), Some(service), None, Vec::new());
                     self.write(Object::Task(task));
                 }
@@ -427,10 +443,10 @@ impl Model {
                 }));
             }
             Op::AssignTask(task, node) => {
-                let pending: Vec<Task> =
-                    self.tasks().filter(|t| t.status.state == TaskState::Pending).cloned().collect();
-                let nodes: Vec<NodeId> = self.nodes().map(|n| n.id.clone()).collect();
-                if let (Some(mut task), Some(node)) = (Self::pick(pending, task), Self::pick(nodes, node)) {
+                let pending = self.tasks().filter(|t| t.status.state == TaskState::Pending);
+                let task = Self::pick(pending, task).cloned();
+                let node = Self::pick(self.nodes(), node).map(|n| n.id.clone());
+                if let (Some(mut task), Some(node)) = (task, node) {
                     // A standalone container's task already names its node.
                     task.node_id.get_or_insert(node);
                     task.status = TaskStatus { state: TaskState::Assigned, message: "scheduler assigned task".into() };
@@ -438,35 +454,33 @@ impl Model {
                 }
             }
             Op::RunTask(task) => {
-                let assigned: Vec<Task> =
-                    self.tasks().filter(|t| t.status.state == TaskState::Assigned).cloned().collect();
-                if let Some(mut task) = Self::pick(assigned, task) {
+                let assigned = self.tasks().filter(|t| t.status.state == TaskState::Assigned);
+                if let Some(mut task) = Self::pick(assigned, task).cloned() {
                     task.status = TaskStatus { state: TaskState::Running, message: "started".into() };
                     self.write(Object::Task(task));
                 }
             }
             Op::EndTask(task, state) => {
-                let live: Vec<Task> = self.tasks().filter(|t| t.status.state.is_live()).cloned().collect();
-                if let Some(mut task) = Self::pick(live, task) {
+                let live = self.tasks().filter(|t| t.status.state.is_live());
+                if let Some(mut task) = Self::pick(live, task).cloned() {
                     task.status = TaskStatus { state: state.state(), message: "finished".into() };
                     self.write(Object::Task(task));
                 }
             }
             Op::StopTask(task) => {
-                let running: Vec<Task> =
-                    self.tasks().filter(|t| t.desired_state <= TaskState::Running).cloned().collect();
-                if let Some(mut task) = Self::pick(running, task) {
+                let running = self.tasks().filter(|t| t.desired_state <= TaskState::Running);
+                if let Some(mut task) = Self::pick(running, task).cloned() {
                     task.desired_state = TaskState::Shutdown;
                     self.write(Object::Task(task));
                 }
             }
             Op::DeleteTask(index) => {
-                if let Some(id) = Self::pick(self.tasks().map(|t| t.id.clone()).collect(), index) {
+                if let Some(id) = Self::pick(self.tasks(), index).map(|t| t.id.clone()) {
                     self.delete(ObjectId::Task(id));
                 }
             }
             Op::DeleteNode(index) => {
-                if let Some(id) = Self::pick(self.nodes().map(|n| n.id.clone()).collect(), index) {
+                if let Some(id) = Self::pick(self.nodes(), index).map(|n| n.id.clone()) {
                     self.delete(ObjectId::Node(id));
                 }
             }
@@ -553,7 +567,7 @@ impl Model {
     /// The control API's rule (allocator-spec.md 2.10): refused while a service lists the
     /// network, while a live task is attached to it, or (ingress) while a service publishes.
     fn delete_network(&mut self, index: &Pick) {
-        let Some(id) = Self::pick(self.networks().map(|n| n.id.clone()).collect(), index) else { return };
+        let Some(id) = Self::pick(self.networks(), index).map(|n| n.id.clone()) else { return };
         let is_ingress = self.network(&id).is_some_and(Network::is_ingress);
         let by_service = self.services().any(|s| {
             s.spec.attachment_configs().iter().any(|c| c.target == id) || (is_ingress && s.spec.needs_ingress())
@@ -574,7 +588,7 @@ impl Model {
         let listable = self.listable_networks();
         let mut targets: Vec<NetworkId> = Vec::new();
         for index in shape.networks.iter().take(3) {
-            if let Some(id) = Self::pick(listable.clone(), index)
+            if let Some(id) = Self::pick(listable.iter(), index).cloned()
                 && !targets.contains(&id)
             {
                 targets.push(id);
@@ -598,7 +612,7 @@ impl Model {
     }
 
     fn update_service(&mut self, index: &Pick, edit: &ServiceEdit) {
-        let Some(mut service) = Self::pick(self.services().cloned().collect(), index) else { return };
+        let Some(mut service) = Self::pick(self.services(), index).cloned() else { return };
         let listable = self.listable_networks();
         let spec = &mut service.spec;
         // Network changes go through Spec.Task.Networks only (the control API refuses the other field).
@@ -609,7 +623,7 @@ impl Model {
         };
         match edit {
             ServiceEdit::AddNetwork(i) => {
-                if let Some(id) = Self::pick(listable, i)
+                if let Some(id) = Self::pick(listable.iter(), i).cloned()
                     && !spec.attachment_configs().iter().any(|c| c.target == id)
                 {
                     migrate(spec);
@@ -653,9 +667,9 @@ impl Model {
     }
 
     fn create_attach_task(&mut self, network: &Pick, node: &Pick, requested: Option<u8>) {
-        let attachable: Vec<Network> = self.networks().filter(|n| n.spec.attachable).cloned().collect();
-        let Some(network) = Self::pick(attachable, network) else { return };
-        let node = Self::pick(self.nodes().map(|n| n.id.clone()).collect(), node);
+        let attachable = self.networks().filter(|n| n.spec.attachable);
+        let Some(network) = Self::pick(attachable, network).cloned() else { return };
+        let node = Self::pick(self.nodes(), node).map(|n| n.id.clone());
         let mut config = NetworkAttachmentConfig::to(network.id.as_str());
         if let (Some(n), Some(ipam)) = (requested, &network.ipam)
             && let Some(subnet) = ipam.configs.iter().filter_map(|c| c.subnet).find(|s| matches!(s, IpNet::V4(_)))
@@ -888,7 +902,8 @@ impl Model {
 
     fn check(&mut self) -> Check {
         if self.store_changed || self.engine_changed {
-            self.check_restore_equal()?;
+            self.checks += 1;
+            self.check_restore_equal(Orders::One(self.checks))?;
         }
         if self.store_changed {
             check_store(&self.config, &self.store)?;
@@ -902,16 +917,27 @@ impl Model {
     /// (a) The engine equals a fresh restore of the store, whatever the restore order, and
     /// restore finds no conflict in it. (Restore's queue is left out: the engine it builds is the
     /// same, and the `restore` property checks the queue.)
-    fn check_restore_equal(&self) -> Check {
+    fn check_restore_equal(&self, orders: Orders) -> Check {
         let objects: Vec<&Object> = self.store.values().collect();
-        let reversed: Vec<&Object> = objects.iter().rev().copied().collect();
-        let mut shuffled = objects.clone();
-        shuffle(&mut shuffled, self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let mut done: Vec<Vec<&Object>> = Vec::new();
-        for (name, order) in [("store", objects), ("reversed", reversed), ("shuffled", shuffled)] {
+        let reversed = || objects.iter().rev().copied().collect();
+        let shuffled = || {
+            let mut shuffled = objects.clone();
+            shuffle(&mut shuffled, self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            shuffled
+        };
+        let chosen: Vec<(&str, Vec<&Object>)> = match orders {
+            Orders::One(n) => match n % 3 {
+                0 => vec![("store", objects.clone())],
+                1 => vec![("reversed", reversed())],
+                _ => vec![("shuffled", shuffled())],
+            },
+            Orders::All => vec![("store", objects.clone()), ("reversed", reversed()), ("shuffled", shuffled())],
+        };
+        let mut done: Vec<&Vec<&Object>> = Vec::new();
+        for (name, order) in &chosen {
             // Restore is a function of its input sequence: an order already checked (a store of
             // one object reversed, a shuffle that moved nothing) would give the same engine.
-            let same = |other: &Vec<&Object>| other.iter().zip(&order).all(|(a, b)| std::ptr::eq(*a, *b));
+            let same = |other: &&Vec<&Object>| other.iter().zip(order).all(|(a, b)| std::ptr::eq(*a, *b));
             if done.iter().any(same) {
                 continue;
             }
