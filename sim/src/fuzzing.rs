@@ -94,6 +94,11 @@ mod small {
     const STEP_SLOTS: u64 = (FAULTS_UNTIL_MS - FIRST_STEP_MS) / 100;
     /// The most steps a scenario takes from its input.
     pub const STEPS_MAX: usize = 16;
+    /// The most scripted proposal faults (dropped, ambiguous, cut) a scenario keeps. Each costs
+    /// the allocator up to a proposal timeout (3 s) before it retries, and scripted ones stay
+    /// armed after `FAULTS_UNTIL_MS`: nine drops at one instant (found by the `sim` target,
+    /// `fuzz/regressions/sim/`) outlast the 20 s the liveness checker allows after the end.
+    pub const PROPOSAL_FAULTS_MAX: usize = 3;
 
     /// Explicit subnets: two small ones that run out, one that overlaps the first, a /30 with a
     /// single usable address after the gateway; `None` takes a default subnet.
@@ -258,6 +263,11 @@ mod small {
             // input order), so a step may name something created later. The control API
             // refuses those, as it would a user's.
             steps.sort_by_key(|s| s.at_ms);
+            let mut proposal_faults = 0;
+            steps.retain(|s| {
+                proposal_faults += usize::from(s.action.is_proposal_fault());
+                !s.action.is_proposal_fault() || proposal_faults <= PROPOSAL_FAULTS_MAX
+            });
             Scenario {
                 name: "fuzz-small".into(),
                 description: String::new(),
