@@ -78,6 +78,9 @@ struct Leader {
     quiet_checked_at: Option<Duration>,
     quiet_checked_index: u64,
     ticks: u64,
+    /// After an allocator restart, the new allocator restores once the store has applied this
+    /// index: the old allocator's transactions still in the raft log must land first.
+    alloc_barrier: u64,
 }
 
 impl Leader {
@@ -302,6 +305,7 @@ impl Manager {
                 quiet_checked_at: None,
                 quiet_checked_index: 0,
                 ticks: 0,
+                alloc_barrier: 0,
             });
         } else if !leading && let Some(mut leader) = self.leader.take() {
             // A leader change: the engine must equal restore(applied store) before it is dropped.
@@ -690,7 +694,13 @@ impl Manager {
             return;
         }
         let restart = std::mem::take(&mut self.world.lock().allocator_restart);
-        if leader.alloc.is_none() || restart {
+        if restart {
+            // The old allocator's proposals in the log will still commit; a new allocator that
+            // restored before they land would hand out what they took.
+            leader.alloc = None;
+            leader.alloc_barrier = self.raw.raft.raft_log.last_index();
+        }
+        if leader.alloc.is_none() && self.store.applied >= leader.alloc_barrier {
             let (alloc, report) =
                 AllocLoop::restore(&self.store, self.batch_max, self.scenario.checks.engine_after_batch);
             leader.alloc = Some(alloc);
@@ -700,7 +710,7 @@ impl Manager {
             w.record(
                 &self.name,
                 "allocator_restore",
-                json!({ "applied": self.store.applied, "queue": report.queue.len(), "findings": findings, "restart": restart }),
+                json!({ "applied": self.store.applied, "queue": report.queue.len(), "findings": findings, "restart": leader.alloc_barrier > 0 }),
             );
         }
         // Control API.
