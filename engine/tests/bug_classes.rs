@@ -4,41 +4,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use support::*;
 use swarmalloc::*;
 
 fn ok(errors: Vec<ObjectError>) {
     assert!(errors.is_empty(), "allocation errors: {errors:#?}");
-}
-
-/// A network as committed by an earlier leader: its subnet, gateway and VXLAN id.
-fn allocated(id: &str, subnet: &str, vni: u32) -> Network {
-    let subnet: ipnet::IpNet = subnet.parse().unwrap();
-    let gateway = subnet.hosts().next().unwrap();
-    let mut n = network(id);
-    n.ipam = Some(Ipam {
-        driver: DEFAULT_IPAM_DRIVER.into(),
-        configs: vec![IpamConfig { subnet: Some(subnet), range: None, gateway: Some(gateway) }],
-    });
-    let options = BTreeMap::from([(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())]);
-    n.driver_state = Some(DriverConfig { name: "overlay".into(), options });
-    n
-}
-
-fn running(id: &str, attachments: Vec<NetworkAttachment>) -> Task {
-    let mut t = task(id, None);
-    t.status.state = TaskState::Running;
-    t.node_id = Some("n1".into());
-    t.networks = attachments;
-    t
-}
-
-fn with_vip(mut s: Service, network: &str, addr: &str) -> Service {
-    let endpoint = s.endpoint.get_or_insert_with(Endpoint::default);
-    endpoint.virtual_ips.push(VirtualIp { network_id: network.into(), addr: addr.parse().unwrap() });
-    s
 }
 
 #[test]
