@@ -18,12 +18,12 @@ use crate::sweep::{check_determinism, sweep};
 pub const USAGE: &str = "\
 usage:
   allocsim run [SCENARIO...] [--seed N | --seeds A..B] [--jobs J] [--json] [--check-determinism]
-               [--trace FILE] [--failures DIR]
+               [--trace FILE] [--failures DIR] [--legacy FLAVOUR]
   allocsim replay FAILURE.json [--json]
-  allocsim replay SCENARIO.toml [--seed N] [--json]
+  allocsim replay SCENARIO.toml [--seed N] [--json] [--legacy FLAVOUR]
   allocsim decompile FAILURE.json [--out FILE.toml]
   allocsim shrink FAILURE.json|SCENARIO.toml [--seed N] [--checker NAME] [--out FILE.toml] [--jobs J]
-                  [--max-runs N]
+                  [--max-runs N] [--legacy FLAVOUR]
   allocsim bench [--seeds N] [--jobs J] [--tasks N]
 
 SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / ~200 tasks,
@@ -31,6 +31,8 @@ SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / 
 or a scenario file (TOML, see scenarios/README.md); or a directory, which runs every *.toml in it.
 decompile writes a failure's random choices as explicit steps; shrink delta-debugs an explicit
 failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
+--legacy turns on one old allocator behaviour (B1, B2, B3, B4, B5, B6, B8, B11, flag-init; see
+docs/legacy-flavours.md); only builds with the `legacy` feature have it.
 Exit codes: 0 every run passed, 1 a checker fired (or a replay diverged), 2 bad input or usage.";
 
 /// Exit code for a usage or input error.
@@ -73,6 +75,27 @@ pub fn main(args: Vec<String>) -> i32 {
 fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, String> {
     *i += 1;
     args.get(*i).map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
+}
+
+/// `--legacy FLAVOUR` in a build with the flavours.
+#[cfg(feature = "legacy")]
+fn legacy_flag(args: &[String], i: &mut usize) -> Result<swarmalloc::legacy::Flavour, String> {
+    value(args, i, "--legacy")?.parse().map_err(|e| format!("--legacy: {e}"))
+}
+
+/// `--legacy` in a build without them: refused (exit 2).
+#[cfg(not(feature = "legacy"))]
+fn legacy_flag(_: &[String], _: &mut usize) -> Result<std::convert::Infallible, String> {
+    Err(format!("--legacy: this allocsim has no legacy flavours{}", scenario_file::LEGACY_HINT))
+}
+
+/// A scenario's name, with the legacy flavour it runs.
+fn label(scenario: &Scenario) -> String {
+    #[cfg(feature = "legacy")]
+    if let Some(flavour) = scenario.legacy {
+        return format!("{} [legacy {flavour}]", scenario.name);
+    }
+    scenario.name.clone()
 }
 
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
@@ -126,9 +149,15 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         failures: PathBuf::from("allocsim-failures"),
     };
     let mut seeds_given = false;
+    #[cfg(feature = "legacy")]
+    let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            #[cfg(feature = "legacy")]
+            "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => {
                 let seed: u64 = number(value(args, &mut i, "--seed")?, "--seed")?;
                 if seeds_given {
@@ -162,6 +191,10 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     if parsed.scenarios.is_empty() {
         parsed.scenarios.push(Scenario::default_workload());
     }
+    #[cfg(feature = "legacy")]
+    for scenario in parsed.scenarios.iter_mut().filter(|_| legacy.is_some()) {
+        scenario.legacy = legacy;
+    }
     for scenario in &parsed.scenarios {
         scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
     }
@@ -175,6 +208,8 @@ struct ReplayArgs {
     file: PathBuf,
     seed: Option<u64>,
     json: bool,
+    #[cfg(feature = "legacy")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn is_scenario_file(path: &Path) -> bool {
@@ -185,10 +220,16 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
     let mut file = None;
     let mut seed = None;
     let mut json = false;
+    #[cfg(feature = "legacy")]
+    let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--json" => json = true,
+            #[cfg(feature = "legacy")]
+            "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
             path if file.is_none() => file = Some(PathBuf::from(path)),
@@ -200,7 +241,17 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
     if seed.is_some() && !is_scenario_file(&file) {
         return Err("--seed goes with a scenario file; a failure file has its own seed".into());
     }
-    Ok(ReplayArgs { file, seed, json })
+    #[cfg(feature = "legacy")]
+    if legacy.is_some() && !is_scenario_file(&file) {
+        return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
+    }
+    Ok(ReplayArgs {
+        file,
+        seed,
+        json,
+        #[cfg(feature = "legacy")]
+        legacy,
+    })
 }
 
 fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), String> {
@@ -226,11 +277,21 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
     jobs: usize,
     max_runs: usize,
+    #[cfg(feature = "legacy")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
-    let mut parsed =
-        ShrinkArgs { file: PathBuf::new(), seed: None, checker: None, out: None, jobs: 2, max_runs: 2_000 };
+    let mut parsed = ShrinkArgs {
+        file: PathBuf::new(),
+        seed: None,
+        checker: None,
+        out: None,
+        jobs: 2,
+        max_runs: 2_000,
+        #[cfg(feature = "legacy")]
+        legacy: None,
+    };
     let mut file = None;
     let mut i = 0;
     while i < args.len() {
@@ -240,6 +301,10 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
             "--out" => parsed.out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
             "--jobs" => parsed.jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--max-runs" => parsed.max_runs = number(value(args, &mut i, "--max-runs")?, "--max-runs")?,
+            #[cfg(feature = "legacy")]
+            "--legacy" => parsed.legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("unexpected argument {extra:?}")),
@@ -252,6 +317,10 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
     }
     if (parsed.seed.is_some() || parsed.checker.is_some()) && !is_scenario_file(&parsed.file) {
         return Err("--seed and --checker go with a scenario file; a failure file has its own".into());
+    }
+    #[cfg(feature = "legacy")]
+    if parsed.legacy.is_some() && !is_scenario_file(&parsed.file) {
+        return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
     }
     Ok(parsed)
 }
@@ -338,10 +407,10 @@ fn cmd_run(args: &RunArgs) -> i32 {
                 progress.clear();
                 let replay = report_failure(scenario, result, &args.failures);
                 if args.json {
-                    eprintln!("FAIL {} seed {}: {replay}", scenario.name, result.seed);
+                    eprintln!("FAIL {} seed {}: {replay}", label(scenario), result.seed);
                 } else {
                     let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
-                    println!("FAIL {} seed {} ({}): {first_line}", scenario.name, result.seed, result.faults);
+                    println!("FAIL {} seed {} ({}): {first_line}", label(scenario), result.seed, result.faults);
                     println!("  {replay}");
                 }
             }
@@ -350,7 +419,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
         total += results.len() as u64;
         scenario_failed.sort_unstable();
         let secs = scenario_started.elapsed().as_secs_f64();
-        summaries.push((scenario.name.clone(), results.len() as u64, scenario_failed, secs));
+        summaries.push((label(scenario), results.len() as u64, scenario_failed, secs));
     }
     progress.clear();
     let secs = started.elapsed().as_secs_f64();
@@ -396,7 +465,7 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("results serialise"));
     } else {
-        println!("scenario {} seed {}", result.scenario, result.seed);
+        println!("scenario {} seed {}", label(scenario), result.seed);
         println!("faults: {}", result.faults);
         println!("{}", describe(&result));
     }
@@ -419,6 +488,11 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
 fn cmd_replay(args: &ReplayArgs) -> i32 {
     let (scenario, seed, expected) = if is_scenario_file(&args.file) {
         match scenario_file::load(&args.file) {
+            #[cfg(feature = "legacy")]
+            Ok(scenario) => {
+                (Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario }, args.seed.unwrap_or(0), None)
+            }
+            #[cfg(not(feature = "legacy"))]
             Ok(scenario) => (scenario, args.seed.unwrap_or(0), None),
             Err(e) => {
                 eprintln!("allocsim: {e}");
@@ -439,7 +513,7 @@ fn cmd_replay(args: &ReplayArgs) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("results serialise"));
     } else {
-        println!("replaying {} seed {} (faults: {})", scenario.name, seed, result.faults);
+        println!("replaying {} seed {} (faults: {})", label(&scenario), seed, result.faults);
         println!("{}", describe(&result));
         if let Some(v) = &result.violation {
             println!("violation: {v}");
@@ -528,6 +602,11 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         })
     };
     let (scenario, seed, recorded) = match loaded {
+        #[cfg(feature = "legacy")]
+        Ok((scenario, seed, recorded)) => {
+            (Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario }, seed, recorded)
+        }
+        #[cfg(not(feature = "legacy"))]
         Ok(x) => x,
         Err(e) => {
             eprintln!("allocsim: {e}");
@@ -539,7 +618,7 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         let result = run(&scenario, seed, &options);
         (scenario.clone(), result)
     } else {
-        println!("decompiling {} seed {} first (it has a random part)", scenario.name, seed);
+        println!("decompiling {} seed {} first (it has a random part)", label(&scenario), seed);
         decompile(&scenario, seed, &options)
     };
     let checker =

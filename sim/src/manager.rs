@@ -701,8 +701,11 @@ impl Manager {
             leader.alloc_barrier = self.raw.raft.raft_log.last_index();
         }
         if leader.alloc.is_none() && self.store.applied >= leader.alloc_barrier {
-            let (alloc, report) =
-                AllocLoop::restore(&self.store, self.batch_max, self.scenario.checks.engine_after_batch);
+            let shadow = self.scenario.checks.engine_after_batch;
+            #[cfg(not(feature = "legacy"))]
+            let (alloc, report) = AllocLoop::restore(&self.store, self.batch_max, shadow);
+            #[cfg(feature = "legacy")]
+            let (alloc, report) = AllocLoop::restore_legacy(&self.store, self.batch_max, shadow, self.scenario.legacy);
             leader.alloc = Some(alloc);
             let mut w = self.world.lock();
             w.metrics.allocator_restores += 1;

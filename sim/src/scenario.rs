@@ -384,6 +384,10 @@ pub struct Scenario {
     pub checks: Checks,
     /// End the run as soon as every task is PENDING or later (throughput runs).
     pub stop_when_all_pending: bool,
+    /// One old allocator behaviour to turn on (docs/legacy-flavours.md); legacy builds only.
+    #[cfg(feature = "legacy")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 impl Scenario {
@@ -427,6 +431,8 @@ impl Scenario {
             faults: FaultSpace::all(),
             checks: Checks { per_entry: true, engine_after_batch: true, checkers: Vec::new() },
             stop_when_all_pending: false,
+            #[cfg(feature = "legacy")]
+            legacy: None,
         }
     }
 
@@ -492,6 +498,8 @@ impl Scenario {
             faults: FaultSpace::none(),
             checks: Checks { per_entry: false, engine_after_batch: false, checkers: Vec::new() },
             stop_when_all_pending: true,
+            #[cfg(feature = "legacy")]
+            legacy: None,
         }
     }
 

@@ -75,8 +75,11 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         ScenarioError { file: file.to_string(), line, column, key, message }
     };
     let model: FileModel = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim_end().to_string();
+        let mut message = e.message().trim_end().to_string();
         let key = quoted_key(&message);
+        if key.as_deref() == Some("legacy") && message.starts_with("unknown field") {
+            message.push_str(LEGACY_HINT);
+        }
         error_at(e.span(), key, message)
     })?;
     let steps_at: Vec<std::ops::Range<usize>> = model.step.iter().map(|s| s.span()).collect();
@@ -90,6 +93,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     })?;
     Ok(scenario)
 }
+
+/// Why a build refuses the `legacy` key and `--legacy`.
+pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
+     (cargo build --release -p swarmalloc-sim --features legacy)";
 
 /// Writes a scenario as scenario-file text (comments are not kept).
 pub fn to_toml(scenario: &Scenario) -> Result<String, String> {
@@ -257,6 +264,10 @@ struct FileModel {
     initial: InitialState,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     step: Vec<toml::Spanned<StepFile>>,
+    /// One old allocator behaviour to turn on (legacy builds only).
+    #[cfg(feature = "legacy")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn is_default_raft(r: &RaftSettings) -> bool {
@@ -771,6 +782,8 @@ impl FileModel {
                 checkers: self.expect.checkers,
             },
             stop_when_all_pending: c.stop_when_all_pending,
+            #[cfg(feature = "legacy")]
+            legacy: self.legacy,
         })
     }
 
@@ -824,6 +837,8 @@ impl FileModel {
             },
             initial: s.initial.clone(),
             step,
+            #[cfg(feature = "legacy")]
+            legacy: s.legacy,
         })
     }
 }
