@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use crate::config::ClusterConfig;
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::objects::{
-    DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task,
+    DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task, TaskState,
     VXLAN_ID_LIST_OPTION,
 };
 
@@ -364,6 +364,9 @@ pub(crate) struct ServiceEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TaskEntry {
     pub(crate) retired: bool,
+    /// ORPHANED: the manager ended the task without its agent (the node is down), so its
+    /// container may still run; its addresses are never handed out again while it exists.
+    pub(crate) orphaned: bool,
     pub(crate) node: Option<NodeId>,
     pub(crate) addrs: Vec<(NetworkId, IpNet)>,
 }
@@ -616,7 +619,8 @@ impl State {
         for (network, ip) in &addrs {
             self.claim_addr(network, ip.addr(), holder.clone());
         }
-        let entry = TaskEntry { retired, node: task.node_id.clone(), addrs };
+        let orphaned = task.status.state == TaskState::Orphaned;
+        let entry = TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs };
         if let (false, Some(node)) = (retired, &entry.node) {
             let needs = self.node_needs.entry(node.clone()).or_default();
             for network in distinct_networks(&entry.addrs) {
@@ -695,6 +699,15 @@ impl State {
         if let Some(pool) = self.pool_of(network, ip) {
             unclaim(&mut pool.slots, ip_to_u128(ip), holder);
         }
+    }
+
+    /// Whether a claimed address may be handed out again: only when every claimant is a retired
+    /// task whose agent reported it stopped (not one the manager ORPHANED).
+    pub(crate) fn reusable(&self, claims: &Claims<Holder>) -> bool {
+        std::iter::once(claims.holder()).chain(claims.losers()).all(|holder| match holder {
+            Holder::Retired(task) => self.tasks.get(task).is_none_or(|entry| !entry.orphaned),
+            _ => false,
+        })
     }
 
     /// Who holds `ip` on `network`, if anyone.

@@ -217,7 +217,7 @@ impl<'s> Tx<'s> {
         let with_prefix = pool.with_prefix(value);
         if let Some(claims) = pool.slots.get(&value) {
             let owner = claims.holder();
-            if owner != holder && !owner.is_retired() {
+            if owner != holder && !self.state.reusable(claims) {
                 return Err(AllocError::in_use(format!("address {ip} on network {network}"), owner.to_string()));
             }
         }
@@ -246,7 +246,7 @@ impl<'s> Tx<'s> {
             let cursor = pool.cursor().max(taken.range(lo, hi).last().map(|(k, _)| *k));
             #[cfg(feature = "legacy")]
             let cursor = self.legacy_cursor(network, i).unwrap_or(cursor);
-            if let Some(value) = pick_in_pool(pool, taken, cursor) {
+            if let Some(value) = pick_in_pool(pool, taken, cursor, |claims| self.state.reusable(claims)) {
                 found = Some((i, pool.with_prefix(value)));
                 break;
             }
@@ -1114,8 +1114,14 @@ impl Taken {
 }
 
 /// The reuse-delay rule inside one pool (see [`Tx::take_new`]): the first address after
-/// `cursor` (the highest address referenced in the pick range), wrapping.
-fn pick_in_pool(pool: &Pool, taken: &Taken, cursor: Option<u128>) -> Option<u128> {
+/// `cursor` (the highest address referenced in the pick range), wrapping; then the first
+/// `reusable` retired address.
+fn pick_in_pool(
+    pool: &Pool,
+    taken: &Taken,
+    cursor: Option<u128>,
+    reusable: impl Fn(&crate::index::Claims<Holder>) -> bool,
+) -> Option<u128> {
     let (lo, hi) = pool.pick;
     let start = match cursor {
         Some(c) if c < hi => c + 1,
@@ -1129,7 +1135,7 @@ fn pick_in_pool(pool: &Pool, taken: &Taken, cursor: Option<u128>) -> Option<u128
         return Some(value);
     }
     let retired = |(value, claims): (&u128, &crate::index::Claims<Holder>)| {
-        (claims.holder().is_retired() && !taken.contains_key(value)).then_some(*value)
+        (reusable(claims) && !taken.contains_key(value)).then_some(*value)
     };
     pool.slots.range(start..=hi).find_map(retired).or_else(|| pool.slots.range(lo..start).find_map(retired))
 }

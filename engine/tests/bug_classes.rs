@@ -126,6 +126,32 @@ fn b6_a_stopped_tasks_address_is_quarantined_across_failover() {
 }
 
 #[test]
+fn b6_an_orphaned_tasks_address_is_never_handed_out_even_when_the_pool_is_full() {
+    let mut w = World::new();
+    w.put(with_subnets(attachable("a"), &["10.9.0.0/29"]));
+    // Gateway .1; .2 to .6 for five containers.
+    for id in ["t1", "t2", "t3", "t4", "t5"] {
+        w.put(container(id, "a", "n1", None));
+    }
+    ok(w.pass());
+    assert_eq!(w.addrs("t1", "a"), ["10.9.0.2/29"]);
+    // The agent reported t1 stopped; the manager orphaned t2 (its node is down: it may still run).
+    w.set_state("t1", TaskState::Shutdown);
+    w.set_state("t2", TaskState::Orphaned);
+    w.put(container("t6", "a", "n1", None));
+    w.put(container("t7", "a", "n1", None));
+    let errors = w.pass();
+    assert_eq!(w.addrs("t6", "a"), ["10.9.0.2/29"], "a stopped task's address, once nothing else is free");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(errors[0].error, AllocError::Exhausted { .. }), "{errors:?}");
+    assert_eq!(w.holder("a", "10.9.0.3"), Some(Holder::Retired("t2".into())), "the orphan keeps its address");
+    // Asking for the orphan's address explicitly is refused too.
+    w.put(container("t8", "a", "n1", Some("10.9.0.3")));
+    let errors = w.pass();
+    assert!(errors.iter().any(|e| matches!(e.error, AllocError::InUse { .. })), "{errors:?}");
+}
+
+#[test]
 fn b6_node_lb_addresses_are_released_only_when_the_node_update_commits() {
     let mut w = World::new();
     w.put(network("a"));
