@@ -32,10 +32,13 @@ pub enum FaultKind {
     BatchCut,
     /// One follower's links get slow for a while.
     SlowFollower,
+    /// One worker is cut off for a while; its containers keep running, and after the
+    /// dispatcher's node-down period its tasks are ORPHANED (SwarmKit's B6 situation).
+    WorkerPartition,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::LeaderPartition,
         FaultKind::KillRestart,
         FaultKind::AllocatorRestart,
@@ -46,6 +49,7 @@ impl FaultKind {
         FaultKind::AmbiguousCommit,
         FaultKind::BatchCut,
         FaultKind::SlowFollower,
+        FaultKind::WorkerPartition,
     ];
 
     /// The range a seed draws this kind's rate from. Node-level kinds are events per simulated
@@ -56,6 +60,7 @@ impl FaultKind {
             FaultKind::KillRestart => (1.0 / 25.0, 1.0 / 8.0),
             FaultKind::AllocatorRestart => (1.0 / 20.0, 1.0 / 5.0),
             FaultKind::SlowFollower => (1.0 / 20.0, 1.0 / 6.0),
+            FaultKind::WorkerPartition => (1.0 / 20.0, 1.0 / 6.0),
             FaultKind::MessageLoss => (0.001, 0.05),
             FaultKind::MessageDelay => (0.01, 0.3),
             FaultKind::MessageDuplication => (0.001, 0.05),
@@ -68,7 +73,11 @@ impl FaultKind {
     pub fn is_node_event(self) -> bool {
         matches!(
             self,
-            FaultKind::LeaderPartition | FaultKind::KillRestart | FaultKind::AllocatorRestart | FaultKind::SlowFollower
+            FaultKind::LeaderPartition
+                | FaultKind::KillRestart
+                | FaultKind::AllocatorRestart
+                | FaultKind::SlowFollower
+                | FaultKind::WorkerPartition
         )
     }
 }
@@ -184,6 +193,7 @@ pub fn fault_duration(rng: &mut impl Draw, kind: FaultKind) -> Duration {
         FaultKind::LeaderPartition => rng.range(1_000, 5_000),
         FaultKind::KillRestart => rng.range(500, 5_000),
         FaultKind::SlowFollower => rng.range(2_000, 8_000),
+        FaultKind::WorkerPartition => rng.range(2_000, 10_000),
         FaultKind::AmbiguousCommit | FaultKind::BatchCut => rng.range(1_500, 4_000),
         _ => 0,
     };

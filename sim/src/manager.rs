@@ -31,6 +31,8 @@ use crate::world::{Finding, Shared};
 pub const TICK: Duration = Duration::from_millis(100);
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(3);
 const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
+/// A worker silent this long is down: its tasks are ORPHANED (SwarmKit's `nodeDownPeriod`).
+const NODE_DOWN: Duration = Duration::from_secs(5);
 /// Terminal tasks kept per slot before the reaper deletes older ones.
 const TASK_HISTORY: usize = 1;
 /// Most tasks the orchestrator creates in one pass.
@@ -736,6 +738,9 @@ impl Manager {
             for (node, tasks) in std::mem::take(&mut leader.status) {
                 changes.extend(duties::status_updates(&self.store, &node, &tasks));
             }
+            if changes.is_empty() {
+                changes = duties::orphan(&self.store, &self.silent_workers(leader, now, NODE_DOWN));
+            }
             if !changes.is_empty() {
                 self.propose_chunks(leader, Origin::Dispatcher, changes);
             }
@@ -769,14 +774,21 @@ impl Manager {
     }
 
     fn up_workers(&self, leader: &Leader, now: Duration) -> BTreeSet<NodeId> {
-        let fresh = now.saturating_sub(leader.since) < WORKER_TIMEOUT;
-        self.store
-            .nodes
-            .values()
-            .filter(|n| n.spec.role == NodeRole::Worker)
-            .filter(|n| fresh || leader.last_seen.get(&n.id).is_some_and(|t| now.saturating_sub(*t) < WORKER_TIMEOUT))
-            .map(|n| n.id.clone())
-            .collect()
+        let silent = self.silent_workers(leader, now, WORKER_TIMEOUT);
+        self.workers().filter(|n| !silent.contains(*n)).cloned().collect()
+    }
+
+    /// Workers this leader has not heard from for `period` (it has led at least that long).
+    fn silent_workers(&self, leader: &Leader, now: Duration, period: Duration) -> BTreeSet<NodeId> {
+        if now.saturating_sub(leader.since) < period {
+            return BTreeSet::new();
+        }
+        let heard = |n: &NodeId| leader.last_seen.get(n).is_some_and(|t| now.saturating_sub(*t) < period);
+        self.workers().filter(|n| !heard(n)).cloned().collect()
+    }
+
+    fn workers(&self) -> impl Iterator<Item = &NodeId> {
+        self.store.nodes.values().filter(|n| n.spec.role == NodeRole::Worker).map(|n| &n.id)
     }
 
     /// Proposals whose outcome did not arrive in time: the outcome is unknown.

@@ -272,6 +272,20 @@ async fn nemesis(
                     Action::Kill { node: Target::Node(name), restart_after_ms: Some(duration_ms(&mut rng, kind)) }
                 }
                 FaultKind::AllocatorRestart => Action::RestartAllocator,
+                FaultKind::WorkerPartition => {
+                    let reachable: Vec<&String> = nodes
+                        .iter()
+                        .map(|(n, _)| n)
+                        .filter(|n| {
+                            n.starts_with('w') && !nemesis.killed.contains_key(*n) && !w.isolated.contains_key(*n)
+                        })
+                        .collect();
+                    if reachable.is_empty() {
+                        continue;
+                    }
+                    let name = reachable[rng.index(reachable.len())].clone();
+                    Action::Partition { node: Target::Node(name), for_ms: Some(duration_ms(&mut rng, kind)) }
+                }
                 FaultKind::SlowFollower => {
                     let leader = w.leader.map(|(_, id)| format!("m{id}"));
                     let followers: Vec<String> = (1..=scenario.managers)
@@ -379,7 +393,8 @@ impl Nemesis<'_> {
                 let until = until(*for_ms);
                 self.net.clog_node(self.ids[&name]);
                 w.isolated.insert(name.clone(), until);
-                json!({ "kind": FaultKind::LeaderPartition, "node": name, "until_ms": until.as_millis() as u64 })
+                let kind = if name.starts_with('w') { FaultKind::WorkerPartition } else { FaultKind::LeaderPartition };
+                json!({ "kind": kind, "node": name, "until_ms": until.as_millis() as u64 })
             }
             Action::Heal { node: Some(node) } => {
                 let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
