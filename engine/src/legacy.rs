@@ -3,10 +3,11 @@
 //! show that its checkers catch it. A build without the feature has none of this module.
 //!
 //! The engine carries the flavours whose cause lived in SwarmKit's network allocator
-//! (`cnmallocator`, libnetwork's IPAM and port allocator): B2, B4, B6 and B8. The flavours whose
-//! cause lived in the allocator's event loop and init (`allocator/network.go`) live in the
-//! simulator's allocator loop: B1, B3, B5, B11 and the boolean-flag init; the engine only offers
-//! them [`proposal`] and `Tx::rewrite` to build the batches the old loop wrote.
+//! (`cnmallocator`, libnetwork's IPAM and port allocator): B2, B4, B6 and B8, plus B5's
+//! allocation rule. The flavours whose cause lived in the allocator's event loop and init
+//! (`allocator/network.go`) live in the simulator's allocator loop: B1, B3, B5's commit handling,
+//! B11 and the boolean-flag init; the engine only offers them [`proposal`] and `Tx::rewrite` to
+//! build the batches the old loop wrote.
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,8 +32,9 @@ pub enum Flavour {
     /// A task's addresses are not freed when one of its networks is already gone
     /// (`IsTaskAllocated` false; engine; moby/moby#37338, moby/swarmkit#3230).
     B4,
-    /// An allocation whose commit fails because a delete raced it stays in the local state; the
-    /// delete freed the pre-allocation copy (allocator loop; code reading, dperny's `deletedObjects`).
+    /// Tasks below PENDING are allocated whatever their desired state (engine), and an allocation
+    /// whose commit fails because a delete raced it stays in the local state, the delete having
+    /// freed the pre-allocation copy (allocator loop; code reading, dperny's `deletedObjects`).
     B5,
     /// Addresses are freed on status alone (terminal tasks hold nothing), and a new allocator's
     /// address cursor restarts at the lowest free address (engine; moby/swarmkit#440, #2017).

@@ -861,7 +861,13 @@ impl<'s> Tx<'s> {
         if task.status.state != TaskState::New {
             return self.atomically(|tx| tx.repair_task(task, &holder));
         }
-        if task.desired_state > TaskState::Running {
+        // B5 (legacy): the old allocator allocated any task below PENDING, whatever its desired
+        // state (allocator-spec.md 1.3), racing the deletion of tasks already told to stop.
+        #[cfg(feature = "legacy")]
+        let stopping = task.desired_state > TaskState::Running && !self.state.mode.is(crate::legacy::Flavour::B5);
+        #[cfg(not(feature = "legacy"))]
+        let stopping = task.desired_state > TaskState::Running;
+        if stopping {
             return Ok(Outcome::Unchanged);
         }
         let service = match &task.service_id {

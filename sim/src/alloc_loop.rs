@@ -157,6 +157,8 @@ impl AllocLoop {
                 ObjectId::Network(_) => nodes_dirty |= matches!(event, Event::Deleted(_)),
                 _ => {}
             }
+            #[cfg(feature = "legacy")]
+            self.legacy.observed(store, event, self.pending.contains(id) || self.blocked.contains(id));
             if self.batch.is_some() {
                 self.buffered.insert(id.clone());
             } else {
@@ -214,6 +216,8 @@ impl AllocLoop {
         }
         #[cfg(feature = "legacy")]
         self.legacy.rewrite_live_tasks(&mut tx, store);
+        #[cfg(feature = "legacy")]
+        self.legacy.allocate_lagging(&mut tx, store);
         let proposal = tx.finish();
         #[cfg(feature = "legacy")]
         self.legacy_after_pass(store, &proposal);

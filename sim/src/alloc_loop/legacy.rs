@@ -7,7 +7,8 @@
 //! - B3: networks restored in id order; an unallocated network is allocated against an engine
 //!   that holds only the networks before it (moby/swarmkit#2571).
 //! - B5: a delete racing an allocation: the allocation, applied before its commit, stays in the
-//!   engine when the commit fails because the object is gone (dperny's `deletedObjects`).
+//!   engine when the commit fails because the object is gone (dperny's `deletedObjects`); the
+//!   engine allocates tasks already told to stop, which opens the race.
 //! - B11: the proposal is applied to the engine before raft commits it and never rolled back;
 //!   only tasks that did not land are queued again (spec 3.4).
 //! - FlagInit: restore runs through the allocation path (the init pass rewrites every live task,
@@ -43,6 +44,10 @@ pub(super) struct Legacy {
     refused: bool,
     /// FlagInit: the init failed; the allocator does nothing until restored again.
     pub(super) dead: bool,
+    /// B5: the copy of each queued task or service as last seen, and the queued ones deleted
+    /// since the last pass, which the old loop still allocated from its queue.
+    copies: std::collections::BTreeMap<ObjectId, Object>,
+    lagging: Vec<Object>,
 }
 
 impl Legacy {
@@ -68,6 +73,40 @@ impl Legacy {
         }
     }
 
+    /// B5: remembers queued copies; a queued object deleted before the next pass is allocated
+    /// once more from its copy (the old loop handled the delete event after that allocation).
+    pub(super) fn observed(&mut self, store: &Store, event: &crate::store::Event, queued: bool) {
+        if !self.is(Flavour::B5) {
+            return;
+        }
+        match event {
+            crate::store::Event::Put(id @ (ObjectId::Task(_) | ObjectId::Service(_))) => {
+                if let Some(object) = store.get(id) {
+                    self.copies.insert(id.clone(), object.to_owned());
+                }
+            }
+            crate::store::Event::Put(_) => {}
+            crate::store::Event::Deleted(id) => {
+                if let Some(copy) = self.copies.remove(id).filter(|_| queued) {
+                    self.lagging.push(copy);
+                }
+            }
+        }
+    }
+
+    /// B5: allocates the queued objects deleted since the last pass from their copies.
+    pub(super) fn allocate_lagging(&mut self, tx: &mut Tx<'_>, store: &Store) {
+        for object in std::mem::take(&mut self.lagging) {
+            // An error is the same as for any object: it is not allocated.
+            let _ = match &object {
+                Object::Task(t) => tx.allocate_task(t, t.service_id.as_ref().and_then(|s| store.services.get(s))),
+                Object::Service(s) => tx.allocate_service(s),
+                _ => continue,
+            };
+        }
+        self.copies.retain(|id, _| store.get(id).is_some());
+    }
+
     /// A batch ended with `landed` of `total` updates committed.
     pub(super) fn batch_ended(&mut self, landed: usize, total: usize) {
         if self.init_in_flight() {
@@ -89,7 +128,8 @@ impl AllocLoop {
         flavour: Option<Flavour>,
     ) -> (AllocLoop, RestoreReport) {
         let objects: Vec<ObjectRef<'_>> = store.objects().collect();
-        let engine_flavour = flavour.filter(|f| matches!(f, Flavour::B2 | Flavour::B4 | Flavour::B6 | Flavour::B8));
+        let engine_flavour =
+            flavour.filter(|f| matches!(f, Flavour::B2 | Flavour::B4 | Flavour::B5 | Flavour::B6 | Flavour::B8));
         let (mut me, report) = match flavour {
             Some(Flavour::B1) => {
                 // Live tasks that hold addresses are marked after the first pass.
