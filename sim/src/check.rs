@@ -401,17 +401,40 @@ pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
 
 /// Samples the VIPs that `vip_unchanged_since` assertions compare against, at the first applied
 /// entry at or after each assertion's time.
-pub fn sample_vips(world: &mut World, store: &Store) {
+pub fn sample_vips(world: &mut World, store: &Store, raft_index: u64, node: &str) {
     let now = world.now_ms();
     let scenario = world.scenario.clone();
     for assertion in &scenario.assertions {
-        if let Assertion::VipUnchangedSince { service, since_ms } = assertion
-            && *since_ms <= now
-            && !world.vip_samples.contains_key(&(service.clone(), *since_ms))
-        {
-            world.vip_samples.insert((service.clone(), *since_ms), vips_of(store, service));
+        let Assertion::VipUnchangedSince { service, since_ms } = assertion else { continue };
+        if *since_ms > now {
+            continue;
+        }
+        let vips = vips_of(store, service);
+        if vips.is_empty() {
+            // Not allocated yet, or deleted: the end check compares the end state.
+            continue;
+        }
+        let key = (service.clone(), *since_ms);
+        match world.vip_samples.get(&key) {
+            None => {
+                world.vip_samples.insert(key, vips);
+            }
+            Some(first) if *first != vips => {
+                let detail = vips_changed(service, *since_ms, first, &vips);
+                world.violate(Finding::new("assertion", vec![format!("service {service}")], detail), node, raft_index);
+            }
+            Some(_) => {}
         }
     }
+}
+
+fn vips_changed(service: &ServiceId, since_ms: u64, first: &[VirtualIp], now: &[VirtualIp]) -> String {
+    let show = |v: &[VirtualIp]| v.iter().map(|v| format!("{}@{}", v.addr, v.network_id)).collect::<Vec<_>>().join(" ");
+    format!(
+        "VIPs of service {service} changed: [{}] first held at or after {since_ms}ms, [{}] now",
+        show(first),
+        show(now)
+    )
 }
 
 fn vips_of(store: &Store, service: &ServiceId) -> Vec<VirtualIp> {
@@ -472,24 +495,14 @@ pub fn check_assertions(
             }
             Assertion::VipUnchangedSince { service, since_ms } => {
                 let now = vips_of(store, service);
-                let Some(then) = samples.get(&(service.clone(), *since_ms)) else {
+                let Some(first) = samples.get(&(service.clone(), *since_ms)) else {
                     return fail(
                         vec![format!("service {service}")],
-                        format!("no entry was applied after {since_ms}ms"),
+                        format!("service {service} never held VIPs at or after {since_ms}ms"),
                     );
                 };
-                if *then != now {
-                    let show = |v: &[VirtualIp]| {
-                        v.iter().map(|v| format!("{}@{}", v.addr, v.network_id)).collect::<Vec<_>>().join(" ")
-                    };
-                    return fail(
-                        vec![format!("service {service}")],
-                        format!(
-                            "VIPs of service {service} changed since {since_ms}ms: [{}] then, [{}] at the end",
-                            show(then),
-                            show(&now)
-                        ),
-                    );
+                if *first != now {
+                    return fail(vec![format!("service {service}")], vips_changed(service, *since_ms, first, &now));
                 }
             }
             Assertion::NoTaskIn { state } => {

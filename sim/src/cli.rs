@@ -38,6 +38,25 @@ Exit codes: 0 every run passed, 1 a checker fired (or a replay diverged), 2 bad 
 /// Exit code for a usage or input error.
 pub const EXIT_USAGE: i32 = 2;
 
+/// Why a command line was refused: a mistake in the arguments (the usage follows the message)
+/// or an unreadable or invalid input file (the message names the file, line and key).
+enum ArgError {
+    Usage(String),
+    Input(String),
+}
+
+impl From<String> for ArgError {
+    fn from(message: String) -> ArgError {
+        ArgError::Usage(message)
+    }
+}
+
+impl From<&str> for ArgError {
+    fn from(message: &str) -> ArgError {
+        ArgError::Usage(message.to_string())
+    }
+}
+
 struct RunArgs {
     scenarios: Vec<Scenario>,
     seeds: Range<u64>,
@@ -60,13 +79,17 @@ pub fn main(args: Vec<String>) -> i32 {
             println!("{USAGE}");
             Ok(0)
         }
-        Some(other) => Err(format!("unknown command {other:?}")),
+        Some(other) => Err(format!("unknown command {other:?}").into()),
         None => Err("no command given".into()),
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
+        Err(ArgError::Usage(message)) => {
             eprintln!("allocsim: {message}\n\n{USAGE}");
+            EXIT_USAGE
+        }
+        Err(ArgError::Input(message)) => {
+            eprintln!("allocsim: {message}");
             EXIT_USAGE
         }
     }
@@ -79,14 +102,14 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, S
 
 /// `--legacy FLAVOUR` in a build with the flavours.
 #[cfg(feature = "legacy")]
-fn legacy_flag(args: &[String], i: &mut usize) -> Result<swarmalloc::legacy::Flavour, String> {
-    value(args, i, "--legacy")?.parse().map_err(|e| format!("--legacy: {e}"))
+fn legacy_flag(args: &[String], i: &mut usize) -> Result<swarmalloc::legacy::Flavour, ArgError> {
+    Ok(value(args, i, "--legacy")?.parse().map_err(|e| format!("--legacy: {e}"))?)
 }
 
 /// `--legacy` in a build without them: refused (exit 2).
 #[cfg(not(feature = "legacy"))]
-fn legacy_flag(_: &[String], _: &mut usize) -> Result<std::convert::Infallible, String> {
-    Err(format!("--legacy: this allocsim has no legacy flavours{}", scenario_file::LEGACY_HINT))
+fn legacy_flag(_: &[String], _: &mut usize) -> Result<std::convert::Infallible, ArgError> {
+    Err(ArgError::Input(format!("--legacy: this allocsim has no legacy flavours{}", scenario_file::LEGACY_HINT)))
 }
 
 /// A scenario's name, with the legacy flavour it runs.
@@ -138,7 +161,7 @@ pub fn scenarios_named(name: &str) -> Result<Vec<Scenario>, String> {
     })
 }
 
-fn parse_run(args: &[String]) -> Result<RunArgs, String> {
+fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     let mut parsed = RunArgs {
         scenarios: Vec::new(),
         seeds: 0..1,
@@ -183,8 +206,8 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--check-determinism" => parsed.determinism = true,
             "--trace" => parsed.trace = Some(PathBuf::from(value(args, &mut i, "--trace")?)),
             "--failures" => parsed.failures = PathBuf::from(value(args, &mut i, "--failures")?),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
-            name => parsed.scenarios.extend(scenarios_named(name)?),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
+            name => parsed.scenarios.extend(scenarios_named(name).map_err(ArgError::Input)?),
         }
         i += 1;
     }
@@ -195,8 +218,14 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     for scenario in parsed.scenarios.iter_mut().filter(|_| legacy.is_some()) {
         scenario.legacy = legacy;
     }
+    // A single scenario file that records its seed (decompiled and shrunk files do) runs at it.
+    if let ([scenario], false) = (parsed.scenarios.as_slice(), seeds_given)
+        && let Some(seed) = scenario.seed
+    {
+        parsed.seeds = seed..seed + 1;
+    }
     for scenario in &parsed.scenarios {
-        scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+        scenario.validate().map_err(|e| ArgError::Input(format!("scenario {}: {e}", scenario.name)))?;
     }
     if parsed.trace.is_some() && (parsed.seeds.end - parsed.seeds.start != 1 || parsed.scenarios.len() != 1) {
         return Err("--trace needs a single scenario and a single --seed".into());
@@ -216,7 +245,7 @@ fn is_scenario_file(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "toml")
 }
 
-fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
+fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     let mut file = None;
     let mut seed = None;
     let mut json = false;
@@ -231,9 +260,9 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
             #[cfg(not(feature = "legacy"))]
             "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
@@ -254,16 +283,16 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, String> {
     })
 }
 
-fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), String> {
+fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), ArgError> {
     let mut file = None;
     let mut out = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
@@ -281,7 +310,7 @@ struct ShrinkArgs {
     legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
-fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
+fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
     let mut parsed = ShrinkArgs {
         file: PathBuf::new(),
         seed: None,
@@ -305,9 +334,9 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
             "--legacy" => parsed.legacy = Some(legacy_flag(args, &mut i)?),
             #[cfg(not(feature = "legacy"))]
             "--legacy" => match legacy_flag(args, &mut i)? {},
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra:?}")),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
         }
         i += 1;
     }
@@ -325,7 +354,7 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, String> {
     Ok(parsed)
 }
 
-fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), String> {
+fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), ArgError> {
     let (mut seeds, mut jobs, mut tasks) = (100u64, 2usize, 50_000u64);
     let mut i = 0;
     while i < args.len() {
@@ -333,7 +362,7 @@ fn parse_bench(args: &[String]) -> Result<(u64, usize, u64), String> {
             "--seeds" => seeds = number(value(args, &mut i, "--seeds")?, "--seeds")?,
             "--jobs" => jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--tasks" => tasks = number(value(args, &mut i, "--tasks")?, "--tasks")?,
-            other => return Err(format!("unknown option {other:?}")),
+            other => return Err(format!("unknown option {other:?}").into()),
         }
         i += 1;
     }
@@ -488,12 +517,12 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
 fn cmd_replay(args: &ReplayArgs) -> i32 {
     let (scenario, seed, expected) = if is_scenario_file(&args.file) {
         match scenario_file::load(&args.file) {
-            #[cfg(feature = "legacy")]
             Ok(scenario) => {
-                (Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario }, args.seed.unwrap_or(0), None)
+                let seed = args.seed.or(scenario.seed).unwrap_or(0);
+                #[cfg(feature = "legacy")]
+                let scenario = Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario };
+                (scenario, seed, None)
             }
-            #[cfg(not(feature = "legacy"))]
-            Ok(scenario) => (scenario, args.seed.unwrap_or(0), None),
             Err(e) => {
                 eprintln!("allocsim: {e}");
                 return EXIT_USAGE;
@@ -557,12 +586,8 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
     };
     let (explicit, original) = decompile(&failure.scenario, failure.seed, &RunOptions::default());
     let path = output_path(file, &out, ".decompiled");
-    let header = format!(
-        "Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {} --seed {}",
-        file.display(),
-        path.display(),
-        failure.seed
-    );
+    let header =
+        format!("Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {}", file.display(), path.display());
     if let Err(e) = write_scenario(&path, file, &explicit, &header) {
         eprintln!("allocsim: {e}");
         return EXIT_USAGE;
@@ -579,7 +604,7 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
     println!("original run:   {}", show(&original));
     println!("decompiled run: {}", show(&check));
     println!("wrote {}", path.display());
-    println!("replay: allocsim replay {} --seed {}", path.display(), failure.seed);
+    println!("replay: allocsim replay {}", path.display());
     let same = match (&original.violation, &check.violation) {
         (Some(a), Some(b)) => a.checker == b.checker,
         (None, None) => true,
@@ -594,7 +619,10 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
 
 fn cmd_shrink(args: &ShrinkArgs) -> i32 {
     let loaded = if is_scenario_file(&args.file) {
-        scenario_file::load(&args.file).map_err(|e| e.to_string()).map(|s| (s, args.seed.unwrap_or(0), None))
+        scenario_file::load(&args.file).map_err(|e| e.to_string()).map(|s| {
+            let seed = args.seed.or(s.seed).unwrap_or(0);
+            (s, seed, None)
+        })
     } else {
         FailureFile::read(&args.file).map(|f| {
             let checker = f.violation.as_ref().map(|v| v.checker.clone());
@@ -656,7 +684,8 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         shrunk.initial_before
     );
     let path = output_path(&args.file, &args.out, ".shrunk");
-    let header = format!("{}\nReplay: allocsim replay {} --seed {seed}", small.description, path.display());
+    small.seed = Some(seed);
+    let header = format!("{}\nReplay: allocsim replay {}", small.description, path.display());
     if let Err(e) = write_scenario(&path, &args.file, &small, &header) {
         eprintln!("allocsim: {e}");
         return EXIT_USAGE;
@@ -680,7 +709,7 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         println!("  still fails: {v}");
     }
     println!("wrote {}", path.display());
-    println!("replay: allocsim replay {} --seed {seed}", path.display());
+    println!("replay: allocsim replay {}", path.display());
     0
 }
 

@@ -397,7 +397,7 @@ impl Manager {
         if frontier {
             w.frontier = index;
             w.metrics.entries_applied += 1;
-            check::sample_vips(&mut w, &self.store);
+            check::sample_vips(&mut w, &self.store, index, &self.name);
             let (ok, error) = match result {
                 Ok(events) => (events.len(), None),
                 Err(e) => (0, Some(e.to_string())),

@@ -235,8 +235,8 @@ pub enum Assertion {
     Running { service: ServiceId, count: u64 },
     /// The service's live tasks have pairwise distinct addresses on every network.
     DistinctAddresses { service: ServiceId },
-    /// The service's VIPs at the end equal its VIPs at `since_ms` (sampled at the first applied
-    /// entry at or after that time).
+    /// From the first applied entry at or after `since_ms` where the service holds VIPs, every
+    /// later applied state and the end state show the same VIPs.
     VipUnchangedSince { service: ServiceId, since_ms: u64 },
     /// No live task is in this state.
     NoTaskIn { state: TaskState },
@@ -367,6 +367,10 @@ pub struct Scenario {
     /// Checks on the end state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assertions: Vec<Assertion>,
+    /// The seed `run` and `replay` use when none is given: decompile and shrink write the
+    /// failing seed here, so the file alone replays the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// 1 to 7.
     pub managers: u8,
     pub workers: u8,
@@ -413,6 +417,7 @@ impl Scenario {
             initial: InitialState::default(),
             steps: Vec::new(),
             assertions: Vec::new(),
+            seed: None,
             managers: 3,
             workers: 5,
             clients: 2,
@@ -485,6 +490,7 @@ impl Scenario {
             initial: InitialState::default(),
             steps: Vec::new(),
             assertions: Vec::new(),
+            seed: None,
             managers: 3,
             workers: 0,
             clients: 1,
@@ -519,7 +525,7 @@ impl Scenario {
         }
         if self.faults_until_ms > self.duration_ms {
             return Err(format!(
-                "faults_until_ms = {}: expected at most duration_ms = {}",
+                "faults_until_ms = {}ms: expected at most duration_ms = {}ms",
                 self.faults_until_ms, self.duration_ms
             ));
         }
@@ -531,7 +537,10 @@ impl Scenario {
                 ));
             }
             if g.ops_until_ms > self.duration_ms {
-                return Err(format!("workload.ops_until_ms = {}: expected at most duration_ms", g.ops_until_ms));
+                return Err(format!(
+                    "workload.ops_until_ms = {}ms: expected at most duration_ms = {}ms",
+                    g.ops_until_ms, self.duration_ms
+                ));
             }
         }
         self.faults.validate()?;
@@ -559,7 +568,13 @@ impl Scenario {
 
     /// The checks of the newer fields (steps, assertions, initial state, settings).
     fn validate_extra(&self) -> Result<(), String> {
-        self.config.validate().map_err(|e| format!("config: {e}"))?;
+        self.config.validate().map_err(|e| match e {
+            // "cluster config FIELD = VALUE: expected ..." names the field inside [config].
+            swarmalloc::AllocError::InvalidSpec { what } => {
+                format!("config.{}", what.strip_prefix("cluster config ").unwrap_or(&what))
+            }
+            other => format!("config: {other}"),
+        })?;
         if self.raft.tick_ms == 0 || self.raft.tick_ms > 1_000 {
             return Err(format!("raft.tick_ms = {}: expected 1 to 1000", self.raft.tick_ms));
         }
@@ -594,7 +609,7 @@ impl Scenario {
                 _ => None,
             };
             if let Some(t) = target.filter(|t| !known(t)) {
-                return Err(format!("steps[{i}].node = {t:?}: expected \"leader\" or one of {}", nodes.join(", ")));
+                return Err(format!("steps[{i}].node = \"{t}\": expected \"leader\" or one of {}", nodes.join(", ")));
             }
             match &step.action {
                 Action::Messages { rate, .. } if !(0.0..=1.0).contains(rate) => {
@@ -608,7 +623,7 @@ impl Scenario {
                 | Action::Client(ClientOp::RemoveNode { node })
                     if !nodes.contains(&node.to_string()) && !self.initial.nodes.iter().any(|n| &n.id == node) =>
                 {
-                    return Err(format!("steps[{i}].node = {node:?}: expected one of {}", nodes.join(", ")));
+                    return Err(format!("steps[{i}].node = \"{node}\": expected one of {}", nodes.join(", ")));
                 }
                 _ => {}
             }
@@ -625,11 +640,20 @@ impl Scenario {
                 return Err(format!("assertions[{i}].since = {since_ms}ms: expected at most duration"));
             }
         }
-        let mut ids = std::collections::BTreeSet::new();
-        for object in self.initial.objects() {
-            let id = object.id();
-            if !ids.insert(id.clone()) {
-                return Err(format!("initial: {id} is listed twice"));
+        let initial = [
+            ("networks", self.initial.networks.iter().map(|n| n.id.to_string()).collect::<Vec<_>>()),
+            ("services", self.initial.services.iter().map(|s| s.id.to_string()).collect()),
+            ("tasks", self.initial.tasks.iter().map(|t| t.id.to_string()).collect()),
+            ("nodes", self.initial.nodes.iter().map(|n| n.id.to_string()).collect()),
+        ];
+        for (kind, ids) in initial {
+            let mut seen = std::collections::BTreeMap::new();
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(first) = seen.insert(id, i) {
+                    return Err(format!(
+                        "initial.{kind}[{i}].id = \"{id}\": listed twice (also initial.{kind}[{first}])"
+                    ));
+                }
             }
         }
         Ok(())

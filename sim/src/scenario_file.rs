@@ -83,14 +83,19 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         error_at(e.span(), key, message)
     })?;
     let steps_at: Vec<std::ops::Range<usize>> = model.step.iter().map(|s| s.span()).collect();
+    // A message that starts with a field path ("steps[3].node = ...", "faults.rates.x: ...")
+    // is reported with the file's name for that field and its place in the text.
+    let at_path = |message: String| {
+        let message = file_message(&message);
+        let path = message.split([' ', ':']).next().unwrap_or_default().to_string();
+        let span = locate(text, &path);
+        error_at(span, Some(path).filter(|p| !p.is_empty()), message)
+    };
     let scenario = model.lower().map_err(|(i, message)| match i {
         Some(i) => error_at(steps_at.get(i).cloned(), Some(format!("step[{i}]")), message),
-        None => error_at(None, None, message),
+        None => at_path(message),
     })?;
-    scenario.validate().map_err(|message| {
-        let (key, span) = locate(text, &message, &steps_at);
-        error_at(span, key, message)
-    })?;
+    scenario.validate().map_err(at_path)?;
     Ok(scenario)
 }
 
@@ -98,10 +103,41 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
      (cargo build --release -p swarmalloc-sim --features legacy)";
 
-/// Writes a scenario as scenario-file text (comments are not kept).
+/// Writes a scenario as scenario-file text (comments are not kept). Steps and initial objects
+/// are written the way people write them: one `[[step]]` or `[[initial.networks]]` table each,
+/// one line per key, nested values inline (`create_service = { id = "web", replicas = 3 }`).
 pub fn to_toml(scenario: &Scenario) -> Result<String, String> {
-    let model = FileModel::raise(scenario)?;
-    toml::to_string(&model).map_err(|e| format!("cannot write scenario {}: {e}", scenario.name))
+    let cannot = |e: &dyn fmt::Display| format!("cannot write scenario {}: {e}", scenario.name);
+    let mut model = FileModel::raise(scenario)?;
+    let steps = std::mem::take(&mut model.step);
+    let initial = std::mem::take(&mut model.initial);
+    let mut text = toml::to_string(&model).map_err(|e| cannot(&e))?;
+    let values = |items: Vec<Result<toml::Value, toml::ser::Error>>| {
+        items.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| cannot(&e))
+    };
+    let tables = [
+        ("initial.networks", values(initial.networks.iter().map(toml::Value::try_from).collect())?),
+        ("initial.services", values(initial.services.iter().map(toml::Value::try_from).collect())?),
+        ("initial.tasks", values(initial.tasks.iter().map(toml::Value::try_from).collect())?),
+        ("initial.nodes", values(initial.nodes.iter().map(toml::Value::try_from).collect())?),
+        ("step", values(steps.iter().map(|s| toml::Value::try_from(s.get_ref())).collect())?),
+    ];
+    for (header, entries) in tables {
+        for entry in entries {
+            text.push_str(&format!("\n[[{header}]]\n"));
+            if let toml::Value::Table(table) = entry {
+                for (key, value) in table {
+                    text.push_str(&format!("{} = {value}\n", toml_key(&key)));
+                }
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// A key as TOML writes it: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    if is_key(key) { key.to_string() } else { toml::Value::String(key.to_string()).to_string() }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -155,37 +191,113 @@ fn quoted_key(message: &str) -> Option<String> {
     message[field..].split('`').next().map(str::to_string)
 }
 
-/// Where a validation message's field is in the text: "steps[3].at = ..." points at the fourth
-/// step, "managers = 9: ..." at the `managers` key.
-fn locate(
-    text: &str,
-    message: &str,
-    steps: &[std::ops::Range<usize>],
-) -> (Option<String>, Option<std::ops::Range<usize>>) {
-    let field = message.split([' ', ':']).next().unwrap_or_default();
-    if let Some(rest) = field.strip_prefix("steps[")
-        && let Some(i) = rest.split(']').next().and_then(|n| n.parse::<usize>().ok())
+/// A validation message (which names `Scenario`'s fields, as the JSON form spells them) with
+/// the field path at its start spelled as the scenario file spells it.
+fn file_message(message: &str) -> String {
+    let end = message.find([' ', ':']).unwrap_or(message.len());
+    let (path, rest) = message.split_at(end);
+    let renames: [(&str, &str); 10] = [
+        ("steps[", "step["),
+        ("faults.", "random.faults."),
+        ("workload.ops_until_ms", "random.workload.ops_until"),
+        ("workload.", "random.workload."),
+        ("checks.", "expect."),
+        ("assertions[", "expect.assert["),
+        ("duration_ms", "cluster.duration"),
+        ("faults_until_ms", "cluster.faults_until"),
+        ("batch_max", "cluster.batch_max"),
+        ("managers", "cluster.managers"),
+    ];
+    let mut path = renames
+        .iter()
+        .find_map(|(from, to)| path.strip_prefix(from).map(|tail| format!("{to}{tail}")))
+        .unwrap_or_else(|| path.to_string());
+    for key in ["workers", "clients"] {
+        if path == key {
+            path = format!("cluster.{key}");
+        }
+    }
+    if let Some(tail) = path.strip_suffix("].since")
+        && path.starts_with("expect.assert[")
     {
-        let key = rest.split_once("].").map(|(_, k)| k.to_string()).unwrap_or_else(|| format!("step[{i}]"));
-        return (Some(key), steps.get(i).cloned());
+        path = format!("{tail}].vip_unchanged_since");
     }
-    let last = field.rsplit('.').next().unwrap_or(field);
-    let last = last.split('[').next().unwrap_or(last);
-    if !is_key(last) {
-        return (None, None);
+    let rest = rest.replace("duration_ms", "duration").replace("faults_until_ms", "faults_until");
+    format!("{path}{rest}")
+}
+
+/// Where the key at a dotted path (`random.faults.rates.batch_cut`, `step[3].node`,
+/// `expect.assert[1]`) is in the text: each segment is looked up as an array-of-tables header
+/// (`[[step]]`, its i-th occurrence), a table header (`[random.faults]`), or a `key =` inside
+/// what the segments before it found, inline tables included. A segment that only prefixes
+/// deeper headers (`random` of `[random.faults]`) is passed through.
+fn locate(text: &str, path: &str) -> Option<std::ops::Range<usize>> {
+    let mut window = 0..text.len();
+    let mut found = None;
+    let mut prefix = String::new();
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        if !is_key(name) {
+            return found;
+        }
+        let full = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+        let tables = header_lines(text, &format!("[[{full}]]"));
+        let table = header_lines(text, &format!("[{full}]"));
+        if let Some(start) = tables.get(index.unwrap_or(0)).or(table.first()).copied() {
+            window = start..next_header(text, start);
+            found = Some(start..start + full.len() + 2);
+        } else if let Some(at) = find_key(&text[window.clone()], name) {
+            let start = window.start + at;
+            window = start..window.end;
+            found = Some(start..start + name.len());
+        } else if !text.contains(&format!("[{full}.")) {
+            // Not a table, not a key, and no deeper table header (`[random.faults]` for
+            // `random`): the key is absent.
+            return found;
+        }
+        prefix = full;
     }
+    found
+}
+
+/// Offsets of the lines that are exactly this table header (comments after it allowed).
+fn header_lines(text: &str, header: &str) -> Vec<usize> {
+    let mut offsets = Vec::new();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
-        if let Some(after) = trimmed.strip_prefix(last)
-            && after.trim_start().starts_with('=')
+        if let Some(after) = trimmed.strip_prefix(header)
+            && (after.trim().is_empty() || after.trim_start().starts_with('#'))
         {
-            let start = offset + (line.len() - trimmed.len());
-            return (Some(field.to_string()), Some(start..start + last.len()));
+            offsets.push(offset + (line.len() - trimmed.len()));
         }
         offset += line.len();
     }
-    (Some(field.to_string()), None)
+    offsets
+}
+
+/// The start of the next table header after `from`, or the end of the text.
+fn next_header(text: &str, from: usize) -> usize {
+    let mut offset = from;
+    for (i, line) in text[from..].split_inclusive('\n').enumerate() {
+        if i > 0 && line.trim_start().starts_with('[') {
+            return offset;
+        }
+        offset += line.len();
+    }
+    text.len()
+}
+
+/// The first `name =` in `text` that starts a key: at a line start or after `{`, `,` or a space.
+fn find_key(text: &str, name: &str) -> Option<usize> {
+    text.match_indices(name).map(|(at, _)| at).find(|&at| {
+        let before = text[..at].chars().next_back();
+        let starts = before.is_none_or(|c| c == '\n' || c == '{' || c == ',' || c == ' ' || c == '\t');
+        starts && text[at + name.len()..].trim_start_matches([' ', '\t']).starts_with('=')
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -251,6 +363,8 @@ struct FileModel {
     name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
     cluster: ClusterFile,
     #[serde(default, skip_serializing_if = "is_default_raft")]
     raft: RaftSettings,
@@ -768,6 +882,7 @@ impl FileModel {
             initial: self.initial,
             steps,
             assertions,
+            seed: self.seed,
             managers: c.managers,
             workers: c.workers,
             clients: c.clients,
@@ -817,6 +932,7 @@ impl FileModel {
         Ok(FileModel {
             name: s.name.clone(),
             description: s.description.clone(),
+            seed: s.seed,
             cluster: ClusterFile {
                 managers: s.managers,
                 workers: s.workers,

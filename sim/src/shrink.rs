@@ -46,6 +46,7 @@ pub fn decompile(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Scena
             result.violation.as_ref().map(|v| format!(" The original run failed: {v}.")).unwrap_or_default()
         ),
         steps,
+        seed: Some(seed),
         workload: Workload::Scripted(Vec::new()),
         faults: FaultSpace::none(),
         batch_max: result.faults.batch_max,

@@ -1,0 +1,486 @@
+//! The scenario library and the scenario file format: every library file passes on fixed
+//! seeds and writes back to itself; a file with a syntax error, an unknown key or a wrong type
+//! gives the documented error and exit 2; replay reproduces a run's trace hash; decompile and
+//! shrink turn a failing random run of 100+ steps into a small explicit scenario that fails
+//! the same way.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use swarmalloc_sim::scenario_file::{self, ScenarioError};
+use swarmalloc_sim::shrink::{decompile, is_explicit, shrink};
+use swarmalloc_sim::{RunOptions, Scenario, run, sweep};
+
+/// The general workloads of the library (issue 4); the bug-class files are listed in
+/// `BUG_CLASSES`.
+const WORKLOADS: [&str; 9] = [
+    "attachable",
+    "dual-stack",
+    "ingress-port-churn",
+    "leader-flapping",
+    "node-drain",
+    "partition-storm",
+    "pool-exhaustion",
+    "scale-1000",
+    "steady-churn",
+];
+
+const BUG_CLASSES: [&str; 1] = ["b02-vip-not-restored"];
+
+/// Seeds every library scenario must pass in `cargo test` (`allocsim run scenarios/` sweeps more).
+const LIBRARY_SEEDS: std::ops::Range<u64> = 0..2;
+
+fn library_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn library() -> Vec<(String, Scenario)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(library_dir())
+        .expect("scenarios/ is readable")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let stem = path.file_stem().expect("a file name").to_string_lossy().into_owned();
+            let scenario = scenario_file::load(path).unwrap_or_else(|e| panic!("{e}"));
+            (stem, scenario)
+        })
+        .collect()
+}
+
+fn allocsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_allocsim")).args(args).output().expect("run allocsim")
+}
+
+fn utf8(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("allocsim-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write a temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn the_library_holds_every_listed_scenario_and_each_says_what_it_reproduces() {
+    let names: Vec<String> = library().into_iter().map(|(stem, _)| stem).collect();
+    let mut expected: Vec<String> = WORKLOADS.iter().chain(&BUG_CLASSES).map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for (stem, scenario) in library() {
+        assert_eq!(scenario.name, stem, "scenarios/{stem}.toml: `name` should be the file's name");
+        assert!(!scenario.description.is_empty(), "scenarios/{stem}.toml has no description");
+        let source = std::fs::read_to_string(library_dir().join(format!("{stem}.toml"))).expect("readable");
+        let comment: Vec<&str> = source.lines().take_while(|l| l.starts_with('#')).collect();
+        assert!(comment.len() >= 2, "scenarios/{stem}.toml: start with a comment saying what it reproduces");
+    }
+}
+
+#[test]
+fn every_library_scenario_passes_on_fixed_seeds() {
+    for (stem, scenario) in library() {
+        let results = sweep(&scenario, LIBRARY_SEEDS, 2, &RunOptions::default(), |_| {});
+        assert_eq!(results.len() as u64, LIBRARY_SEEDS.end - LIBRARY_SEEDS.start);
+        for result in results {
+            assert!(
+                result.passed(),
+                "scenarios/{stem}.toml seed {} failed: {}\nreplay: allocsim run scenarios/{stem}.toml --seed {}",
+                result.seed,
+                result.violation.as_ref().map(ToString::to_string).unwrap_or_default(),
+                result.seed
+            );
+            // A scenario that never got going proves nothing.
+            assert!(result.metrics.tasks_created > 0, "scenarios/{stem}.toml seed {}: no task created", result.seed);
+        }
+    }
+}
+
+#[test]
+fn every_library_file_writes_back_to_the_same_scenario() {
+    for (stem, scenario) in library() {
+        let written = scenario_file::to_toml(&scenario).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let again = scenario_file::parse(&format!("{stem} (written back)"), &written)
+            .unwrap_or_else(|e| panic!("{e}\n--- written:\n{written}"));
+        assert_eq!(again, scenario, "scenarios/{stem}.toml does not survive a write and a parse:\n{written}");
+    }
+}
+
+/// One malformed file: its text and the exact error (file, line, column, key, what was expected).
+fn check_error(name: &str, text: &str, line: usize, column: usize, key: &str, message: &str) {
+    let dir = TempDir::new(name);
+    let path = dir.file(&format!("{name}.toml"), text);
+    let file = path.display().to_string();
+    let error = scenario_file::load(&path).expect_err("a malformed file is refused");
+    let expected =
+        ScenarioError { file: file.clone(), line, column, key: Some(key.to_string()), message: message.to_string() };
+    assert_eq!(error, expected);
+    let out = allocsim(&["run", &file]);
+    assert_eq!(out.status.code(), Some(2), "{name}: {}", utf8(&out.stderr));
+    assert_eq!(utf8(&out.stderr), format!("allocsim: {expected}\n"), "{name}: one line naming the file, no usage");
+    assert!(out.stdout.is_empty(), "{name}: {}", utf8(&out.stdout));
+}
+
+#[test]
+fn a_syntax_error_names_file_line_column_and_key() {
+    check_error(
+        "syntax",
+        "name = \"x\"\n[cluster]\nduration = \"10s\nmanagers = 3\n",
+        3,
+        16,
+        "duration",
+        "invalid basic string, expected `\"`",
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_the_keys_that_are_allowed() {
+    check_error(
+        "unknown-key",
+        "name = \"x\"\n[cluster]\nduration = \"10s\"\nmanagerz = 3\n",
+        4,
+        1,
+        "managerz",
+        "unknown field `managerz`, expected one of `managers`, `workers`, `clients`, `duration`, `faults_until`, \
+         `batch_max`, `stop_when_all_pending`",
+    );
+    check_error(
+        "unknown-action",
+        "name = \"x\"\n[cluster]\nduration = \"10s\"\n\n[[step]]\nat = \"1s\"\nreboot = \"m1\"\n",
+        7,
+        1,
+        "reboot",
+        "unknown field `reboot`, expected one of `at`, `create_network`, `remove_network`, `create_service`, \
+         `update_service`, `remove_service`, `scale`, `attach`, `detach`, `drain_node`, `remove_node`, `fail_task`, \
+         `partition`, `heal`, `kill`, `restart`, `restart_allocator`, `cut_batch`, `ambiguous_proposal`, \
+         `drop_proposal`, `drop_messages`, `delay_messages`, `duplicate_messages`, `slow_node`",
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_the_type_expected() {
+    check_error(
+        "wrong-type",
+        "name = \"x\"\n[cluster]\nduration = \"10s\"\nmanagers = \"three\"\n",
+        4,
+        12,
+        "managers",
+        "invalid type: string \"three\", expected u8",
+    );
+    check_error(
+        "bad-duration",
+        "name = \"x\"\n[cluster]\nduration = \"ten seconds\"\n",
+        3,
+        12,
+        "duration",
+        "invalid value: string \"ten seconds\", expected a duration such as \"1500ms\", \"2s\", \"1.5s\" or \"1m\"",
+    );
+}
+
+#[test]
+fn a_value_the_simulator_cannot_use_names_the_files_key_and_where_it_is() {
+    let head = "name = \"x\"\n[cluster]\nworkers = 2\nduration = \"10s\"\nfaults_until = \"5s\"\n";
+    check_error(
+        "out-of-range",
+        "name = \"x\"\n[cluster]\nduration = \"10s\"\nmanagers = 9\n",
+        4,
+        1,
+        "cluster.managers",
+        "cluster.managers = 9: expected 1 to 7",
+    );
+    check_error(
+        "unknown-node",
+        &format!("{head}\n[[step]]\nat = \"1s\"\npartition = {{ node = \"w9\" }}\n"),
+        9,
+        15,
+        "step[0].node",
+        "step[0].node = \"w9\": expected \"leader\" or one of m1, m2, m3, w1, w2",
+    );
+    check_error(
+        "late-fault",
+        &format!(
+            "{head}\n[[step]]\nat = \"1s\"\nscale = {{ service = \"s\", replicas = 1 }}\n\n[[step]]\nat = \"7s\"\nrestart_allocator = true\n"
+        ),
+        12,
+        1,
+        "step[1].at",
+        "step[1].at = 7000ms: a fault must come before faults_until = 5000ms (everything heals then)",
+    );
+    check_error(
+        "rate-of-a-kind-not-listed",
+        &format!("{head}\n[random.faults]\nkinds = [\"leader_partition\"]\nrates = {{ batch_cut = 0.5 }}\n"),
+        9,
+        11,
+        "random.faults.rates.batch_cut",
+        "random.faults.rates.batch_cut: expected a kind listed in faults.kinds",
+    );
+    check_error(
+        "duplicate-initial-object",
+        &format!(
+            "{head}\n[[initial.networks]]\nid = \"a\"\nspec = {{ name = \"a\" }}\n\n[[initial.networks]]\nid = \"a\"\nspec = {{ name = \"a\" }}\n"
+        ),
+        12,
+        1,
+        "initial.networks[1].id",
+        "initial.networks[1].id = \"a\": listed twice (also initial.networks[0])",
+    );
+    check_error(
+        "two-checks-in-one-assertion",
+        &format!(
+            "{head}\n[[expect.assert]]\nno_task_in = \"new\"\n\n[[expect.assert]]\nservice = \"web\"\nrunning = 2\ndistinct_addresses = true\n"
+        ),
+        10,
+        1,
+        "expect.assert[1]",
+        "expect.assert[1]: expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
+         `no_task_in`, `allocated`/`subnet`, `gone`",
+    );
+    check_error(
+        "cluster-config",
+        &format!("{head}\n[config]\nsubnet_size = 40\n"),
+        8,
+        1,
+        "config.subnet_size",
+        "config.subnet_size = 40: expected a prefix length between 8 (the base 10.0.0.0/8) and 30",
+    );
+}
+
+#[test]
+fn replay_of_a_scenario_file_at_a_seed_gives_the_same_trace_hash_as_its_run() {
+    let path = library_dir().join("b02-vip-not-restored.toml");
+    let path = path.to_str().expect("utf-8 path");
+    let hash = |out: Output| -> String {
+        assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stderr));
+        let line = utf8(&out.stdout);
+        let result: serde_json::Value = serde_json::from_str(line.lines().next().expect("a line")).expect("JSON");
+        result["trace_hash"].as_str().expect("a trace hash").to_string()
+    };
+    let ran = hash(allocsim(&["run", path, "--seed", "7", "--json"]));
+    let replayed = hash(allocsim(&["replay", path, "--seed", "7", "--json"]));
+    assert_eq!(ran, replayed);
+}
+
+/// A random workload of more than 100 operations with faults, plus a service that cannot fit
+/// its /29 network, so that tasks stay in NEW and the end assertion fails.
+const FAILING_RANDOM_RUN: &str = r#"
+name = "too-small"
+description = "random churn plus a service that cannot fit its /29"
+
+[cluster]
+managers = 3
+workers = 2
+duration = "25s"
+faults_until = "12s"
+batch_max = 20
+
+[random.workload]
+networks = 4
+services = 8
+replicas_min = 1
+replicas_max = 4
+changes = 100
+ops_until = "12s"
+
+[random.faults]
+kinds = ["leader_partition", "allocator_restart", "batch_cut", "message_delay"]
+
+[[step]]
+at = "3s"
+create_network = { id = "tiny", subnet = "10.99.0.0/29" }
+
+[[step]]
+at = "4s"
+create_service = { id = "big", replicas = 6, networks = ["tiny"] }
+
+[expect]
+[[expect.assert]]
+no_task_in = "new"
+"#;
+
+const FAILING_SEED: u64 = 4;
+
+#[test]
+fn decompile_writes_the_seeds_choices_and_the_explicit_run_is_the_same_run() {
+    let scenario = scenario_file::parse("too-small.toml", FAILING_RANDOM_RUN).expect("valid");
+    let options = RunOptions { keep_trace: true, ..Default::default() };
+    let (explicit, original) = decompile(&scenario, FAILING_SEED, &options);
+    let violation = original.violation.clone().expect("the random run fails");
+    assert_eq!(violation.checker, "assertion");
+    assert!(is_explicit(&explicit));
+    assert!(explicit.steps.len() > 100, "{} steps", explicit.steps.len());
+    assert_eq!(explicit.seed, Some(FAILING_SEED));
+    // Written out and read back, it replays the very same run: only the header line (scenario
+    // name and fault plan) differs.
+    let text = scenario_file::to_toml(&explicit).expect("writes");
+    let reread = scenario_file::parse("decompiled.toml", &text).expect("parses");
+    let replayed = run(&reread, reread.seed.expect("the seed is in the file"), &options);
+    assert_eq!(replayed.violation, Some(violation));
+    assert_eq!(replayed.trace.len(), original.trace.len());
+    assert_eq!(replayed.trace[1..], original.trace[1..]);
+}
+
+#[test]
+fn shrink_reduces_a_failing_random_run_of_over_100_steps_to_at_most_10() {
+    let scenario = scenario_file::parse("too-small.toml", FAILING_RANDOM_RUN).expect("valid");
+    let options = RunOptions::default();
+    let (explicit, _) = decompile(&scenario, FAILING_SEED, &options);
+    let shrunk = shrink(&explicit, FAILING_SEED, "assertion", &options, 2, 400, |_, _| {}).expect("it fails");
+    assert!(shrunk.steps_before > 100, "{} steps before", shrunk.steps_before);
+    assert!(
+        (1..=10).contains(&shrunk.steps_after()),
+        "{} steps after:\n{}",
+        shrunk.steps_after(),
+        scenario_file::to_toml(&shrunk.scenario).expect("writes")
+    );
+    assert_eq!(shrunk.result.violation.as_ref().map(|v| v.checker.as_str()), Some("assertion"));
+    // 1-minimal: without any one of its steps the scenario passes.
+    for i in 0..shrunk.steps_after() {
+        let mut smaller = shrunk.scenario.clone();
+        smaller.steps.remove(i);
+        assert!(run(&smaller, FAILING_SEED, &options).passed(), "step {i} can go: not minimal");
+    }
+}
+
+#[test]
+fn the_cli_decompiles_and_shrinks_a_failure_file_and_both_outputs_replay_it() {
+    let dir = TempDir::new("shrink-cli");
+    let source = dir.file("too-small.toml", FAILING_RANDOM_RUN);
+    let failures = dir.0.join("failures");
+    let seed = FAILING_SEED.to_string();
+    let out = allocsim(&[
+        "run",
+        source.to_str().expect("utf-8"),
+        "--seed",
+        &seed,
+        "--failures",
+        failures.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
+    let failure = failures.join(format!("too-small-{seed}.json"));
+    assert!(utf8(&out.stdout).contains(&format!("replay: allocsim replay {}", failure.display())));
+    let failure = failure.to_str().expect("utf-8");
+
+    let out = allocsim(&["decompile", failure]);
+    assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stdout));
+    let decompiled = failures.join(format!("too-small-{seed}.decompiled.toml"));
+    let explicit = scenario_file::load(&decompiled).expect("the decompiled file parses");
+    assert!(is_explicit(&explicit) && explicit.steps.len() > 100);
+
+    let out = allocsim(&["shrink", failure, "--jobs", "2"]);
+    let stdout = utf8(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let shrunk_path = failures.join(format!("too-small-{seed}.shrunk.toml"));
+    let shrunk = scenario_file::load(&shrunk_path).expect("the shrunk file parses");
+    assert!((1..=10).contains(&shrunk.steps.len()), "{stdout}");
+    let counts = format!("steps: {} -> {}", explicit.steps.len(), shrunk.steps.len());
+    assert!(stdout.contains(&counts), "expected {counts:?} in:\n{stdout}");
+    assert!(stdout.contains(&format!("replay: allocsim replay {}", shrunk_path.display())), "{stdout}");
+
+    // Both files replay the failure on their own: the seed is written in them.
+    for path in [&decompiled, &shrunk_path] {
+        let out = allocsim(&["replay", path.to_str().expect("utf-8")]);
+        let stdout = utf8(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{}: {stdout}", path.display());
+        assert!(stdout.contains("violation: assertion"), "{}: {stdout}", path.display());
+    }
+}
+
+/// The ```toml blocks of scenarios/README.md.
+fn readme_examples() -> (String, Vec<String>) {
+    let readme = std::fs::read_to_string(library_dir().join("README.md")).expect("scenarios/README.md");
+    let blocks = readme.split("```toml\n").skip(1).map(|b| b.split("```").next().expect("a closed block").to_string());
+    let blocks = blocks.collect();
+    (readme, blocks)
+}
+
+#[test]
+fn every_example_in_the_scenario_readme_is_a_valid_scenario_file() {
+    let (_, blocks) = readme_examples();
+    assert!(blocks.len() >= 3, "expected the key, step and assertion examples");
+    for (i, block) in blocks.iter().enumerate() {
+        let scenario = scenario_file::parse(&format!("README.md example {i}"), block).unwrap_or_else(|e| panic!("{e}"));
+        let written = scenario_file::to_toml(&scenario).expect("writes");
+        assert_eq!(scenario_file::parse("written back", &written).expect("parses"), scenario);
+        let result = run(&scenario, 0, &RunOptions::default());
+        assert!(result.passed(), "README.md example {i} ({}) fails at seed 0: {:?}", scenario.name, result.violation);
+    }
+}
+
+/// The keys a table accepts, as its "unknown field" error lists them.
+fn keys_of(table_with_bogus_key: &str) -> Vec<String> {
+    let error = scenario_file::parse("probe.toml", table_with_bogus_key).expect_err("the bogus key is refused");
+    // serde says "expected `a`", "expected `a` or `b`", or "expected one of `a`, `b`, `c`".
+    let list = error.message.split("expected ").nth(1).unwrap_or_else(|| panic!("{error}"));
+    let list = list.strip_prefix("one of ").unwrap_or(list);
+    list.split([',', ' ']).filter(|w| w.starts_with('`')).map(|k| k.trim_matches('`').to_string()).collect()
+}
+
+#[test]
+fn the_scenario_readme_shows_every_key_the_format_accepts() {
+    let (readme, _) = readme_examples();
+    let head = "name = \"p\"\n[cluster]\nduration = \"1s\"\n";
+    let step = |action: &str| format!("{head}[[step]]\nat = \"1s\"\n{action}\n");
+    let probes = [
+        format!("bogus = 1\n{head}"),
+        format!("{head}bogus = 1\n"),
+        format!("{head}[raft]\nbogus = 1\n"),
+        format!("{head}[config]\nbogus = 1\n"),
+        format!("{head}[random]\nbogus = 1\n"),
+        format!("{head}[random.workload]\nbogus = 1\n"),
+        format!("{head}[random.workload.weights]\nbogus = 1\n"),
+        format!("{head}[random.faults]\nbogus = 1\n"),
+        format!("{head}[expect]\nbogus = 1\n"),
+        format!("{head}[[expect.assert]]\nbogus = 1\n"),
+        format!("{head}[initial]\nbogus = 1\n"),
+        step("bogus = 1"),
+        step("create_network = { bogus = 1 }"),
+        step("create_service = { bogus = 1 }"),
+        step("scale = { bogus = 1 }"),
+        step("attach = { bogus = 1 }"),
+        step("fail_task = { bogus = 1 }"),
+        step("partition = { bogus = 1 }"),
+        step("kill = { bogus = 1 }"),
+        step("cut_batch = { bogus = 1 }"),
+        step("ambiguous_proposal = { bogus = 1 }"),
+        step("drop_proposal = { bogus = 1 }"),
+        step("drop_messages = { bogus = 1 }"),
+        step("slow_node = { bogus = 1 }"),
+    ];
+    let mut missing = Vec::new();
+    for probe in &probes {
+        for key in keys_of(probe) {
+            let shown = [
+                format!("\n{key} ="),
+                format!(" {key} ="),
+                format!("[{key}"),
+                format!(".{key}]"),
+                format!("{{ {key} ="),
+            ];
+            if !shown.iter().any(|s| readme.contains(s.as_str())) {
+                missing.push(format!("{key} (from {:?})", probe.lines().last().unwrap_or_default()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "keys the format accepts but scenarios/README.md never shows: {missing:?}");
+}
