@@ -244,6 +244,8 @@ pub enum Assertion {
     NetworkAllocated { network: NetworkId, subnet: Option<IpNet> },
     /// Nothing in the store still names this network.
     NetworkGone { network: NetworkId },
+    /// The service's VIPs are on exactly these networks (none: no VIP at all).
+    VipNetworks { service: ServiceId, networks: Vec<NetworkId> },
 }
 
 /// Where the user operations come from.

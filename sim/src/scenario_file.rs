@@ -512,6 +512,8 @@ struct AssertFile {
     subnet: Option<IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gone: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vip_networks: Option<Vec<NetworkId>>,
 }
 
 /// One `[[step]]`: `at` and exactly one action key.
@@ -1236,11 +1238,15 @@ impl AssertFile {
             self.no_task_in.is_some(),
             self.allocated.is_some() || self.subnet.is_some(),
             self.gone.is_some(),
+            self.vip_networks.is_some(),
         ];
         if checks.iter().filter(|c| **c).count() != 1 {
             return Err("expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
-                        `no_task_in`, `allocated`/`subnet`, `gone`"
+                        `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`"
                 .into());
+        }
+        if let Some(networks) = self.vip_networks.clone() {
+            return Ok(Assertion::VipNetworks { service: service()?, networks });
         }
         if let Some(count) = self.running {
             return Ok(Assertion::Running { service: service()?, count });
@@ -1293,6 +1299,10 @@ impl AssertFile {
             Assertion::NetworkGone { network } => {
                 f.network = Some(network.clone());
                 f.gone = Some(true);
+            }
+            Assertion::VipNetworks { service, networks } => {
+                f.service = Some(service.clone());
+                f.vip_networks = Some(networks.clone());
             }
         }
         f

@@ -109,6 +109,8 @@ pub struct World {
     /// Containers running on each worker.
     pub containers: BTreeMap<String, BTreeMap<TaskId, ContainerAddrs>>,
     pub stable: crate::check::Stability,
+    /// Store conflicts of the scenario's initial state, let be until the end.
+    pub inherited: crate::check::Inherited,
     pub metrics: Metrics,
     pub links: LinkFaults,
     /// Faults are on (cleared when the run heals everything).
@@ -209,6 +211,7 @@ impl Shared {
             digests: BTreeMap::new(),
             containers: BTreeMap::new(),
             stable: Default::default(),
+            inherited: Default::default(),
             metrics: Metrics::default(),
             links: LinkFaults::default(),
             faults_active: false,

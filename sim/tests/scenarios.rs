@@ -254,7 +254,7 @@ fn a_value_the_simulator_cannot_use_names_the_files_key_and_where_it_is() {
         1,
         "expect.assert[1]",
         "expect.assert[1]: expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
-         `no_task_in`, `allocated`/`subnet`, `gone`",
+         `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`",
     );
     check_error(
         "cluster-config",
