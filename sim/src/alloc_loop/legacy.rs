@@ -216,6 +216,9 @@ impl AllocLoop {
         let gone: Vec<Object> = chunk.iter().filter(|o| store.get(&o.id()).is_none()).cloned().collect();
         for object in &gone {
             self.alloc.observe(object.as_ref());
+            // Its delete event, buffered while the batch was in flight, carried the copy
+            // without addresses: replaying it frees nothing.
+            self.buffered.remove(&object.id());
         }
     }
 
