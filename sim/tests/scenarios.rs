@@ -25,7 +25,20 @@ const WORKLOADS: [&str; 9] = [
     "steady-churn",
 ];
 
-const BUG_CLASSES: [&str; 1] = ["b02-vip-not-restored"];
+const BUG_CLASSES: [&str; 12] = [
+    "b01-restore-allocate-interleaving",
+    "b02-vip-not-restored",
+    "b03-network-restore-order",
+    "b04-leak-when-network-gone",
+    "b05-delete-racing-allocation",
+    "b06-freed-while-in-use",
+    "b07-tasks-stuck-in-new",
+    "b08-port-conflicts-after-restart",
+    "b09-ingress",
+    "b10-odd-stored-state",
+    "b11-uncommitted-local-state",
+    "b12-nondeterminism",
+];
 
 /// Seeds every library scenario must pass in `cargo test` (`allocsim run scenarios/` sweeps more).
 const LIBRARY_SEEDS: std::ops::Range<u64> = 0..2;
