@@ -68,6 +68,9 @@ pub struct PoolUsage {
     pub live: u128,
     /// Addresses quarantined by retired tasks.
     pub retired: u128,
+    /// The longest run of consecutive unclaimed addresses in the pick range (fragmentation is
+    /// how far it falls short of all free addresses).
+    pub largest_free_run: u128,
 }
 
 impl Allocator {
@@ -205,10 +208,27 @@ impl Allocator {
             let Some(Ok(alloc)) = &entry.alloc else { continue };
             for pool in &alloc.pools {
                 let (lo, hi) = pool.pick;
-                let mut usage =
-                    PoolUsage { network: id.clone(), subnet: pool.subnet, capacity: hi - lo + 1, live: 0, retired: 0 };
-                for claims in pool.slots.range(lo..=hi).map(|(_, c)| c) {
-                    if claims.holder().is_retired() { usage.retired += 1 } else { usage.live += 1 }
+                let mut usage = PoolUsage {
+                    network: id.clone(),
+                    subnet: pool.subnet,
+                    capacity: hi - lo + 1,
+                    live: 0,
+                    retired: 0,
+                    largest_free_run: 0,
+                };
+                // `next_free` is the first slot after the last claimed one seen (lo at the start).
+                let mut next_free = lo;
+                for (slot, claims) in pool.slots.range(lo..=hi) {
+                    if claims.holder().is_retired() {
+                        usage.retired += 1
+                    } else {
+                        usage.live += 1
+                    }
+                    usage.largest_free_run = usage.largest_free_run.max(slot - next_free);
+                    next_free = slot + 1;
+                }
+                if next_free <= hi {
+                    usage.largest_free_run = usage.largest_free_run.max(hi - next_free + 1);
                 }
                 out.push(usage);
             }

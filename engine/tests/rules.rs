@@ -829,3 +829,23 @@ fn tasks_of_an_invalid_service_wait_for_it_to_be_fixed() {
     ok(w.pass());
     assert_eq!(w.state("t"), TaskState::Pending);
 }
+
+#[test]
+fn pool_usage_counts_live_and_retired_addresses_and_the_longest_free_run() {
+    let mut w = World::new();
+    w.put(with_subnets(network("a"), &["10.5.0.0/28"]));
+    w.put(dnsrr(service("s", &["a"])));
+    for t in ["t1", "t2", "t3", "t4"] {
+        w.put(task(t, Some("s")));
+    }
+    ok(w.pass());
+    assert_eq!(w.addrs("t4", "a"), ["10.5.0.5/28"]);
+    w.delete(task_id("t2"));
+    w.set_state("t3", TaskState::Failed);
+    let [usage] = w.alloc.pool_usage().try_into().expect("one pool");
+    // Pick range .1 to .14: the gateway .1, t1 .2, t4 .5 live; t3 .4 retired; free .3 and .6 to .14.
+    assert_eq!((usage.capacity, usage.live, usage.retired, usage.largest_free_run), (14, 3, 1, 9));
+    w.delete(task_id("t4"));
+    let [usage] = w.alloc.pool_usage().try_into().expect("one pool");
+    assert_eq!(usage.largest_free_run, 10, "a free run reaching the top of the range");
+}

@@ -85,8 +85,6 @@ pub enum ProblemKind {
     ExtraIngress { kept: NetworkId, ignored: NetworkId },
     /// A task in NEW that should run: only the allocator moves it on, so it waits for allocation.
     TaskStuckInNew { task: TaskId, service: Option<ServiceId>, desired_state: TaskState },
-    /// A live holder has an address on a network that lost its stored allocation to a conflict:
-    /// the address comes from subnets the network no longer keeps.
     /// Restore queued an object that no problem above explains: it is not fully allocated.
     NeedsAllocation { object: ObjectId },
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use swarmalloc::{ClusterConfig, Network, Node, Object, ObjectId, Service, Task};
 
 use crate::docker::{self, Read};
-use crate::error::{InputError, JsonPath, offset_of, path_at};
+use crate::error::{InputError, JsonPath, serde_position};
 
 /// The keys of a store snapshot; a top-level object with only these keys is one.
 const SNAPSHOT_KEYS: [&str; 5] = ["networks", "services", "tasks", "nodes", "config"];
@@ -149,16 +149,8 @@ impl Loader {
 
     fn snapshot(&mut self, file: &Path, text: &str) -> Result<(), InputError> {
         let snapshot: Snapshot = serde_json::from_str(text).map_err(|e| {
-            let path = path_at(text, offset_of(text, e.line(), e.column()));
-            let message = e.to_string();
-            let suffix = format!(" at line {} column {}", e.line(), e.column());
-            InputError::Typed {
-                file: file.to_path_buf(),
-                line: e.line(),
-                column: e.column(),
-                path,
-                message: message.strip_suffix(&suffix).unwrap_or(&message).to_string(),
-            }
+            let (line, column, path, message) = serde_position(text, &e);
+            InputError::Typed { file: file.to_path_buf(), line, column, path, message }
         })?;
         if let Some(config) = snapshot.config {
             config.validate().map_err(|e| InputError::Invalid {
@@ -229,13 +221,6 @@ impl Loader {
 }
 
 fn syntax(file: &Path, text: &str, e: &serde_json::Error) -> InputError {
-    let message = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    InputError::Syntax {
-        file: file.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        path: path_at(text, offset_of(text, e.line(), e.column())),
-        message: message.strip_suffix(&suffix).unwrap_or(&message).to_string(),
-    }
+    let (line, column, path, message) = serde_position(text, e);
+    InputError::Syntax { file: file.to_path_buf(), line, column, path, message }
 }

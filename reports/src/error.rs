@@ -21,6 +21,8 @@ pub enum InputError {
     Invalid { file: PathBuf, path: String, reason: String },
     /// Two different objects with one id and one version.
     Conflict { id: String, first: String, second: String },
+    /// A line of a JSON-lines file (1-based) that is valid JSON but not what was expected there.
+    Line { file: PathBuf, line: usize, path: String, message: String },
 }
 
 impl InputError {
@@ -30,7 +32,8 @@ impl InputError {
             | InputError::Syntax { file, .. }
             | InputError::Field { file, .. }
             | InputError::Typed { file, .. }
-            | InputError::Invalid { file, .. } => Some(file),
+            | InputError::Invalid { file, .. }
+            | InputError::Line { file, .. } => Some(file),
             InputError::Conflict { .. } => None,
         }
     }
@@ -57,6 +60,9 @@ impl fmt::Display for InputError {
             }
             InputError::Conflict { id, first, second } => {
                 write!(f, "{id} appears twice with the same version but different contents: {first} and {second}")
+            }
+            InputError::Line { file, line, path, message } => {
+                write!(f, "{}: line {line}, at {}: {message}", file.display(), show_path(path))
             }
         }
     }
@@ -105,6 +111,16 @@ impl fmt::Display for JsonPath {
 /// serde reports type errors of typed documents by line and column only; this turns the
 /// position back into a path by scanning the document's brackets, keys and commas.
 pub fn path_at(text: &str, offset: usize) -> String {
+    path_at_inner(text, offset, false)
+}
+
+/// The path of the innermost array or object open at `offset` (not of its current key): where
+/// serde reports a missing field, at the object's closing brace.
+fn container_at(text: &str, offset: usize) -> String {
+    path_at_inner(text, offset, true)
+}
+
+fn path_at_inner(text: &str, offset: usize, container: bool) -> String {
     enum Frame {
         Object { key: Option<String>, after_colon: bool },
         Array { index: usize },
@@ -149,14 +165,27 @@ pub fn path_at(text: &str, offset: usize) -> String {
         at += 1;
     }
     let mut path = JsonPath::root();
-    for frame in &stack {
+    let innermost = stack.len().saturating_sub(1);
+    for (depth, frame) in stack.iter().enumerate() {
         path = match frame {
+            Frame::Object { .. } if container && depth == innermost => path,
             Frame::Object { key: Some(key), .. } => path.key(key),
             Frame::Object { key: None, .. } => path,
             Frame::Array { index } => path.index(*index),
         };
     }
     path.0
+}
+
+/// Where a serde_json error happened in `text`: (line, column, JSON path, message without
+/// serde's own " at line L column C" suffix).
+pub(crate) fn serde_position(text: &str, e: &serde_json::Error) -> (usize, usize, String, String) {
+    let message = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+    let offset = offset_of(text, e.line(), e.column());
+    let path = if message.starts_with("missing field") { container_at(text, offset) } else { path_at(text, offset) };
+    (e.line(), e.column(), path, message)
 }
 
 /// The byte offset of a 1-based line and column as serde_json reports them.
@@ -183,6 +212,26 @@ mod tests {
         check(r#"{"a,[{": X}"#, "X", "a,[{");
         check(r#"{"q\"x": X}"#, "X", "q\"x");
         check("X", "X", "");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_in_its_object() {
+        let text = r#"{"a": {"b": 1, "c": 2}}"#;
+        let error = serde_json::from_str::<Outer>(text).expect_err("a.d is missing");
+        let (_, _, path, message) = serde_position(text, &error);
+        assert_eq!((path.as_str(), message.as_str()), ("a", "missing field `d`"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        a: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        d: u8,
     }
 
     #[test]

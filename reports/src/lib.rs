@@ -1,27 +1,57 @@
-//! swarmalloc-reports: reports over the allocator's state. This crate holds the consistency
-//! check of a cluster state (`allocsim check STATE`): read a dump of a real swarm (Docker inspect
-//! JSON) or of the project's store, list every problem, and say what a fresh restore would do.
+//! swarmalloc-reports: reports over the allocator's state, behind `allocsim report` and
+//! `allocsim check` (the subcommands in `sim/src/cli.rs` are thin wrappers).
+//!
+//! - The sweep report: reads the JSON lines of `allocsim run --json` (several files merge),
+//!   optionally a fuzz summary and a baseline report, and writes `report.json`, `index.html` and
+//!   SVG charts drawn with plotters.
+//! - The consistency check of a cluster state: reads a dump of a real swarm (Docker inspect
+//!   JSON) or of the project's store, lists every problem, and says what a fresh restore would do.
 //!
 //! ```text
-//! let result = swarmalloc_reports::check_path(Path::new("dump/"));   // Result<CheckReport, InputError>
-//! match &result { Ok(report) => print!("{}", report.to_text()), Err(e) => eprintln!("{e}") }
-//! std::process::exit(Status::of(&result).code().into());             // 0 clean, 1 problems, 2 unreadable
+//! let sweep = swarmalloc_reports::make_report(&options, &mut |_| {})?;    // Result<Sweep, InputError>
+//! print!("{}", sweep.to_text());
+//! swarmalloc_reports::write_files(&out, &sweep.files())?;                  // charts, report.json, index.html
+//! let result = swarmalloc_reports::check_path(Path::new("dump/"));         // Result<CheckReport, InputError>
+//! std::process::exit(Status::of(&result).code().into());                   // 0 clean, 1 problems, 2 unreadable
 //! ```
 //!
-//! Architecture invariant: the check never changes the dump and never panics on its content;
-//! everything it concludes comes from `Allocator::restore` and a dropped `Tx`.
+//! Architecture invariants: this crate does not depend on the simulator (it reads its JSON
+//! lines); the check never changes the dump and never panics on its content; everything it
+//! concludes comes from `Allocator::restore` and a dropped `Tx`; a report is a function of its
+//! inputs, except the values under `wall_clock`.
 
+mod baseline;
+mod charts;
 mod check;
+mod check_page;
 mod docker;
 mod dump;
 mod error;
+mod fuzz;
+mod html;
+mod output;
+mod report;
+mod results;
+mod stats;
+mod sweep;
 
 use std::path::Path;
 
+pub use baseline::{BaselineDiff, Change, ThroughputChange};
+pub use charts::Chart;
 pub use check::{Action, CheckReport, Counts, Problem, ProblemKind, SCHEMA, Status, Verdict, check_dump, kind_name};
 pub use docker::{Kind, Read, classify};
 pub use dump::{Dump, Skipped, Snapshot, load};
 pub use error::{InputError, JsonPath, path_at};
+pub use fuzz::{FuzzCrash, FuzzSummary, FuzzTarget, read_fuzz};
+pub use output::write_files;
+pub use report::{ReportOptions, make_report};
+pub use results::{Line, Place, Progress, SeedResult, Series, SummaryLine, parse_line, read_lines};
+pub use stats::Histogram;
+pub use sweep::{
+    ChartData, Distribution, FailureDetail, FailureSummary, REPORT_SCHEMA, ScenarioSummary, Sweep, SweepOptions,
+    SweepReport, SweepVerdict, WallClock, read_sweep,
+};
 
 /// Reads the dump at `path` (a directory of JSON files or one file) and checks it.
 pub fn check_path(path: &Path) -> Result<CheckReport, InputError> {

@@ -333,6 +333,114 @@ fn files_merge_by_id_and_the_newer_version_wins() {
     assert!(older.reason.ends_with("/2-db-again.json: [0] is newer"), "{older:?}");
 }
 
+#[test]
+fn stale_attachments_of_a_task_and_a_node_on_a_missing_network() {
+    let gone = net("gonenet0000000000000000000");
+    let node = swarmalloc::NodeId::new("node1xxxxxxxxxxxxxxxxxxxxx");
+    let report = check(
+        "attachment_missing_network.json",
+        &[
+            (
+                ProblemKind::MissingNetwork { network: gone.clone(), holder: Holder::Task(TaskId::new(TASK_1)) },
+                // A running task is not allocated again: its stale attachment stays until it stops.
+                vec![Does::NotQueued(task(TASK_1))],
+            ),
+            (
+                ProblemKind::MissingNetwork { network: gone, holder: Holder::NodeLb(node.clone()) },
+                vec![Does::Allocates(ObjectId::Node(node))],
+            ),
+        ],
+    );
+    let Action::Allocated { changes, .. } = &report.problems[1].actions[0] else { unreachable!("asserted above") };
+    assert_eq!(
+        changes,
+        &["set the load-balancer address on network gonenet0000000000000000000 from 10.0.7.4/24 to none"]
+    );
+}
+
+#[test]
+fn task_address_on_the_network_address() {
+    check(
+        "network_address.json",
+        &[(
+            ProblemKind::ReservedAddress {
+                network: net(BACKEND),
+                address: ip("10.0.1.0"),
+                holder: Holder::Task(TaskId::new(TASK_2)),
+                reserved: "network address".into(),
+            },
+            vec![Does::Allocates(task(TASK_2))],
+        )],
+    );
+}
+
+#[test]
+fn task_address_on_the_gateway() {
+    check(
+        "gateway_address.json",
+        &[(
+            ProblemKind::DuplicateAddress {
+                network: net(BACKEND),
+                address: ip("10.0.1.1"),
+                kept: Holder::Gateway(net(BACKEND)),
+                lost: vec![Holder::Task(TaskId::new(TASK_2))],
+            },
+            vec![Does::Allocates(task(TASK_2))],
+        )],
+    );
+}
+
+#[test]
+fn clean_single_file_and_clean_snapshot() {
+    let report = check("clean_single_file.json", &[]);
+    assert_eq!(
+        (report.objects.networks, report.objects.services, report.objects.tasks, report.objects.nodes),
+        (2, 2, 4, 1),
+        "the same cluster as clean/, as the arrays `>>` appends to one file"
+    );
+    assert_eq!(report.skipped.len(), 2);
+    let report = check("clean_snapshot.json", &[]);
+    assert_eq!(report.queue, vec![]);
+}
+
+/// Every kind of problem issue 6 names has a committed dump that plants it, and every problem
+/// found in any dump says what a fresh restore would do with at least one object.
+#[test]
+fn the_dumps_cover_every_problem_kind_the_issue_names() {
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dump(""))
+        .expect("tests/dumps")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "malformed"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let report = check_path(&path).unwrap_or_else(|e| panic!("{} is readable, but: {e}", path.display()));
+        for problem in &report.problems {
+            assert!(
+                !problem.actions.is_empty(),
+                "{}: {} says nothing about a restore",
+                path.display(),
+                problem.message
+            );
+            kinds.insert(swarmalloc_reports::kind_name(&problem.kind));
+        }
+    }
+    let named = [
+        "duplicate_address",
+        "address_outside_subnet",
+        "reserved_address",
+        "overlapping_subnet",
+        "duplicate_vxlan_id",
+        "duplicate_port",
+        "missing_network",
+        "task_stuck_in_new",
+    ];
+    for kind in named {
+        assert!(kinds.contains(kind), "no committed dump plants {kind}; found {kinds:?}");
+    }
+}
+
 // Malformed input: every error names the file, where in it, and what was expected.
 
 #[track_caller]

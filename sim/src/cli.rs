@@ -1,12 +1,15 @@
 //! The `allocsim` command line: `run` (one seed, a sweep, or a determinism check, of a built-in
 //! scenario, a scenario file or a directory of them), `replay` (a failure file, or a scenario
-//! file at a seed), `decompile` and `shrink` (a failure to an explicit, small scenario), `bench`.
+//! file at a seed), `decompile` and `shrink` (a failure to an explicit, small scenario), `bench`,
+//! and `report` and `check`, thin wrappers over `swarmalloc_reports`.
 //! Exit codes: 0 all passed, 1 a check failed, 2 bad input or usage.
 
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
 use crate::failure::FailureFile;
 use crate::run::{RunOptions, RunResult, run};
@@ -25,6 +28,9 @@ usage:
   allocsim shrink FAILURE.json|SCENARIO.toml [--seed N] [--checker NAME] [--out FILE.toml] [--jobs J]
                   [--max-runs N] [--legacy FLAVOUR]
   allocsim bench [--seeds N] [--jobs J] [--tasks N]
+  allocsim report RESULTS.jsonl... --out DIR [--baseline OLD/report.json] [--fuzz FUZZ.json]
+                  [--failures DIR] [--json]
+  allocsim check STATE --out DIR [--json]
 
 SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / ~200 tasks,
 60 simulated seconds, faults on), smoke (smaller and shorter), throughput (50,000 tasks, no faults);
@@ -33,7 +39,13 @@ decompile writes a failure's random choices as explicit steps; shrink delta-debu
 failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
 --legacy turns on one old allocator behaviour (B1, B2, B3, B4, B5, B6, B8, B11, flag-init; see
 docs/legacy-flavours.md); only builds with the `legacy` feature have it.
-Exit codes: 0 every run passed, 1 a checker fired (or a replay diverged), 2 bad input or usage.";
+report reads the JSON lines of `run --json` sweeps (several files merge) and writes report.json,
+index.html and charts/ to DIR; failure files and shrunk scenarios are looked up in --failures
+(default allocsim-failures). check reads a Docker inspect dump or a store snapshot (a file or a
+directory of *.json) and writes check.json and index.html to DIR.
+Exit codes: 0 every run passed (report: every seed passed; check: clean), 1 a checker fired (or a
+replay diverged; report: a seed failed or the fuzz summary lists a crash; check: problems found),
+2 bad input or usage.";
 
 /// Exit code for a usage or input error.
 pub const EXIT_USAGE: i32 = 2;
@@ -75,6 +87,8 @@ pub fn main(args: Vec<String>) -> i32 {
         Some("decompile") => parse_decompile(&args[1..]).map(|(file, out)| cmd_decompile(&file, out)),
         Some("shrink") => parse_shrink(&args[1..]).map(|a| cmd_shrink(&a)),
         Some("bench") => parse_bench(&args[1..]).map(|(seeds, jobs, tasks)| cmd_bench(seeds, jobs, tasks)),
+        Some("report") => parse_report(&args[1..]).map(|a| cmd_report(&a)),
+        Some("check") => parse_check(&args[1..]).map(|a| cmd_check(&a)),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(0)
@@ -464,7 +478,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
         for (name, seeds, failing, secs) in &summaries {
             let summary = serde_json::json!({
                 "summary": line(name, *seeds, failing.len(), *secs), "scenario": name, "seeds": seeds,
-                "failed": failing.len(), "seconds": secs, "failing_seeds": failing,
+                "failed": failing.len(), "seconds": secs, "failing_seeds": failing, "jobs": args.jobs,
             });
             println!("{summary}");
         }
@@ -748,6 +762,126 @@ fn cmd_bench(seeds: u64, jobs: usize, tasks: u64) -> i32 {
         _ => println!("  did not finish: {} of {tasks} tasks PENDING; {}", m.tasks_pending, describe(&result)),
     }
     i32::from(failed > 0 || !result.passed())
+}
+
+struct ReportArgs {
+    options: ReportOptions,
+    out: PathBuf,
+    json: bool,
+}
+
+fn parse_report(args: &[String]) -> Result<ReportArgs, ArgError> {
+    let mut options = ReportOptions::default();
+    let (mut out, mut json) = (None, false);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
+            "--baseline" => options.baseline = Some(PathBuf::from(value(args, &mut i, "--baseline")?)),
+            "--fuzz" => options.fuzz = Some(PathBuf::from(value(args, &mut i, "--fuzz")?)),
+            "--failures" => options.sweep.failures_dir = PathBuf::from(value(args, &mut i, "--failures")?),
+            "--json" => json = true,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
+            path => options.results.push(PathBuf::from(path)),
+        }
+        i += 1;
+    }
+    if options.results.is_empty() {
+        return Err("report needs at least one results file (the output of `allocsim run --json`)".into());
+    }
+    Ok(ReportArgs { options, out: out.ok_or("report needs --out DIR")?, json })
+}
+
+struct CheckArgs {
+    state: PathBuf,
+    out: PathBuf,
+    json: bool,
+}
+
+fn parse_check(args: &[String]) -> Result<CheckArgs, ArgError> {
+    let (mut state, mut out, mut json) = (None, None, false);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--out" => out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
+            "--json" => json = true,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
+            path if state.is_none() => state = Some(PathBuf::from(path)),
+            extra => return Err(format!("unexpected argument {extra:?}").into()),
+        }
+        i += 1;
+    }
+    let state = state.ok_or("check needs a state dump (a JSON file or a directory of them)")?;
+    Ok(CheckArgs { state, out: out.ok_or("check needs --out DIR")?, json })
+}
+
+/// Shows reading progress on stderr for inputs of more than a few megabytes.
+fn reading_progress(progress: swarmalloc_reports::Progress) {
+    const SHOW_ABOVE_BYTES: u64 = 8 << 20;
+    if progress.bytes_total < SHOW_ABOVE_BYTES {
+        return;
+    }
+    let percent = progress.bytes_read * 100 / progress.bytes_total.max(1);
+    let text = format!("reading {}: {percent}% ({} lines)", progress.file.display(), progress.lines);
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{text}   ");
+        if progress.bytes_read >= progress.bytes_total {
+            eprintln!();
+        }
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// Writes a report's files; a failure names the file (exit 2).
+fn write_out(dir: &Path, files: &[(String, String)]) -> Result<(), i32> {
+    swarmalloc_reports::write_files(dir, files).map(|_| ()).map_err(|e| {
+        eprintln!("allocsim: {e}");
+        EXIT_USAGE
+    })
+}
+
+fn cmd_report(args: &ReportArgs) -> i32 {
+    let sweep = match make_report(&args.options, &mut reading_progress) {
+        Ok(sweep) => sweep,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let files = sweep.files();
+    if let Err(code) = write_out(&args.out, &files) {
+        return code;
+    }
+    if args.json {
+        print!("{}", sweep.report.to_json());
+    } else {
+        print!("{}", sweep.to_text());
+        let charts = files.iter().filter(|(name, _)| name.starts_with("charts/")).count();
+        println!("wrote {} ({charts} charts)", args.out.join("index.html").display());
+    }
+    i32::from(sweep.exit_code())
+}
+
+fn cmd_check(args: &CheckArgs) -> i32 {
+    let result = check_path(&args.state);
+    let report = match &result {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return i32::from(Status::of(&result).code());
+        }
+    };
+    if let Err(code) = write_out(&args.out, &report.files()) {
+        return code;
+    }
+    if args.json {
+        print!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+        println!("wrote {}", args.out.join("index.html").display());
+    }
+    i32::from(Status::of(&result).code())
 }
 
 /// A one-line progress bar on a terminal; a line per tenth otherwise.

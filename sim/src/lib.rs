@@ -23,6 +23,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod scenario_file;
+pub mod series;
 pub mod shrink;
 pub mod store;
 pub mod sweep;

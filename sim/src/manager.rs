@@ -25,6 +25,7 @@ use crate::faults::{FaultKind, fault_duration};
 use crate::net::{Link, Msg, addr, manager_ip, worker_ip};
 use crate::rng::{Draw, sim};
 use crate::scenario::{Action, ClientOp, Scenario};
+use crate::series::Restore;
 use crate::store::{Change, Event, Origin, ProposalId, Store, Txn, TxnError, split_batch};
 use crate::world::{Finding, Shared};
 
@@ -292,6 +293,7 @@ impl Manager {
                 w.leader = Some((term, self.id));
             }
             let since = w.now();
+            w.series.leader_started(term, &self.name, since.as_millis() as u64);
             w.record(&self.name, "leader", json!({ "term": term }));
             drop(w);
             self.leader = Some(Leader {
@@ -316,6 +318,8 @@ impl Manager {
                 check::check_engine(alloc.engine(), &self.store)
             });
             let mut w = self.world.lock();
+            let now_ms = w.now_ms();
+            w.series.leader_ended(Some(&self.name), now_ms);
             w.record(&self.name, "step_down", json!({ "term": self.raw.raft.term, "applied": self.store.applied }));
             if let Some(Err(finding)) = result {
                 w.violate(finding, &self.name, self.store.applied);
@@ -336,8 +340,11 @@ impl Manager {
         // What the frontier checks need from the store before the entry; only the first
         // replica to apply an index runs them.
         let frontier = index > self.world.lock().frontier;
-        let (grows, allocated) =
-            if frontier { (adds_claims(&self.store, &txn), newly_pending(&self.store, &txn)) } else { (false, 0) };
+        let (grows, allocated) = if frontier {
+            (adds_claims(&self.store, &txn), newly_pending(&self.store, &txn))
+        } else {
+            (false, Vec::new())
+        };
         let result = self.store.apply(index, &txn);
         self.check_applied(index, &txn, &result, grows, allocated);
         let Some(mut leader) = self.leader.take() else { return };
@@ -376,7 +383,7 @@ impl Manager {
         txn: &Txn,
         result: &Result<Vec<Event>, TxnError>,
         grows: bool,
-        allocated: u64,
+        allocated: Vec<TaskId>,
     ) {
         let mut w = self.world.lock();
         let digest = self.store.digest();
@@ -415,22 +422,30 @@ impl Manager {
                 w.inherited = check::Inherited::of(&self.store);
             }
             if let Ok(events) = result {
-                let created = txn
-                    .changes
-                    .iter()
-                    .filter(|c| matches!(c, Change::Create { object: swarmalloc::Object::Task(_) }))
-                    .count();
-                w.metrics.tasks_created += created as u64;
+                let now_ms = w.now_ms();
+                let mut created = 0;
+                for change in &txn.changes {
+                    if let Change::Create { object: swarmalloc::Object::Task(task) } = change {
+                        created += 1;
+                        if task.status.state == TaskState::New {
+                            w.series.task_created(&task.id, now_ms);
+                        }
+                    }
+                }
+                w.metrics.tasks_created += created;
                 if created > 0 && w.metrics.first_task_ms.is_none() {
-                    w.metrics.first_task_ms = Some(w.now_ms());
+                    w.metrics.first_task_ms = Some(now_ms);
                 }
                 if let Err(finding) = w.stable.observe(&self.store, events) {
                     w.violate(finding, &self.name, index);
                     return;
                 }
-                if allocated > 0 {
-                    w.metrics.tasks_pending += allocated;
-                    w.metrics.last_pending_ms = Some(w.now_ms());
+                if !allocated.is_empty() {
+                    for task in &allocated {
+                        w.series.task_pending(task, now_ms);
+                    }
+                    w.metrics.tasks_pending += allocated.len() as u64;
+                    w.metrics.last_pending_ms = Some(now_ms);
                     if self.scenario.stop_when_all_pending && w.metrics.tasks_pending >= self.scenario_tasks() {
                         let pending = w.metrics.tasks_pending;
                         w.record(&self.name, "all_pending", json!({ "tasks": pending }));
@@ -459,15 +474,17 @@ impl Manager {
 }
 
 /// Tasks a transaction moves from NEW to PENDING or later.
-fn newly_pending(store: &Store, txn: &Txn) -> u64 {
-    let moved = txn.changes.iter().filter(|change| match change {
-        Change::Update { object: swarmalloc::Object::Task(task) } => {
-            task.status.state >= TaskState::Pending
-                && store.tasks.get(&task.id).is_some_and(|old| old.status.state == TaskState::New)
+fn newly_pending(store: &Store, txn: &Txn) -> Vec<TaskId> {
+    let moved = txn.changes.iter().filter_map(|change| match change {
+        Change::Update { object: swarmalloc::Object::Task(task) }
+            if task.status.state >= TaskState::Pending
+                && store.tasks.get(&task.id).is_some_and(|old| old.status.state == TaskState::New) =>
+        {
+            Some(task.id.clone())
         }
-        _ => false,
+        _ => None,
     });
-    moved.count() as u64
+    moved.collect()
 }
 
 /// Whether a transaction can add a claim: it writes a network, service or node, or gives a
@@ -551,6 +568,8 @@ impl Manager {
                     let mut w = self.world.lock();
                     w.metrics.faults_injected += 1;
                     w.metrics.allocator_batches_cut += 1;
+                    let now_ms = w.now_ms();
+                    w.series.fault_started(FaultKind::BatchCut, Some(&self.name), now_ms, None);
                     w.record(&self.name, "fault", json!({ "kind": "batch_cut", "after": done, "of": total }));
                     drop(w);
                     alloc.finish(&self.store);
@@ -633,6 +652,8 @@ impl Manager {
         if dropped {
             let mut w = self.world.lock();
             w.metrics.faults_injected += 1;
+            let now_ms = w.now_ms();
+            w.series.fault_started(FaultKind::DroppedProposal, Some(&self.name), now_ms, Some(now_ms));
             w.record(&self.name, "fault", json!({ "kind": "dropped_proposal", "origin": origin, "seq": self.seq }));
             leader.inflight.insert(id, inflight);
             return Some(id);
@@ -663,6 +684,8 @@ impl Manager {
         if ambiguous {
             let mut w = self.world.lock();
             w.metrics.faults_injected += 1;
+            let now_ms = w.now_ms();
+            w.series.fault_started(FaultKind::AmbiguousCommit, Some(&self.name), now_ms, None);
             w.record(&self.name, "fault", json!({ "kind": "ambiguous_commit", "origin": origin, "seq": self.seq }));
         }
         leader.inflight.insert(id, inflight);
@@ -707,6 +730,8 @@ impl Manager {
             leader.alloc_barrier = self.raw.raft.raft_log.last_index();
         }
         if leader.alloc.is_none() && self.store.applied >= leader.alloc_barrier {
+            // The first restore of this leadership, not one after an allocator restart.
+            let first = leader.alloc_barrier == 0;
             let shadow = self.scenario.checks.engine_after_batch;
             #[cfg(not(feature = "legacy"))]
             let (alloc, report) = AllocLoop::restore(&self.store, self.batch_max, shadow);
@@ -715,6 +740,17 @@ impl Manager {
             leader.alloc = Some(alloc);
             let mut w = self.world.lock();
             w.metrics.allocator_restores += 1;
+            if first {
+                w.series.restored(Restore {
+                    term: self.raw.raft.term,
+                    node: self.name.clone(),
+                    leader_ms: leader.since.as_millis() as u64,
+                    restored_ms: now.as_millis() as u64,
+                    objects: self.store.object_count(),
+                    queued: report.queue.len() as u64,
+                    findings: report.findings.len() as u64,
+                });
+            }
             let findings: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
             w.record(
                 &self.name,
@@ -886,6 +922,7 @@ impl Manager {
             });
         let mut w = self.world.lock();
         w.final_done = true;
+        w.series.sample_pools(alloc.engine());
         let tasks = self.store.tasks.len();
         let live = self.store.tasks.values().filter(|t| t.status.state.is_live()).count();
         w.record(

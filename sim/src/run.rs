@@ -19,7 +19,8 @@ use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
 use crate::net::{client_ip, manager_ip, worker_ip};
 use crate::rng::{Draw, SimRng, sim};
-use crate::scenario::{Action, Scenario, Step, Target, TimedOp};
+use crate::scenario::{Action, MessageFault, Scenario, Step, Target, TimedOp};
+use crate::series::Series;
 use crate::world::{Finding, Metrics, Script, Shared, StoreHook, Violation, World};
 
 /// Extra knobs of a run that are not part of the scenario.
@@ -45,6 +46,10 @@ pub struct RunResult {
     pub sim_ms: u64,
     pub wall_ms: u64,
     pub metrics: Metrics,
+    /// Simulated-time series for the sweep report.
+    #[serde(default)]
+    pub series: Series,
+    /// The last trace lines of a failed run (empty, and left out of the JSON, when it passed).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub trace_tail: Vec<String>,
     /// The whole trace when `keep_trace` was set.
@@ -116,6 +121,7 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
                 sim_ms: 0,
                 wall_ms: 0,
                 metrics: Metrics::default(),
+                series: Series::default(),
                 trace_tail: Vec::new(),
                 trace: Vec::new(),
                 decisions: Vec::new(),
@@ -141,6 +147,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
         let mut w = world.lock();
         w.faults_active = scenario.faults_until_ms > 0
             && (!plan.rates.is_empty() || scenario.steps.iter().any(|s| s.action.is_fault()));
+        record_message_windows(&mut w, &plan, scenario.faults_until_ms);
         w.record(
             "sim",
             "run_start",
@@ -192,7 +199,9 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
     world.lock().node_ids = nodes.iter().cloned().collect();
     nemesis(&handle, &world, &scenario, &plan, &nodes, nemesis_seed).await;
     finish(&world, &scenario).await;
-    let w = world.lock();
+    let mut w = world.lock();
+    let end_ms = w.now_ms();
+    w.series.finish(end_ms);
     RunResult {
         scenario: scenario.name.clone(),
         seed,
@@ -203,7 +212,8 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
         sim_ms: w.now_ms(),
         wall_ms: 0,
         metrics: w.metrics.clone(),
-        trace_tail: w.trace.tail(TRACE_TAIL),
+        series: w.series.clone(),
+        trace_tail: if w.violation.is_some() { w.trace.tail(TRACE_TAIL) } else { Vec::new() },
         trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
         decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },
         ops: if options.keep_decisions { ops } else { Vec::new() },
@@ -309,6 +319,38 @@ async fn nemesis(
     }
 }
 
+/// Message faults hit every link while they are on: the plan's for the whole fault period, the
+/// scenario's scripted ones for their window.
+fn record_message_windows(w: &mut World, plan: &FaultPlan, faults_until_ms: u64) {
+    if !w.faults_active {
+        return;
+    }
+    for kind in [FaultKind::MessageLoss, FaultKind::MessageDelay, FaultKind::MessageDuplication] {
+        if plan.rate(kind) > 0.0 {
+            w.series.fault_started(kind, None, 0, Some(faults_until_ms));
+        }
+    }
+    let scripted: Vec<(FaultKind, u64, u64)> = w
+        .script
+        .message_windows
+        .iter()
+        .map(|(fault, _, from, until)| {
+            let kind = match fault {
+                MessageFault::Loss => FaultKind::MessageLoss,
+                MessageFault::Delay => FaultKind::MessageDelay,
+                MessageFault::Duplication => FaultKind::MessageDuplication,
+            };
+            (kind, *from, (*until).min(faults_until_ms))
+        })
+        .collect();
+    for (kind, from, until) in scripted {
+        w.series.fault_started(kind, None, from, Some(until));
+    }
+}
+
+/// Faults that cut a node off the network until it is healed (or restarted).
+const ISOLATIONS: [FaultKind; 3] = [FaultKind::LeaderPartition, FaultKind::AmbiguousCommit, FaultKind::BatchCut];
+
 fn duration_ms(rng: &mut SimRng, kind: FaultKind) -> u64 {
     fault_duration(rng, kind).as_millis() as u64
 }
@@ -347,6 +389,8 @@ impl Nemesis<'_> {
     }
 
     fn heal(&mut self, w: &mut World, name: &str) {
+        let now_ms = w.now_ms();
+        w.series.faults_ended(name, &ISOLATIONS, now_ms);
         w.isolated.remove(name);
         if !self.killed.contains_key(name) {
             self.net.unclog_node(self.ids[name]);
@@ -355,6 +399,9 @@ impl Nemesis<'_> {
     }
 
     fn restart(&mut self, w: &mut World, name: &str) {
+        let now_ms = w.now_ms();
+        w.series.faults_ended(name, &ISOLATIONS, now_ms);
+        w.series.faults_ended(name, &[FaultKind::KillRestart], now_ms);
         self.killed.remove(name);
         self.net.unclog_node(self.ids[name]);
         w.isolated.remove(name);
@@ -364,6 +411,8 @@ impl Nemesis<'_> {
 
     fn heal_all(&mut self, w: &mut World) {
         w.faults_active = false;
+        let now_ms = w.now_ms();
+        w.series.all_faults_ended(now_ms);
         w.links.slow.clear();
         for (name, id) in &self.ids {
             self.net.unclog_node(*id);
@@ -394,6 +443,7 @@ impl Nemesis<'_> {
                 self.net.clog_node(self.ids[&name]);
                 w.isolated.insert(name.clone(), until);
                 let kind = if name.starts_with('w') { FaultKind::WorkerPartition } else { FaultKind::LeaderPartition };
+                w.series.fault_started(kind, Some(&name), now.as_millis() as u64, None);
                 json!({ "kind": kind, "node": name, "until_ms": until.as_millis() as u64 })
             }
             Action::Heal { node: Some(node) } => {
@@ -417,6 +467,9 @@ impl Nemesis<'_> {
                 self.handle.kill(self.ids[&name]);
                 w.containers.remove(&name);
                 self.killed.insert(name.clone(), until);
+                let now_ms = now.as_millis() as u64;
+                w.series.fault_started(FaultKind::KillRestart, Some(&name), now_ms, None);
+                w.series.leader_ended(Some(&name), now_ms);
                 json!({ "kind": FaultKind::KillRestart, "node": name, "until_ms": until.as_millis() as u64 })
             }
             Action::Restart { node } => {
@@ -424,6 +477,9 @@ impl Nemesis<'_> {
                 if !self.killed.contains_key(&name) {
                     self.handle.kill(self.ids[&name]);
                     w.containers.remove(&name);
+                    let now_ms = now.as_millis() as u64;
+                    w.series.fault_started(FaultKind::KillRestart, Some(&name), now_ms, None);
+                    w.series.leader_ended(Some(&name), now_ms);
                 }
                 self.restart(w, &name);
                 return true;
@@ -431,12 +487,16 @@ impl Nemesis<'_> {
             Action::RestartAllocator => {
                 w.allocator_restart = true;
                 let leader = w.leader.map(|(_, id)| format!("m{id}"));
+                let now_ms = now.as_millis() as u64;
+                w.series.fault_started(FaultKind::AllocatorRestart, leader.as_deref(), now_ms, Some(now_ms));
                 json!({ "kind": FaultKind::AllocatorRestart, "node": leader })
             }
             Action::SlowNode { node, extra_ms, for_ms } => {
                 let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };
                 let until = now + Duration::from_millis(*for_ms);
                 w.links.slow.insert(name.clone(), (until, Duration::from_millis(*extra_ms)));
+                let (start_ms, end_ms) = (now.as_millis() as u64, until.as_millis() as u64);
+                w.series.fault_started(FaultKind::SlowFollower, Some(&name), start_ms, Some(end_ms));
                 json!({ "kind": FaultKind::SlowFollower, "node": name, "extra_ms": extra_ms, "until_ms": until.as_millis() as u64 })
             }
             _ => return false,

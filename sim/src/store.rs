@@ -209,6 +209,11 @@ impl Store {
             .chain(self.nodes.values().map(ObjectRef::Node))
     }
 
+    /// How many objects `objects` yields.
+    pub fn object_count(&self) -> u64 {
+        (self.networks.len() + self.services.len() + self.tasks.len() + self.nodes.len()) as u64
+    }
+
     pub fn config(&self) -> ClusterConfig {
         self.cluster.as_ref().map(|c| c.config.clone()).unwrap_or_default()
     }

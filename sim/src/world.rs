@@ -1,6 +1,6 @@
 //! The observer's view of one run, shared by every simulated node: the trace, the first
 //! violation, what the checkers need to see across nodes (running containers, per-index store
-//! digests, values that must stay stable), the fault plan, and run metrics.
+//! digests, values that must stay stable), the fault plan, run metrics and series.
 //!
 //! Architecture invariant: nodes write observations here but never read another node's state
 //! from it to make a decision; only the nemesis and the message layer read fault settings.
@@ -17,6 +17,7 @@ use swarmalloc::{NetworkId, ServiceId, TaskId, VirtualIp};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::rng::SimRng;
 use crate::scenario::{Action, MessageFault, Scenario, Step};
+use crate::series::Series;
 use crate::store::Store;
 use crate::trace::Trace;
 
@@ -112,6 +113,8 @@ pub struct World {
     /// Store conflicts of the scenario's initial state, let be until the end.
     pub inherited: crate::check::Inherited,
     pub metrics: Metrics,
+    /// Simulated-time series for the sweep report.
+    pub series: Series,
     pub links: LinkFaults,
     /// Faults are on (cleared when the run heals everything).
     pub faults_active: bool,
@@ -213,6 +216,7 @@ impl Shared {
             stable: Default::default(),
             inherited: Default::default(),
             metrics: Metrics::default(),
+            series: Series::new(),
             links: LinkFaults::default(),
             faults_active: false,
             allocator_restart: false,

@@ -1,0 +1,362 @@
+//! Reads the JSON lines `allocsim run --json` prints: one result line per seed and one summary
+//! line per scenario of a sweep. Owns the result-line schema as the report reads it (documented
+//! in `reports/README.md`, "Result lines"); the simulator writes it (`swarmalloc_sim::RunResult`),
+//! and `sim/tests/report.rs` feeds a real sweep through this reader so the two cannot drift.
+//!
+//! Fields the report needs are required (a missing or mistyped one is an error naming the file,
+//! line and field); fields it does not use are ignored; a line without `series` (older results)
+//! is read with its series missing.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::error::{InputError, serde_position};
+use crate::stats::Histogram;
+
+/// One seed's result line.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SeedResult {
+    pub scenario: String,
+    pub seed: u64,
+    /// The fault choice of the seed.
+    #[serde(default)]
+    pub faults: FaultPlan,
+    pub violation: Option<Violation>,
+    pub trace_hash: String,
+    pub sim_ms: u64,
+    /// Wall-clock time of the run (varies from run to run).
+    #[serde(default)]
+    pub wall_ms: u64,
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub series: Option<Series>,
+    /// The last trace lines, for a failed run.
+    #[serde(default)]
+    pub trace_tail: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct FaultPlan {
+    /// Rate of each fault kind: events per simulated second for node faults, a probability per
+    /// message, proposal or batch for the others.
+    #[serde(default)]
+    pub rates: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub batch_max: u64,
+}
+
+impl FaultPlan {
+    /// `batch_max=N kind=rate ...`, the kinds in name order.
+    pub fn to_text(&self) -> String {
+        let mut parts = vec![format!("batch_max={}", self.batch_max)];
+        parts.extend(self.rates.iter().map(|(kind, rate)| format!("{kind}={}", crate::stats::round(*rate, 4))));
+        parts.join(" ")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Violation {
+    pub checker: String,
+    pub objects: Vec<String>,
+    pub detail: String,
+    pub t_ms: u64,
+    pub raft_index: u64,
+    pub node: String,
+}
+
+/// The run counters the report uses.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Metrics {
+    pub entries_applied: u64,
+    pub leader_changes: u64,
+    pub allocator_restores: u64,
+    pub tasks_created: u64,
+    pub tasks_pending: u64,
+    pub first_task_ms: Option<u64>,
+    pub last_pending_ms: Option<u64>,
+    pub faults_injected: u64,
+}
+
+/// Simulated-time series of one run (`sim/src/series.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Series {
+    pub bucket_ms: u64,
+    pub pending: Vec<u64>,
+    pub latency: Histogram,
+    pub leaders: Vec<LeaderTerm>,
+    pub faults: Vec<FaultWindow>,
+    pub restores: Vec<Restore>,
+    pub pools: Vec<PoolSample>,
+    #[serde(default)]
+    pub dropped: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct LeaderTerm {
+    pub term: u64,
+    pub node: String,
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FaultWindow {
+    pub kind: String,
+    pub node: Option<String>,
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Restore {
+    pub term: u64,
+    pub node: String,
+    pub leader_ms: u64,
+    pub restored_ms: u64,
+    pub objects: u64,
+    pub queued: u64,
+    pub findings: u64,
+}
+
+impl Restore {
+    pub fn duration_ms(&self) -> u64 {
+        self.restored_ms - self.leader_ms
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PoolSample {
+    pub network: String,
+    pub subnet: String,
+    pub capacity: u64,
+    pub live: u64,
+    pub retired: u64,
+    pub largest_free_run: u64,
+}
+
+impl PoolSample {
+    pub fn free(&self) -> u64 {
+        self.capacity - self.live - self.retired
+    }
+}
+
+/// The summary line a sweep prints after each scenario's seeds.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SummaryLine {
+    pub scenario: String,
+    pub seeds: u64,
+    pub failed: u64,
+    /// Wall-clock seconds the scenario's seeds took.
+    pub seconds: f64,
+    /// Runs at a time (absent in lines from before the field existed).
+    #[serde(default)]
+    pub jobs: Option<u64>,
+}
+
+/// Where a line came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} line {}", self.file.display(), self.line)
+    }
+}
+
+/// One line read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    Result(Box<SeedResult>),
+    Summary(SummaryLine),
+}
+
+/// How far reading has come, for a progress indication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress<'a> {
+    pub file: &'a Path,
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+    pub lines: usize,
+}
+
+/// Tells a summary line from a result line without building either.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    summary: Option<IgnoredAny>,
+}
+
+/// Progress is reported about every this many bytes.
+const PROGRESS_EVERY_BYTES: u64 = 4 << 20;
+
+/// Reads every line of `file` in order and hands it to `each`; `progress` sees the bytes read.
+pub fn read_lines(
+    file: &Path,
+    each: &mut dyn FnMut(Line, Place) -> Result<(), InputError>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<usize, InputError> {
+    let io = |message: String| InputError::Io { file: file.to_path_buf(), message };
+    let handle = File::open(file).map_err(|e| io(e.to_string()))?;
+    let bytes_total = handle.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = BufReader::new(handle);
+    let mut text = Vec::new();
+    let (mut bytes_read, mut reported, mut number, mut lines) = (0u64, 0u64, 0usize, 0usize);
+    loop {
+        text.clear();
+        let n = reader.read_until(b'\n', &mut text).map_err(|e| io(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bytes_read += n as u64;
+        let place = Place { file: file.to_path_buf(), line: number };
+        let line = std::str::from_utf8(&text).map_err(|e| InputError::Line {
+            file: file.to_path_buf(),
+            line: number,
+            path: String::new(),
+            message: format!("not UTF-8 text: {e}"),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        each(parse_line(line, &place)?, place)?;
+        lines += 1;
+        if bytes_read - reported >= PROGRESS_EVERY_BYTES {
+            reported = bytes_read;
+            progress(Progress { file, bytes_read, bytes_total, lines });
+        }
+    }
+    progress(Progress { file, bytes_read, bytes_total, lines });
+    Ok(lines)
+}
+
+/// Parses one non-empty line.
+pub fn parse_line(line: &str, place: &Place) -> Result<Line, InputError> {
+    let positioned = |e: serde_json::Error, syntax: bool| {
+        let (_, column, path, message) = serde_position(line, &e);
+        let file = place.file.clone();
+        if syntax {
+            InputError::Syntax { file, line: place.line, column, path, message }
+        } else {
+            InputError::Typed { file, line: place.line, column, path, message }
+        }
+    };
+    if !line.trim_start().starts_with('{') {
+        serde_json::from_str::<IgnoredAny>(line).map_err(|e| positioned(e, true))?;
+        return Err(InputError::Line {
+            file: place.file.clone(),
+            line: place.line,
+            path: String::new(),
+            message: "expected a JSON object: a result line or a summary line of `allocsim run --json`".into(),
+        });
+    }
+    let probe: Probe = serde_json::from_str(line).map_err(|e| {
+        let syntax = e.is_syntax() || e.is_eof();
+        positioned(e, syntax)
+    })?;
+    if probe.summary.is_some() {
+        let summary: SummaryLine = serde_json::from_str(line).map_err(|e| positioned(e, false))?;
+        return Ok(Line::Summary(summary));
+    }
+    let result: SeedResult = serde_json::from_str(line).map_err(|e| positioned(e, false))?;
+    if let Some((path, message)) = result.problem() {
+        return Err(InputError::Line { file: place.file.clone(), line: place.line, path, message });
+    }
+    Ok(Line::Result(Box::new(result)))
+}
+
+impl SeedResult {
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+
+    /// The first value that is well-typed but impossible, as (JSON path, what is wrong).
+    pub fn problem(&self) -> Option<(String, String)> {
+        let series = self.series.as_ref()?;
+        if series.bucket_ms == 0 {
+            return Some(("series.bucket_ms".into(), "expected a positive bucket width, found 0".into()));
+        }
+        if let Some(problem) = series.latency.problem() {
+            return Some(("series.latency".into(), problem));
+        }
+        for (i, term) in series.leaders.iter().enumerate() {
+            if term.end_ms.is_some_and(|end| end < term.start_ms) {
+                return Some((format!("series.leaders[{i}].end_ms"), "ends before it starts".into()));
+            }
+        }
+        for (i, window) in series.faults.iter().enumerate() {
+            if window.end_ms.is_some_and(|end| end < window.start_ms) {
+                return Some((format!("series.faults[{i}].end_ms"), "ends before it starts".into()));
+            }
+        }
+        for (i, restore) in series.restores.iter().enumerate() {
+            if restore.restored_ms < restore.leader_ms {
+                return Some((format!("series.restores[{i}].restored_ms"), "is before leader_ms".into()));
+            }
+        }
+        for (i, pool) in series.pools.iter().enumerate() {
+            let used = pool.live.checked_add(pool.retired);
+            if used.is_none_or(|used| used > pool.capacity) || pool.largest_free_run > pool.capacity {
+                let message = format!(
+                    "live {} + retired {} and largest_free_run {} must fit in capacity {}",
+                    pool.live, pool.retired, pool.largest_free_run, pool.capacity
+                );
+                return Some((format!("series.pools[{i}]"), message));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place() -> Place {
+        Place { file: PathBuf::from("r.jsonl"), line: 7 }
+    }
+
+    fn error(line: &str) -> String {
+        parse_line(line, &place()).expect_err("a bad line").to_string()
+    }
+
+    const GOOD: &str = r#"{"scenario":"s","seed":1,"violation":null,"trace_hash":"ab","sim_ms":10,"metrics":{"entries_applied":1,"leader_changes":1,"allocator_restores":1,"tasks_created":2,"tasks_pending":2,"first_task_ms":1,"last_pending_ms":5,"faults_injected":0,"messages_sent":9},"extra":true}"#;
+
+    #[test]
+    fn result_and_summary_lines() {
+        let Line::Result(result) = parse_line(GOOD, &place()).expect("a good line") else { panic!("a result") };
+        assert_eq!((result.scenario.as_str(), result.seed, result.series.is_none()), ("s", 1, true));
+        let summary = r#"{"summary":"..","scenario":"s","seeds":3,"failed":0,"seconds":1.5,"failing_seeds":[]}"#;
+        let Line::Summary(s) = parse_line(summary, &place()).expect("a summary") else { panic!("a summary") };
+        assert_eq!((s.seeds, s.jobs), (3, None));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        assert_eq!(
+            error(&GOOD.replace(r#""tasks_pending":2"#, r#""tasks_pending":"2""#)),
+            "r.jsonl: line 7 column 182, at metrics.tasks_pending: invalid type: string \"2\", expected u64"
+        );
+        assert_eq!(
+            error(&GOOD.replace(r#""seed":1,"#, "")),
+            "r.jsonl: line 7 column 262, at the top level: missing field `seed`"
+        );
+        assert_eq!(
+            error(r#"{"scenario": "#),
+            "r.jsonl: line 7 column 13, in scenario: invalid JSON: EOF while parsing a value"
+        );
+        assert_eq!(
+            error("[1, 2]"),
+            "r.jsonl: line 7, at the top level: expected a JSON object: a result line or a summary line of `allocsim run --json`"
+        );
+    }
+}

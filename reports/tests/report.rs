@@ -1,0 +1,332 @@
+//! The sweep report over a committed sweep (`tests/sweep/`): real `allocsim run --json` output of
+//! the smoke workload (seeds 0..3, all pass) and of a scenario with a deliberately wrong
+//! expectation (seeds 0..3, all fail), its failure files (seed 2's removed, to show a missing
+//! one) and a real `allocsim shrink` output for seed 1; a fuzz summary and a hand-written
+//! baseline. Paths are relative: cargo runs these tests in the package directory, so the
+//! snapshot holds no machine-specific path.
+//!
+//! Regenerate the results after a simulator change with the commands in `tests/sweep/README.md`,
+//! then the snapshot with `UPDATE_SNAPSHOTS=1 cargo test -p swarmalloc-reports --test report`.
+
+use std::path::PathBuf;
+
+use swarmalloc_reports::{
+    InputError, ReportOptions, Sweep, SweepOptions, SweepVerdict, WallClock, make_report, read_sweep,
+};
+
+const SMOKE: &str = "tests/sweep/smoke.jsonl";
+const PLANTED: &str = "tests/sweep/planted.jsonl";
+const FAILURES: &str = "tests/sweep/allocsim-failures";
+
+fn options(results: &[&str]) -> ReportOptions {
+    ReportOptions {
+        results: results.iter().map(PathBuf::from).collect(),
+        fuzz: Some(PathBuf::from("tests/sweep/fuzz.json")),
+        baseline: Some(PathBuf::from("tests/sweep/baseline.json")),
+        sweep: SweepOptions { failures_dir: PathBuf::from(FAILURES) },
+    }
+}
+
+fn report(results: &[&str]) -> Sweep {
+    match make_report(&options(results), &mut |_| {}) {
+        Ok(sweep) => sweep,
+        Err(e) => panic!("the fixture sweep is readable, but: {e}"),
+    }
+}
+
+/// `report.json` with its wall-clock part replaced by the default (the only part that varies).
+fn normalised_json(sweep: &Sweep) -> String {
+    let mut report = sweep.report.clone();
+    report.wall_clock = WallClock::default();
+    report.to_json()
+}
+
+#[test]
+fn report_json_matches_the_snapshot() {
+    let sweep = report(&[SMOKE, PLANTED]);
+    let json = normalised_json(&sweep);
+    let snapshot = PathBuf::from("tests/sweep/report.snapshot.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snapshot, &json).expect("write the snapshot");
+    }
+    let expected = std::fs::read_to_string(&snapshot).expect("the committed snapshot");
+    assert!(
+        json == expected,
+        "report.json differs from {}; if the change is intended, rerun with UPDATE_SNAPSHOTS=1\n--- got ---\n{json}",
+        snapshot.display()
+    );
+}
+
+#[test]
+fn the_verdict_counts_seeds_per_scenario_and_per_checker() {
+    let r = report(&[SMOKE, PLANTED]).report;
+    assert_eq!(r.verdict, SweepVerdict::Fail);
+    assert_eq!((r.totals.seeds, r.totals.passed, r.totals.failed, r.totals.fuzz_crashes), (6, 3, 3, 1));
+    let per: Vec<(&str, u64, u64, &[u64])> =
+        r.scenarios.iter().map(|s| (s.scenario.as_str(), s.seeds, s.failed, s.failing_seeds.as_slice())).collect();
+    assert_eq!(per, [("planted-wrong-count", 3, 3, &[0u64, 1, 2][..]), ("smoke", 3, 0, &[][..])]);
+    let [checker] = r.checkers.as_slice() else { panic!("one checker fired: {:?}", r.checkers) };
+    assert_eq!((checker.checker.as_str(), checker.failed), ("assertion", 3));
+    let found: Vec<(u64, bool, Option<&str>)> =
+        r.failures.iter().map(|f| (f.seed, f.failure_file_found, f.shrunk.as_deref())).collect();
+    assert_eq!(
+        found,
+        [
+            (0, true, None),
+            (1, true, Some("tests/sweep/allocsim-failures/planted-wrong-count-1.shrunk.toml")),
+            (2, false, None)
+        ]
+    );
+    assert_eq!(r.failures[0].replay, "allocsim replay tests/sweep/allocsim-failures/planted-wrong-count-0.json");
+    assert_eq!(r.failures[0].violation.detail, "expected 7 RUNNING tasks of service web, found 6");
+}
+
+#[test]
+fn series_add_up_to_the_run_counters() {
+    let r = report(&[SMOKE, PLANTED]).report;
+    for s in &r.scenarios {
+        assert_eq!(s.series_seeds, s.seeds, "{}: every fixture line has series", s.scenario);
+        assert_eq!(s.latency.count, s.tasks.pending, "{}: one latency sample per task to PENDING", s.scenario);
+        let per_bucket: f64 =
+            s.throughput.pending_per_s.iter().zip(&s.throughput.seeds).map(|(v, n)| v * *n as f64).sum();
+        assert!((per_bucket - s.tasks.pending as f64).abs() < 0.01 * s.seeds as f64, "{}: {per_bucket}", s.scenario);
+        assert!(s.restores.count > 0 && s.restores.count <= s.leader_changes, "{}: {:?}", s.scenario, s.restores);
+        assert!(!s.pools.is_empty(), "{}: pools sampled at the end checks", s.scenario);
+        let starts: u64 = s.throughput.leader_starts.iter().sum();
+        assert_eq!(starts, s.leader_changes, "{}: one term per leader change", s.scenario);
+    }
+}
+
+#[test]
+fn shards_merge_in_any_order_and_duplicates_count_once() {
+    let one = report(&[SMOKE, PLANTED]).report;
+    let other = report(&[PLANTED, SMOKE, SMOKE]).report;
+    assert_eq!(one.scenarios, other.scenarios);
+    assert_eq!(one.failures, other.failures);
+    assert_eq!(one.baseline, other.baseline);
+    let duplicates: Vec<u64> = other.inputs.iter().map(|i| i.duplicates).collect();
+    assert_eq!(duplicates, [0, 0, 3]);
+}
+
+#[test]
+fn the_same_inputs_give_a_byte_identical_report() {
+    let first = report(&[SMOKE, PLANTED]);
+    let second = report(&[SMOKE, PLANTED]);
+    assert_eq!(first.report.to_json(), second.report.to_json());
+    assert_eq!(first.files(), second.files());
+}
+
+#[test]
+fn the_baseline_shows_new_fixed_and_changed_throughput() {
+    let b = report(&[SMOKE, PLANTED]).report.baseline.expect("a baseline was given");
+    let list = |changes: &[swarmalloc_reports::Change]| -> Vec<(String, u64, String)> {
+        changes.iter().map(|c| (c.scenario.clone(), c.seed, c.before.clone())).collect()
+    };
+    let planted = "planted-wrong-count".to_string();
+    assert_eq!(list(&b.new_failures), [(planted.clone(), 1, "passed".into()), (planted.clone(), 2, "not run".into())]);
+    assert_eq!(list(&b.fixed), [("smoke".into(), 1, "duplicate_live_address".into())]);
+    assert_eq!(list(&b.still_failing), [(planted.clone(), 0, "assertion".into())]);
+    assert_eq!((b.not_rerun, b.scenarios_removed.as_slice()), (1, &["retired-scenario".to_string()][..]));
+    let planted_change = b.throughput.iter().find(|t| t.scenario == planted).expect("in both");
+    assert_eq!(planted_change.before_per_s, 2.0);
+    assert!(planted_change.change_pct.is_some_and(|p| p != 0.0), "{planted_change:?}");
+    assert_eq!(planted_change.p99_before_ms, Some(120));
+}
+
+#[test]
+fn the_fuzz_summary_is_read_tolerantly_and_its_crash_fails_the_verdict() {
+    let sweep = report(&[SMOKE]);
+    let fuzz = sweep.report.fuzz.as_ref().expect("given");
+    assert_eq!(fuzz.warnings, ["targets[1].coverage: expected a number, found the string \"high\"; shown as unknown"]);
+    assert_eq!(fuzz.crashes(), 1);
+    assert_eq!(sweep.report.verdict, SweepVerdict::Fail, "smoke passes, but the fuzz summary lists a crash");
+    assert_eq!(sweep.exit_code(), 1);
+    let text = sweep.to_text();
+    assert!(text.contains("crash: cargo fuzz run -s none restore fuzz/artifacts/restore/crash-3f2a"), "{text}");
+    let mut passing = options(&[SMOKE]);
+    passing.fuzz = None;
+    passing.baseline = None;
+    let sweep = make_report(&passing, &mut |_| {}).expect("readable");
+    assert_eq!((sweep.report.verdict, sweep.exit_code()), (SweepVerdict::Pass, 0));
+}
+
+#[test]
+fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() {
+    let sweep = report(&[SMOKE, PLANTED]);
+    let html = sweep.to_html(&sweep.charts());
+    let sections = [
+        "verdict",
+        "scenarios",
+        "checkers",
+        "failures",
+        "baseline",
+        "throughput",
+        "latency",
+        "pools",
+        "restores",
+        "speed",
+        "fuzz",
+    ];
+    let mut last = 0;
+    for id in sections {
+        let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no section {id}"));
+        assert!(at > last || id == "verdict", "section {id} is out of order");
+        last = at;
+    }
+    for needle in [
+        "<strong>FAIL</strong>6 seeds of 2 scenarios: 3 passed, 3 failed; fuzz: 2 targets, 1 crashes",
+        "Replay: <code>allocsim replay tests/sweep/allocsim-failures/planted-wrong-count-1.json</code>",
+        "name = &quot;planted-wrong-count-shrunk&quot;",
+        "the failure file was not found next to the results",
+        "expected 7 RUNNING tasks of service web, found 6",
+        "fuzz/artifacts/restore/crash-3f2a",
+    ] {
+        assert!(html.contains(needle), "the page lacks {needle:?}");
+    }
+    for chart in sweep.charts() {
+        assert!(html.contains(&format!("charts/{}", chart.file)), "the page lacks chart {}", chart.file);
+        assert!(chart.svg.is_ok(), "chart {} was not drawn: {:?}", chart.file, chart.svg);
+    }
+    assert!(!html.contains("<script"), "no script");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external asset");
+}
+
+/// Each SVG, standalone and inline in the page, parses as XML with an `svg` root that draws.
+#[test]
+fn every_svg_is_well_formed_xml() {
+    let sweep = report(&[SMOKE, PLANTED]);
+    let charts = sweep.charts();
+    assert_eq!(charts.len(), 4 + 2 * 2 + 3, "4 sweep charts, 2 per scenario, 1 per failure");
+    let html = sweep.to_html(&charts);
+    let inline: Vec<&str> = html.split("<svg").skip(1).map(|rest| rest.split("</svg>").next().unwrap_or("")).collect();
+    assert_eq!(inline.len(), charts.len());
+    for (chart, inline) in charts.iter().zip(&inline) {
+        let svg = chart.svg.as_ref().expect("drawn");
+        for (what, text) in [("file", svg.clone()), ("inline", format!("<svg{inline}</svg>"))] {
+            let doc = roxmltree::Document::parse(&text)
+                .unwrap_or_else(|e| panic!("{} ({what}) is not well-formed XML: {e}", chart.file));
+            assert_eq!(doc.root_element().tag_name().name(), "svg", "{}", chart.file);
+            assert!(doc.root_element().children().filter(|n| n.is_element()).count() > 10, "{} draws", chart.file);
+        }
+    }
+}
+
+#[test]
+fn the_text_output_has_the_same_verdict() {
+    let text = report(&[SMOKE, PLANTED]).to_text();
+    for line in [
+        "checker assertion: 3 failed (planted-wrong-count seeds 0, 1, 2)",
+        "  replay: allocsim replay tests/sweep/allocsim-failures/planted-wrong-count-2.json (failure file not found)",
+        "  shrunk: tests/sweep/allocsim-failures/planted-wrong-count-1.shrunk.toml",
+        "  new: planted-wrong-count seed 2 (assertion; before: not run)",
+        "  fixed: smoke seed 1 (was duplicate_live_address)",
+        "FAIL: 6 seeds of 2 scenarios: 3 passed, 3 failed; fuzz: 2 targets, 1 crashes",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
+    }
+}
+
+// Bad input: every error names the file, the line and the field, and nothing is written.
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("swarmalloc-report-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("temp file");
+    path
+}
+
+fn unreadable(files: Vec<PathBuf>) -> String {
+    let error: InputError =
+        read_sweep(&files, &SweepOptions::default(), &mut |_| {}).expect_err("bad input must not read");
+    error.to_string()
+}
+
+/// The first result line of the smoke fixture, to corrupt.
+fn first_smoke_line() -> String {
+    std::fs::read_to_string(SMOKE).expect("fixture").lines().next().expect("a line").to_string()
+}
+
+#[test]
+fn a_corrupt_line_names_the_file_line_and_field() {
+    let good = std::fs::read_to_string(SMOKE).expect("fixture");
+    let first = first_smoke_line();
+    let first = first.as_str();
+    let bad = good.replacen(first, &first.replacen("\"sim_ms\":", "\"sim_ms\":\"soon\",\"was\":", 1), 1);
+    let path = temp("corrupt.jsonl", &bad);
+    let error = unreadable(vec![path.clone()]);
+    assert!(error.starts_with(&format!("{}: line 1 column ", path.display())), "{error}");
+    assert!(error.ends_with(", at sim_ms: invalid type: string \"soon\", expected u64"), "{error}");
+    let path = temp("truncated.jsonl", &format!("{first}\n{}\n", &first[..first.len() / 2]));
+    let error = unreadable(vec![path.clone()]);
+    assert!(error.starts_with(&format!("{}: line 2 column ", path.display())), "{error}");
+    assert!(error.contains(": invalid JSON: "), "{error}");
+}
+
+#[test]
+fn impossible_series_values_are_named() {
+    let first = first_smoke_line();
+    let first = first.as_str();
+    let bad = first.replacen("\"bucket_ms\":1000", "\"bucket_ms\":0", 1);
+    let path = temp("zero-bucket.jsonl", &bad);
+    assert_eq!(
+        unreadable(vec![path.clone()]),
+        format!("{}: line 1, at series.bucket_ms: expected a positive bucket width, found 0", path.display())
+    );
+}
+
+#[test]
+fn one_seed_with_two_different_hashes_cannot_merge() {
+    let first = first_smoke_line();
+    let first = first.as_str();
+    let other = first.replacen("\"trace_hash\":\"", "\"trace_hash\":\"ff", 1);
+    let path = temp("other-hash.jsonl", &other);
+    let error = unreadable(vec![PathBuf::from(SMOKE), path.clone()]);
+    assert!(
+        error.starts_with(&format!(
+            "{}: line 1, at trace_hash: scenario smoke seed 0 was already read from {SMOKE} line 1",
+            path.display()
+        )),
+        "{error}"
+    );
+}
+
+#[test]
+fn empty_and_missing_files() {
+    let path = temp("empty.jsonl", "\n\n");
+    assert_eq!(
+        unreadable(vec![path.clone()]),
+        format!("{}: at the top level: no result lines: expected the output of `allocsim run --json`", path.display())
+    );
+    let missing = PathBuf::from("tests/sweep/no-such-file.jsonl");
+    assert!(unreadable(vec![missing]).starts_with("tests/sweep/no-such-file.jsonl: cannot read: "));
+    let mut bad_fuzz = options(&[SMOKE]);
+    bad_fuzz.fuzz = Some(temp("fuzz.json", "{\"version\": 1}"));
+    let error = make_report(&bad_fuzz, &mut |_| {}).expect_err("no targets").to_string();
+    assert!(
+        error.ends_with(
+            ": at targets: expected an object with a `targets` array (the nightly fuzz summary), found no `targets` key"
+        ),
+        "{error}"
+    );
+    let mut bad_baseline = options(&[SMOKE]);
+    bad_baseline.baseline =
+        Some(temp("baseline.json", "{\"schema\": \"swarmalloc-check/1\", \"scenarios\": [], \"failures\": []}"));
+    let error = make_report(&bad_baseline, &mut |_| {}).expect_err("not a report").to_string();
+    assert!(
+        error.ends_with(
+            ": at schema: expected a report of schema \"swarmalloc-report/1\", found the string \"swarmalloc-check/1\""
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn reading_reports_progress_up_to_the_whole_file() {
+    let mut seen = Vec::new();
+    let files = [PathBuf::from(SMOKE), PathBuf::from(PLANTED)];
+    read_sweep(&files, &SweepOptions::default(), &mut |p| seen.push((p.file.to_path_buf(), p.bytes_read, p.lines)))
+        .expect("readable");
+    let size = |f: &str| std::fs::metadata(f).expect("fixture").len();
+    assert_eq!(seen, [(PathBuf::from(SMOKE), size(SMOKE), 4), (PathBuf::from(PLANTED), size(PLANTED), 4)]);
+}

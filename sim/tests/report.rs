@@ -1,0 +1,150 @@
+//! The simulator's result lines and the report that reads them cannot drift apart: a real
+//! `allocsim run --json` sweep is read by `swarmalloc_reports` and every series field it reads
+//! is compared with the simulator's own `RunResult`. Then `allocsim report` and `allocsim check`
+//! end to end: exit codes, the files they write, and bad input that leaves old output alone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use swarmalloc_reports::{Line, Place, SweepOptions, parse_line, read_sweep};
+use swarmalloc_sim::RunResult;
+
+fn allocsim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_allocsim")).args(args).output().expect("run allocsim");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("allocsim-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// Runs a smoke sweep through the CLI and returns its results file.
+fn smoke_sweep(dir: &Path) -> PathBuf {
+    let (code, stdout, stderr) = allocsim(&["run", "smoke", "--seeds", "0..3", "--json", "--jobs", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = dir.join("results.jsonl");
+    std::fs::write(&file, stdout).expect("write results");
+    file
+}
+
+#[test]
+fn a_real_sweep_reads_back_field_for_field() {
+    let dir = temp_dir("schema");
+    let file = smoke_sweep(&dir);
+    let text = std::fs::read_to_string(&file).expect("results");
+    let mut results = 0;
+    for (i, line) in text.lines().enumerate() {
+        let place = Place { file: file.clone(), line: i + 1 };
+        let read = parse_line(line, &place).unwrap_or_else(|e| panic!("the report cannot read line {}: {e}", i + 1));
+        let Line::Result(read) = read else { continue };
+        let sim: RunResult = serde_json::from_str(line).expect("the simulator reads its own line");
+        results += 1;
+        assert_eq!((read.scenario.as_str(), read.seed, read.sim_ms), (sim.scenario.as_str(), sim.seed, sim.sim_ms));
+        assert_eq!(read.violation.is_none(), sim.violation.is_none());
+        let m = (&read.metrics, &sim.metrics);
+        assert_eq!(
+            (m.0.tasks_pending, m.0.tasks_created, m.0.leader_changes, m.0.first_task_ms, m.0.last_pending_ms),
+            (m.1.tasks_pending, m.1.tasks_created, m.1.leader_changes, m.1.first_task_ms, m.1.last_pending_ms)
+        );
+        let (r, s) = (read.series.as_ref().expect("series"), &sim.series);
+        assert_eq!(r.bucket_ms, s.bucket_ms);
+        assert_eq!(r.pending, s.pending.iter().map(|&n| u64::from(n)).collect::<Vec<_>>());
+        let l = (&r.latency, &s.latency);
+        assert_eq!(
+            (l.0.count, l.0.sum_ms, l.0.max_ms, &l.0.buckets),
+            (l.1.count, l.1.sum_ms, l.1.max_ms, &l.1.buckets)
+        );
+        let terms = |t: &[swarmalloc_sim::series::LeaderTerm]| -> Vec<(u64, String, u64, Option<u64>)> {
+            t.iter().map(|t| (t.term, t.node.clone(), t.start_ms, t.end_ms)).collect()
+        };
+        let read_terms: Vec<(u64, String, u64, Option<u64>)> =
+            r.leaders.iter().map(|t| (t.term, t.node.clone(), t.start_ms, t.end_ms)).collect();
+        assert_eq!(read_terms, terms(&s.leaders));
+        let read_faults: Vec<(String, Option<String>, u64, Option<u64>)> =
+            r.faults.iter().map(|w| (w.kind.clone(), w.node.clone(), w.start_ms, w.end_ms)).collect();
+        let sim_faults: Vec<(String, Option<String>, u64, Option<u64>)> = s
+            .faults
+            .iter()
+            .map(|w| {
+                let kind = serde_json::to_value(w.kind).expect("a kind").as_str().expect("a name").to_string();
+                (kind, w.node.clone(), w.start_ms, w.end_ms)
+            })
+            .collect();
+        assert_eq!(read_faults, sim_faults);
+        let read_restores: Vec<(u64, u64, u64, u64)> =
+            r.restores.iter().map(|x| (x.term, x.leader_ms, x.restored_ms, x.objects)).collect();
+        let sim_restores: Vec<(u64, u64, u64, u64)> =
+            s.restores.iter().map(|x| (x.term, x.leader_ms, x.restored_ms, x.objects)).collect();
+        assert_eq!(read_restores, sim_restores);
+        let read_pools: Vec<(String, u64, u64, u64, u64)> =
+            r.pools.iter().map(|p| (p.network.clone(), p.capacity, p.live, p.retired, p.largest_free_run)).collect();
+        let sim_pools: Vec<(String, u64, u64, u64, u64)> =
+            s.pools.iter().map(|p| (p.network.clone(), p.capacity, p.live, p.retired, p.largest_free_run)).collect();
+        assert_eq!(read_pools, sim_pools);
+        assert!(!r.leaders.is_empty() && !r.restores.is_empty() && !r.pools.is_empty(), "seed {}: {r:?}", read.seed);
+        assert_eq!(r.latency.count, read.metrics.tasks_pending, "seed {}: one latency per task to PENDING", read.seed);
+    }
+    assert_eq!(results, 3);
+    let sweep = read_sweep(&[file], &SweepOptions::default(), &mut |_| {}).expect("the report reads the sweep");
+    assert_eq!((sweep.report.totals.seeds, sweep.report.totals.passed), (3, 3));
+    assert_eq!(sweep.report.wall_clock.sweeps.first().and_then(|s| s.jobs), Some(2), "the summary line's jobs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_writes_its_files_and_bad_input_keeps_the_old_ones() {
+    let dir = temp_dir("cli");
+    let file = smoke_sweep(&dir);
+    let out = dir.join("out");
+    let (code, stdout, stderr) = allocsim(&["report", path(&file), "--out", path(&out)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("PASS: 3 seeds of 1 scenarios: 3 passed, 0 failed"), "{stdout}");
+    for name in ["report.json", "index.html", "charts/latency.svg", "charts/throughput-00-smoke.svg"] {
+        assert!(out.join(name).is_file(), "{name} was not written: {stdout}");
+    }
+    let (code, json, _) = allocsim(&["report", path(&file), "--out", path(&out), "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(json, std::fs::read_to_string(out.join("report.json")).expect("written"), "--json prints report.json");
+    let page = std::fs::read_to_string(out.join("index.html")).expect("written");
+    let corrupt = dir.join("corrupt.jsonl");
+    std::fs::write(&corrupt, "{\"scenario\": \"smoke\", \"seed\": \n").expect("write");
+    let (code, _, stderr) = allocsim(&["report", path(&file), path(&corrupt), "--out", path(&out)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with(&format!("allocsim: {}: line 1 column ", corrupt.display())), "{stderr}");
+    assert_eq!(std::fs::read_to_string(out.join("index.html")).expect("kept"), page, "the old report is kept");
+    let (code, _, stderr) = allocsim(&["report", path(&file)]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("report needs --out DIR"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_exits_by_verdict_and_writes_json_and_a_page() {
+    let dumps = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/dumps");
+    let dir = temp_dir("check");
+    let out = dir.join("out");
+    let (code, stdout, stderr) = allocsim(&["check", path(&dumps.join("clean")), "--out", path(&out)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("CLEAN: no problems"), "{stdout}");
+    let (code, stdout, _) = allocsim(&["check", path(&dumps.join("duplicate_address.json")), "--out", path(&out)]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("PROBLEMS: 1 found (1 duplicate_address)"), "{stdout}");
+    let json = std::fs::read_to_string(out.join("check.json")).expect("written");
+    assert!(json.contains("\"kind\": \"duplicate_address\""), "{json}");
+    let page = std::fs::read_to_string(out.join("index.html")).expect("written");
+    assert!(page.contains("<strong>PROBLEMS</strong>") && page.contains("id=\"problems\""), "{page}");
+    let malformed = dumps.join("malformed/wrong_type.json");
+    let (code, _, stderr) = allocsim(&["check", path(&malformed), "--out", path(&out)]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("at [1].Spec.TaskTemplate.Networks[0].Target: expected a string"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(out.join("index.html")).expect("kept"), page, "the old page is kept");
+    let _ = std::fs::remove_dir_all(&dir);
+}
