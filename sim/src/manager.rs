@@ -27,7 +27,7 @@ use crate::rng::{Draw, sim};
 use crate::scenario::{Action, ClientOp, Scenario};
 use crate::series::Restore;
 use crate::store::{Change, Event, Origin, ProposalId, Store, Txn, TxnError, split_batch};
-use crate::world::{Finding, Shared};
+use crate::world::{Finding, ProposalSite, Shared};
 
 pub const TICK: Duration = Duration::from_millis(100);
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -639,14 +639,15 @@ impl Manager {
             let mut w = self.world.lock();
             let now_ms = w.now_ms();
             let wanted = |o: &Option<Origin>| o.is_none_or(|o| o == origin);
+            let skip = w.script.proposal_ordinal(ProposalSite::Drop, origin, now_ms);
             let scripted = w
                 .script
-                .take_proposal_fault(now_ms, |a| matches!(a, Action::DropProposal { origin } if wanted(origin)));
+                .take_proposal_fault(now_ms, |a| matches!(a, Action::DropProposal { origin, .. } if wanted(origin)));
             let dropped = scripted.is_some() || {
                 let rate = w.rate(FaultKind::DroppedProposal);
                 let dropped = w.script.proposal_rng.chance(rate);
                 if dropped {
-                    w.decided(Action::DropProposal { origin: Some(origin) });
+                    w.decided(Action::DropProposal { origin: Some(origin), skip });
                 }
                 dropped
             };
@@ -669,6 +670,7 @@ impl Manager {
             let mut w = self.world.lock();
             let now_ms = w.now_ms();
             let wanted = |o: &Option<Origin>| o.is_none_or(|o| o == origin);
+            let skip = w.script.proposal_ordinal(ProposalSite::Ambiguous, origin, now_ms);
             let scripted = w.script.take_proposal_fault(
                 now_ms,
                 |a| matches!(a, Action::AmbiguousProposal { origin, .. } if wanted(origin)),
@@ -679,7 +681,9 @@ impl Manager {
                 let rate = w.rate(FaultKind::AmbiguousCommit);
                 if w.script.proposal_rng.chance(rate) {
                     let for_ms = fault_duration(&mut w.script.proposal_rng, FaultKind::AmbiguousCommit);
-                    w.decided(Action::AmbiguousProposal { origin: Some(origin), for_ms: for_ms.as_millis() as u64 });
+                    let action =
+                        Action::AmbiguousProposal { origin: Some(origin), for_ms: for_ms.as_millis() as u64, skip };
+                    w.decided(action);
                     self.isolate = Some(for_ms);
                 }
             }

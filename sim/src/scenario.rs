@@ -192,10 +192,22 @@ pub enum Action {
     /// (the leader isolates itself for `for_ms`).
     CutBatch { after: u64, for_ms: u64 },
     /// The next proposal (of `origin`, or any) commits without its proposer knowing: the
-    /// proposer isolates itself right after proposing, for `for_ms`.
-    AmbiguousProposal { origin: Option<Origin>, for_ms: u64 },
+    /// proposer isolates itself right after proposing, for `for_ms`. `skip` matching proposals
+    /// at or after the step's time go first (decompile writes it when a random fault hit a
+    /// later chunk of a proposal split in the same millisecond).
+    AmbiguousProposal {
+        origin: Option<Origin>,
+        for_ms: u64,
+        #[serde(default)]
+        skip: u64,
+    },
     /// The next proposal (of `origin`, or any) never reaches raft; the proposer times out.
-    DropProposal { origin: Option<Origin> },
+    /// `skip` as for `AmbiguousProposal`.
+    DropProposal {
+        origin: Option<Origin>,
+        #[serde(default)]
+        skip: u64,
+    },
     /// Lose, delay or duplicate each message with probability `rate`, for `for_ms`.
     Messages { fault: MessageFault, rate: f64, for_ms: u64 },
     /// Every message to or from `node` takes `extra_ms` longer, for `for_ms`.

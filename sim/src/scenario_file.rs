@@ -636,6 +636,8 @@ struct AmbiguousDef {
     origin: Option<Origin>,
     #[serde(default = "two_seconds", rename = "for")]
     for_: Dur,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    skip: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -643,6 +645,8 @@ struct AmbiguousDef {
 struct DropDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     origin: Option<Origin>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    skip: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1033,9 +1037,13 @@ impl StepFile {
         add("cut_batch", self.cut_batch.map(|c| Action::CutBatch { after: c.after, for_ms: c.for_.0 }));
         add(
             "ambiguous_proposal",
-            self.ambiguous_proposal.map(|a| Action::AmbiguousProposal { origin: a.origin, for_ms: a.for_.0 }),
+            self.ambiguous_proposal.map(|a| Action::AmbiguousProposal {
+                origin: a.origin,
+                for_ms: a.for_.0,
+                skip: a.skip,
+            }),
         );
-        add("drop_proposal", self.drop_proposal.map(|d| Action::DropProposal { origin: d.origin }));
+        add("drop_proposal", self.drop_proposal.map(|d| Action::DropProposal { origin: d.origin, skip: d.skip }));
         for (key, fault, def) in [
             ("drop_messages", MessageFault::Loss, self.drop_messages),
             ("delay_messages", MessageFault::Delay, self.delay_messages),
@@ -1094,10 +1102,10 @@ impl StepFile {
             Action::Restart { node } => f.restart = Some(target_name(node)),
             Action::RestartAllocator => f.restart_allocator = Some(true),
             Action::CutBatch { after, for_ms } => f.cut_batch = Some(CutDef { after: *after, for_: Dur(*for_ms) }),
-            Action::AmbiguousProposal { origin, for_ms } => {
-                f.ambiguous_proposal = Some(AmbiguousDef { origin: *origin, for_: Dur(*for_ms) })
+            Action::AmbiguousProposal { origin, for_ms, skip } => {
+                f.ambiguous_proposal = Some(AmbiguousDef { origin: *origin, for_: Dur(*for_ms), skip: *skip })
             }
-            Action::DropProposal { origin } => f.drop_proposal = Some(DropDef { origin: *origin }),
+            Action::DropProposal { origin, skip } => f.drop_proposal = Some(DropDef { origin: *origin, skip: *skip }),
             Action::Messages { fault, rate, for_ms } => {
                 let def = Some(MessagesDef { rate: *rate, for_: Dur(*for_ms) });
                 match fault {

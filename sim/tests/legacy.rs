@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use swarmalloc::legacy::Flavour;
+use swarmalloc_sim::scenario::Action;
 use swarmalloc_sim::scenario_file;
-use swarmalloc_sim::shrink::shrink;
+use swarmalloc_sim::shrink::{decompile, shrink};
 use swarmalloc_sim::{FailureFile, RunOptions, RunResult, Scenario, run, sweep};
 
 /// One row of the table.
@@ -155,6 +156,22 @@ fn the_random_workload_still_finds_each_flavour_on_its_measured_seed_and_passes_
         let without = run(&default, case.seed, &RunOptions::default());
         assert!(without.passed(), "seed {} fails with no flavour: {:?}", case.seed, without.violation);
     }
+}
+
+/// B4's first find (default seed 63) has a random dropped proposal that hit a later chunk of
+/// a proposal split in the same millisecond: the decompiled step says how many to let pass
+/// (`skip`), so the explicit run fails exactly like the seeded one.
+#[test]
+fn a_random_fault_on_a_later_chunk_of_a_split_proposal_decompiles_faithfully() {
+    let seeded = with(&Scenario::default_workload(), Some(Flavour::B4));
+    let (explicit, original) = decompile(&seeded, 63, &RunOptions::default());
+    assert_eq!(checker(&original), Some(RESTORE), "{:?}", original.violation);
+    let skips = explicit.steps.iter().filter(
+        |s| matches!(s.action, Action::DropProposal { skip, .. } | Action::AmbiguousProposal { skip, .. } if skip > 0),
+    );
+    assert!(skips.count() > 0, "no decompiled proposal fault skips a chunk: the case this test is about is gone");
+    let replayed = run(&explicit, 63, &RunOptions::default());
+    assert_eq!(replayed.violation, original.violation);
 }
 
 #[test]
