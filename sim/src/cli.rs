@@ -5,7 +5,7 @@
 //! Exit codes: 0 all passed, 1 a check failed, 2 bad input or usage.
 
 use std::io::{IsTerminal, Write};
-use std::ops::Range;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,8 +20,8 @@ use crate::sweep::{check_determinism, sweep};
 
 pub const USAGE: &str = "\
 usage:
-  allocsim run [SCENARIO...] [--seed N | --seeds A..B] [--jobs J] [--json] [--check-determinism]
-               [--trace FILE] [--failures DIR] [--legacy FLAVOUR]
+  allocsim run [SCENARIO...] [--seed N | --seeds A..B | --seeds A..=B] [--jobs J] [--json]
+               [--check-determinism] [--trace FILE] [--failures DIR] [--legacy FLAVOUR]
   allocsim replay FAILURE.json [--json]
   allocsim replay SCENARIO.toml [--seed N] [--json] [--legacy FLAVOUR]
   allocsim decompile FAILURE.json [--out FILE.toml]
@@ -35,6 +35,7 @@ usage:
 SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / ~200 tasks,
 60 simulated seconds, faults on), smoke (smaller and shorter), throughput (50,000 tasks, no faults);
 or a scenario file (TOML, see scenarios/README.md); or a directory, which runs every *.toml in it.
+--seeds A..B runs A up to B-1, A..=B up to B; an empty range is refused.
 decompile writes a failure's random choices as explicit steps; shrink delta-debugs an explicit
 failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
 --legacy turns on one old allocator behaviour (B1, B2, B3, B4, B5, B6, B8, B11, flag-init; see
@@ -71,7 +72,7 @@ impl From<&str> for ArgError {
 
 struct RunArgs {
     scenarios: Vec<Scenario>,
-    seeds: Range<u64>,
+    seeds: RangeInclusive<u64>,
     jobs: usize,
     json: bool,
     determinism: bool,
@@ -139,13 +140,22 @@ fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
     text.parse().map_err(|_| format!("{flag} {text:?}: expected a non-negative integer"))
 }
 
-fn seed_range(text: &str) -> Result<Range<u64>, String> {
-    let (a, b) = text.split_once("..").ok_or_else(|| format!("--seeds {text:?}: expected A..B"))?;
-    let (a, b): (u64, u64) = (number(a, "--seeds")?, number(b, "--seeds")?);
-    if a >= b {
-        return Err(format!("--seeds {text:?}: the range is empty (A..B runs A up to B-1)"));
+/// `A..B` (A up to B-1) or `A..=B` (A up to B), never empty.
+fn seed_range(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let expected = || format!("--seeds {text:?}: expected A..B or A..=B, A and B integers from 0 to {}", u64::MAX);
+    let (a, b) = text.split_once("..").ok_or_else(expected)?;
+    let (b, inclusive) = b.strip_prefix('=').map_or((b, false), |b| (b, true));
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| expected())?, b.parse().map_err(|_| expected())?);
+    let last = if inclusive { Some(b) } else { b.checked_sub(1) };
+    match last {
+        Some(last) if a <= last => Ok(a..=last),
+        _ => Err(format!("--seeds {text:?}: the range is empty (A..B runs A up to B-1, A..=B up to B)")),
     }
-    Ok(a..b)
+}
+
+/// How many seeds a range holds (saturating: `0..=u64::MAX` is one more than a u64).
+fn seed_count(seeds: &RangeInclusive<u64>) -> u64 {
+    (seeds.end() - seeds.start()).saturating_add(1)
 }
 
 /// The scenarios a command-line argument names: a built-in name, a scenario file, or a
@@ -178,7 +188,7 @@ pub fn scenarios_named(name: &str) -> Result<Vec<Scenario>, String> {
 fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     let mut parsed = RunArgs {
         scenarios: Vec::new(),
-        seeds: 0..1,
+        seeds: 0..=0,
         jobs: 1,
         json: false,
         determinism: false,
@@ -201,7 +211,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
                     return Err("give either --seed or --seeds, once".into());
                 }
                 seeds_given = true;
-                parsed.seeds = seed..seed + 1;
+                parsed.seeds = seed..=seed;
             }
             "--seeds" => {
                 if seeds_given {
@@ -236,12 +246,12 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     if let ([scenario], false) = (parsed.scenarios.as_slice(), seeds_given)
         && let Some(seed) = scenario.seed
     {
-        parsed.seeds = seed..seed + 1;
+        parsed.seeds = seed..=seed;
     }
     for scenario in &parsed.scenarios {
         scenario.validate().map_err(|e| ArgError::Input(format!("scenario {}: {e}", scenario.name)))?;
     }
-    if parsed.trace.is_some() && (parsed.seeds.end - parsed.seeds.start != 1 || parsed.scenarios.len() != 1) {
+    if parsed.trace.is_some() && (seed_count(&parsed.seeds) != 1 || parsed.scenarios.len() != 1) {
         return Err("--trace needs a single scenario and a single --seed".into());
     }
     Ok(parsed)
@@ -428,12 +438,12 @@ fn cmd_run(args: &RunArgs) -> i32 {
         }
         return code;
     }
-    let count = args.seeds.end - args.seeds.start;
+    let count = seed_count(&args.seeds);
     if count == 1 && args.scenarios.len() == 1 {
         return run_one(args, &args.scenarios[0], &options);
     }
     let started = Instant::now();
-    let progress = Progress::new(count * args.scenarios.len() as u64);
+    let progress = Progress::new(count.saturating_mul(args.scenarios.len() as u64));
     let mut failed = 0u64;
     let mut total = 0u64;
     let mut summaries = Vec::new();
@@ -496,7 +506,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
 }
 
 fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
-    let result = run(scenario, args.seeds.start, options);
+    let result = run(scenario, *args.seeds.start(), options);
     if let Some(path) = &args.trace {
         let mut text = result.trace.join("\n");
         text.push('\n');

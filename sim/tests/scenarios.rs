@@ -497,3 +497,63 @@ fn the_scenario_readme_shows_every_key_the_format_accepts() {
     }
     assert!(missing.is_empty(), "keys the format accepts but scenarios/README.md never shows: {missing:?}");
 }
+
+/// Two end-state assertions: network x allocated (holds when its step runs) and network y gone
+/// (fails when its step runs). Without the step creating x, assertion 0 fails instead: the
+/// same checker, a different (vacuous) failure that shrinking must not slide to.
+const TWO_ASSERTIONS: &str = r#"
+name = "two-assertions"
+description = "assertion 1 fails; assertion 0 fails too once its network is gone"
+
+[cluster]
+managers = 1
+duration = "8s"
+
+[[step]]
+at = "1s"
+create_network = { id = "x" }
+
+[[step]]
+at = "1s"
+create_network = { id = "y" }
+
+[[expect.assert]]
+network = "x"
+allocated = true
+
+[[expect.assert]]
+network = "y"
+gone = true
+"#;
+
+/// A scenario that passes, in a few simulated seconds: the steps of `TWO_ASSERTIONS` alone.
+fn quick_pass() -> String {
+    let steps = TWO_ASSERTIONS.split("[[expect.assert]]").next().expect("the part before the assertions");
+    steps.replace("two-assertions", "quick-pass")
+}
+
+#[test]
+fn seeds_run_up_to_u64_max_and_an_empty_range_is_a_usage_error() {
+    let dir = TempDir::new("seed-ranges");
+    let source = dir.file("quick.toml", &quick_pass());
+    let source = source.to_str().expect("utf-8");
+    let out = allocsim(&["run", source, "--seed", "18446744073709551615"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", utf8(&out.stdout), utf8(&out.stderr));
+    assert!(utf8(&out.stdout).contains("seed 18446744073709551615 PASS"), "{}", utf8(&out.stdout));
+
+    let out = allocsim(&["run", source, "--seeds", "18446744073709551614..=18446744073709551615", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stderr));
+    let seeds: Vec<u64> = utf8(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["seed"].as_u64())
+        .collect();
+    assert_eq!(seeds, [u64::MAX - 1, u64::MAX]);
+
+    for empty in ["5..5", "7..3", "7..=3", "0..0", "3..", "..3", "1..18446744073709551616", "a..b", "5"] {
+        let out = allocsim(&["run", source, "--seeds", empty]);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--seeds {empty}: {stderr}");
+        assert!(stderr.contains(&format!("--seeds {empty:?}")), "--seeds {empty}: {stderr}");
+        assert!(out.stdout.is_empty(), "--seeds {empty}: nothing runs");
+    }
+}
