@@ -557,3 +557,69 @@ fn seeds_run_up_to_u64_max_and_an_empty_range_is_a_usage_error() {
         assert!(out.stdout.is_empty(), "--seeds {empty}: nothing runs");
     }
 }
+
+#[test]
+fn a_scenario_name_that_is_not_a_plain_file_name_is_refused() {
+    let expected = |name: &str| {
+        format!(
+            "name = {name:?}: expected 1 to 100 characters of A-Z a-z 0-9 . _ -, not starting with a dot (the name makes \
+             failure file names)"
+        )
+    };
+    let long = "n".repeat(101);
+    for (i, name) in
+        ["../outside", "a/b", ".hidden", "..", "", "two words", "tab\there", long.as_str()].iter().enumerate()
+    {
+        let text = format!("name = {}\n[cluster]\nduration = \"3s\"\n", toml_string(name));
+        check_error(&format!("bad-name-{i}"), &text, 1, 1, "name", &expected(name));
+    }
+    for name in ["a", "b01-restore_2.x", "n".repeat(100).as_str(), "x..y"] {
+        let text = format!("name = {}\n[cluster]\nduration = \"3s\"\n", toml_string(name));
+        let scenario = scenario_file::parse("ok.toml", &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(scenario.name, name);
+    }
+    // A failing scenario named to escape --failures writes nothing anywhere.
+    let dir = TempDir::new("bad-name-run");
+    let escaping = TWO_ASSERTIONS.replace("name = \"two-assertions\"", "name = \"../escaped\"");
+    let source = dir.file("escape.toml", &escaping);
+    let failures = dir.0.join("failures");
+    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stdout));
+    assert!(!dir.0.join("escaped-0.json").exists() && !failures.exists());
+}
+
+#[test]
+fn a_failure_file_whose_scenario_name_is_not_a_plain_file_name_is_refused() {
+    let dir = TempDir::new("bad-name-failure");
+    let source = dir.file("two.toml", TWO_ASSERTIONS);
+    let failures = dir.0.join("failures");
+    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
+    let failure = failures.join("two-assertions-0.json");
+    let text = std::fs::read_to_string(&failure).expect("the failure file");
+    std::fs::write(&failure, text.replacen("\"two-assertions\"", "\"../../escaped\"", 1)).expect("rewrite");
+    for command in ["replay", "shrink", "decompile"] {
+        let out = allocsim(&[command, failure.to_str().expect("utf-8")]);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: scenario.name = \"../../escaped\": expected", failure.display())),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn derived_names_stay_valid_names() {
+    let long = "n".repeat(100);
+    for suffix in ["-shrunk", "-seed-18446744073709551615"] {
+        let name = scenario_file::derived_name(&long, suffix);
+        assert!(name.ends_with(suffix) && name.len() == scenario_file::NAME_LEN_MAX, "{name}");
+        assert_eq!(scenario_file::check_name(&name), Ok(()));
+        assert_eq!(scenario_file::derived_name("short", suffix), format!("short{suffix}"));
+    }
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
