@@ -150,7 +150,8 @@ impl FaultSpace {
         if self.swarm && rates.is_empty() && !self.kinds.is_empty() {
             let kind = self.kinds[rng.index(self.kinds.len())];
             let (lo, hi) = kind.rate_range();
-            rates.insert(kind, rng.between(lo, hi));
+            let drawn = rng.between(lo, hi);
+            rates.insert(kind, self.rates.get(&kind).copied().unwrap_or(drawn));
         }
         let batch_max =
             if self.swarm { [batch_max, batch_max / 4, batch_max / 20][rng.index(3)].max(1) } else { batch_max.max(1) };
@@ -224,5 +225,21 @@ mod tests {
         let space =
             FaultSpace { kinds: vec![FaultKind::BatchCut, FaultKind::BatchCut], swarm: true, rates: BTreeMap::new() };
         assert_eq!(space.validate(), Err("faults.kinds[1] = batch_cut: listed twice".to_string()));
+    }
+
+    #[test]
+    fn a_fixed_rate_holds_when_swarm_testing_falls_back_to_one_kind() {
+        let rates: BTreeMap<FaultKind, f64> = [(FaultKind::MessageLoss, 0.5), (FaultKind::BatchCut, 0.75)].into();
+        let space = FaultSpace { kinds: vec![FaultKind::MessageLoss, FaultKind::BatchCut], swarm: true, rates };
+        let mut fallbacks = 0;
+        for seed in 0..200 {
+            let plan = space.choose(&mut SimRng::new(seed), 100);
+            // Every kind that is on has its fixed rate, whether the coin or the fallback chose it.
+            for (kind, rate) in &plan.rates {
+                assert_eq!(Some(rate), space.rates.get(kind), "seed {seed}: {plan}");
+            }
+            fallbacks += usize::from(plan.rates.len() == 1);
+        }
+        assert!(fallbacks > 0, "no seed in 0..200 turned only one kind on");
     }
 }

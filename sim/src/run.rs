@@ -240,6 +240,8 @@ async fn nemesis(
     let faults_until = Duration::from_millis(scenario.faults_until_ms);
     let duration = Duration::from_millis(scenario.duration_ms);
     let mut scripted: Vec<Step> = scenario.steps.iter().filter(|s| s.action.is_node_fault()).cloned().collect();
+    // A file may list steps in any order; they fire in time order (file order at equal times).
+    scripted.sort_by_key(|s| s.at_ms);
     let mut healed = false;
     let mut rng = SimRng::new(seed);
     loop {
@@ -411,6 +413,12 @@ impl Nemesis<'_> {
 
     fn heal_all(&mut self, w: &mut World) {
         w.faults_active = false;
+        // A scripted proposal fault still waiting for its proposal expires with the others.
+        let expired = std::mem::take(&mut w.script.proposal_faults);
+        if !expired.is_empty() {
+            let at_ms: Vec<u64> = expired.iter().map(|s| s.at_ms).collect();
+            w.record("nemesis", "proposal_faults_expired", json!({ "at_ms": at_ms }));
+        }
         let now_ms = w.now_ms();
         w.series.all_faults_ended(now_ms);
         w.links.slow.clear();

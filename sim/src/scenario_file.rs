@@ -1141,7 +1141,7 @@ impl StepFile {
 }
 
 /// Every action key a step can have.
-pub const ACTION_KEYS: [&str; 24] = [
+pub const ACTION_KEYS: [&str; 23] = [
     "create_network",
     "remove_network",
     "create_service",
@@ -1165,7 +1165,6 @@ pub const ACTION_KEYS: [&str; 24] = [
     "delay_messages",
     "duplicate_messages",
     "slow_node",
-    "at",
 ];
 
 impl NetworkDef {
@@ -1270,6 +1269,22 @@ impl AssertFile {
             return Err("expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
                         `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`"
                 .into());
+        }
+        // The keys that name what a check is about: each check takes its own and no other.
+        let about_service = self.running.is_some()
+            || self.distinct_addresses.is_some()
+            || self.vip_unchanged_since.is_some()
+            || self.vip_networks.is_some();
+        let about_network = self.allocated.is_some() || self.subnet.is_some() || self.gone.is_some();
+        if self.service.is_some() && !about_service {
+            return Err("`service` does not go with this check: expected it only with `running`, \
+                        `distinct_addresses`, `vip_unchanged_since` or `vip_networks`"
+                .into());
+        }
+        if self.network.is_some() && !about_network {
+            return Err(
+                "`network` does not go with this check: expected it only with `allocated`/`subnet` or `gone`".into()
+            );
         }
         if let Some(networks) = self.vip_networks.clone() {
             return Ok(Assertion::VipNetworks { service: service()?, networks });
