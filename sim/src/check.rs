@@ -14,7 +14,7 @@ use swarmalloc::{
 
 use crate::scenario::{Assertion, Checks};
 use crate::store::{Event, Store};
-use crate::world::{ContainerAddrs, Finding, World};
+use crate::world::{ContainerAddrs, Finding, Violation, World};
 
 /// Who holds an address, in the checker's own words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -481,7 +481,7 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
 pub fn sample_vips(world: &mut World, store: &Store, raft_index: u64, node: &str) {
     let now = world.now_ms();
     let scenario = world.scenario.clone();
-    for assertion in &scenario.assertions {
+    for (i, assertion) in scenario.assertions.iter().enumerate() {
         let Assertion::VipUnchangedSince { service, since_ms } = assertion else { continue };
         if *since_ms > now {
             continue;
@@ -497,7 +497,7 @@ pub fn sample_vips(world: &mut World, store: &Store, raft_index: u64, node: &str
                 world.vip_samples.insert(key, vips);
             }
             Some(first) if *first != vips => {
-                let detail = vips_changed(service, *since_ms, first, &vips);
+                let detail = format!("{}: {}", assertion_key(i), vips_changed(service, *since_ms, first, &vips));
                 world.violate(Finding::new("assertion", vec![format!("service {service}")], detail), node, raft_index);
             }
             Some(_) => {}
@@ -525,14 +525,25 @@ fn vips_of(store: &Store, service: &ServiceId) -> Vec<VirtualIp> {
     vips
 }
 
+/// How an assertion failure's detail starts: the assertion's key in the scenario file.
+fn assertion_key(i: usize) -> String {
+    format!("expect.assert[{i}]")
+}
+
+/// Which assertion an `assertion` violation is about (`expect.assert[i]`), from its detail.
+pub fn assertion_of(violation: &Violation) -> Option<&str> {
+    let (key, _) = violation.detail.split_once(": ")?;
+    (violation.checker == "assertion" && key.starts_with("expect.assert[")).then_some(key)
+}
+
 /// The scenario's end-state assertions, on the leader's store after the end checks passed.
 pub fn check_assertions(
     assertions: &[Assertion],
     store: &Store,
     samples: &BTreeMap<(ServiceId, u64), Vec<VirtualIp>>,
 ) -> Result<(), Finding> {
-    let fail = |objects: Vec<String>, detail: String| Err(Finding::new("assertion", objects, detail));
-    for assertion in assertions {
+    for (i, assertion) in assertions.iter().enumerate() {
+        let fail = |objects, detail| Err(Finding::new("assertion", objects, format!("{}: {detail}", assertion_key(i))));
         match assertion {
             Assertion::Running { service, count } => {
                 let running = store

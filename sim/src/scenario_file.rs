@@ -95,8 +95,34 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         Some(i) => error_at(steps_at.get(i).cloned(), Some(format!("step[{i}]")), message),
         None => at_path(message),
     })?;
+    check_name(&scenario.name).map_err(at_path)?;
     scenario.validate().map_err(at_path)?;
     Ok(scenario)
+}
+
+/// The longest scenario name: failure files are named `NAME-SEED.json`.
+pub const NAME_LEN_MAX: usize = 100;
+
+/// A scenario name names files (`allocsim-failures/NAME-SEED.json`), so it is a plain file
+/// name: 1 to [`NAME_LEN_MAX`] of `A-Z a-z 0-9 . _ -`, not starting with a dot (no `/`, no
+/// `..`, no hidden file). The error starts with the key, as validation errors do.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > NAME_LEN_MAX || name.starts_with('.') || !name.chars().all(allowed) {
+        return Err(format!(
+            "name = {name:?}: expected 1 to {NAME_LEN_MAX} characters of A-Z a-z 0-9 . _ -, not starting with a dot \
+             (the name makes failure file names)"
+        ));
+    }
+    Ok(())
+}
+
+/// `base` with `suffix` appended, `base` cut so that the result is at most [`NAME_LEN_MAX`]
+/// long (decompile and shrink name their results this way, and the results must parse).
+pub fn derived_name(base: &str, suffix: &str) -> String {
+    let room = NAME_LEN_MAX.saturating_sub(suffix.len());
+    let cut = base.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|&end| end <= room).last().unwrap_or(0);
+    format!("{}{suffix}", &base[..cut])
 }
 
 /// Why a build refuses the `legacy` key and `--legacy`.

@@ -14,7 +14,7 @@ use std::process::Command;
 use swarmalloc::legacy::Flavour;
 use swarmalloc_sim::scenario::Action;
 use swarmalloc_sim::scenario_file;
-use swarmalloc_sim::shrink::{decompile, shrink};
+use swarmalloc_sim::shrink::{Limits, Signature, decompile, shrink};
 use swarmalloc_sim::{FailureFile, RunOptions, RunResult, Scenario, run, sweep};
 
 /// One row of the table.
@@ -178,8 +178,10 @@ fn a_random_fault_on_a_later_chunk_of_a_split_proposal_decompiles_faithfully() {
 fn a_legacy_failure_shrinks_to_the_steps_that_cause_it() {
     let (_, scenario) = library("b03-network-restore-order");
     let legacy = with(&scenario, Some(Flavour::B3));
-    let shrunk = shrink(&legacy, 0, "overlapping_subnets", &RunOptions::default(), 2, 200, |_, _| {})
-        .expect("it fails, so it shrinks");
+    let target = Signature::checker("overlapping_subnets");
+    let limits = Limits { jobs: 2, max_runs: 200 };
+    let shrunk =
+        shrink(&legacy, 0, Some(&target), &RunOptions::default(), limits, |_, _| {}).expect("it fails, so it shrinks");
     assert_eq!(checker(&shrunk.result), Some("overlapping_subnets"));
     assert!(shrunk.steps_after() < shrunk.steps_before, "{} steps before and after", shrunk.steps_before);
     assert_eq!(shrunk.scenario.legacy, Some(Flavour::B3), "the shrunk scenario keeps its flavour");
