@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -198,6 +198,16 @@ struct Probe {
 /// Progress is reported about every this many bytes.
 const PROGRESS_EVERY_BYTES: u64 = 4 << 20;
 
+/// Bounds on what one result line may claim; past one, the line is an input error. They keep
+/// reading bounded: a line is read into memory whole, and the report keeps one entry per
+/// throughput bucket per scenario. The simulator writes lines of a few KB, 1000 ms buckets
+/// and runs of minutes.
+pub const LINE_BYTES_MAX: usize = 16 << 20;
+/// Widest throughput bucket: a simulated day.
+pub const BUCKET_MS_MAX: u64 = 86_400_000;
+/// Most throughput buckets in one run (`sim_ms / bucket_ms`): 27 simulated hours of 1 s buckets.
+pub const THROUGHPUT_BUCKETS_MAX: u64 = 100_000;
+
 /// Reads every line of `file` in order and hands it to `each`; `progress` sees the bytes read.
 pub fn read_lines(
     file: &Path,
@@ -212,13 +222,22 @@ pub fn read_lines(
     let (mut bytes_read, mut reported, mut number, mut lines) = (0u64, 0u64, 0usize, 0usize);
     loop {
         text.clear();
-        let n = reader.read_until(b'\n', &mut text).map_err(|e| io(e.to_string()))?;
+        let limit = LINE_BYTES_MAX as u64 + 1;
+        let n = (&mut reader).take(limit).read_until(b'\n', &mut text).map_err(|e| io(e.to_string()))?;
         if n == 0 {
             break;
         }
         number += 1;
         bytes_read += n as u64;
         let place = Place { file: file.to_path_buf(), line: number };
+        if n > LINE_BYTES_MAX {
+            return Err(InputError::Line {
+                file: file.to_path_buf(),
+                line: number,
+                path: String::new(),
+                message: format!("longer than {LINE_BYTES_MAX} bytes; a result line is a few KB"),
+            });
+        }
         let line = std::str::from_utf8(&text).map_err(|e| InputError::Line {
             file: file.to_path_buf(),
             line: number,
@@ -279,26 +298,67 @@ impl SeedResult {
         self.violation.is_none()
     }
 
-    /// The first value that is well-typed but impossible, as (JSON path, what is wrong).
+    /// The first value that is well-typed but impossible or out of bounds, as (JSON path, what is
+    /// wrong). Within the bounds, every time of the series is at most `sim_ms`, so the report's
+    /// per-bucket arrays and sums stay bounded by the run's length.
     pub fn problem(&self) -> Option<(String, String)> {
+        if self.seed == u64::MAX {
+            return Some(("seed".into(), format!("expected at most {} (seed ranges are half-open)", u64::MAX - 1)));
+        }
         let series = self.series.as_ref()?;
-        if series.bucket_ms == 0 {
-            return Some(("series.bucket_ms".into(), "expected a positive bucket width, found 0".into()));
+        if !(1..=BUCKET_MS_MAX).contains(&series.bucket_ms) {
+            let message = format!("expected a bucket width from 1 to {BUCKET_MS_MAX} ms, found {}", series.bucket_ms);
+            return Some(("series.bucket_ms".into(), message));
+        }
+        let buckets = self.sim_ms.div_ceil(series.bucket_ms);
+        if buckets > THROUGHPUT_BUCKETS_MAX {
+            let message = format!(
+                "{} ms in buckets of {} ms makes {buckets} buckets; at most {THROUGHPUT_BUCKETS_MAX} are read",
+                self.sim_ms, series.bucket_ms
+            );
+            return Some(("sim_ms".into(), message));
+        }
+        if series.pending.len() as u64 > buckets + 1 {
+            let message = format!(
+                "{} buckets, but a run of {} ms has {buckets} of {} ms",
+                series.pending.len(),
+                self.sim_ms,
+                series.bucket_ms
+            );
+            return Some(("series.pending".into(), message));
         }
         if let Some(problem) = series.latency.problem() {
             return Some(("series.latency".into(), problem));
         }
+        let late = |path: String, ms: u64| {
+            (ms > self.sim_ms).then(|| (path, format!("{ms} ms is after the end of the run (sim_ms {})", self.sim_ms)))
+        };
+        let window = |path: String, start_ms: u64, end_ms: Option<u64>| {
+            late(format!("{path}.start_ms"), start_ms)
+                .or_else(|| end_ms.and_then(|end| late(format!("{path}.end_ms"), end)))
+                .or_else(|| {
+                    end_ms
+                        .is_some_and(|end| end < start_ms)
+                        .then(|| (format!("{path}.end_ms"), "ends before it starts".into()))
+                })
+        };
+        if let Some(problem) = late("series.latency.max_ms".into(), series.latency.max_ms) {
+            return Some(problem);
+        }
         for (i, term) in series.leaders.iter().enumerate() {
-            if term.end_ms.is_some_and(|end| end < term.start_ms) {
-                return Some((format!("series.leaders[{i}].end_ms"), "ends before it starts".into()));
+            if let Some(problem) = window(format!("series.leaders[{i}]"), term.start_ms, term.end_ms) {
+                return Some(problem);
             }
         }
-        for (i, window) in series.faults.iter().enumerate() {
-            if window.end_ms.is_some_and(|end| end < window.start_ms) {
-                return Some((format!("series.faults[{i}].end_ms"), "ends before it starts".into()));
+        for (i, fault) in series.faults.iter().enumerate() {
+            if let Some(problem) = window(format!("series.faults[{i}]"), fault.start_ms, fault.end_ms) {
+                return Some(problem);
             }
         }
         for (i, restore) in series.restores.iter().enumerate() {
+            if let Some(problem) = late(format!("series.restores[{i}].restored_ms"), restore.restored_ms) {
+                return Some(problem);
+            }
             if restore.restored_ms < restore.leader_ms {
                 return Some((format!("series.restores[{i}].restored_ms"), "is before leader_ms".into()));
             }

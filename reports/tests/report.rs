@@ -271,7 +271,139 @@ fn impossible_series_values_are_named() {
     let path = temp("zero-bucket.jsonl", &bad);
     assert_eq!(
         unreadable(vec![path.clone()]),
-        format!("{}: line 1, at series.bucket_ms: expected a positive bucket width, found 0", path.display())
+        format!(
+            "{}: line 1, at series.bucket_ms: expected a bucket width from 1 to 86400000 ms, found 0",
+            path.display()
+        )
+    );
+}
+
+/// The first smoke line with `edit` applied to its JSON.
+fn edited(edit: impl Fn(&mut serde_json::Value)) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(&first_smoke_line()).expect("fixture JSON");
+    edit(&mut value);
+    value.to_string()
+}
+
+/// Reading `lines` fails with exactly `FILE: expected` (and never panics).
+#[track_caller]
+fn check_unreadable(name: &str, lines: &[String], expected: &str) {
+    let path = temp(name, &(lines.join("\n") + "\n"));
+    assert_eq!(unreadable(vec![path.clone()]), format!("{}: {expected}", path.display()), "case {name}");
+}
+
+const MAX: u64 = u64::MAX;
+
+#[test]
+fn values_out_of_bounds_are_input_errors_not_panics() {
+    let set = |pointer: &'static str, value: serde_json::Value| {
+        edited(move |v| *v.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer} in the fixture")) = value.clone())
+    };
+    let after_end = "ms is after the end of the run (sim_ms 30100)";
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "huge-bucket",
+            set("/series/bucket_ms", MAX.into()),
+            format!("line 1, at series.bucket_ms: expected a bucket width from 1 to 86400000 ms, found {MAX}"),
+        ),
+        (
+            "huge-run",
+            set("/sim_ms", MAX.into()),
+            format!(
+                "line 1, at sim_ms: {MAX} ms in buckets of 1000 ms makes 18446744073709552 buckets; at most 100000 \
+                 are read"
+            ),
+        ),
+        (
+            "long-pending",
+            set("/series/pending", serde_json::json!(vec![1; 40])),
+            "line 1, at series.pending: 40 buckets, but a run of 30100 ms has 31 of 1000 ms".into(),
+        ),
+        (
+            "late-leader",
+            set("/series/leaders/1/start_ms", MAX.into()),
+            format!("line 1, at series.leaders[1].start_ms: {MAX} {after_end}"),
+        ),
+        (
+            "late-fault-end",
+            set("/series/faults/0/end_ms", 30_101.into()),
+            format!("line 1, at series.faults[0].end_ms: 30101 {after_end}"),
+        ),
+        (
+            "late-restore",
+            set("/series/restores/0/restored_ms", MAX.into()),
+            format!("line 1, at series.restores[0].restored_ms: {MAX} {after_end}"),
+        ),
+        (
+            "late-latency",
+            set("/series/latency", serde_json::json!({"count": 1, "sum_ms": 1, "max_ms": MAX, "buckets": [[16, 1]]})),
+            format!("line 1, at series.latency.max_ms: {MAX} {after_end}"),
+        ),
+        (
+            "bucket-counts-overflow",
+            set(
+                "/series/latency",
+                serde_json::json!({"count": 1, "sum_ms": 1, "max_ms": 5, "buckets": [[1, MAX], [2, 2]]}),
+            ),
+            format!("line 1, at series.latency: the bucket counts add up to more than {MAX}"),
+        ),
+        (
+            "last-seed",
+            set("/seed", MAX.into()),
+            format!("line 1, at seed: expected at most {} (seed ranges are half-open)", MAX - 1),
+        ),
+    ];
+    for (name, line, expected) in cases {
+        check_unreadable(name, &[line], &expected);
+    }
+    let negative = first_smoke_line().replacen("\"sim_ms\":30100", "\"sim_ms\":-1", 1);
+    let error = unreadable(vec![temp("negative.jsonl", &negative)]);
+    assert!(error.ends_with(", at sim_ms: invalid value: integer `-1`, expected u64"), "{error}");
+    let too_big = first_smoke_line().replacen("\"sim_ms\":30100", "\"sim_ms\":18446744073709551616", 1);
+    let error = unreadable(vec![temp("too-big.jsonl", &too_big)]);
+    assert!(
+        error.ends_with(", at sim_ms: invalid type: floating point `1.8446744073709552e+19`, expected u64"),
+        "{error}"
+    );
+}
+
+#[test]
+fn sums_over_seeds_that_overflow_name_the_line_and_field() {
+    let seed = |n: u64, edit: &dyn Fn(&mut serde_json::Value)| {
+        edited(|v| {
+            v["seed"] = n.into();
+            edit(v);
+        })
+    };
+    let pending = |v: &mut serde_json::Value| v["metrics"]["tasks_pending"] = MAX.into();
+    check_unreadable(
+        "sum-pending",
+        &[seed(0, &pending), seed(1, &pending)],
+        &format!("line 2, at metrics.tasks_pending: the sum over the seeds of scenario smoke passes {MAX}"),
+    );
+    let latency = |v: &mut serde_json::Value| {
+        v["series"]["latency"] = serde_json::json!({"count": MAX, "sum_ms": 0, "max_ms": 5, "buckets": [[5, MAX]]})
+    };
+    check_unreadable(
+        "sum-latency",
+        &[seed(0, &latency), seed(1, &latency)],
+        &format!("line 2, at series.latency.count: the sum over the seeds of scenario smoke passes {MAX}"),
+    );
+    let bucket = |v: &mut serde_json::Value| v["series"]["pending"][0] = MAX.into();
+    check_unreadable(
+        "sum-bucket",
+        &[seed(0, &bucket), seed(1, &bucket)],
+        &format!("line 2, at series.pending[0]: the sum over the seeds of scenario smoke passes {MAX}"),
+    );
+}
+
+#[test]
+fn a_line_past_the_length_bound_is_an_input_error() {
+    let long = format!("{{\"scenario\": \"{}\"}}", "a".repeat(16 << 20));
+    check_unreadable(
+        "long-line",
+        &[first_smoke_line(), long],
+        "line 2, at the top level: longer than 16777216 bytes; a result line is a few KB",
     );
 }
 
