@@ -297,8 +297,9 @@ pub fn read_sweep(
     let mut acc = Accumulator::default();
     for file in files {
         let mut input = InputFile { file: file.display().to_string(), results: 0, summaries: 0, duplicates: 0 };
+        acc.since_summary.clear();
         read_lines(file, &mut |line, place| acc.line(line, place, &mut input), progress)?;
-        if input.results + input.summaries == 0 {
+        if input.results + input.duplicates == 0 {
             return Err(InputError::Invalid {
                 file: file.clone(),
                 path: String::new(),
@@ -318,6 +319,9 @@ struct Accumulator {
     failures: BTreeMap<(String, u64), (Violation, String, String)>,
     charts: ChartData,
     sweeps: Vec<SweepSpeed>,
+    /// Per scenario, the result lines of the current file since its last summary line:
+    /// (lines, lines with a violation), for the next summary line to be checked against.
+    since_summary: BTreeMap<String, (u64, u64)>,
 }
 
 #[derive(Default)]
@@ -402,9 +406,30 @@ impl Accumulator {
         match line {
             Line::Summary(summary) => {
                 input.summaries += 1;
+                let (seeds, failed) = self.since_summary.remove(&summary.scenario).unwrap_or_default();
+                let mismatch = |path: &str, claimed: u64, read: u64, what: &str| InputError::Line {
+                    file: place.file.clone(),
+                    line: place.line,
+                    path: path.into(),
+                    message: format!(
+                        "the summary of scenario {} says {claimed} {what}, but the result lines before it in this \
+                         file (since its previous summary line) have {read}: lines are missing, extra or from \
+                         another sweep",
+                        summary.scenario
+                    ),
+                };
+                if summary.seeds != seeds {
+                    return Err(mismatch("seeds", summary.seeds, seeds, "seeds run"));
+                }
+                if summary.failed != failed {
+                    return Err(mismatch("failed", summary.failed, failed, "seeds failed"));
+                }
                 self.sweeps.push(speed(&place.file, &summary));
             }
             Line::Result(result) => {
+                let counts = self.since_summary.entry(result.scenario.clone()).or_default();
+                counts.0 += 1;
+                counts.1 += u64::from(!result.passed());
                 let key = (result.scenario.clone(), result.seed);
                 if let Some((hash, first)) = self.seen.get(&key) {
                     if *hash == result.trace_hash {

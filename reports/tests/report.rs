@@ -424,6 +424,50 @@ fn one_seed_with_two_different_hashes_cannot_merge() {
 }
 
 #[test]
+fn a_summary_line_must_match_the_result_lines_before_it() {
+    let lines: Vec<String> = std::fs::read_to_string(SMOKE).expect("fixture").lines().map(str::to_string).collect();
+    let [r0, r1, r2, summary] = lines.as_slice() else { panic!("3 results and a summary: {lines:?}") };
+    let says = |n: u64, what: &str, have: u64| {
+        format!(
+            "the summary of scenario smoke says {n} {what}, but the result lines before it in this file (since its \
+             previous summary line) have {have}: lines are missing, extra or from another sweep"
+        )
+    };
+    check_unreadable(
+        "summary-missing-line",
+        &[r0.clone(), r2.clone(), summary.clone()],
+        &format!("line 3, at seeds: {}", says(3, "seeds run", 2)),
+    );
+    check_unreadable(
+        "summary-first",
+        &[summary.clone(), r0.clone(), r1.clone(), r2.clone()],
+        &format!("line 1, at seeds: {}", says(3, "seeds run", 0)),
+    );
+    let failed = r1.replacen("\"violation\":null", VIOLATION, 1);
+    check_unreadable(
+        "summary-failed",
+        &[r0.clone(), failed, r2.clone(), summary.clone()],
+        &format!("line 4, at failed: {}", says(0, "seeds failed", 1)),
+    );
+    let twice: Vec<String> = [r0, r1, r2, summary, r0, r1, r2, summary].map(String::clone).into();
+    let path = temp("summary-twice.jsonl", &twice.join("\n"));
+    let sweep = read_sweep(&[path], &SweepOptions::default(), &mut |_| {}).expect("two sweeps of one file");
+    assert_eq!((sweep.report.inputs[0].results, sweep.report.inputs[0].duplicates), (3, 3));
+}
+
+const VIOLATION: &str = r#""violation":{"checker":"c","objects":[],"detail":"d","t_ms":1,"raft_index":1,"node":"m1"}"#;
+
+#[test]
+fn a_results_file_without_result_lines_is_an_input_error() {
+    let summary = r#"{"summary":"0 seeds","scenario":"smoke","seeds":0,"failed":0,"seconds":0.0}"#;
+    check_unreadable(
+        "only-summary",
+        &[summary.into()],
+        "at the top level: no result lines: expected the output of `allocsim run --json`",
+    );
+}
+
+#[test]
 fn empty_and_missing_files() {
     let path = temp("empty.jsonl", "\n\n");
     assert_eq!(
