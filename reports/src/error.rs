@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub enum InputError {
     /// The file or directory could not be read at all.
     Io { file: PathBuf, message: String },
+    /// An output file or directory could not be written (the report's inputs were fine).
+    Write { file: PathBuf, message: String },
     /// The file is not JSON; line and column are 1-based, `path` is the value being read there.
     Syntax { file: PathBuf, line: usize, column: usize, path: String, message: String },
     /// A value has the wrong type or an unusable content.
@@ -29,6 +31,7 @@ impl InputError {
     pub fn file(&self) -> Option<&Path> {
         match self {
             InputError::Io { file, .. }
+            | InputError::Write { file, .. }
             | InputError::Syntax { file, .. }
             | InputError::Field { file, .. }
             | InputError::Typed { file, .. }
@@ -43,6 +46,7 @@ impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InputError::Io { file, message } => write!(f, "{}: cannot read: {message}", file.display()),
+            InputError::Write { file, message } => write!(f, "{}: cannot write: {message}", file.display()),
             InputError::Syntax { file, line, column, path, message } if path.is_empty() => {
                 write!(f, "{}: line {line} column {column}: invalid JSON: {message}", file.display())
             }

@@ -12,13 +12,13 @@ pub fn write_files(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf
     for (name, contents) in files {
         let path = dir.join(name);
         let parent = path.parent().unwrap_or(dir);
-        std::fs::create_dir_all(parent).map_err(|e| InputError::Io {
+        std::fs::create_dir_all(parent).map_err(|e| InputError::Write {
             file: parent.to_path_buf(),
             message: format!("cannot create the output directory: {e}"),
         })?;
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temporary = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let io = |e: std::io::Error| InputError::Io { file: path.clone(), message: format!("cannot write: {e}") };
+        let io = |e: std::io::Error| InputError::Write { file: path.clone(), message: e.to_string() };
         std::fs::write(&temporary, contents).map_err(io)?;
         if let Err(e) = std::fs::rename(&temporary, &path) {
             let _ = std::fs::remove_file(&temporary);
@@ -56,7 +56,8 @@ mod tests {
         let file = std::env::temp_dir().join(format!("swarmalloc-output-file-{}", std::process::id()));
         std::fs::write(&file, "x").expect("writable temp");
         let error = write_files(&file, &[("a.json".into(), "x".into())]).expect_err("a file is no directory");
-        assert!(error.to_string().starts_with(&file.display().to_string()), "{error}");
+        let expected = format!("{}: cannot write: cannot create the output directory: ", file.display());
+        assert!(error.to_string().starts_with(&expected), "{error}");
         let _ = std::fs::remove_file(&file);
     }
 }
