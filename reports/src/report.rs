@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::charts::{Chart, sweep_charts};
 use crate::error::InputError;
 use crate::html::{Page, chart, esc, num, opt, table};
+use crate::output::Output;
 use crate::results::Progress;
 use crate::sweep::{ScenarioSummary, Sweep, SweepOptions, SweepVerdict, read_sweep};
 
@@ -178,8 +179,9 @@ impl Sweep {
         sweep_charts(self)
     }
 
-    /// The files of DIR, written in this order: the charts, `report.json`, `index.html`.
-    pub fn files(&self) -> Vec<(String, String)> {
+    /// The files of DIR, put in place in this order: `charts/` (replaced whole), `report.json`,
+    /// `index.html`.
+    pub fn files(&self) -> Output {
         let charts = self.charts();
         let mut files: Vec<(String, String)> = charts
             .iter()
@@ -187,7 +189,7 @@ impl Sweep {
             .collect();
         files.push(("report.json".into(), self.report.to_json()));
         files.push(("index.html".into(), self.to_html(&charts)));
-        files
+        Output { dirs: vec!["charts".into()], files }
     }
 
     /// One self-contained page: the verdict, per scenario and per checker, the failures, the

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use swarmalloc_reports::{
-    InputError, ReportOptions, Sweep, SweepOptions, SweepVerdict, WallClock, make_report, read_sweep,
+    InputError, ReportOptions, Sweep, SweepOptions, SweepVerdict, WallClock, make_report, read_sweep, write_files,
 };
 
 const SMOKE: &str = "tests/sweep/smoke.jsonl";
@@ -209,6 +209,36 @@ fn every_svg_is_well_formed_xml() {
             assert!(doc.root_element().children().filter(|n| n.is_element()).count() > 10, "{} draws", chart.file);
         }
     }
+}
+
+#[test]
+fn a_report_written_over_an_older_one_leaves_no_stale_chart() {
+    let dir = std::env::temp_dir().join(format!("swarmalloc-report-rewrite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let old = report(&[SMOKE, PLANTED]);
+    write_files(&dir, &old.files()).expect("writable");
+    assert!(dir.join("charts/failure-planted-wrong-count-0.svg").is_file(), "the first report has failure charts");
+    let new = report(&[SMOKE]);
+    write_files(&dir, &new.files()).expect("writable");
+    let mut expected: Vec<String> =
+        new.charts().into_iter().filter(|c| c.svg.is_ok()).map(|c| format!("charts/{}", c.file)).collect();
+    expected.extend(["index.html".to_string(), "report.json".to_string()]);
+    expected.sort();
+    let mut found: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("listable") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() {
+            for chart in std::fs::read_dir(entry.path()).expect("listable") {
+                found.push(format!("{name}/{}", chart.expect("entry").file_name().to_string_lossy()));
+            }
+        } else {
+            found.push(name);
+        }
+    }
+    found.sort();
+    assert_eq!(found, expected, "exactly the second report's files, no temporary");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
