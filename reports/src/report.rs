@@ -128,14 +128,17 @@ impl Sweep {
                     t.runs.map_or("?".into(), |n| n.to_string()),
                     t.execs_per_sec.map_or("?".into(), |n| format!("{n:.0}")),
                     t.coverage.map_or("?".into(), |n| n.to_string()),
-                    t.crashes.len()
+                    t.crash_count()
                 );
                 for crash in &t.crashes {
                     let _ = writeln!(
                         out,
                         "  crash: {}",
-                        crash.reproduce.as_deref().or(crash.artifact.as_deref()).unwrap_or("?")
+                        crash.reproduce.as_deref().or(crash.artifact.as_deref()).unwrap_or("(no details)")
                     );
+                }
+                if t.unlisted > 0 {
+                    let _ = writeln!(out, "  and {} crashes counted but not listed", t.unlisted);
                 }
             }
             for warning in &fuzz.warnings {
@@ -468,22 +471,30 @@ impl Sweep {
             .targets
             .iter()
             .map(|t| {
-                let crashes: Vec<String> = t
+                let mut crashes: Vec<String> = t
                     .crashes
                     .iter()
                     .map(|c| {
-                        let artifact = c.artifact.as_deref().unwrap_or("?");
-                        let reproduce = c.reproduce.as_deref().unwrap_or("?");
-                        format!("<code>{}</code><br>reproduce: <code>{}</code>", esc(artifact), esc(reproduce))
+                        let code = |v: &Option<String>| {
+                            v.as_deref().map_or("?".into(), |v| format!("<code>{}</code>", esc(v)))
+                        };
+                        let minimized = c
+                            .minimized
+                            .as_ref()
+                            .map_or(String::new(), |_| format!("<br>minimized: {}", code(&c.minimized)));
+                        format!("{}{minimized}<br>reproduce: {}", code(&c.artifact), code(&c.reproduce))
                     })
                     .collect();
-                let class = (!t.crashes.is_empty()).then_some("fail");
+                if t.unlisted > 0 {
+                    crashes.push(format!("{} crashes counted but not listed", t.unlisted));
+                }
+                let class = (t.crash_count() > 0).then_some("fail");
                 let cells = vec![
                     format!("<code>{}</code>", esc(&t.target)),
                     opt(t.runs),
                     opt(t.execs_per_sec.map(|n| format!("{n:.0}"))),
                     opt(t.coverage),
-                    num(t.crashes.len()),
+                    num(t.crash_count()),
                     crashes.join("<br>"),
                 ];
                 (class, cells)

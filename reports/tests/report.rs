@@ -151,6 +151,42 @@ fn the_fuzz_summary_is_read_tolerantly_and_its_crash_fails_the_verdict() {
 }
 
 #[test]
+fn every_crash_of_the_fuzz_summary_is_in_the_report_and_fails_it() {
+    let summary = r#"{"version": 1, "targets": [
+        {"target": "restore", "runs": 10, "execs_per_sec": 5.0, "coverage": 100, "features": 200, "corpus_size": 30,
+         "crashes": [{"artifact": "crash-a", "minimized": "minimized-a", "reproduce": "cargo fuzz run restore crash-a"}]},
+        {"runs": 5, "crashes": [{"artifact": "crash-b", "reproduce": "cargo fuzz run unnamed crash-b"}]},
+        {"target": "engine_ops", "crashes": {"artifact": "crash-c"}},
+        {"target": "sim", "crashes": "crash-d"},
+        {"target": "scenario_parse", "crashes": 3},
+        {"target": "many", "crashes": ["crash-e", 7, {"artifact": 12}]}
+    ]}"#;
+    let mut options = options(&[SMOKE]);
+    options.fuzz = Some(temp("fuzz-crashes.json", summary));
+    options.baseline = None;
+    let sweep = make_report(&options, &mut |_| {}).expect("a readable fuzz summary");
+    assert_eq!(sweep.report.totals.fuzz_crashes, 10, "1 + 1 + 1 + 1 + 3 + 3");
+    assert_eq!((sweep.report.totals.failed, sweep.report.verdict, sweep.exit_code()), (0, SweepVerdict::Fail, 1));
+    let json = sweep.report.to_json();
+    let html = sweep.to_html(&sweep.charts());
+    let text = sweep.to_text();
+    for needle in ["crash-a", "minimized-a", "crash-b", "targets[1]", "crash-c", "crash-d", "crash-e", "12"] {
+        assert!(json.contains(&format!("\"{needle}\"")), "report.json lacks {needle:?}:\n{json}");
+        assert!(html.contains(&format!("<code>{needle}</code>")), "the page lacks {needle:?}");
+    }
+    assert!(json.contains("\"unlisted\": 3"), "{json}");
+    assert!(html.contains("3 crashes counted but not listed"), "the page lacks the counted crashes");
+    for line in ["fuzz targets[1]: 5 runs, ? execs/s, coverage ?, 1 crashes", "  crash: cargo fuzz run unnamed crash-b"]
+    {
+        assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
+    }
+    assert!(
+        text.ends_with("FAIL: 3 seeds of 1 scenarios: 3 passed, 0 failed; fuzz: 6 targets, 10 crashes\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() {
     let sweep = report(&[SMOKE, PLANTED]);
     let html = sweep.to_html(&sweep.charts());
