@@ -85,13 +85,13 @@ impl Sweep {
         let width = r.scenarios.iter().map(|s| s.scenario.len()).max().unwrap_or(8).max(8);
         let _ = writeln!(
             out,
-            "{:<width$} {:>6} {:>6} {:>6} {:>12} {:>16} {:>8}",
-            "scenario", "seeds", "passed", "failed", "tasks/sim-s", "p50/p99/max ms", "leaders"
+            "{:<width$} {:>6} {:>6} {:>6} {:>13} {:>16} {:>8}",
+            "scenario", "seeds", "passed", "failed", "tasks/alloc-s", "p50/p99/max ms", "leaders"
         );
         for s in &r.scenarios {
             let _ = writeln!(
                 out,
-                "{:<width$} {:>6} {:>6} {:>6} {:>12} {:>16} {:>8}",
+                "{:<width$} {:>6} {:>6} {:>6} {:>13} {:>16} {:>8}",
                 s.scenario,
                 s.seeds,
                 s.passed,
@@ -164,7 +164,7 @@ impl Sweep {
             for t in b.throughput.iter().filter(|t| t.change_pct.is_some_and(|p| p != 0.0)) {
                 let _ = writeln!(
                     out,
-                    "  throughput {}: {:.1} -> {:.1} tasks/sim-s ({:+.1}%)",
+                    "  throughput {}: {:.1} -> {:.1} tasks/alloc-s ({:+.1}%)",
                     t.scenario,
                     t.before_per_s,
                     t.after_per_s,
@@ -580,7 +580,7 @@ impl Sweep {
         html += &table(
             &[
                 "scenario",
-                "tasks / sim s before",
+                "tasks / sim s (allocating) before",
                 "after",
                 "change",
                 "p50 before",

@@ -292,6 +292,25 @@ fn the_text_output_has_the_same_verdict() {
     }
 }
 
+/// The throughput column of the text is the allocation throughput of report.json, and says so.
+#[test]
+fn the_text_throughput_column_is_labelled_by_its_quantity() {
+    let sweep = report(&[SMOKE, PLANTED]);
+    let text = sweep.to_text();
+    let mut lines = text.lines().skip(1);
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    let column = header.iter().position(|h| h.starts_with("tasks/")).expect("a throughput column");
+    assert_eq!(header[column], "tasks/alloc-s", "pending_per_window_s is per simulated second of allocation");
+    for s in &sweep.report.scenarios {
+        let row: Vec<&str> = lines.next().expect("a row per scenario").split_whitespace().collect();
+        assert_eq!(
+            (row[0], row[column]),
+            (s.scenario.as_str(), format!("{:.1}", s.tasks.pending_per_window_s).as_str())
+        );
+        assert_ne!(s.tasks.pending_per_window_s, s.tasks.pending_per_sim_s, "{}: the two rates differ", s.scenario);
+    }
+}
+
 // Bad input: every error names the file, the line and the field, and nothing is written.
 
 fn temp(name: &str, text: &str) -> PathBuf {
