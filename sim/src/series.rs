@@ -203,22 +203,27 @@ impl Series {
         push_capped(&mut self.restores, &mut self.dropped, restore);
     }
 
-    /// Pool usage of every allocated network, from the leader's engine.
+    /// Pool usage of every allocated network, from the leader's engine (sampled once, at the
+    /// end checks).
     pub fn sample_pools(&mut self, engine: &Allocator) {
         let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
-        self.pools = engine
-            .pool_usage()
-            .into_iter()
-            .map(|p| PoolSample {
-                network: p.network.to_string(),
-                subnet: p.subnet.to_string(),
-                capacity: clamp(p.capacity),
-                live: clamp(p.live),
-                retired: clamp(p.retired),
-                largest_free_run: clamp(p.largest_free_run),
-            })
-            .collect();
-        self.pools.truncate(LIST_MAX);
+        let pools = engine.pool_usage().into_iter().map(|p| PoolSample {
+            network: p.network.to_string(),
+            subnet: p.subnet.to_string(),
+            capacity: clamp(p.capacity),
+            live: clamp(p.live),
+            retired: clamp(p.retired),
+            largest_free_run: clamp(p.largest_free_run),
+        });
+        self.keep_pools(pools);
+    }
+
+    /// Keeps the first `LIST_MAX` pool samples and counts the rest in `dropped`.
+    fn keep_pools(&mut self, pools: impl IntoIterator<Item = PoolSample>) {
+        self.pools.clear();
+        for pool in pools {
+            push_capped(&mut self.pools, &mut self.dropped, pool);
+        }
     }
 
     /// The end of the run: open terms and faults end now; the recording state is dropped.
@@ -282,5 +287,20 @@ mod tests {
             s.fault_started(FaultKind::DroppedProposal, Some("m1"), i, Some(i));
         }
         assert_eq!((s.faults.len(), s.dropped), (LIST_MAX, 3));
+    }
+
+    #[test]
+    fn pool_samples_past_the_cap_are_counted() {
+        let mut s = Series::new();
+        let pool = |i: u64| PoolSample {
+            network: format!("n{i}"),
+            subnet: format!("10.{i}.0.0/24"),
+            capacity: 254,
+            live: 1,
+            retired: 0,
+            largest_free_run: 253,
+        };
+        s.keep_pools((0..LIST_MAX as u64 + 2).map(pool));
+        assert_eq!((s.pools.len(), s.pools.last().map(|p| p.network.as_str()), s.dropped), (LIST_MAX, Some("n199"), 2));
     }
 }
