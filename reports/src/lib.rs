@@ -46,7 +46,10 @@ pub use error::{InputError, JsonPath, path_at};
 pub use fuzz::{FuzzCrash, FuzzSummary, FuzzTarget, read_fuzz};
 pub use output::{Output, write_files};
 pub use report::{ReportOptions, make_report};
-pub use results::{Line, Place, Progress, SeedResult, Series, SummaryLine, parse_line, read_lines};
+pub use results::{
+    FaultWindow, LeaderTerm, Line, Place, PoolSample, Progress, Restore, SeedResult, Series, SummaryLine, parse_line,
+    read_lines,
+};
 pub use stats::Histogram;
 pub use sweep::{
     ChartData, Distribution, FailureDetail, FailureSummary, REPORT_SCHEMA, ScenarioSummary, Sweep, SweepOptions,

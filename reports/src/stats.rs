@@ -1,12 +1,14 @@
 //! Small statistics over simulated-time values: the log-linear millisecond histogram the
-//! simulator writes (merged across seeds, percentiles as bucket upper bounds), fixed-point
+//! simulator records and writes (merged across seeds, percentiles as bucket upper bounds), fixed-point
 //! ratios (parts per million, so sums do not depend on the order seeds are read in), and
 //! rounding for the JSON.
 
 use serde::{Deserialize, Serialize};
 
-/// The simulator's NEW -> PENDING latency histogram (`sim/src/series.rs`): one bucket per
-/// millisecond below 16 ms, then eight per power of two, each named by its lowest value.
+/// A log-linear histogram of milliseconds (the simulator's NEW -> PENDING latency, recorded by
+/// `sim/src/series.rs`): one bucket per millisecond below 16 ms, then eight per power of two (at
+/// most 12.5% wide), each named by its lowest value; its width is 1 below 16 and
+/// `2^(floor(log2 low) - 3)` from 16 on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Histogram {
@@ -146,6 +148,17 @@ mod tests {
             assert!(low <= ms && ms < low + bucket_width(low), "{ms} in [{low}, +{})", bucket_width(low));
             assert_eq!(bucket_low(low + bucket_width(low)), low + bucket_width(low), "the next bucket starts there");
         }
+    }
+
+    #[test]
+    fn buckets_are_exact_below_16_then_eight_per_power_of_two() {
+        let lows: Vec<u64> = [0, 15, 16, 17, 18, 31, 32, 35, 36, 1000, 1023, 1024].map(bucket_low).into();
+        assert_eq!(lows, [0, 15, 16, 16, 18, 30, 32, 32, 36, 960, 960, 1024]);
+        let mut h = Histogram::default();
+        for ms in [5, 1000, 5, 17, 1023] {
+            h.record(ms);
+        }
+        assert_eq!(h, Histogram { count: 5, sum_ms: 2050, max_ms: 1023, buckets: vec![(5, 2), (16, 1), (960, 2)] });
     }
 
     #[test]
