@@ -3,8 +3,10 @@
 //! `report.json` (schema in `reports/README.md`), plus the per-point data only the charts need.
 //!
 //! Architecture invariant: the report is a function of its inputs. Every sum is an integer
-//! (ratios in parts per million), every collection is ordered, so reading the same lines in any
-//! file order gives the same `report.json`; the only wall-clock values are under `wall_clock`.
+//! (ratios in parts per million), every collection is ordered, so reading the same files in any
+//! order gives the same `report.json` except `inputs` (listed in the order given, each file's
+//! duplicates counted against the files before it) and `wall_clock`, which holds the only
+//! wall-clock values.
 //! Bounds: memory grows with scenarios, simulated seconds, networks and failures, not with seeds,
 //! except one (scenario, seed, trace hash) entry per seed to merge shards.
 

@@ -101,11 +101,15 @@ fn series_add_up_to_the_run_counters() {
 fn shards_merge_in_any_order_and_duplicates_count_once() {
     let one = report(&[SMOKE, PLANTED]).report;
     let other = report(&[PLANTED, SMOKE, SMOKE]).report;
-    assert_eq!(one.scenarios, other.scenarios);
-    assert_eq!(one.failures, other.failures);
-    assert_eq!(one.baseline, other.baseline);
     let duplicates: Vec<u64> = other.inputs.iter().map(|i| i.duplicates).collect();
     assert_eq!(duplicates, [0, 0, 3]);
+    let without_inputs = |report: &swarmalloc_reports::SweepReport| {
+        let mut report = report.clone();
+        report.inputs.clear();
+        report.wall_clock = WallClock::default();
+        report.to_json()
+    };
+    assert_eq!(without_inputs(&one), without_inputs(&other), "only inputs and wall_clock depend on the order");
 }
 
 #[test]
