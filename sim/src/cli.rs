@@ -21,12 +21,12 @@ use crate::sweep::{check_determinism, sweep};
 pub const USAGE: &str = "\
 usage:
   allocsim run [SCENARIO...] [--seed N | --seeds A..B] [--jobs J] [--json] [--check-determinism]
-               [--trace FILE] [--failures DIR]
+               [--trace FILE] [--failures DIR] [--legacy FLAVOUR]
   allocsim replay FAILURE.json [--json]
-  allocsim replay SCENARIO.toml [--seed N] [--json]
+  allocsim replay SCENARIO.toml [--seed N] [--json] [--legacy FLAVOUR]
   allocsim decompile FAILURE.json [--out FILE.toml]
   allocsim shrink FAILURE.json|SCENARIO.toml [--seed N] [--checker NAME] [--out FILE.toml] [--jobs J]
-                  [--max-runs N]
+                  [--max-runs N] [--legacy FLAVOUR]
   allocsim bench [--seeds N] [--jobs J] [--tasks N]
   allocsim report RESULTS.jsonl... --out DIR [--baseline OLD/report.json] [--fuzz FUZZ.json]
                   [--failures DIR] [--json]
@@ -37,6 +37,8 @@ SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / 
 or a scenario file (TOML, see scenarios/README.md); or a directory, which runs every *.toml in it.
 decompile writes a failure's random choices as explicit steps; shrink delta-debugs an explicit
 failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
+--legacy turns on one old allocator behaviour (B1, B2, B3, B4, B5, B6, B8, B11, flag-init; see
+docs/legacy-flavours.md); only builds with the `legacy` feature have it.
 report reads the JSON lines of `run --json` sweeps (several files merge) and writes report.json,
 index.html and charts/ to DIR; failure files and shrunk scenarios are looked up in --failures
 (default allocsim-failures). check reads a Docker inspect dump or a store snapshot (a file or a
@@ -112,6 +114,27 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, S
     args.get(*i).map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
 }
 
+/// `--legacy FLAVOUR` in a build with the flavours.
+#[cfg(feature = "legacy")]
+fn legacy_flag(args: &[String], i: &mut usize) -> Result<swarmalloc::legacy::Flavour, ArgError> {
+    Ok(value(args, i, "--legacy")?.parse().map_err(|e| format!("--legacy: {e}"))?)
+}
+
+/// `--legacy` in a build without them: refused (exit 2).
+#[cfg(not(feature = "legacy"))]
+fn legacy_flag(_: &[String], _: &mut usize) -> Result<std::convert::Infallible, ArgError> {
+    Err(ArgError::Input(format!("--legacy: this allocsim has no legacy flavours{}", scenario_file::LEGACY_HINT)))
+}
+
+/// A scenario's name, with the legacy flavour it runs.
+fn label(scenario: &Scenario) -> String {
+    #[cfg(feature = "legacy")]
+    if let Some(flavour) = scenario.legacy {
+        return format!("{} [legacy {flavour}]", scenario.name);
+    }
+    scenario.name.clone()
+}
+
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
     text.parse().map_err(|_| format!("{flag} {text:?}: expected a non-negative integer"))
 }
@@ -163,9 +186,15 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
         failures: PathBuf::from("allocsim-failures"),
     };
     let mut seeds_given = false;
+    #[cfg(feature = "legacy")]
+    let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            #[cfg(feature = "legacy")]
+            "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => {
                 let seed: u64 = number(value(args, &mut i, "--seed")?, "--seed")?;
                 if seeds_given {
@@ -199,6 +228,10 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     if parsed.scenarios.is_empty() {
         parsed.scenarios.push(Scenario::default_workload());
     }
+    #[cfg(feature = "legacy")]
+    for scenario in parsed.scenarios.iter_mut().filter(|_| legacy.is_some()) {
+        scenario.legacy = legacy;
+    }
     // A single scenario file that records its seed (decompiled and shrunk files do) runs at it.
     if let ([scenario], false) = (parsed.scenarios.as_slice(), seeds_given)
         && let Some(seed) = scenario.seed
@@ -218,6 +251,8 @@ struct ReplayArgs {
     file: PathBuf,
     seed: Option<u64>,
     json: bool,
+    #[cfg(feature = "legacy")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn is_scenario_file(path: &Path) -> bool {
@@ -228,10 +263,16 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     let mut file = None;
     let mut seed = None;
     let mut json = false;
+    #[cfg(feature = "legacy")]
+    let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--json" => json = true,
+            #[cfg(feature = "legacy")]
+            "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
@@ -243,7 +284,17 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     if seed.is_some() && !is_scenario_file(&file) {
         return Err("--seed goes with a scenario file; a failure file has its own seed".into());
     }
-    Ok(ReplayArgs { file, seed, json })
+    #[cfg(feature = "legacy")]
+    if legacy.is_some() && !is_scenario_file(&file) {
+        return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
+    }
+    Ok(ReplayArgs {
+        file,
+        seed,
+        json,
+        #[cfg(feature = "legacy")]
+        legacy,
+    })
 }
 
 fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), ArgError> {
@@ -269,11 +320,21 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
     jobs: usize,
     max_runs: usize,
+    #[cfg(feature = "legacy")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
-    let mut parsed =
-        ShrinkArgs { file: PathBuf::new(), seed: None, checker: None, out: None, jobs: 2, max_runs: 2_000 };
+    let mut parsed = ShrinkArgs {
+        file: PathBuf::new(),
+        seed: None,
+        checker: None,
+        out: None,
+        jobs: 2,
+        max_runs: 2_000,
+        #[cfg(feature = "legacy")]
+        legacy: None,
+    };
     let mut file = None;
     let mut i = 0;
     while i < args.len() {
@@ -283,6 +344,10 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
             "--out" => parsed.out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
             "--jobs" => parsed.jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--max-runs" => parsed.max_runs = number(value(args, &mut i, "--max-runs")?, "--max-runs")?,
+            #[cfg(feature = "legacy")]
+            "--legacy" => parsed.legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("unexpected argument {extra:?}").into()),
@@ -295,6 +360,10 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
     }
     if (parsed.seed.is_some() || parsed.checker.is_some()) && !is_scenario_file(&parsed.file) {
         return Err("--seed and --checker go with a scenario file; a failure file has its own".into());
+    }
+    #[cfg(feature = "legacy")]
+    if parsed.legacy.is_some() && !is_scenario_file(&parsed.file) {
+        return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
     }
     Ok(parsed)
 }
@@ -381,10 +450,10 @@ fn cmd_run(args: &RunArgs) -> i32 {
                 progress.clear();
                 let replay = report_failure(scenario, result, &args.failures);
                 if args.json {
-                    eprintln!("FAIL {} seed {}: {replay}", scenario.name, result.seed);
+                    eprintln!("FAIL {} seed {}: {replay}", label(scenario), result.seed);
                 } else {
                     let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
-                    println!("FAIL {} seed {} ({}): {first_line}", scenario.name, result.seed, result.faults);
+                    println!("FAIL {} seed {} ({}): {first_line}", label(scenario), result.seed, result.faults);
                     println!("  {replay}");
                 }
             }
@@ -393,7 +462,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
         total += results.len() as u64;
         scenario_failed.sort_unstable();
         let secs = scenario_started.elapsed().as_secs_f64();
-        summaries.push((scenario.name.clone(), results.len() as u64, scenario_failed, secs));
+        summaries.push((label(scenario), results.len() as u64, scenario_failed, secs));
     }
     progress.clear();
     let secs = started.elapsed().as_secs_f64();
@@ -439,7 +508,7 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("results serialise"));
     } else {
-        println!("scenario {} seed {}", result.scenario, result.seed);
+        println!("scenario {} seed {}", label(scenario), result.seed);
         println!("faults: {}", result.faults);
         println!("{}", describe(&result));
     }
@@ -464,6 +533,8 @@ fn cmd_replay(args: &ReplayArgs) -> i32 {
         match scenario_file::load(&args.file) {
             Ok(scenario) => {
                 let seed = args.seed.or(scenario.seed).unwrap_or(0);
+                #[cfg(feature = "legacy")]
+                let scenario = Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario };
                 (scenario, seed, None)
             }
             Err(e) => {
@@ -485,7 +556,7 @@ fn cmd_replay(args: &ReplayArgs) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("results serialise"));
     } else {
-        println!("replaying {} seed {} (faults: {})", scenario.name, seed, result.faults);
+        println!("replaying {} seed {} (faults: {})", label(&scenario), seed, result.faults);
         println!("{}", describe(&result));
         if let Some(v) = &result.violation {
             println!("violation: {v}");
@@ -573,6 +644,11 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         })
     };
     let (scenario, seed, recorded) = match loaded {
+        #[cfg(feature = "legacy")]
+        Ok((scenario, seed, recorded)) => {
+            (Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario }, seed, recorded)
+        }
+        #[cfg(not(feature = "legacy"))]
         Ok(x) => x,
         Err(e) => {
             eprintln!("allocsim: {e}");
@@ -584,7 +660,7 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         let result = run(&scenario, seed, &options);
         (scenario.clone(), result)
     } else {
-        println!("decompiling {} seed {} first (it has a random part)", scenario.name, seed);
+        println!("decompiling {} seed {} first (it has a random part)", label(&scenario), seed);
         decompile(&scenario, seed, &options)
     };
     let checker =

@@ -40,7 +40,14 @@ impl FailureFile {
     /// Writes `DIR/SCENARIO-SEED.json` and returns its path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
-        let path = dir.join(format!("{}-{}.json", self.scenario.name, self.seed));
+        #[cfg(not(feature = "legacy"))]
+        let name = self.scenario.name.clone();
+        #[cfg(feature = "legacy")]
+        let name = match self.scenario.legacy {
+            Some(flavour) => format!("{}-legacy-{flavour}", self.scenario.name),
+            None => self.scenario.name.clone(),
+        };
+        let path = dir.join(format!("{name}-{}.json", self.seed));
         let text = serde_json::to_string_pretty(self).expect("failure files serialise");
         std::fs::write(&path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         Ok(path)

@@ -75,8 +75,11 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         ScenarioError { file: file.to_string(), line, column, key, message }
     };
     let model: FileModel = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim_end().to_string();
+        let mut message = e.message().trim_end().to_string();
         let key = quoted_key(&message);
+        if key.as_deref() == Some("legacy") && message.starts_with("unknown field") {
+            message.push_str(LEGACY_HINT);
+        }
         error_at(e.span(), key, message)
     })?;
     let steps_at: Vec<std::ops::Range<usize>> = model.step.iter().map(|s| s.span()).collect();
@@ -95,6 +98,10 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     scenario.validate().map_err(at_path)?;
     Ok(scenario)
 }
+
+/// Why a build refuses the `legacy` key and `--legacy`.
+pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
+     (cargo build --release -p swarmalloc-sim --features legacy)";
 
 /// Writes a scenario as scenario-file text (comments are not kept). Steps and initial objects
 /// are written the way people write them: one `[[step]]` or `[[initial.networks]]` table each,
@@ -371,6 +378,10 @@ struct FileModel {
     initial: InitialState,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     step: Vec<toml::Spanned<StepFile>>,
+    /// One old allocator behaviour to turn on (legacy builds only).
+    #[cfg(feature = "legacy")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn is_default_raft(r: &RaftSettings) -> bool {
@@ -501,6 +512,8 @@ struct AssertFile {
     subnet: Option<IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gone: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vip_networks: Option<Vec<NetworkId>>,
 }
 
 /// One `[[step]]`: `at` and exactly one action key.
@@ -886,6 +899,8 @@ impl FileModel {
                 checkers: self.expect.checkers,
             },
             stop_when_all_pending: c.stop_when_all_pending,
+            #[cfg(feature = "legacy")]
+            legacy: self.legacy,
         })
     }
 
@@ -940,6 +955,8 @@ impl FileModel {
             },
             initial: s.initial.clone(),
             step,
+            #[cfg(feature = "legacy")]
+            legacy: s.legacy,
         })
     }
 }
@@ -1098,7 +1115,7 @@ impl StepFile {
 }
 
 /// Every action key a step can have.
-pub const ACTION_KEYS: [&str; 24] = [
+pub const ACTION_KEYS: [&str; 23] = [
     "create_network",
     "remove_network",
     "create_service",
@@ -1122,7 +1139,6 @@ pub const ACTION_KEYS: [&str; 24] = [
     "delay_messages",
     "duplicate_messages",
     "slow_node",
-    "at",
 ];
 
 impl NetworkDef {
@@ -1221,11 +1237,31 @@ impl AssertFile {
             self.no_task_in.is_some(),
             self.allocated.is_some() || self.subnet.is_some(),
             self.gone.is_some(),
+            self.vip_networks.is_some(),
         ];
         if checks.iter().filter(|c| **c).count() != 1 {
             return Err("expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
-                        `no_task_in`, `allocated`/`subnet`, `gone`"
+                        `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`"
                 .into());
+        }
+        // The keys that name what a check is about: each check takes its own and no other.
+        let about_service = self.running.is_some()
+            || self.distinct_addresses.is_some()
+            || self.vip_unchanged_since.is_some()
+            || self.vip_networks.is_some();
+        let about_network = self.allocated.is_some() || self.subnet.is_some() || self.gone.is_some();
+        if self.service.is_some() && !about_service {
+            return Err("`service` does not go with this check: expected it only with `running`, \
+                        `distinct_addresses`, `vip_unchanged_since` or `vip_networks`"
+                .into());
+        }
+        if self.network.is_some() && !about_network {
+            return Err(
+                "`network` does not go with this check: expected it only with `allocated`/`subnet` or `gone`".into()
+            );
+        }
+        if let Some(networks) = self.vip_networks.clone() {
+            return Ok(Assertion::VipNetworks { service: service()?, networks });
         }
         if let Some(count) = self.running {
             return Ok(Assertion::Running { service: service()?, count });
@@ -1278,6 +1314,10 @@ impl AssertFile {
             Assertion::NetworkGone { network } => {
                 f.network = Some(network.clone());
                 f.gone = Some(true);
+            }
+            Assertion::VipNetworks { service, networks } => {
+                f.service = Some(service.clone());
+                f.vip_networks = Some(networks.clone());
             }
         }
         f

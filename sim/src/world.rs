@@ -110,6 +110,8 @@ pub struct World {
     /// Containers running on each worker.
     pub containers: BTreeMap<String, BTreeMap<TaskId, ContainerAddrs>>,
     pub stable: crate::check::Stability,
+    /// Store conflicts of the scenario's initial state, let be until the end.
+    pub inherited: crate::check::Inherited,
     pub metrics: Metrics,
     /// Simulated-time series for the sweep report.
     pub series: Recorder,
@@ -162,8 +164,12 @@ pub struct Script {
 
 impl Script {
     pub fn new(scenario: &Scenario, plan: &FaultPlan, proposal_seed: u64, failure_seed: u64) -> Script {
-        let pick =
-            |f: fn(&Action) -> bool| -> Vec<Step> { scenario.steps.iter().filter(|s| f(&s.action)).cloned().collect() };
+        // In time order (file order at equal times): the earliest due one is taken first.
+        let pick = |f: fn(&Action) -> bool| -> Vec<Step> {
+            let mut steps: Vec<Step> = scenario.steps.iter().filter(|s| f(&s.action)).cloned().collect();
+            steps.sort_by_key(|s| s.at_ms);
+            steps
+        };
         let message_windows = scenario
             .steps
             .iter()
@@ -212,6 +218,7 @@ impl Shared {
             digests: BTreeMap::new(),
             containers: BTreeMap::new(),
             stable: Default::default(),
+            inherited: Default::default(),
             metrics: Metrics::default(),
             series: Recorder::new(),
             links: LinkFaults::default(),
@@ -249,15 +256,17 @@ impl World {
         self.trace.record(t, node, ev, data);
     }
 
-    /// Records the first violation (later ones are ignored: the run stops at the first).
-    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) {
+    /// Records the first violation (later ones are ignored: the run stops at the first). Returns
+    /// whether the run stops: false for a finding of a checker the scenario turned off, so that
+    /// the caller goes on with its other checks.
+    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) -> bool {
         if self.violation.is_some() {
-            return;
+            return true;
         }
         if !self.scenario.checks.enabled(finding.checker) {
             let data = json!({ "checker": finding.checker, "detail": finding.detail });
             self.record(node, "finding_ignored", data);
-            return;
+            return false;
         }
         let violation = Violation {
             checker: finding.checker.to_string(),
@@ -270,6 +279,7 @@ impl World {
         self.record(node, "violation", serde_json::to_value(&violation).unwrap_or(Value::Null));
         self.violation = Some(violation);
         self.stop = true;
+        true
     }
 
     pub fn stopped(&self) -> bool {

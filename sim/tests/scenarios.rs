@@ -25,7 +25,20 @@ const WORKLOADS: [&str; 9] = [
     "steady-churn",
 ];
 
-const BUG_CLASSES: [&str; 1] = ["b02-vip-not-restored"];
+const BUG_CLASSES: [&str; 12] = [
+    "b01-restore-allocate-interleaving",
+    "b02-vip-not-restored",
+    "b03-network-restore-order",
+    "b04-leak-when-network-gone",
+    "b05-delete-racing-allocation",
+    "b06-freed-while-in-use",
+    "b07-tasks-stuck-in-new",
+    "b08-port-conflicts-after-restart",
+    "b09-ingress",
+    "b10-odd-stored-state",
+    "b11-uncommitted-local-state",
+    "b12-nondeterminism",
+];
 
 /// Seeds every library scenario must pass in `cargo test` (`allocsim run scenarios/` sweeps more).
 const LIBRARY_SEEDS: std::ops::Range<u64> = 0..2;
@@ -254,7 +267,76 @@ fn a_value_the_simulator_cannot_use_names_the_files_key_and_where_it_is() {
         1,
         "expect.assert[1]",
         "expect.assert[1]: expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
-         `no_task_in`, `allocated`/`subnet`, `gone`",
+         `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`",
+    );
+    check_error(
+        "service-with-a-check-not-about-one",
+        &format!("{head}\n[[expect.assert]]\nservice = \"web\"\nno_task_in = \"new\"\n"),
+        7,
+        1,
+        "expect.assert[0]",
+        "expect.assert[0]: `service` does not go with this check: expected it only with `running`, \
+         `distinct_addresses`, `vip_unchanged_since` or `vip_networks`",
+    );
+    check_error(
+        "fail-task-and-service",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nfail_task = {{ task = \"t1\", service = \"web\", slot = 1 }}\n"),
+        9,
+        1,
+        "step[0].fail_task",
+        "step[0].fail_task: expected a task, or a service and a slot, not both",
+    );
+    check_error(
+        "fail-task-without-slot",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nfail_task = {{ service = \"web\" }}\n"),
+        9,
+        1,
+        "step[0].fail_task.slot",
+        "step[0].fail_task.slot = 0: expected a slot of the service, from 1",
+    );
+    // Values past what a run can do in reasonable time and memory, or that would overflow.
+    check_error(
+        "too-long",
+        "name = \"x\"\n[cluster]\nduration = \"120m\"\n",
+        3,
+        1,
+        "cluster.duration",
+        "cluster.duration = 7200000ms: expected at most 1 hour",
+    );
+    check_error(
+        "fault-window-past-the-run",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nkill = {{ node = \"w1\", restart_after = \"20s\" }}\n"),
+        9,
+        23,
+        "step[0].restart_after",
+        "step[0].restart_after = 20000ms: expected at most duration = 10000ms",
+    );
+    check_error(
+        "too-many-replicas",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nscale = {{ service = \"web\", replicas = 1000000 }}\n"),
+        9,
+        28,
+        "step[0].replicas",
+        "step[0].replicas = 1000000: expected at most 200000",
+    );
+    check_error(
+        "generator-replicas-overflow",
+        &format!(
+            "{head}[random.workload]\nnetworks = 3\nservices = 5\nreplicas_min = 1\n\
+             replicas_max = 18446744073709551615\nchanges = 20\nops_until = \"5s\"\n"
+        ),
+        10,
+        1,
+        "random.workload.replicas_max",
+        "random.workload.replicas_max = 18446744073709551615: expected at most 200000",
+    );
+    check_error(
+        "election-ticks",
+        &format!("{head}[raft]\nelection_ticks = 100000\n"),
+        7,
+        1,
+        "raft.election_ticks",
+        "raft.election_ticks = 100000: expected at most 1000",
     );
     check_error(
         "cluster-config",
@@ -483,4 +565,49 @@ fn the_scenario_readme_shows_every_key_the_format_accepts() {
         }
     }
     assert!(missing.is_empty(), "keys the format accepts but scenarios/README.md never shows: {missing:?}");
+}
+
+/// Steps may be listed in any order: scripted faults fire at their times, and a proposal fault
+/// still waiting for its proposal when the faults heal expires rather than firing later.
+#[test]
+fn scripted_faults_fire_in_time_order_and_expire_when_the_faults_heal() {
+    let text = r#"
+name = "out-of-order"
+[cluster]
+managers = 3
+workers = 2
+duration = "12s"
+faults_until = "6s"
+
+[[step]]
+at = "4s"
+kill = { node = "w1", restart_after = "1s" }
+
+[[step]]
+at = "1s"
+kill = { node = "w2", restart_after = "1s" }
+
+[[step]]
+at = "2s"
+drop_proposal = { origin = "control" }
+"#;
+    let scenario = scenario_file::parse("out-of-order.toml", text).expect("a valid scenario");
+    let result = run(&scenario, 0, &RunOptions { keep_trace: true, ..RunOptions::default() });
+    assert!(result.passed(), "{:?}", result.violation);
+    let events: Vec<serde_json::Value> =
+        result.trace.iter().map(|line| serde_json::from_str(line).expect("a JSON trace line")).collect();
+    let kill_at = |node: &str| {
+        events
+            .iter()
+            .find(|e| e["ev"] == "fault" && e["data"]["kind"] == "kill_restart" && e["data"]["node"] == node)
+            .and_then(|e| e["t_ms"].as_u64())
+            .unwrap_or_else(|| panic!("no kill of {node} in the trace"))
+    };
+    assert!((1_000..1_200).contains(&kill_at("w2")), "w2 killed at {}ms", kill_at("w2"));
+    assert!((4_000..4_200).contains(&kill_at("w1")), "w1 killed at {}ms", kill_at("w1"));
+    // No control request is ever sent, so the drop waits until the faults heal and expires.
+    let expired = events.iter().find(|e| e["ev"] == "proposal_faults_expired").expect("the drop expired");
+    assert_eq!(expired["data"]["at_ms"], serde_json::json!([2000]));
+    assert!(expired["t_ms"].as_u64().is_some_and(|t| (6_000..6_200).contains(&t)), "{expired}");
+    assert!(!events.iter().any(|e| e["ev"] == "fault" && e["data"]["kind"] == "dropped_proposal"));
 }
