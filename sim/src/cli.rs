@@ -916,7 +916,7 @@ fn reading_progress(progress: swarmalloc_reports::Progress) {
 }
 
 /// Writes a report's files; a failure names the file (exit 2).
-fn write_out(dir: &Path, files: &[(String, String)]) -> Result<(), i32> {
+fn write_out(dir: &Path, files: &swarmalloc_reports::Output) -> Result<(), i32> {
     swarmalloc_reports::write_files(dir, files).map(|_| ()).map_err(|e| {
         eprintln!("allocsim: {e}");
         EXIT_USAGE
@@ -939,7 +939,7 @@ fn cmd_report(args: &ReportArgs) -> i32 {
         print!("{}", sweep.report.to_json());
     } else {
         print!("{}", sweep.to_text());
-        let charts = files.iter().filter(|(name, _)| name.starts_with("charts/")).count();
+        let charts = files.files.iter().filter(|(name, _)| name.starts_with("charts/")).count();
         println!("wrote {} ({charts} charts)", args.out.join("index.html").display());
     }
     i32::from(sweep.exit_code())

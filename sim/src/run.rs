@@ -212,7 +212,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
         sim_ms: w.now_ms(),
         wall_ms: 0,
         metrics: w.metrics.clone(),
-        series: w.series.clone(),
+        series: w.series.series().clone(),
         trace_tail: if w.violation.is_some() { w.trace.tail(TRACE_TAIL) } else { Vec::new() },
         trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
         decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },

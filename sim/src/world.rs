@@ -17,7 +17,7 @@ use swarmalloc::{NetworkId, ServiceId, TaskId, VirtualIp};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::rng::SimRng;
 use crate::scenario::{Action, MessageFault, Scenario, Step};
-use crate::series::Series;
+use crate::series::Recorder;
 use crate::store::{Origin, Store};
 use crate::trace::Trace;
 
@@ -114,7 +114,7 @@ pub struct World {
     pub inherited: crate::check::Inherited,
     pub metrics: Metrics,
     /// Simulated-time series for the sweep report.
-    pub series: Series,
+    pub series: Recorder,
     pub links: LinkFaults,
     /// Faults are on (cleared when the run heals everything).
     pub faults_active: bool,
@@ -257,7 +257,7 @@ impl Shared {
             stable: Default::default(),
             inherited: Default::default(),
             metrics: Metrics::default(),
-            series: Series::new(),
+            series: Recorder::new(),
             links: LinkFaults::default(),
             faults_active: false,
             allocator_restart: false,
