@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use crate::config::ClusterConfig;
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::objects::{
-    DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task,
+    DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task, TaskState,
     VXLAN_ID_LIST_OPTION,
 };
 
@@ -110,7 +110,7 @@ fn claim<K: Ord, H: Ord + Clone>(map: &mut BTreeMap<K, Claims<H>>, key: K, holde
     }
 }
 
-fn unclaim<K: Ord, H: Ord + Clone>(map: &mut BTreeMap<K, Claims<H>>, key: K, holder: &H) {
+pub(crate) fn unclaim<K: Ord, H: Ord + Clone>(map: &mut BTreeMap<K, Claims<H>>, key: K, holder: &H) {
     if let std::collections::btree_map::Entry::Occupied(mut e) = map.entry(key)
         && e.get_mut().remove(holder)
     {
@@ -364,6 +364,9 @@ pub(crate) struct ServiceEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TaskEntry {
     pub(crate) retired: bool,
+    /// ORPHANED: the manager ended the task without its agent (the node is down), so its
+    /// container may still run; its addresses are never handed out again while it exists.
+    pub(crate) orphaned: bool,
     pub(crate) node: Option<NodeId>,
     pub(crate) addrs: Vec<(NetworkId, IpNet)>,
 }
@@ -384,6 +387,10 @@ pub(crate) struct State {
     pub(crate) nodes: BTreeMap<NodeId, Vec<(NetworkId, IpNet)>>,
     /// For each node, how many live tasks on it are attached to each network.
     pub(crate) node_needs: BTreeMap<NodeId, BTreeMap<NetworkId, u32>>,
+    /// The legacy flavour this engine runs (last, so that dumps of two engines differ first
+    /// where their claims do; equality ignores it).
+    #[cfg(feature = "legacy")]
+    pub(crate) mode: crate::legacy::Mode,
 }
 
 impl State {
@@ -399,6 +406,8 @@ impl State {
             tasks: BTreeMap::new(),
             nodes: BTreeMap::new(),
             node_needs: BTreeMap::new(),
+            #[cfg(feature = "legacy")]
+            mode: Default::default(),
         }
     }
 
@@ -602,11 +611,17 @@ impl State {
             return;
         }
         let retired = !task.status.state.is_live();
+        #[cfg(feature = "legacy")]
+        if retired && self.mode.is(crate::legacy::Flavour::B6) {
+            // B6: freed on status alone; the container may still run.
+            return;
+        }
         let holder = if retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
         for (network, ip) in &addrs {
             self.claim_addr(network, ip.addr(), holder.clone());
         }
-        let entry = TaskEntry { retired, node: task.node_id.clone(), addrs };
+        let orphaned = task.status.state == TaskState::Orphaned;
+        let entry = TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs };
         if let (false, Some(node)) = (retired, &entry.node) {
             let needs = self.node_needs.entry(node.clone()).or_default();
             for network in distinct_networks(&entry.addrs) {
@@ -621,6 +636,14 @@ impl State {
         let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
         for (network, ip) in &entry.addrs {
             self.unclaim_addr(network, ip.addr(), &holder);
+        }
+        #[cfg(feature = "legacy")]
+        if self.mode.is(crate::legacy::Flavour::B4) && entry.addrs.iter().any(|(n, _)| !self.networks.contains_key(n)) {
+            // B4: `IsTaskAllocated` is false when one of the task's networks is unknown, so
+            // nothing is freed: the claims stay, held by nobody in the store.
+            for (network, ip) in &entry.addrs {
+                self.claim_addr(network, ip.addr(), holder.clone());
+            }
         }
         if let (false, Some(node)) = (entry.retired, &entry.node) {
             let needs = self.node_needs.get_mut(node).expect("a live task on a node counted its networks");
@@ -673,10 +696,19 @@ impl State {
         }
     }
 
-    fn unclaim_addr(&mut self, network: &NetworkId, ip: IpAddr, holder: &Holder) {
+    pub(crate) fn unclaim_addr(&mut self, network: &NetworkId, ip: IpAddr, holder: &Holder) {
         if let Some(pool) = self.pool_of(network, ip) {
             unclaim(&mut pool.slots, ip_to_u128(ip), holder);
         }
+    }
+
+    /// Whether a claimed address may be handed out again: only when every claimant is a retired
+    /// task whose agent reported it stopped (not one the manager ORPHANED).
+    pub(crate) fn reusable(&self, claims: &Claims<Holder>) -> bool {
+        std::iter::once(claims.holder()).chain(claims.losers()).all(|holder| match holder {
+            Holder::Retired(task) => self.tasks.get(task).is_none_or(|entry| !entry.orphaned),
+            _ => false,
+        })
     }
 
     /// Who holds `ip` on `network`, if anyone.

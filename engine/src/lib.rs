@@ -22,6 +22,8 @@ mod config;
 mod error;
 mod ids;
 mod index;
+#[cfg(feature = "legacy")]
+pub mod legacy;
 mod objects;
 mod restore;
 #[cfg(feature = "testing")]
@@ -86,11 +88,15 @@ impl Allocator {
         objects: impl IntoIterator<Item = ObjectRef<'a>>,
     ) -> Result<(Allocator, RestoreReport), AllocError> {
         let objects: Vec<ObjectRef<'a>> = objects.into_iter().collect();
-        let allocator = Allocator::new(config)?.rebuilt(objects.iter().copied());
-        let findings = restore::findings(&allocator.state);
-        let queue = restore::queue(&allocator.state, &objects, &findings);
-        let report = RestoreReport { findings, queue };
-        Ok((allocator, report))
+        Ok(Allocator::new(config)?.restored(&objects))
+    }
+
+    /// Marks `objects` in this (empty) engine and reports what restore found.
+    fn restored(mut self, objects: &[ObjectRef<'_>]) -> (Allocator, RestoreReport) {
+        self.state.observe_all(objects.iter().copied());
+        let findings = restore::findings(&self.state);
+        let queue = restore::queue(&self.state, objects, &findings);
+        (self, RestoreReport { findings, queue })
     }
 
     /// An engine with this one's config, built from `objects` exactly as `restore` builds it, but
@@ -100,6 +106,42 @@ impl Allocator {
         let mut state = index::State::new(self.state.config.clone());
         state.observe_all(objects);
         Allocator { state }
+    }
+
+    /// [`Allocator::restore`] of an engine that runs one old behaviour (`None`: today's engine).
+    /// B2 and B8 restore without re-reserving VIPs or dynamic ports; B4 and B6 change how this
+    /// engine forgets and marks tasks from now on. The report is restore's own.
+    #[cfg(feature = "legacy")]
+    pub fn restore_legacy<'a>(
+        config: ClusterConfig,
+        objects: impl IntoIterator<Item = ObjectRef<'a>>,
+        flavour: Option<legacy::Flavour>,
+    ) -> Result<(Allocator, RestoreReport), AllocError> {
+        let objects: Vec<ObjectRef<'a>> = objects.into_iter().collect();
+        let mut empty = Allocator::new(config)?;
+        empty.state.mode.flavour = flavour;
+        let (mut allocator, report) = empty.restored(&objects);
+        match flavour {
+            Some(legacy::Flavour::B2) => allocator.state.drop_vip_claims(),
+            Some(legacy::Flavour::B8) => {
+                let services: Vec<&Service> = objects
+                    .iter()
+                    .filter_map(|o| match o {
+                        ObjectRef::Service(s) => Some(*s),
+                        _ => None,
+                    })
+                    .collect();
+                allocator.state.drop_dynamic_port_claims(&services);
+            }
+            _ => {}
+        }
+        Ok((allocator, report))
+    }
+
+    /// The legacy flavour this engine runs.
+    #[cfg(feature = "legacy")]
+    pub fn flavour(&self) -> Option<legacy::Flavour> {
+        self.state.mode.flavour
     }
 
     pub fn config(&self) -> &ClusterConfig {
@@ -130,6 +172,9 @@ impl Allocator {
     /// Only the first `landed` updates of the proposal were committed (a cut batch).
     pub fn commit_prefix(&mut self, proposal: &Proposal, landed: usize) {
         self.state.observe_batch(proposal.updates[..landed.min(proposal.len())].iter().map(Object::as_ref));
+        // B6: the old IPAM's serial cursor moved when the address was picked, committed or not.
+        #[cfg(feature = "legacy")]
+        self.state.mode.cursors.extend(proposal.cursors.iter().map(|(k, v)| (k.clone(), *v)));
     }
 
     /// Restore's findings for the current state (what `restore` would report now).
@@ -203,7 +248,7 @@ impl Allocator {
     /// The first difference between two engines' states, as "path: left != right" lines of
     /// their debug dumps; None when equal. For checkers that compare against a fresh restore.
     pub fn diff(&self, other: &Allocator) -> Option<String> {
-        if self == other {
+        if self.state == other.state {
             return None;
         }
         let left = format!("{:#?}", self.state);

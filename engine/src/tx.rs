@@ -39,6 +39,9 @@ pub enum Outcome {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Proposal {
     pub(crate) updates: Vec<Object>,
+    /// B6 (legacy): the last address picked per (network, pool index), for the old serial cursor.
+    #[cfg(feature = "legacy")]
+    pub(crate) cursors: BTreeMap<(NetworkId, usize), u128>,
 }
 
 impl Proposal {
@@ -90,6 +93,9 @@ pub struct Tx<'s> {
     ingress: Option<NetworkId>,
     undo: Vec<Undo>,
     service_current: BTreeMap<ServiceId, (crate::ids::Version, bool)>,
+    /// B6 (legacy): the last address this transaction picked per (network, pool index).
+    #[cfg(feature = "legacy")]
+    cursors: BTreeMap<(NetworkId, usize), u128>,
 }
 
 impl<'s> Tx<'s> {
@@ -107,6 +113,8 @@ impl<'s> Tx<'s> {
             ingress: None,
             undo: Vec::new(),
             service_current: BTreeMap::new(),
+            #[cfg(feature = "legacy")]
+            cursors: BTreeMap::new(),
         }
     }
 
@@ -114,16 +122,21 @@ impl<'s> Tx<'s> {
     pub fn finish(self) -> Proposal {
         let [networks, services, tasks, nodes] = self.updates;
         let kinds = [&networks, &services, &tasks, &nodes].iter().filter(|v| !v.is_empty()).count();
-        if kinds <= 1 {
+        let updates = if kinds <= 1 {
             // The common big batch holds one kind: move it instead of copying 270-byte objects.
-            let updates = [networks, services, tasks, nodes].into_iter().find(|v| !v.is_empty()).unwrap_or_default();
-            return Proposal { updates };
+            [networks, services, tasks, nodes].into_iter().find(|v| !v.is_empty()).unwrap_or_default()
+        } else {
+            let mut updates = Vec::with_capacity(networks.len() + services.len() + tasks.len() + nodes.len());
+            for kind in [networks, services, tasks, nodes] {
+                updates.extend(kind);
+            }
+            updates
+        };
+        Proposal {
+            updates,
+            #[cfg(feature = "legacy")]
+            cursors: self.cursors,
         }
-        let mut updates = Vec::with_capacity(networks.len() + services.len() + tasks.len() + nodes.len());
-        for kind in [networks, services, tasks, nodes] {
-            updates.extend(kind);
-        }
-        Proposal { updates }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -204,7 +217,7 @@ impl<'s> Tx<'s> {
         let with_prefix = pool.with_prefix(value);
         if let Some(claims) = pool.slots.get(&value) {
             let owner = claims.holder();
-            if owner != holder && !owner.is_retired() {
+            if owner != holder && !self.state.reusable(claims) {
                 return Err(AllocError::in_use(format!("address {ip} on network {network}"), owner.to_string()));
             }
         }
@@ -228,13 +241,17 @@ impl<'s> Tx<'s> {
         let empty = Taken::default();
         let taken = self.addrs.get(network).unwrap_or(&empty);
         let mut found = None;
-        for pool in alloc.pools.iter().filter(|p| p.is_v6() == v6) {
-            if let Some(value) = pick_in_pool(pool, taken) {
-                found = Some(pool.with_prefix(value));
+        for (i, pool) in alloc.pools.iter().enumerate().filter(|(_, p)| p.is_v6() == v6) {
+            let (lo, hi) = pool.pick;
+            let cursor = pool.cursor().max(taken.range(lo, hi).last().map(|(k, _)| *k));
+            #[cfg(feature = "legacy")]
+            let cursor = self.legacy_cursor(network, i).unwrap_or(cursor);
+            if let Some(value) = pick_in_pool(pool, taken, cursor, |claims| self.state.reusable(claims)) {
+                found = Some((i, pool.with_prefix(value)));
                 break;
             }
         }
-        let Some(addr) = found else {
+        let Some((_pool_index, addr)) = found else {
             let subnets: Vec<String> =
                 alloc.pools.iter().filter(|p| p.is_v6() == v6).map(|p| p.subnet.to_string()).collect();
             return Err(AllocError::exhausted(format!(
@@ -246,7 +263,39 @@ impl<'s> Tx<'s> {
         let value = ip_to_u128(addr.addr());
         self.addrs.entry(network.clone()).or_default().insert(value, holder.clone());
         self.undo.push(Undo::Addr(network.clone(), value));
+        #[cfg(feature = "legacy")]
+        if self.state.mode.is(crate::legacy::Flavour::B6) {
+            self.cursors.insert((network.clone(), _pool_index), value);
+        }
         Ok(addr)
+    }
+
+    /// B6 (legacy): the old IPAM's serial cursor, which lived in memory: the last address this
+    /// engine picked in the pool since its restore, or none (the lowest free address comes next).
+    #[cfg(feature = "legacy")]
+    fn legacy_cursor(&self, network: &NetworkId, pool: usize) -> Option<Option<u128>> {
+        if !self.state.mode.is(crate::legacy::Flavour::B6) {
+            return None;
+        }
+        let key = (network.clone(), pool);
+        Some(self.cursors.get(&key).or_else(|| self.state.mode.cursors.get(&key)).copied())
+    }
+
+    /// B2 and B8 (legacy): the old restore left a stored VIP or dynamic port unreserved, and the
+    /// next allocation of its service asked for it again as a preferred value; it is kept when
+    /// nobody took it meanwhile.
+    #[cfg(feature = "legacy")]
+    fn legacy_rerequest(&self, flavour: crate::legacy::Flavour, free: bool) -> bool {
+        self.state.mode.is(flavour) && free
+    }
+
+    /// FlagInit (legacy): restore ran through the allocation path, which wrote every live task
+    /// back to the store; the object goes into the proposal unchanged.
+    #[cfg(feature = "legacy")]
+    pub fn rewrite(&mut self, task: &Task) {
+        if task.status.state.is_live() && !self.contains(ObjectId::Task(task.id.clone())) {
+            self.push(Object::Task(task.clone()));
+        }
     }
 
     /// Addresses for one attachment: one per address family the network has, requested ones
@@ -291,6 +340,15 @@ impl<'s> Tx<'s> {
         let value = ip_to_u128(ip);
         alloc.pools[p].slots.get(&value).is_some_and(|c| c.holder() == holder)
             && self.addrs.get(network).and_then(|t| t.get(&value)).is_none_or(|h| h == holder)
+    }
+
+    /// B2 (legacy): nobody holds `ip` on `network`, in committed state or in this transaction.
+    #[cfg(feature = "legacy")]
+    fn unheld(&self, network: &NetworkId, ip: IpAddr) -> bool {
+        let Some(alloc) = self.net(network).and_then(|n| n.alloc) else { return false };
+        let Placement::Usable(p) = alloc.place(ip) else { return false };
+        let value = ip_to_u128(ip);
+        !alloc.pools[p].slots.contains_key(&value) && self.addrs.get(network).is_none_or(|t| !t.contains_key(&value))
     }
 
     /// Keeps `addrs` where `holder` still holds them (with their subnet's prefix length), replaces
@@ -620,6 +678,29 @@ impl<'s> Tx<'s> {
                     .flat_map(|e| &e.virtual_ips)
                     .find(|vip| vip.network_id == network && self.holds(&network, vip.addr.addr(), &holder))
                     .map(|vip| vip.addr);
+                #[cfg(feature = "legacy")]
+                let kept = match kept {
+                    Some(addr) => Some(addr),
+                    None => old
+                        .into_iter()
+                        .flat_map(|e| &e.virtual_ips)
+                        .find(|vip| {
+                            vip.network_id == network
+                                && self.legacy_rerequest(
+                                    crate::legacy::Flavour::B2,
+                                    self.unheld(&network, vip.addr.addr()),
+                                )
+                        })
+                        .map(|vip| vip.addr),
+                }
+                .map(|addr| {
+                    if take && !self.holds(&network, addr.addr(), &holder) {
+                        self.take_exact(&network, addr.addr(), &holder).map(|_| addr)
+                    } else {
+                        Ok(addr)
+                    }
+                })
+                .transpose()?;
                 let addr = match kept {
                     Some(addr) => addr,
                     None if !take => return Ok(None),
@@ -663,10 +744,25 @@ impl<'s> Tx<'s> {
         }
         for port in &mut dynamic {
             let sticky = old_dynamic.iter().position(|old| {
+                let held = self.holds_port(id, port.protocol, old.published_port);
+                #[cfg(feature = "legacy")]
+                let held = held
+                    || self.legacy_rerequest(
+                        crate::legacy::Flavour::B8,
+                        !self.state.ports.contains_key(&(port.protocol, old.published_port))
+                            && !self.ports.contains_key(&(port.protocol, old.published_port)),
+                    );
                 same_port(old, port)
-                    && self.holds_port(id, port.protocol, old.published_port)
+                    && held
                     && !fixed.iter().any(|f| f.protocol == port.protocol && f.published_port == old.published_port)
             });
+            #[cfg(feature = "legacy")]
+            if let Some(i) = sticky
+                && take
+                && !self.holds_port(id, port.protocol, old_dynamic[i].published_port)
+            {
+                self.take_port(id, port.protocol, old_dynamic[i].published_port)?;
+            }
             port.published_port = match sticky {
                 Some(i) => old_dynamic.remove(i).published_port,
                 None if !take => return Ok(None),
@@ -765,7 +861,13 @@ impl<'s> Tx<'s> {
         if task.status.state != TaskState::New {
             return self.atomically(|tx| tx.repair_task(task, &holder));
         }
-        if task.desired_state > TaskState::Running {
+        // B5 (legacy): the old allocator allocated any task below PENDING, whatever its desired
+        // state (allocator-spec.md 1.3), racing the deletion of tasks already told to stop.
+        #[cfg(feature = "legacy")]
+        let stopping = task.desired_state > TaskState::Running && !self.state.mode.is(crate::legacy::Flavour::B5);
+        #[cfg(not(feature = "legacy"))]
+        let stopping = task.desired_state > TaskState::Running;
+        if stopping {
             return Ok(Outcome::Unchanged);
         }
         let service = match &task.service_id {
@@ -1017,10 +1119,16 @@ impl Taken {
     }
 }
 
-/// The reuse-delay rule inside one pool (see [`Tx::take_new`]).
-fn pick_in_pool(pool: &Pool, taken: &Taken) -> Option<u128> {
+/// The reuse-delay rule inside one pool (see [`Tx::take_new`]): the first address after
+/// `cursor` (the highest address referenced in the pick range), wrapping; then the first
+/// `reusable` retired address.
+fn pick_in_pool(
+    pool: &Pool,
+    taken: &Taken,
+    cursor: Option<u128>,
+    reusable: impl Fn(&crate::index::Claims<Holder>) -> bool,
+) -> Option<u128> {
     let (lo, hi) = pool.pick;
-    let cursor = pool.cursor().max(taken.range(lo, hi).last().map(|(k, _)| *k));
     let start = match cursor {
         Some(c) if c < hi => c + 1,
         _ => lo,
@@ -1033,7 +1141,7 @@ fn pick_in_pool(pool: &Pool, taken: &Taken) -> Option<u128> {
         return Some(value);
     }
     let retired = |(value, claims): (&u128, &crate::index::Claims<Holder>)| {
-        (claims.holder().is_retired() && !taken.contains_key(value)).then_some(*value)
+        (reusable(claims) && !taken.contains_key(value)).then_some(*value)
     };
     pool.slots.range(start..=hi).find_map(retired).or_else(|| pool.slots.range(lo..start).find_map(retired))
 }

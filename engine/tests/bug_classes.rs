@@ -4,41 +4,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use support::*;
 use swarmalloc::*;
 
 fn ok(errors: Vec<ObjectError>) {
     assert!(errors.is_empty(), "allocation errors: {errors:#?}");
-}
-
-/// A network as committed by an earlier leader: its subnet, gateway and VXLAN id.
-fn allocated(id: &str, subnet: &str, vni: u32) -> Network {
-    let subnet: ipnet::IpNet = subnet.parse().unwrap();
-    let gateway = subnet.hosts().next().unwrap();
-    let mut n = network(id);
-    n.ipam = Some(Ipam {
-        driver: DEFAULT_IPAM_DRIVER.into(),
-        configs: vec![IpamConfig { subnet: Some(subnet), range: None, gateway: Some(gateway) }],
-    });
-    let options = BTreeMap::from([(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())]);
-    n.driver_state = Some(DriverConfig { name: "overlay".into(), options });
-    n
-}
-
-fn running(id: &str, attachments: Vec<NetworkAttachment>) -> Task {
-    let mut t = task(id, None);
-    t.status.state = TaskState::Running;
-    t.node_id = Some("n1".into());
-    t.networks = attachments;
-    t
-}
-
-fn with_vip(mut s: Service, network: &str, addr: &str) -> Service {
-    let endpoint = s.endpoint.get_or_insert_with(Endpoint::default);
-    endpoint.virtual_ips.push(VirtualIp { network_id: network.into(), addr: addr.parse().unwrap() });
-    s
 }
 
 #[test]
@@ -153,6 +123,32 @@ fn b6_a_stopped_tasks_address_is_quarantined_across_failover() {
     ok(w.pass());
     assert_eq!(w.addrs("t3", "a"), ["10.0.0.4/24"], "not .2: a new leader does not reuse it at once");
     assert_eq!(w.holder("a", "10.0.0.2"), Some(Holder::Retired("t1".into())));
+}
+
+#[test]
+fn b6_an_orphaned_tasks_address_is_never_handed_out_even_when_the_pool_is_full() {
+    let mut w = World::new();
+    w.put(with_subnets(attachable("a"), &["10.9.0.0/29"]));
+    // Gateway .1; .2 to .6 for five containers.
+    for id in ["t1", "t2", "t3", "t4", "t5"] {
+        w.put(container(id, "a", "n1", None));
+    }
+    ok(w.pass());
+    assert_eq!(w.addrs("t1", "a"), ["10.9.0.2/29"]);
+    // The agent reported t1 stopped; the manager orphaned t2 (its node is down: it may still run).
+    w.set_state("t1", TaskState::Shutdown);
+    w.set_state("t2", TaskState::Orphaned);
+    w.put(container("t6", "a", "n1", None));
+    w.put(container("t7", "a", "n1", None));
+    let errors = w.pass();
+    assert_eq!(w.addrs("t6", "a"), ["10.9.0.2/29"], "a stopped task's address, once nothing else is free");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(errors[0].error, AllocError::Exhausted { .. }), "{errors:?}");
+    assert_eq!(w.holder("a", "10.9.0.3"), Some(Holder::Retired("t2".into())), "the orphan keeps its address");
+    // Asking for the orphan's address explicitly is refused too.
+    w.put(container("t8", "a", "n1", Some("10.9.0.3")));
+    let errors = w.pass();
+    assert!(errors.iter().any(|e| matches!(e.error, AllocError::InUse { .. })), "{errors:?}");
 }
 
 #[test]

@@ -389,7 +389,7 @@ pub fn latency_histogram(scenarios: &[ScenarioSummary]) -> Result<String, String
             max_ms: d.max_ms.unwrap_or(0),
             buckets: d.buckets.clone(),
         };
-        all.merge(&h);
+        all.merge(&h).map_err(|o| format!("the latency histograms of all scenarios overflow their {}", o.field))?;
     }
     if all.count == 0 {
         return Err("no task moved NEW -> PENDING in any seed with series".into());

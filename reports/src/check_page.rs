@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::check::{Action, CheckReport, Verdict, kind_name};
 use crate::html::{Page, esc, num, table};
+use crate::output::Output;
 
 fn action_html(action: &Action) -> String {
     match action {
@@ -32,8 +33,9 @@ fn action_html(action: &Action) -> String {
 
 impl CheckReport {
     /// The files of DIR: `check.json`, then `index.html`.
-    pub fn files(&self) -> Vec<(String, String)> {
-        vec![("check.json".into(), self.to_json()), ("index.html".into(), self.to_html())]
+    pub fn files(&self) -> Output {
+        let files = vec![("check.json".into(), self.to_json()), ("index.html".into(), self.to_html())];
+        Output { dirs: Vec::new(), files }
     }
 
     /// One self-contained page in the sweep report's style.

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub enum InputError {
     /// The file or directory could not be read at all.
     Io { file: PathBuf, message: String },
+    /// An output file or directory could not be written (the report's inputs were fine).
+    Write { file: PathBuf, message: String },
     /// The file is not JSON; line and column are 1-based, `path` is the value being read there.
     Syntax { file: PathBuf, line: usize, column: usize, path: String, message: String },
     /// A value has the wrong type or an unusable content.
@@ -29,6 +31,7 @@ impl InputError {
     pub fn file(&self) -> Option<&Path> {
         match self {
             InputError::Io { file, .. }
+            | InputError::Write { file, .. }
             | InputError::Syntax { file, .. }
             | InputError::Field { file, .. }
             | InputError::Typed { file, .. }
@@ -43,6 +46,7 @@ impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InputError::Io { file, message } => write!(f, "{}: cannot read: {message}", file.display()),
+            InputError::Write { file, message } => write!(f, "{}: cannot write: {message}", file.display()),
             InputError::Syntax { file, line, column, path, message } if path.is_empty() => {
                 write!(f, "{}: line {line} column {column}: invalid JSON: {message}", file.display())
             }
@@ -177,15 +181,29 @@ fn path_at_inner(text: &str, offset: usize, container: bool) -> String {
     path.0
 }
 
-/// Where a serde_json error happened in `text`: (line, column, JSON path, message without
-/// serde's own " at line L column C" suffix).
+/// Where a serde_json error happened in `text`: (1-based line, 1-based column, JSON path,
+/// message without serde's own " at line L column C" suffix).
 pub(crate) fn serde_position(text: &str, e: &serde_json::Error) -> (usize, usize, String, String) {
     let message = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
     let offset = offset_of(text, e.line(), e.column());
     let path = if message.starts_with("missing field") { container_at(text, offset) } else { path_at(text, offset) };
-    (e.line(), e.column(), path, message)
+    let (line, column) = one_based(text, e.line(), e.column());
+    (line, column, path, message)
+}
+
+/// serde_json's position as a 1-based line and column. At the end of the input serde points at
+/// the last character read, but when that is a newline it says column 0 of the next line; this
+/// turns that into the last character of the previous line (column 1 of an empty one).
+fn one_based(text: &str, line: usize, column: usize) -> (usize, usize) {
+    if column > 0 {
+        return (line, column);
+    }
+    match line.checked_sub(2).and_then(|previous| text.split_inclusive('\n').nth(previous)) {
+        Some(previous) => (line - 1, previous.trim_end_matches(['\n', '\r']).len().max(1)),
+        None => (line.max(1), 1),
+    }
 }
 
 /// The byte offset of a 1-based line and column as serde_json reports them.
@@ -232,6 +250,23 @@ mod tests {
     #[allow(dead_code)]
     struct Inner {
         d: u8,
+    }
+
+    #[test]
+    fn errors_at_the_end_of_the_input_have_a_real_column() {
+        for (text, expected) in [
+            ("{\"a\": ", (1, 6)),
+            ("{\"a\": \n", (1, 6)),
+            ("{\"a\":\r\n\n", (2, 1)),
+            ("[1,\n 2,\n", (2, 3)),
+            ("\n", (1, 1)),
+            ("", (1, 1)),
+            ("{\"a\": x}", (1, 7)),
+        ] {
+            let error = serde_json::from_str::<serde_json::Value>(text).expect_err("not JSON");
+            let (line, column, _, _) = serde_position(text, &error);
+            assert_eq!((line, column), expected, "in {text:?}: serde says {error}");
+        }
     }
 
     #[test]

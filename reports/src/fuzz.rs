@@ -1,8 +1,14 @@
 //! The nightly fuzz summary (`--fuzz FILE`), read tolerantly: it is written by another tool
 //! that may grow. The fields used are `version` (1), `targets[].target`, `.runs`,
-//! `.execs_per_sec`, `.coverage` and `.crashes[].{artifact, reproduce}`; unknown fields are
-//! ignored, and a missing or mistyped field is shown as unknown with a warning. Only a file that
-//! is not JSON, or has no `targets` array, is unreadable.
+//! `.execs_per_sec`, `.coverage` and `.crashes[].{artifact, minimized, reproduce}`; unknown
+//! fields are ignored, and a missing or mistyped field is shown as unknown with a warning. Only
+//! a file that is not JSON, or has no `targets` array, is unreadable.
+//!
+//! Architecture invariant: no crash is dropped. Every crash the file lists counts in the verdict
+//! and appears in `report.json` and on the page, however malformed its target or entry: a target
+//! without a name is kept under its JSON path, a `crashes` object or string is one crash, a
+//! `crashes` number counts that many crashes (`unlisted`), an entry that is not an object is a
+//! crash without details (a string is its artifact).
 
 use std::path::Path;
 
@@ -32,17 +38,34 @@ pub struct FuzzTarget {
     /// As the fuzzer counts it (libFuzzer: covered edges).
     pub coverage: Option<f64>,
     pub crashes: Vec<FuzzCrash>,
+    /// Crashes counted (`"crashes": N`) but not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unlisted: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FuzzCrash {
     pub artifact: Option<String>,
+    /// The minimized input, when the fuzzer made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimized: Option<String>,
     pub reproduce: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl FuzzTarget {
+    /// Crashes listed and counted.
+    pub fn crash_count(&self) -> u64 {
+        (self.crashes.len() as u64).saturating_add(self.unlisted)
+    }
 }
 
 impl FuzzSummary {
     pub fn crashes(&self) -> u64 {
-        self.targets.iter().map(|t| t.crashes.len() as u64).sum()
+        self.targets.iter().fold(0u64, |sum, t| sum.saturating_add(t.crash_count()))
     }
 }
 
@@ -83,9 +106,12 @@ pub fn parse_fuzz(source: &str, value: &Value) -> Result<FuzzSummary, (String, S
             warnings.push(format!("{at}: expected an object, found {}; skipped", crate::docker::describe(item)));
             continue;
         };
-        let Some(name) = map.get("target").and_then(Value::as_str) else {
-            warnings.push(format!("{at}.target: expected a string; skipped"));
-            continue;
+        let name = match map.get("target").and_then(Value::as_str) {
+            Some(name) => name.to_string(),
+            None => {
+                warnings.push(format!("{at}.target: expected a string; shown as {at}"));
+                at.clone()
+            }
         };
         let mut field = |key: &str, read: fn(&Value) -> Option<f64>| -> Option<f64> {
             let value = map.get(key)?;
@@ -99,36 +125,62 @@ pub fn parse_fuzz(source: &str, value: &Value) -> Result<FuzzSummary, (String, S
         let runs = field("runs", |v| v.as_u64().map(|n| n as f64)).map(|n| n as u64);
         let execs_per_sec = field("execs_per_sec", Value::as_f64);
         let coverage = field("coverage", Value::as_f64);
-        let crashes = crashes(map, &at, &mut warnings);
-        out.push(FuzzTarget { target: name.to_string(), runs, execs_per_sec, coverage, crashes });
+        let (crashes, unlisted) = crashes(map, &at, &mut warnings);
+        out.push(FuzzTarget { target: name, runs, execs_per_sec, coverage, crashes, unlisted });
     }
     Ok(FuzzSummary { source: source.to_string(), version, targets: out, warnings })
 }
 
-fn crashes(map: &Map<String, Value>, at: &str, warnings: &mut Vec<String>) -> Vec<FuzzCrash> {
-    let Some(value) = map.get("crashes") else { return Vec::new() };
-    let Some(items) = value.as_array() else {
-        let found = crate::docker::describe(value);
-        warnings.push(format!("{at}.crashes: expected an array, found {found}; read as no crashes"));
-        return Vec::new();
+/// The crashes listed, and how many more are only counted.
+fn crashes(map: &Map<String, Value>, at: &str, warnings: &mut Vec<String>) -> (Vec<FuzzCrash>, u64) {
+    let value = match map.get("crashes") {
+        None | Some(Value::Null) => return (Vec::new(), 0),
+        Some(value) => value,
     };
-    let text = |crash: &Value, key: &str, i: usize, warnings: &mut Vec<String>| -> Option<String> {
-        let value = crash.get(key)?;
-        let text = value.as_str().map(str::to_string);
-        if text.is_none() {
-            let found = crate::docker::describe(value);
-            warnings.push(format!("{at}.crashes[{i}].{key}: expected a string, found {found}"));
+    let found = crate::docker::describe(value);
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Number(n) => {
+            let Some(count) = n.as_u64() else {
+                warnings.push(format!("{at}.crashes: expected an array, found {found}; read as one crash"));
+                return (vec![FuzzCrash::default()], 0);
+            };
+            warnings.push(format!("{at}.crashes: expected an array, found {found}; read as {count} crashes"));
+            return (Vec::new(), count);
         }
-        text
+        Value::Bool(false) => {
+            warnings.push(format!("{at}.crashes: expected an array, found {found}; read as no crashes"));
+            return (Vec::new(), 0);
+        }
+        _ => {
+            warnings.push(format!("{at}.crashes: expected an array, found {found}; read as one crash"));
+            vec![value]
+        }
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, crash)| FuzzCrash {
-            artifact: text(crash, "artifact", i, warnings),
-            reproduce: text(crash, "reproduce", i, warnings),
-        })
-        .collect()
+    let crashes =
+        items.into_iter().enumerate().map(|(i, crash)| read_crash(crash, &format!("{at}.crashes[{i}]"), warnings));
+    (crashes.collect(), 0)
+}
+
+fn read_crash(crash: &Value, at: &str, warnings: &mut Vec<String>) -> FuzzCrash {
+    let Some(map) = crash.as_object() else {
+        let found = crate::docker::describe(crash);
+        if let Some(artifact) = crash.as_str() {
+            warnings.push(format!("{at}: expected an object, found {found}; read as its artifact"));
+            return FuzzCrash { artifact: Some(artifact.to_string()), ..FuzzCrash::default() };
+        }
+        warnings.push(format!("{at}: expected an object, found {found}; read as a crash without details"));
+        return FuzzCrash::default();
+    };
+    let mut text = |key: &str| -> Option<String> {
+        let value = map.get(key).filter(|v| !v.is_null())?;
+        Some(value.as_str().map(str::to_string).unwrap_or_else(|| {
+            let found = crate::docker::describe(value);
+            warnings.push(format!("{at}.{key}: expected a string, found {found}; shown as JSON"));
+            value.to_string()
+        }))
+    };
+    FuzzCrash { artifact: text("artifact"), minimized: text("minimized"), reproduce: text("reproduce") }
 }
 
 #[cfg(test)]
@@ -154,7 +206,8 @@ mod tests {
                 runs: None,
                 execs_per_sec: None,
                 coverage: None,
-                crashes: vec![]
+                crashes: vec![],
+                unlisted: 0
             }
         );
     }
@@ -169,12 +222,13 @@ mod tests {
             [
                 "version 2: read as version 1",
                 "targets[0].runs: expected a number, found the string \"many\"; shown as unknown",
-                "targets[0].crashes: expected an array, found an object; read as no crashes",
+                "targets[0].crashes: expected an array, found an object; read as one crash",
                 "targets[1]: expected an object, found the number 7; skipped",
-                "targets[2].target: expected a string; skipped",
+                "targets[2].target: expected a string; shown as targets[2]",
             ]
         );
-        assert_eq!(summary.targets.len(), 1);
+        let targets: Vec<(&str, u64)> = summary.targets.iter().map(|t| (t.target.as_str(), t.crash_count())).collect();
+        assert_eq!(targets, [("sim", 1), ("targets[2]", 0)]);
         assert_eq!(parse_fuzz("f.json", &json!({"targets": 3})), Err(("targets".into(), "the number 3".into())));
         assert_eq!(parse_fuzz("f.json", &json!([])), Err((String::new(), "an array of 0 items".into())));
     }

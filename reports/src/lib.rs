@@ -10,7 +10,7 @@
 //! ```text
 //! let sweep = swarmalloc_reports::make_report(&options, &mut |_| {})?;    // Result<Sweep, InputError>
 //! print!("{}", sweep.to_text());
-//! swarmalloc_reports::write_files(&out, &sweep.files())?;                  // charts, report.json, index.html
+//! swarmalloc_reports::write_files(&out, &sweep.files())?;                  // charts/, report.json, index.html
 //! let result = swarmalloc_reports::check_path(Path::new("dump/"));         // Result<CheckReport, InputError>
 //! std::process::exit(Status::of(&result).code().into());                   // 0 clean, 1 problems, 2 unreadable
 //! ```
@@ -44,9 +44,12 @@ pub use docker::{Kind, Read, classify};
 pub use dump::{Dump, Skipped, Snapshot, load};
 pub use error::{InputError, JsonPath, path_at};
 pub use fuzz::{FuzzCrash, FuzzSummary, FuzzTarget, read_fuzz};
-pub use output::write_files;
+pub use output::{Output, write_files};
 pub use report::{ReportOptions, make_report};
-pub use results::{Line, Place, Progress, SeedResult, Series, SummaryLine, parse_line, read_lines};
+pub use results::{
+    FaultWindow, LeaderTerm, Line, Place, PoolSample, Progress, Restore, SeedResult, Series, SummaryLine, parse_line,
+    read_lines,
+};
 pub use stats::Histogram;
 pub use sweep::{
     ChartData, Distribution, FailureDetail, FailureSummary, REPORT_SCHEMA, ScenarioSummary, Sweep, SweepOptions,

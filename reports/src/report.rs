@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::charts::{Chart, sweep_charts};
 use crate::error::InputError;
 use crate::html::{Page, chart, esc, num, opt, table};
+use crate::output::Output;
 use crate::results::Progress;
 use crate::sweep::{ScenarioSummary, Sweep, SweepOptions, SweepVerdict, read_sweep};
 
@@ -84,13 +85,13 @@ impl Sweep {
         let width = r.scenarios.iter().map(|s| s.scenario.len()).max().unwrap_or(8).max(8);
         let _ = writeln!(
             out,
-            "{:<width$} {:>6} {:>6} {:>6} {:>12} {:>16} {:>8}",
-            "scenario", "seeds", "passed", "failed", "tasks/sim-s", "p50/p99/max ms", "leaders"
+            "{:<width$} {:>6} {:>6} {:>6} {:>13} {:>16} {:>8}",
+            "scenario", "seeds", "passed", "failed", "tasks/alloc-s", "p50/p99/max ms", "leaders"
         );
         for s in &r.scenarios {
             let _ = writeln!(
                 out,
-                "{:<width$} {:>6} {:>6} {:>6} {:>12} {:>16} {:>8}",
+                "{:<width$} {:>6} {:>6} {:>6} {:>13} {:>16} {:>8}",
                 s.scenario,
                 s.seeds,
                 s.passed,
@@ -127,14 +128,17 @@ impl Sweep {
                     t.runs.map_or("?".into(), |n| n.to_string()),
                     t.execs_per_sec.map_or("?".into(), |n| format!("{n:.0}")),
                     t.coverage.map_or("?".into(), |n| n.to_string()),
-                    t.crashes.len()
+                    t.crash_count()
                 );
                 for crash in &t.crashes {
                     let _ = writeln!(
                         out,
                         "  crash: {}",
-                        crash.reproduce.as_deref().or(crash.artifact.as_deref()).unwrap_or("?")
+                        crash.reproduce.as_deref().or(crash.artifact.as_deref()).unwrap_or("(no details)")
                     );
+                }
+                if t.unlisted > 0 {
+                    let _ = writeln!(out, "  and {} crashes counted but not listed", t.unlisted);
                 }
             }
             for warning in &fuzz.warnings {
@@ -160,7 +164,7 @@ impl Sweep {
             for t in b.throughput.iter().filter(|t| t.change_pct.is_some_and(|p| p != 0.0)) {
                 let _ = writeln!(
                     out,
-                    "  throughput {}: {:.1} -> {:.1} tasks/sim-s ({:+.1}%)",
+                    "  throughput {}: {:.1} -> {:.1} tasks/alloc-s ({:+.1}%)",
                     t.scenario,
                     t.before_per_s,
                     t.after_per_s,
@@ -178,8 +182,9 @@ impl Sweep {
         sweep_charts(self)
     }
 
-    /// The files of DIR, written in this order: the charts, `report.json`, `index.html`.
-    pub fn files(&self) -> Vec<(String, String)> {
+    /// The files of DIR, put in place in this order: `charts/` (replaced whole), `report.json`,
+    /// `index.html`.
+    pub fn files(&self) -> Output {
         let charts = self.charts();
         let mut files: Vec<(String, String)> = charts
             .iter()
@@ -187,7 +192,7 @@ impl Sweep {
             .collect();
         files.push(("report.json".into(), self.report.to_json()));
         files.push(("index.html".into(), self.to_html(&charts)));
-        files
+        Output { dirs: vec!["charts".into()], files }
     }
 
     /// One self-contained page: the verdict, per scenario and per checker, the failures, the
@@ -466,22 +471,30 @@ impl Sweep {
             .targets
             .iter()
             .map(|t| {
-                let crashes: Vec<String> = t
+                let mut crashes: Vec<String> = t
                     .crashes
                     .iter()
                     .map(|c| {
-                        let artifact = c.artifact.as_deref().unwrap_or("?");
-                        let reproduce = c.reproduce.as_deref().unwrap_or("?");
-                        format!("<code>{}</code><br>reproduce: <code>{}</code>", esc(artifact), esc(reproduce))
+                        let code = |v: &Option<String>| {
+                            v.as_deref().map_or("?".into(), |v| format!("<code>{}</code>", esc(v)))
+                        };
+                        let minimized = c
+                            .minimized
+                            .as_ref()
+                            .map_or(String::new(), |_| format!("<br>minimized: {}", code(&c.minimized)));
+                        format!("{}{minimized}<br>reproduce: {}", code(&c.artifact), code(&c.reproduce))
                     })
                     .collect();
-                let class = (!t.crashes.is_empty()).then_some("fail");
+                if t.unlisted > 0 {
+                    crashes.push(format!("{} crashes counted but not listed", t.unlisted));
+                }
+                let class = (t.crash_count() > 0).then_some("fail");
                 let cells = vec![
                     format!("<code>{}</code>", esc(&t.target)),
                     opt(t.runs),
                     opt(t.execs_per_sec.map(|n| format!("{n:.0}"))),
                     opt(t.coverage),
-                    num(t.crashes.len()),
+                    num(t.crash_count()),
                     crashes.join("<br>"),
                 ];
                 (class, cells)
@@ -567,7 +580,7 @@ impl Sweep {
         html += &table(
             &[
                 "scenario",
-                "tasks / sim s before",
+                "tasks / sim s (allocating) before",
                 "after",
                 "change",
                 "p50 before",

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, serde_position};
 use crate::stats::Histogram;
@@ -82,66 +82,94 @@ pub struct Metrics {
     pub faults_injected: u64,
 }
 
-/// Simulated-time series of one run (`sim/src/series.rs`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// Simulated-time series of one run: the one definition, which the simulator records
+/// (`sim/src/series.rs`) and writes in its result lines, and the report reads back. All times in
+/// simulated milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Series {
+    /// Width of each `pending` bucket.
     pub bucket_ms: u64,
+    /// Tasks moved NEW -> PENDING in each bucket, from time 0; trailing empty buckets omitted.
     pub pending: Vec<u64>,
+    /// NEW -> PENDING latency of every task that made the move (creation applied to PENDING applied).
     pub latency: Histogram,
+    /// Who led when: a term ends when its leader steps down or is killed, or a newer leader starts.
     pub leaders: Vec<LeaderTerm>,
+    /// Faults while they were on (a dropped proposal or an allocator restart is an instant).
     pub faults: Vec<FaultWindow>,
+    /// The allocator's restore at each leader change.
     pub restores: Vec<Restore>,
+    /// Every subnet of every allocated network, as the leader's engine sees it at the end checks.
     pub pools: Vec<PoolSample>,
-    #[serde(default)]
+    /// Entries left out of the lists above because one reached the simulator's cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaderTerm {
     pub term: u64,
     pub node: String,
     pub start_ms: u64,
+    /// `None` only while the term is open; every term is closed at the end of the run.
     pub end_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultWindow {
+    /// The fault kind's name (`leader_partition`, `message_loss`, ...).
     pub kind: String,
+    /// The node the fault hit; `None` for message faults, which hit every link.
     pub node: Option<String>,
     pub start_ms: u64,
+    /// `None` only while the fault is on; every window is closed at the end of the run.
     pub end_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// A new leader's first restore: from becoming leader (`leader_ms`) to the restore, after which
+/// the allocator's first pass runs in the same tick (`restored_ms`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restore {
     pub term: u64,
     pub node: String,
     pub leader_ms: u64,
     pub restored_ms: u64,
+    /// Objects in the applied store the engine was restored from.
     pub objects: u64,
+    /// Objects restore queued for the first pass.
     pub queued: u64,
+    /// Conflicts restore found in stored state.
     pub findings: u64,
 }
 
 impl Restore {
     pub fn duration_ms(&self) -> u64 {
-        self.restored_ms - self.leader_ms
+        self.restored_ms.saturating_sub(self.leader_ms)
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// One subnet's use at the end. Counts saturate at `u64::MAX` (an IPv6 subnet can be larger).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolSample {
     pub network: String,
     pub subnet: String,
+    /// Addresses new picks are drawn from.
     pub capacity: u64,
+    /// Addresses with a live holder.
     pub live: u64,
+    /// Addresses quarantined by terminal tasks still in the store.
     pub retired: u64,
+    /// The longest run of consecutive free addresses.
     pub largest_free_run: u64,
 }
 
 impl PoolSample {
     pub fn free(&self) -> u64 {
-        self.capacity - self.live - self.retired
+        self.capacity.saturating_sub(self.live).saturating_sub(self.retired)
     }
 }
 
@@ -198,6 +226,16 @@ struct Probe {
 /// Progress is reported about every this many bytes.
 const PROGRESS_EVERY_BYTES: u64 = 4 << 20;
 
+/// Bounds on what one result line may claim; past one, the line is an input error. They keep
+/// reading bounded: a line is read into memory whole, and the report keeps one entry per
+/// throughput bucket per scenario. The simulator writes lines of a few KB, 1000 ms buckets
+/// and runs of minutes.
+pub const LINE_BYTES_MAX: usize = 16 << 20;
+/// Widest throughput bucket: a simulated day.
+pub const BUCKET_MS_MAX: u64 = 86_400_000;
+/// Most throughput buckets in one run (`sim_ms / bucket_ms`): 27 simulated hours of 1 s buckets.
+pub const THROUGHPUT_BUCKETS_MAX: u64 = 100_000;
+
 /// Reads every line of `file` in order and hands it to `each`; `progress` sees the bytes read.
 pub fn read_lines(
     file: &Path,
@@ -212,13 +250,22 @@ pub fn read_lines(
     let (mut bytes_read, mut reported, mut number, mut lines) = (0u64, 0u64, 0usize, 0usize);
     loop {
         text.clear();
-        let n = reader.read_until(b'\n', &mut text).map_err(|e| io(e.to_string()))?;
+        let limit = LINE_BYTES_MAX as u64 + 1;
+        let n = (&mut reader).take(limit).read_until(b'\n', &mut text).map_err(|e| io(e.to_string()))?;
         if n == 0 {
             break;
         }
         number += 1;
         bytes_read += n as u64;
         let place = Place { file: file.to_path_buf(), line: number };
+        if n > LINE_BYTES_MAX {
+            return Err(InputError::Line {
+                file: file.to_path_buf(),
+                line: number,
+                path: String::new(),
+                message: format!("longer than {LINE_BYTES_MAX} bytes; a result line is a few KB"),
+            });
+        }
         let line = std::str::from_utf8(&text).map_err(|e| InputError::Line {
             file: file.to_path_buf(),
             line: number,
@@ -279,26 +326,67 @@ impl SeedResult {
         self.violation.is_none()
     }
 
-    /// The first value that is well-typed but impossible, as (JSON path, what is wrong).
+    /// The first value that is well-typed but impossible or out of bounds, as (JSON path, what is
+    /// wrong). Within the bounds, every time of the series is at most `sim_ms`, so the report's
+    /// per-bucket arrays and sums stay bounded by the run's length.
     pub fn problem(&self) -> Option<(String, String)> {
+        if self.seed == u64::MAX {
+            return Some(("seed".into(), format!("expected at most {} (seed ranges are half-open)", u64::MAX - 1)));
+        }
         let series = self.series.as_ref()?;
-        if series.bucket_ms == 0 {
-            return Some(("series.bucket_ms".into(), "expected a positive bucket width, found 0".into()));
+        if !(1..=BUCKET_MS_MAX).contains(&series.bucket_ms) {
+            let message = format!("expected a bucket width from 1 to {BUCKET_MS_MAX} ms, found {}", series.bucket_ms);
+            return Some(("series.bucket_ms".into(), message));
+        }
+        let buckets = self.sim_ms.div_ceil(series.bucket_ms);
+        if buckets > THROUGHPUT_BUCKETS_MAX {
+            let message = format!(
+                "{} ms in buckets of {} ms makes {buckets} buckets; at most {THROUGHPUT_BUCKETS_MAX} are read",
+                self.sim_ms, series.bucket_ms
+            );
+            return Some(("sim_ms".into(), message));
+        }
+        if series.pending.len() as u64 > buckets + 1 {
+            let message = format!(
+                "{} buckets, but a run of {} ms has {buckets} of {} ms",
+                series.pending.len(),
+                self.sim_ms,
+                series.bucket_ms
+            );
+            return Some(("series.pending".into(), message));
         }
         if let Some(problem) = series.latency.problem() {
             return Some(("series.latency".into(), problem));
         }
+        let late = |path: String, ms: u64| {
+            (ms > self.sim_ms).then(|| (path, format!("{ms} ms is after the end of the run (sim_ms {})", self.sim_ms)))
+        };
+        let window = |path: String, start_ms: u64, end_ms: Option<u64>| {
+            late(format!("{path}.start_ms"), start_ms)
+                .or_else(|| end_ms.and_then(|end| late(format!("{path}.end_ms"), end)))
+                .or_else(|| {
+                    end_ms
+                        .is_some_and(|end| end < start_ms)
+                        .then(|| (format!("{path}.end_ms"), "ends before it starts".into()))
+                })
+        };
+        if let Some(problem) = late("series.latency.max_ms".into(), series.latency.max_ms) {
+            return Some(problem);
+        }
         for (i, term) in series.leaders.iter().enumerate() {
-            if term.end_ms.is_some_and(|end| end < term.start_ms) {
-                return Some((format!("series.leaders[{i}].end_ms"), "ends before it starts".into()));
+            if let Some(problem) = window(format!("series.leaders[{i}]"), term.start_ms, term.end_ms) {
+                return Some(problem);
             }
         }
-        for (i, window) in series.faults.iter().enumerate() {
-            if window.end_ms.is_some_and(|end| end < window.start_ms) {
-                return Some((format!("series.faults[{i}].end_ms"), "ends before it starts".into()));
+        for (i, fault) in series.faults.iter().enumerate() {
+            if let Some(problem) = window(format!("series.faults[{i}]"), fault.start_ms, fault.end_ms) {
+                return Some(problem);
             }
         }
         for (i, restore) in series.restores.iter().enumerate() {
+            if let Some(problem) = late(format!("series.restores[{i}].restored_ms"), restore.restored_ms) {
+                return Some(problem);
+            }
             if restore.restored_ms < restore.leader_ms {
                 return Some((format!("series.restores[{i}].restored_ms"), "is before leader_ms".into()));
             }

@@ -3,8 +3,10 @@
 //! `report.json` (schema in `reports/README.md`), plus the per-point data only the charts need.
 //!
 //! Architecture invariant: the report is a function of its inputs. Every sum is an integer
-//! (ratios in parts per million), every collection is ordered, so reading the same lines in any
-//! file order gives the same `report.json`; the only wall-clock values are under `wall_clock`.
+//! (ratios in parts per million), every collection is ordered, so reading the same files in any
+//! order gives the same `report.json` except `inputs` (listed in the order given, each file's
+//! duplicates counted against the files before it) and `wall_clock`, which holds the only
+//! wall-clock values.
 //! Bounds: memory grows with scenarios, simulated seconds, networks and failures, not with seeds,
 //! except one (scenario, seed, trace hash) entry per seed to merge shards.
 
@@ -15,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::InputError;
 use crate::results::{Line, Place, Progress, SeedResult, Series, SummaryLine, Violation, read_lines};
-use crate::stats::{Histogram, PPM, ppm, round};
+use crate::stats::{Histogram, Overflow, PPM, add, ppm, round};
 
 /// Names the JSON schema of `report.json`; bumped on any incompatible change.
 pub const REPORT_SCHEMA: &str = "swarmalloc-report/1";
@@ -297,8 +299,9 @@ pub fn read_sweep(
     let mut acc = Accumulator::default();
     for file in files {
         let mut input = InputFile { file: file.display().to_string(), results: 0, summaries: 0, duplicates: 0 };
+        acc.since_summary.clear();
         read_lines(file, &mut |line, place| acc.line(line, place, &mut input), progress)?;
-        if input.results + input.summaries == 0 {
+        if input.results + input.duplicates == 0 {
             return Err(InputError::Invalid {
                 file: file.clone(),
                 path: String::new(),
@@ -318,6 +321,9 @@ struct Accumulator {
     failures: BTreeMap<(String, u64), (Violation, String, String)>,
     charts: ChartData,
     sweeps: Vec<SweepSpeed>,
+    /// Per scenario, the result lines of the current file since its last summary line:
+    /// (lines, lines with a violation), for the next summary line to be checked against.
+    since_summary: BTreeMap<String, (u64, u64)>,
 }
 
 #[derive(Default)]
@@ -381,21 +387,20 @@ fn union(mut intervals: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
-/// Adds the part of each interval that falls in each bucket to `per_bucket`.
-fn spread(intervals: &[(u64, u64)], bucket_ms: u64, per_bucket: &mut [u64]) {
+/// Adds the part of each interval that falls in each bucket to `per_bucket` (`field` names the
+/// sum in an `Overflow`).
+fn spread(intervals: &[(u64, u64)], bucket_ms: u64, per_bucket: &mut [u64], field: &str) -> Result<(), Overflow> {
     for &(start, end) in intervals {
         let mut at = start;
         while at < end {
-            let bucket = (at / bucket_ms) as usize;
-            if bucket >= per_bucket.len() {
-                break;
-            }
-            let bucket_end = (bucket as u64 + 1) * bucket_ms;
-            let until = end.min(bucket_end);
-            per_bucket[bucket] += until - at;
+            let bucket = at / bucket_ms;
+            let Some(total) = usize::try_from(bucket).ok().and_then(|b| per_bucket.get_mut(b)) else { break };
+            let until = end.min(bucket.saturating_add(1).saturating_mul(bucket_ms));
+            add(total, until - at, field)?;
             at = until;
         }
     }
+    Ok(())
 }
 
 impl Accumulator {
@@ -403,9 +408,30 @@ impl Accumulator {
         match line {
             Line::Summary(summary) => {
                 input.summaries += 1;
+                let (seeds, failed) = self.since_summary.remove(&summary.scenario).unwrap_or_default();
+                let mismatch = |path: &str, claimed: u64, read: u64, what: &str| InputError::Line {
+                    file: place.file.clone(),
+                    line: place.line,
+                    path: path.into(),
+                    message: format!(
+                        "the summary of scenario {} says {claimed} {what}, but the result lines before it in this \
+                         file (since its previous summary line) have {read}: lines are missing, extra or from \
+                         another sweep",
+                        summary.scenario
+                    ),
+                };
+                if summary.seeds != seeds {
+                    return Err(mismatch("seeds", summary.seeds, seeds, "seeds run"));
+                }
+                if summary.failed != failed {
+                    return Err(mismatch("failed", summary.failed, failed, "seeds failed"));
+                }
                 self.sweeps.push(speed(&place.file, &summary));
             }
             Line::Result(result) => {
+                let counts = self.since_summary.entry(result.scenario.clone()).or_default();
+                counts.0 += 1;
+                counts.1 += u64::from(!result.passed());
                 let key = (result.scenario.clone(), result.seed);
                 if let Some((hash, first)) = self.seen.get(&key) {
                     if *hash == result.trace_hash {
@@ -432,20 +458,14 @@ impl Accumulator {
     }
 
     fn result(&mut self, r: &SeedResult, place: &Place) -> Result<(), InputError> {
+        let overflow = |o: Overflow| InputError::Line {
+            file: place.file.clone(),
+            line: place.line,
+            path: o.field,
+            message: format!("the sum over the seeds of scenario {} passes {}", r.scenario, u64::MAX),
+        };
         let acc = self.scenarios.entry(r.scenario.clone()).or_default();
-        acc.seeds.insert(r.seed);
-        acc.sim_ms += r.sim_ms;
-        acc.wall_ms += r.wall_ms;
-        let m = &r.metrics;
-        acc.entries_applied += m.entries_applied;
-        acc.leader_changes += m.leader_changes;
-        acc.allocator_restores += m.allocator_restores;
-        acc.faults_injected += m.faults_injected;
-        acc.tasks.created += m.tasks_created;
-        acc.tasks.pending += m.tasks_pending;
-        if let (Some(first), Some(last)) = (m.first_task_ms, m.last_pending_ms) {
-            acc.tasks.allocation_window_ms += last.saturating_sub(first);
-        }
+        acc.counters(r).map_err(overflow)?;
         if let Some(v) = &r.violation {
             acc.failed.insert(r.seed, v.checker.clone());
             self.failures.insert((r.scenario.clone(), r.seed), (v.clone(), r.faults.to_text(), r.trace_hash.clone()));
@@ -475,7 +495,7 @@ impl Accumulator {
             }
             _ => acc.bucket_ms = Some(series.bucket_ms),
         }
-        acc.series(r, series);
+        acc.series(r, series).map_err(overflow)?;
         for (i, restore) in series.restores.iter().enumerate() {
             let points = &mut self.charts.restore_points;
             points.insert((r.scenario.clone(), r.seed, i), (restore.objects, restore.duration_ms()));
@@ -584,9 +604,29 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 impl ScenarioAcc {
-    fn series(&mut self, r: &SeedResult, series: &Series) {
+    /// Adds a seed's counters. Sums of values read are checked (`Overflow` names the field);
+    /// counts of lines and list entries read cannot reach `u64::MAX`.
+    fn counters(&mut self, r: &SeedResult) -> Result<(), Overflow> {
+        self.seeds.insert(r.seed);
+        add(&mut self.sim_ms, r.sim_ms, "sim_ms")?;
+        add(&mut self.wall_ms, r.wall_ms, "wall_ms")?;
+        let m = &r.metrics;
+        add(&mut self.entries_applied, m.entries_applied, "metrics.entries_applied")?;
+        add(&mut self.leader_changes, m.leader_changes, "metrics.leader_changes")?;
+        add(&mut self.allocator_restores, m.allocator_restores, "metrics.allocator_restores")?;
+        add(&mut self.faults_injected, m.faults_injected, "metrics.faults_injected")?;
+        add(&mut self.tasks.created, m.tasks_created, "metrics.tasks_created")?;
+        add(&mut self.tasks.pending, m.tasks_pending, "metrics.tasks_pending")?;
+        if let (Some(first), Some(last)) = (m.first_task_ms, m.last_pending_ms) {
+            add(&mut self.tasks.allocation_window_ms, last.saturating_sub(first), "metrics.last_pending_ms")?;
+        }
+        Ok(())
+    }
+
+    /// Adds a seed's series; `r.problem()` has bounded its values (buckets, times within the run).
+    fn series(&mut self, r: &SeedResult, series: &Series) -> Result<(), Overflow> {
         self.series_seeds += 1;
-        self.series_dropped += series.dropped;
+        add(&mut self.series_dropped, series.dropped, "series.dropped")?;
         let bucket_ms = series.bucket_ms;
         let buckets = r.sim_ms.div_ceil(bucket_ms).max(series.pending.len() as u64) as usize;
         for v in [
@@ -601,13 +641,13 @@ impl ScenarioAcc {
         }
         grow(&mut self.leader_starts, buckets);
         for (bucket, n) in series.pending.iter().enumerate() {
-            self.pending[bucket] += n;
+            add(&mut self.pending[bucket], *n, &format!("series.pending[{bucket}]"))?;
         }
         let run = [(0, r.sim_ms)];
         let mut reached = vec![0; buckets];
-        spread(&run, bucket_ms, &mut reached);
+        spread(&run, bucket_ms, &mut reached, "sim_ms")?;
         for (bucket, ms) in reached.iter().enumerate() {
-            self.reached_ms[bucket] += ms;
+            add(&mut self.reached_ms[bucket], *ms, "sim_ms")?;
             self.reached[bucket] += u64::from(*ms > 0);
         }
         let end_of = |end: Option<u64>| end.unwrap_or(r.sim_ms);
@@ -615,28 +655,29 @@ impl ScenarioAcc {
         let windows = |list: Vec<&crate::results::FaultWindow>| {
             union(list.into_iter().map(|w| (w.start_ms, end_of(w.end_ms))).collect())
         };
-        spread(&windows(other), bucket_ms, &mut self.fault_ms);
-        spread(&windows(message), bucket_ms, &mut self.message_fault_ms);
+        spread(&windows(other), bucket_ms, &mut self.fault_ms, "series.faults")?;
+        spread(&windows(message), bucket_ms, &mut self.message_fault_ms, "series.faults")?;
         let terms = union(series.leaders.iter().map(|t| (t.start_ms, end_of(t.end_ms))).collect());
-        spread(&terms, bucket_ms, &mut self.leader_ms);
+        spread(&terms, bucket_ms, &mut self.leader_ms, "series.leaders")?;
         for term in &series.leaders {
             let bucket = (term.start_ms / bucket_ms) as usize;
             grow(&mut self.leader_starts, bucket + 1);
             self.leader_starts[bucket] += 1;
         }
-        self.latency.merge(&series.latency);
+        self.latency.merge(&series.latency).map_err(|o| Overflow { field: format!("series.latency.{}", o.field) })?;
         for restore in &series.restores {
-            self.restore.record(restore.duration_ms());
-            self.restore_objects += restore.objects;
+            let duration = Histogram::one(restore.duration_ms());
+            self.restore.merge(&duration).map_err(|_| Overflow { field: "series.restores".into() })?;
+            add(&mut self.restore_objects, restore.objects, "series.restores.objects")?;
             self.restore_objects_max = self.restore_objects_max.max(restore.objects);
-            self.restore_queued += restore.queued;
-            self.restore_findings += restore.findings;
+            add(&mut self.restore_queued, restore.queued, "series.restores.queued")?;
+            add(&mut self.restore_findings, restore.findings, "series.restores.findings")?;
         }
         for window in &series.faults {
             let entry = self.faults.entry(window.kind.clone()).or_default();
             entry.0 += 1;
             entry.1.insert(r.seed);
-            entry.2 += end_of(window.end_ms) - window.start_ms;
+            add(&mut entry.2, end_of(window.end_ms) - window.start_ms, "series.faults")?;
         }
         for pool in &series.pools {
             let acc = self.pools.entry(pool.network.clone()).or_default();
@@ -645,12 +686,13 @@ impl ScenarioAcc {
             let fragmentation = if free == 0 { 0 } else { PPM - ppm(pool.largest_free_run.min(free), free) };
             acc.samples += 1;
             acc.capacity_max = acc.capacity_max.max(pool.capacity);
-            acc.utilisation_ppm += utilisation;
+            add(&mut acc.utilisation_ppm, utilisation, "series.pools")?;
             acc.utilisation_max_ppm = acc.utilisation_max_ppm.max(utilisation);
-            acc.retired_ppm += ppm(pool.retired, pool.capacity);
-            acc.fragmentation_ppm += fragmentation;
+            add(&mut acc.retired_ppm, ppm(pool.retired, pool.capacity), "series.pools")?;
+            add(&mut acc.fragmentation_ppm, fragmentation, "series.pools")?;
             acc.fragmentation_max_ppm = acc.fragmentation_max_ppm.max(fragmentation);
         }
+        Ok(())
     }
 
     fn finish(self, scenario: String) -> ScenarioSummary {
@@ -776,7 +818,7 @@ mod tests {
         let merged = union(vec![(500, 1_500), (0, 100), (1_400, 2_000), (3_000, 3_000)]);
         assert_eq!(merged, [(0, 100), (500, 2_000), (3_000, 3_000)]);
         let mut buckets = vec![0; 3];
-        spread(&merged, 1_000, &mut buckets);
+        spread(&merged, 1_000, &mut buckets, "x").expect("small sums");
         assert_eq!(buckets, [600, 1_000, 0]);
     }
 

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use swarmalloc_reports::{
-    InputError, ReportOptions, Sweep, SweepOptions, SweepVerdict, WallClock, make_report, read_sweep,
+    InputError, ReportOptions, Sweep, SweepOptions, SweepVerdict, WallClock, make_report, read_sweep, write_files,
 };
 
 const SMOKE: &str = "tests/sweep/smoke.jsonl";
@@ -101,11 +101,15 @@ fn series_add_up_to_the_run_counters() {
 fn shards_merge_in_any_order_and_duplicates_count_once() {
     let one = report(&[SMOKE, PLANTED]).report;
     let other = report(&[PLANTED, SMOKE, SMOKE]).report;
-    assert_eq!(one.scenarios, other.scenarios);
-    assert_eq!(one.failures, other.failures);
-    assert_eq!(one.baseline, other.baseline);
     let duplicates: Vec<u64> = other.inputs.iter().map(|i| i.duplicates).collect();
     assert_eq!(duplicates, [0, 0, 3]);
+    let without_inputs = |report: &swarmalloc_reports::SweepReport| {
+        let mut report = report.clone();
+        report.inputs.clear();
+        report.wall_clock = WallClock::default();
+        report.to_json()
+    };
+    assert_eq!(without_inputs(&one), without_inputs(&other), "only inputs and wall_clock depend on the order");
 }
 
 #[test]
@@ -148,6 +152,42 @@ fn the_fuzz_summary_is_read_tolerantly_and_its_crash_fails_the_verdict() {
     passing.baseline = None;
     let sweep = make_report(&passing, &mut |_| {}).expect("readable");
     assert_eq!((sweep.report.verdict, sweep.exit_code()), (SweepVerdict::Pass, 0));
+}
+
+#[test]
+fn every_crash_of_the_fuzz_summary_is_in_the_report_and_fails_it() {
+    let summary = r#"{"version": 1, "targets": [
+        {"target": "restore", "runs": 10, "execs_per_sec": 5.0, "coverage": 100, "features": 200, "corpus_size": 30,
+         "crashes": [{"artifact": "crash-a", "minimized": "minimized-a", "reproduce": "cargo fuzz run restore crash-a"}]},
+        {"runs": 5, "crashes": [{"artifact": "crash-b", "reproduce": "cargo fuzz run unnamed crash-b"}]},
+        {"target": "engine_ops", "crashes": {"artifact": "crash-c"}},
+        {"target": "sim", "crashes": "crash-d"},
+        {"target": "scenario_parse", "crashes": 3},
+        {"target": "many", "crashes": ["crash-e", 7, {"artifact": 12}]}
+    ]}"#;
+    let mut options = options(&[SMOKE]);
+    options.fuzz = Some(temp("fuzz-crashes.json", summary));
+    options.baseline = None;
+    let sweep = make_report(&options, &mut |_| {}).expect("a readable fuzz summary");
+    assert_eq!(sweep.report.totals.fuzz_crashes, 10, "1 + 1 + 1 + 1 + 3 + 3");
+    assert_eq!((sweep.report.totals.failed, sweep.report.verdict, sweep.exit_code()), (0, SweepVerdict::Fail, 1));
+    let json = sweep.report.to_json();
+    let html = sweep.to_html(&sweep.charts());
+    let text = sweep.to_text();
+    for needle in ["crash-a", "minimized-a", "crash-b", "targets[1]", "crash-c", "crash-d", "crash-e", "12"] {
+        assert!(json.contains(&format!("\"{needle}\"")), "report.json lacks {needle:?}:\n{json}");
+        assert!(html.contains(&format!("<code>{needle}</code>")), "the page lacks {needle:?}");
+    }
+    assert!(json.contains("\"unlisted\": 3"), "{json}");
+    assert!(html.contains("3 crashes counted but not listed"), "the page lacks the counted crashes");
+    for line in ["fuzz targets[1]: 5 runs, ? execs/s, coverage ?, 1 crashes", "  crash: cargo fuzz run unnamed crash-b"]
+    {
+        assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
+    }
+    assert!(
+        text.ends_with("FAIL: 3 seeds of 1 scenarios: 3 passed, 0 failed; fuzz: 6 targets, 10 crashes\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -212,6 +252,36 @@ fn every_svg_is_well_formed_xml() {
 }
 
 #[test]
+fn a_report_written_over_an_older_one_leaves_no_stale_chart() {
+    let dir = std::env::temp_dir().join(format!("swarmalloc-report-rewrite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let old = report(&[SMOKE, PLANTED]);
+    write_files(&dir, &old.files()).expect("writable");
+    assert!(dir.join("charts/failure-planted-wrong-count-0.svg").is_file(), "the first report has failure charts");
+    let new = report(&[SMOKE]);
+    write_files(&dir, &new.files()).expect("writable");
+    let mut expected: Vec<String> =
+        new.charts().into_iter().filter(|c| c.svg.is_ok()).map(|c| format!("charts/{}", c.file)).collect();
+    expected.extend(["index.html".to_string(), "report.json".to_string()]);
+    expected.sort();
+    let mut found: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("listable") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() {
+            for chart in std::fs::read_dir(entry.path()).expect("listable") {
+                found.push(format!("{name}/{}", chart.expect("entry").file_name().to_string_lossy()));
+            }
+        } else {
+            found.push(name);
+        }
+    }
+    found.sort();
+    assert_eq!(found, expected, "exactly the second report's files, no temporary");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_text_output_has_the_same_verdict() {
     let text = report(&[SMOKE, PLANTED]).to_text();
     for line in [
@@ -223,6 +293,25 @@ fn the_text_output_has_the_same_verdict() {
         "FAIL: 6 seeds of 2 scenarios: 3 passed, 3 failed; fuzz: 2 targets, 1 crashes",
     ] {
         assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
+    }
+}
+
+/// The throughput column of the text is the allocation throughput of report.json, and says so.
+#[test]
+fn the_text_throughput_column_is_labelled_by_its_quantity() {
+    let sweep = report(&[SMOKE, PLANTED]);
+    let text = sweep.to_text();
+    let mut lines = text.lines().skip(1);
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    let column = header.iter().position(|h| h.starts_with("tasks/")).expect("a throughput column");
+    assert_eq!(header[column], "tasks/alloc-s", "pending_per_window_s is per simulated second of allocation");
+    for s in &sweep.report.scenarios {
+        let row: Vec<&str> = lines.next().expect("a row per scenario").split_whitespace().collect();
+        assert_eq!(
+            (row[0], row[column]),
+            (s.scenario.as_str(), format!("{:.1}", s.tasks.pending_per_window_s).as_str())
+        );
+        assert_ne!(s.tasks.pending_per_window_s, s.tasks.pending_per_sim_s, "{}: the two rates differ", s.scenario);
     }
 }
 
@@ -257,10 +346,11 @@ fn a_corrupt_line_names_the_file_line_and_field() {
     let error = unreadable(vec![path.clone()]);
     assert!(error.starts_with(&format!("{}: line 1 column ", path.display())), "{error}");
     assert!(error.ends_with(", at sim_ms: invalid type: string \"soon\", expected u64"), "{error}");
-    let path = temp("truncated.jsonl", &format!("{first}\n{}\n", &first[..first.len() / 2]));
-    let error = unreadable(vec![path.clone()]);
-    assert!(error.starts_with(&format!("{}: line 2 column ", path.display())), "{error}");
-    assert!(error.contains(": invalid JSON: "), "{error}");
+    let cut = first.find("\"sim_ms\":").expect("a sim_ms field") + "\"sim_ms\":".len();
+    let path = temp("truncated.jsonl", &format!("{first}\n{}\n", &first[..cut]));
+    let expected =
+        format!("{}: line 2 column {cut}, in sim_ms: invalid JSON: EOF while parsing a value", path.display());
+    assert_eq!(unreadable(vec![path.clone()]), expected, "the column of the last character read");
 }
 
 #[test]
@@ -271,7 +361,139 @@ fn impossible_series_values_are_named() {
     let path = temp("zero-bucket.jsonl", &bad);
     assert_eq!(
         unreadable(vec![path.clone()]),
-        format!("{}: line 1, at series.bucket_ms: expected a positive bucket width, found 0", path.display())
+        format!(
+            "{}: line 1, at series.bucket_ms: expected a bucket width from 1 to 86400000 ms, found 0",
+            path.display()
+        )
+    );
+}
+
+/// The first smoke line with `edit` applied to its JSON.
+fn edited(edit: impl Fn(&mut serde_json::Value)) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(&first_smoke_line()).expect("fixture JSON");
+    edit(&mut value);
+    value.to_string()
+}
+
+/// Reading `lines` fails with exactly `FILE: expected` (and never panics).
+#[track_caller]
+fn check_unreadable(name: &str, lines: &[String], expected: &str) {
+    let path = temp(name, &(lines.join("\n") + "\n"));
+    assert_eq!(unreadable(vec![path.clone()]), format!("{}: {expected}", path.display()), "case {name}");
+}
+
+const MAX: u64 = u64::MAX;
+
+#[test]
+fn values_out_of_bounds_are_input_errors_not_panics() {
+    let set = |pointer: &'static str, value: serde_json::Value| {
+        edited(move |v| *v.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer} in the fixture")) = value.clone())
+    };
+    let after_end = "ms is after the end of the run (sim_ms 30100)";
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "huge-bucket",
+            set("/series/bucket_ms", MAX.into()),
+            format!("line 1, at series.bucket_ms: expected a bucket width from 1 to 86400000 ms, found {MAX}"),
+        ),
+        (
+            "huge-run",
+            set("/sim_ms", MAX.into()),
+            format!(
+                "line 1, at sim_ms: {MAX} ms in buckets of 1000 ms makes 18446744073709552 buckets; at most 100000 \
+                 are read"
+            ),
+        ),
+        (
+            "long-pending",
+            set("/series/pending", serde_json::json!(vec![1; 40])),
+            "line 1, at series.pending: 40 buckets, but a run of 30100 ms has 31 of 1000 ms".into(),
+        ),
+        (
+            "late-leader",
+            set("/series/leaders/1/start_ms", MAX.into()),
+            format!("line 1, at series.leaders[1].start_ms: {MAX} {after_end}"),
+        ),
+        (
+            "late-fault-end",
+            set("/series/faults/0/end_ms", 30_101.into()),
+            format!("line 1, at series.faults[0].end_ms: 30101 {after_end}"),
+        ),
+        (
+            "late-restore",
+            set("/series/restores/0/restored_ms", MAX.into()),
+            format!("line 1, at series.restores[0].restored_ms: {MAX} {after_end}"),
+        ),
+        (
+            "late-latency",
+            set("/series/latency", serde_json::json!({"count": 1, "sum_ms": 1, "max_ms": MAX, "buckets": [[16, 1]]})),
+            format!("line 1, at series.latency.max_ms: {MAX} {after_end}"),
+        ),
+        (
+            "bucket-counts-overflow",
+            set(
+                "/series/latency",
+                serde_json::json!({"count": 1, "sum_ms": 1, "max_ms": 5, "buckets": [[1, MAX], [2, 2]]}),
+            ),
+            format!("line 1, at series.latency: the bucket counts add up to more than {MAX}"),
+        ),
+        (
+            "last-seed",
+            set("/seed", MAX.into()),
+            format!("line 1, at seed: expected at most {} (seed ranges are half-open)", MAX - 1),
+        ),
+    ];
+    for (name, line, expected) in cases {
+        check_unreadable(name, &[line], &expected);
+    }
+    let negative = first_smoke_line().replacen("\"sim_ms\":30100", "\"sim_ms\":-1", 1);
+    let error = unreadable(vec![temp("negative.jsonl", &negative)]);
+    assert!(error.ends_with(", at sim_ms: invalid value: integer `-1`, expected u64"), "{error}");
+    let too_big = first_smoke_line().replacen("\"sim_ms\":30100", "\"sim_ms\":18446744073709551616", 1);
+    let error = unreadable(vec![temp("too-big.jsonl", &too_big)]);
+    assert!(
+        error.ends_with(", at sim_ms: invalid type: floating point `1.8446744073709552e+19`, expected u64"),
+        "{error}"
+    );
+}
+
+#[test]
+fn sums_over_seeds_that_overflow_name_the_line_and_field() {
+    let seed = |n: u64, edit: &dyn Fn(&mut serde_json::Value)| {
+        edited(|v| {
+            v["seed"] = n.into();
+            edit(v);
+        })
+    };
+    let pending = |v: &mut serde_json::Value| v["metrics"]["tasks_pending"] = MAX.into();
+    check_unreadable(
+        "sum-pending",
+        &[seed(0, &pending), seed(1, &pending)],
+        &format!("line 2, at metrics.tasks_pending: the sum over the seeds of scenario smoke passes {MAX}"),
+    );
+    let latency = |v: &mut serde_json::Value| {
+        v["series"]["latency"] = serde_json::json!({"count": MAX, "sum_ms": 0, "max_ms": 5, "buckets": [[5, MAX]]})
+    };
+    check_unreadable(
+        "sum-latency",
+        &[seed(0, &latency), seed(1, &latency)],
+        &format!("line 2, at series.latency.count: the sum over the seeds of scenario smoke passes {MAX}"),
+    );
+    let bucket = |v: &mut serde_json::Value| v["series"]["pending"][0] = MAX.into();
+    check_unreadable(
+        "sum-bucket",
+        &[seed(0, &bucket), seed(1, &bucket)],
+        &format!("line 2, at series.pending[0]: the sum over the seeds of scenario smoke passes {MAX}"),
+    );
+}
+
+#[test]
+fn a_line_past_the_length_bound_is_an_input_error() {
+    let long = format!("{{\"scenario\": \"{}\"}}", "a".repeat(16 << 20));
+    check_unreadable(
+        "long-line",
+        &[first_smoke_line(), long],
+        "line 2, at the top level: longer than 16777216 bytes; a result line is a few KB",
     );
 }
 
@@ -288,6 +510,50 @@ fn one_seed_with_two_different_hashes_cannot_merge() {
             path.display()
         )),
         "{error}"
+    );
+}
+
+#[test]
+fn a_summary_line_must_match_the_result_lines_before_it() {
+    let lines: Vec<String> = std::fs::read_to_string(SMOKE).expect("fixture").lines().map(str::to_string).collect();
+    let [r0, r1, r2, summary] = lines.as_slice() else { panic!("3 results and a summary: {lines:?}") };
+    let says = |n: u64, what: &str, have: u64| {
+        format!(
+            "the summary of scenario smoke says {n} {what}, but the result lines before it in this file (since its \
+             previous summary line) have {have}: lines are missing, extra or from another sweep"
+        )
+    };
+    check_unreadable(
+        "summary-missing-line",
+        &[r0.clone(), r2.clone(), summary.clone()],
+        &format!("line 3, at seeds: {}", says(3, "seeds run", 2)),
+    );
+    check_unreadable(
+        "summary-first",
+        &[summary.clone(), r0.clone(), r1.clone(), r2.clone()],
+        &format!("line 1, at seeds: {}", says(3, "seeds run", 0)),
+    );
+    let failed = r1.replacen("\"violation\":null", VIOLATION, 1);
+    check_unreadable(
+        "summary-failed",
+        &[r0.clone(), failed, r2.clone(), summary.clone()],
+        &format!("line 4, at failed: {}", says(0, "seeds failed", 1)),
+    );
+    let twice: Vec<String> = [r0, r1, r2, summary, r0, r1, r2, summary].map(String::clone).into();
+    let path = temp("summary-twice.jsonl", &twice.join("\n"));
+    let sweep = read_sweep(&[path], &SweepOptions::default(), &mut |_| {}).expect("two sweeps of one file");
+    assert_eq!((sweep.report.inputs[0].results, sweep.report.inputs[0].duplicates), (3, 3));
+}
+
+const VIOLATION: &str = r#""violation":{"checker":"c","objects":[],"detail":"d","t_ms":1,"raft_index":1,"node":"m1"}"#;
+
+#[test]
+fn a_results_file_without_result_lines_is_an_input_error() {
+    let summary = r#"{"summary":"0 seeds","scenario":"smoke","seeds":0,"failed":0,"seconds":0.0}"#;
+    check_unreadable(
+        "only-summary",
+        &[summary.into()],
+        "at the top level: no result lines: expected the output of `allocsim run --json`",
     );
 }
 

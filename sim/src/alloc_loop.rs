@@ -15,6 +15,9 @@ use swarmalloc::{AllocError, Allocator, ObjectId, Outcome, Proposal, RestoreRepo
 
 use crate::store::{Change, Event, ProposalId, Store, TxnError};
 
+#[cfg(feature = "legacy")]
+mod legacy;
+
 /// An allocator batch in flight.
 struct Batch {
     proposal: Proposal,
@@ -49,6 +52,9 @@ pub struct AllocLoop {
     /// A second engine fed every committed change with `observe` (checkers compare the two
     /// after each batch; restore is compared at leader changes and when quiet).
     shadow: Option<Allocator>,
+    /// The old loop's behaviour this loop runs, if any (legacy builds only).
+    #[cfg(feature = "legacy")]
+    legacy: legacy::Legacy,
 }
 
 /// The result of one allocation pass, for the trace.
@@ -63,6 +69,17 @@ impl AllocLoop {
     pub fn restore(store: &Store, batch_max: usize, shadow: bool) -> (AllocLoop, RestoreReport) {
         let (alloc, report) =
             Allocator::restore(store.config(), store.objects()).expect("the store's cluster config is valid");
+        AllocLoop::restored(store, alloc, report, batch_max, shadow)
+    }
+
+    /// A loop around a restored engine, with restore's queue (and every node) pending.
+    fn restored(
+        store: &Store,
+        alloc: Allocator,
+        report: RestoreReport,
+        batch_max: usize,
+        shadow: bool,
+    ) -> (AllocLoop, RestoreReport) {
         let mut pending: BTreeSet<ObjectId> = report.queue.iter().cloned().collect();
         // Node attachments depend on tasks: recompute every node once.
         pending.extend(store.nodes.keys().map(|id| ObjectId::Node(id.clone())));
@@ -74,6 +91,8 @@ impl AllocLoop {
             batch: None,
             buffered: BTreeSet::new(),
             batch_max,
+            #[cfg(feature = "legacy")]
+            legacy: Default::default(),
         };
         (me, report)
     }
@@ -102,6 +121,14 @@ impl AllocLoop {
     }
 
     pub fn has_work(&self) -> bool {
+        #[cfg(feature = "legacy")]
+        if self.legacy.dead {
+            return false;
+        }
+        #[cfg(feature = "legacy")]
+        if self.legacy.has_work() {
+            return true;
+        }
         !self.pending.is_empty()
     }
 
@@ -130,6 +157,8 @@ impl AllocLoop {
                 ObjectId::Network(_) => nodes_dirty |= matches!(event, Event::Deleted(_)),
                 _ => {}
             }
+            #[cfg(feature = "legacy")]
+            self.legacy.observed(store, event, self.pending.contains(id) || self.blocked.contains(id));
             if self.batch.is_some() {
                 self.buffered.insert(id.clone());
             } else {
@@ -154,6 +183,10 @@ impl AllocLoop {
     /// One allocation pass over the pending objects; returns the first transaction to propose.
     pub fn pass(&mut self, store: &Store) -> (Option<Vec<Change>>, PassReport) {
         let mut report = PassReport::default();
+        #[cfg(feature = "legacy")]
+        if let Some(first) = self.legacy_pass(store) {
+            return (first, report);
+        }
         if self.batch.is_some() || self.pending.is_empty() {
             return (None, report);
         }
@@ -181,16 +214,27 @@ impl AllocLoop {
                 }
             }
         }
+        #[cfg(feature = "legacy")]
+        self.legacy.rewrite_live_tasks(&mut tx, store);
+        #[cfg(feature = "legacy")]
+        self.legacy.allocate_lagging(&mut tx, store);
         let proposal = tx.finish();
+        #[cfg(feature = "legacy")]
+        self.legacy_after_pass(store, &proposal);
         report.updates = proposal.len();
+        (self.start_batch(proposal), report)
+    }
+
+    /// Makes `proposal` the batch in flight; returns its first transaction (none when empty).
+    fn start_batch(&mut self, proposal: Proposal) -> Option<Vec<Change>> {
         if proposal.is_empty() {
-            return (None, report);
+            return None;
         }
         let max = self.batch_max.max(1);
         let chunks: Vec<Range<usize>> =
             (0..proposal.len()).step_by(max).map(|start| start..(start + max).min(proposal.len())).collect();
         self.batch = Some(Batch { proposal, chunks, next: 0, landed: 0, inflight: None });
-        (Some(self.chunk_changes(0)), report)
+        Some(self.chunk_changes(0))
     }
 
     fn chunk_changes(&self, i: usize) -> Vec<Change> {
@@ -225,7 +269,11 @@ impl AllocLoop {
                 }
                 self.finish(store)
             }
-            Err(_) => self.finish(store),
+            Err(_) => {
+                #[cfg(feature = "legacy")]
+                self.legacy_refused(store);
+                self.finish(store)
+            }
         }
     }
 
@@ -234,6 +282,12 @@ impl AllocLoop {
     pub fn finish(&mut self, store: &Store) -> Step {
         let Some(batch) = self.batch.take() else { return Step::Ignored };
         let total = batch.proposal.len();
+        #[cfg(feature = "legacy")]
+        self.legacy.batch_ended(batch.landed, total);
+        #[cfg(feature = "legacy")]
+        if self.legacy.is(swarmalloc::legacy::Flavour::B11) {
+            return self.finish_without_rollback(store, batch);
+        }
         if batch.landed == total {
             self.alloc.commit(&batch.proposal);
         } else {
@@ -243,15 +297,30 @@ impl AllocLoop {
             }
         }
         drop(batch.proposal);
+        self.replay_buffered(store);
+        Step::Done { landed: batch.landed, total }
+    }
+
+    /// Mirrors what other writers committed while the batch was in flight.
+    fn replay_buffered(&mut self, store: &Store) {
         for id in std::mem::take(&mut self.buffered) {
             mirror(&mut self.alloc, store, &id);
         }
-        Step::Done { landed: batch.landed, total }
     }
 
     /// The outcome of the transaction in flight is unknown: rebuild from the applied store.
     pub fn restore_again(&mut self, store: &Store) -> RestoreReport {
+        #[cfg(feature = "legacy")]
+        if self.legacy.init_in_flight() {
+            // The boolean-flag init: an init batch that fails stops the allocator.
+            self.settle(store);
+            return RestoreReport::default();
+        }
+        #[cfg(not(feature = "legacy"))]
         let (fresh, report) = AllocLoop::restore(store, self.batch_max, self.shadow.is_some());
+        #[cfg(feature = "legacy")]
+        let (fresh, report) =
+            AllocLoop::restore_legacy(store, self.batch_max, self.shadow.is_some(), self.legacy.flavour);
         let mut fresh = fresh;
         fresh.pending.append(&mut self.pending);
         fresh.pending.append(&mut self.blocked);

@@ -12,9 +12,9 @@ use swarmalloc::{
     VXLAN_ID_LIST_OPTION, VirtualIp,
 };
 
-use crate::scenario::Assertion;
+use crate::scenario::{Assertion, Checks};
 use crate::store::{Event, Store};
-use crate::world::{ContainerAddrs, Finding, World};
+use crate::world::{ContainerAddrs, Finding, Violation, World};
 
 /// Who holds an address, in the checker's own words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,41 +66,95 @@ fn reserved(subnet: &IpNet, ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// Conflicts already present in a scenario's initial stored state (as (checker, detail)): the
+/// per-entry store checks let them be, as long as they stay exactly as they were, since the
+/// allocator did not make them; the end check requires every one of them repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inherited(std::collections::BTreeSet<(String, String)>);
+
+impl Inherited {
+    /// Every store finding of `store` (the initial state).
+    pub fn of(store: &Store) -> Inherited {
+        let mut found = std::collections::BTreeSet::new();
+        scan_store(store, None, &mut |f: Finding| {
+            found.insert((f.checker.to_string(), f.detail));
+            false
+        });
+        Inherited(found)
+    }
+
+    pub fn contains(&self, finding: &Finding) -> bool {
+        self.0.iter().any(|(checker, detail)| checker == finding.checker && *detail == finding.detail)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Store invariants; `containers` adds the addresses still used by running containers (pass it
-/// only for the newest committed state).
+/// only for the newest committed state). Findings in `inherited` are let be, and so are those of
+/// checkers that `checks` turns off: the scan goes on to the enabled ones.
 pub fn check_store(
     store: &Store,
     containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
+    inherited: &Inherited,
+    checks: &Checks,
 ) -> Result<(), Finding> {
+    let mut first = None;
+    scan_store(store, containers, &mut |finding: Finding| {
+        if inherited.contains(&finding) || !checks.enabled(finding.checker) {
+            return false;
+        }
+        first = Some(finding);
+        true
+    });
+    first.map_or(Ok(()), Err)
+}
+
+/// Reports every broken store invariant to `report`, which returns true to stop the scan.
+fn scan_store(
+    store: &Store,
+    containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
+    report: &mut dyn FnMut(Finding) -> bool,
+) {
     // Subnets never overlap; VXLAN ids unique.
     let mut all: Vec<(IpNet, &NetworkId)> = Vec::new();
     let mut vnis: BTreeMap<u32, &NetworkId> = BTreeMap::new();
     for network in store.networks.values() {
         for subnet in subnets(network) {
-            if let Some((other, id)) = all.iter().find(|(s, _)| s.contains(&subnet) || subnet.contains(s)) {
-                return Err(Finding::new(
+            if let Some((other, id)) = all.iter().find(|(s, _)| s.contains(&subnet) || subnet.contains(s))
+                && report(Finding::new(
                     "overlapping_subnets",
                     vec![format!("network {id}"), format!("network {}", network.id)],
                     format!("subnet {subnet} of network {} overlaps {other} of network {id}", network.id),
-                ));
+                ))
+            {
+                return;
             }
             all.push((subnet, &network.id));
         }
         let list = network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION));
         for vni in list.into_iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty()) {
             let Ok(vni) = vni.trim().parse::<u32>() else {
-                return Err(Finding::new(
+                let finding = Finding::new(
                     "vxlan_ids_unique",
                     vec![format!("network {}", network.id)],
                     format!("unparsable VXLAN id {vni:?}"),
-                ));
+                );
+                if report(finding) {
+                    return;
+                }
+                continue;
             };
-            if let Some(other) = vnis.insert(vni, &network.id) {
-                return Err(Finding::new(
+            if let Some(other) = vnis.insert(vni, &network.id)
+                && report(Finding::new(
                     "vxlan_ids_unique",
                     vec![format!("network {other}"), format!("network {}", network.id)],
                     format!("VXLAN id {vni} held by networks {other} and {}", network.id),
-                ));
+                ))
+            {
+                return;
             }
         }
     }
@@ -111,15 +165,16 @@ pub fn check_store(
         for port in endpoint.ports.iter().filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0) {
             if let Some(other) = ports.insert((port.protocol, port.published_port), &service.id)
                 && other != &service.id
-            {
-                return Err(Finding::new(
+                && report(Finding::new(
                     "ingress_ports_unique",
                     vec![format!("service {other}"), format!("service {}", service.id)],
                     format!(
                         "{}/{} published by services {other} and {}",
                         port.protocol, port.published_port, service.id
                     ),
-                ));
+                ))
+            {
+                return;
             }
         }
     }
@@ -141,38 +196,38 @@ pub fn check_store(
         network: &NetworkId,
         addr: &IpNet,
         who: Claimant<'a>,
-    ) -> Result<(), Finding> {
+    ) -> Option<Finding> {
         // A reference to a deleted network (a delete racing an allocation, SwarmKit's B10)
         // can collide with nothing; the end check requires node attachments to be cleaned up.
-        let Some(net) = nets.get_mut(network) else { return Ok(()) };
+        let net = nets.get_mut(network)?;
         if net.node_local {
-            return Ok(());
+            return None;
         }
         let ip = addr.addr();
         let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
-            return Err(Finding::new(
+            return Some(Finding::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
             ));
         };
         if let Some(what) = reserved(subnet, ip) {
-            return Err(Finding::new(
+            return Some(Finding::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, the {what} of {subnet}", who.label()),
             ));
         }
         match net.held.get(&ip) {
-            Some(other) if *other != who => Err(Finding::new(
+            Some(other) if *other != who => Some(Finding::new(
                 "duplicate_live_address",
                 vec![other.label(), who.label()],
                 format!("address {ip} on network {network} held by {} and {}", other.label(), who.label()),
             )),
-            Some(_) => Ok(()),
+            Some(_) => None,
             None => {
                 net.held.insert(ip, who);
-                Ok(())
+                None
             }
         }
     }
@@ -180,26 +235,42 @@ pub fn check_store(
         for config in network.ipam.iter().flat_map(|i| &i.configs) {
             if let (Some(gateway), Some(subnet)) = (config.gateway, config.subnet) {
                 let addr = IpNet::new(gateway, subnet.prefix_len()).expect("a subnet's prefix length");
-                claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))?;
+                if let Some(finding) = claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))
+                    && report(finding)
+                {
+                    return;
+                }
             }
         }
     }
     for service in store.services.values() {
         for vip in service.endpoint.iter().flat_map(|e| &e.virtual_ips) {
-            claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))?;
+            if let Some(finding) = claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))
+                && report(finding)
+            {
+                return;
+            }
         }
     }
     for node in store.nodes.values() {
         for attachment in &node.attachments {
             for addr in &attachment.addresses {
-                claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))?;
+                if let Some(finding) = claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))
+                    && report(finding)
+                {
+                    return;
+                }
             }
         }
     }
     for task in store.tasks.values().filter(|t| t.status.state.is_live()) {
         for attachment in &task.networks {
             for addr in &attachment.addresses {
-                claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))?;
+                if let Some(finding) = claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))
+                    && report(finding)
+                {
+                    return;
+                }
             }
         }
     }
@@ -209,8 +280,7 @@ pub fn check_store(
                 let who = Claimant::Task(task.as_str());
                 if let Some(other) = nets.get(network).and_then(|n| n.held.get(&addr.addr()))
                     && *other != who
-                {
-                    return Err(Finding::new(
+                    && report(Finding::new(
                         "address_freed_while_in_use",
                         vec![format!("container of task {task} on {worker}"), other.label()],
                         format!(
@@ -219,12 +289,13 @@ pub fn check_store(
                             addr.addr(),
                             other.label()
                         ),
-                    ));
+                    ))
+                {
+                    return;
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// Allocations that must never change while their object lives: a network's subnets and VXLAN
@@ -243,7 +314,9 @@ impl Stability {
             match event {
                 Event::Put(ObjectId::Network(id)) => {
                     let Some(network) = store.networks.get(id) else { continue };
-                    if network.ipam.is_none() {
+                    // Only an allocated network (IPAM and driver state both written, spec 1.1)
+                    // holds its subnets; a half-written one is allocated afresh.
+                    if !network.is_allocated() {
                         continue;
                     }
                     let now = (
@@ -334,7 +407,8 @@ pub fn check_engine(engine: &Allocator, store: &Store) -> Result<(), Finding> {
 
 /// End of run: live NEW tasks that one allocation pass over the committed store could move to
 /// PENDING (their dependencies can be met), and reservations of objects no longer in the store.
-pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
+/// Checkers that `checks` turns off are skipped.
+pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(), Finding> {
     let (fresh, _) = Allocator::restore(store.config(), store.objects())
         .map_err(|e| Finding::new("liveness", vec![], format!("restore failed: {e}")))?;
     let mut tx = fresh.begin();
@@ -356,7 +430,7 @@ pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
             stuck.push(format!("task {}", task.id));
         }
     }
-    if !stuck.is_empty() {
+    if !stuck.is_empty() && checks.enabled("liveness_tasks_leave_new") {
         let n = stuck.len();
         stuck.truncate(10);
         return Err(Finding::new(
@@ -364,6 +438,9 @@ pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
             stuck,
             format!("{n} live NEW tasks whose dependencies can be met are still NEW after the faults healed"),
         ));
+    }
+    if !checks.enabled("deleted_objects_hold_nothing") {
+        return Ok(());
     }
     // A node attachment on a deleted network must be gone unless the node's update cannot be
     // allocated at all (node updates are all-or-nothing: an exhausted network it needs blocks it).
@@ -404,7 +481,7 @@ pub fn check_end(engine: &Allocator, store: &Store) -> Result<(), Finding> {
 pub fn sample_vips(world: &mut World, store: &Store, raft_index: u64, node: &str) {
     let now = world.now_ms();
     let scenario = world.scenario.clone();
-    for assertion in &scenario.assertions {
+    for (i, assertion) in scenario.assertions.iter().enumerate() {
         let Assertion::VipUnchangedSince { service, since_ms } = assertion else { continue };
         if *since_ms > now {
             continue;
@@ -420,7 +497,7 @@ pub fn sample_vips(world: &mut World, store: &Store, raft_index: u64, node: &str
                 world.vip_samples.insert(key, vips);
             }
             Some(first) if *first != vips => {
-                let detail = vips_changed(service, *since_ms, first, &vips);
+                let detail = format!("{}: {}", assertion_key(i), vips_changed(service, *since_ms, first, &vips));
                 world.violate(Finding::new("assertion", vec![format!("service {service}")], detail), node, raft_index);
             }
             Some(_) => {}
@@ -448,14 +525,25 @@ fn vips_of(store: &Store, service: &ServiceId) -> Vec<VirtualIp> {
     vips
 }
 
+/// How an assertion failure's detail starts: the assertion's key in the scenario file.
+fn assertion_key(i: usize) -> String {
+    format!("expect.assert[{i}]")
+}
+
+/// Which assertion an `assertion` violation is about (`expect.assert[i]`), from its detail.
+pub fn assertion_of(violation: &Violation) -> Option<&str> {
+    let (key, _) = violation.detail.split_once(": ")?;
+    (violation.checker == "assertion" && key.starts_with("expect.assert[")).then_some(key)
+}
+
 /// The scenario's end-state assertions, on the leader's store after the end checks passed.
 pub fn check_assertions(
     assertions: &[Assertion],
     store: &Store,
     samples: &BTreeMap<(ServiceId, u64), Vec<VirtualIp>>,
 ) -> Result<(), Finding> {
-    let fail = |objects: Vec<String>, detail: String| Err(Finding::new("assertion", objects, detail));
-    for assertion in assertions {
+    for (i, assertion) in assertions.iter().enumerate() {
+        let fail = |objects, detail| Err(Finding::new("assertion", objects, format!("{}: {detail}", assertion_key(i))));
         match assertion {
             Assertion::Running { service, count } => {
                 let running = store
@@ -530,6 +618,19 @@ pub fn check_assertions(
                     return fail(
                         vec![format!("network {network}")],
                         format!("network {network} should be allocated with {want}; it has {subnets:?}"),
+                    );
+                }
+            }
+            Assertion::VipNetworks { service, networks } => {
+                let mut want: Vec<&NetworkId> = networks.iter().collect();
+                want.sort();
+                let now = vips_of(store, service);
+                let mut have: Vec<&NetworkId> = now.iter().map(|v| &v.network_id).collect();
+                have.sort();
+                if have != want {
+                    return fail(
+                        vec![format!("service {service}")],
+                        format!("service {service} has VIPs on {have:?}, expected exactly {want:?}"),
                     );
                 }
             }
@@ -613,7 +714,7 @@ mod tests {
     }
 
     fn checker(objects: Vec<Object>) -> Option<&'static str> {
-        check_store(&store_with(objects), None).err().map(|f| f.checker)
+        check_store(&store_with(objects), None, &Inherited::default(), &Checks::default()).err().map(|f| f.checker)
     }
 
     #[test]
@@ -655,19 +756,42 @@ mod tests {
     }
 
     #[test]
+    fn conflicts_of_the_initial_state_are_let_be_but_not_new_ones() {
+        let initial = vec![
+            net("a", "10.0.0.0/24", "4096"),
+            task("t1", "a", "10.0.0.2/24", TaskState::Running),
+            task("t2", "a", "10.0.0.2/24", TaskState::Running),
+        ];
+        let store = store_with(initial.clone());
+        let inherited = Inherited::of(&store);
+        assert!(!inherited.is_empty());
+        assert_eq!(check_store(&store, None, &inherited, &Checks::default()), Ok(()));
+        assert_eq!(
+            check_store(&store, None, &Inherited::default(), &Checks::default()).map_err(|f| f.checker),
+            Err("duplicate_live_address")
+        );
+        // A third holder of the same address is a new conflict.
+        let mut more = initial;
+        more.push(task("t3", "a", "10.0.0.2/24", TaskState::Running));
+        let finding = check_store(&store_with(more), None, &inherited, &Checks::default()).expect_err("t3 is new");
+        assert!(finding.detail.contains("t3"), "{finding:?}");
+    }
+
+    #[test]
     fn a_running_container_keeps_its_address_in_use() {
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), task("t2", "a", "10.0.0.2/24", TaskState::New)]);
         let mut containers = BTreeMap::new();
         let running: BTreeMap<TaskId, ContainerAddrs> =
             [(TaskId::from("t1"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
         containers.insert("w1".to_string(), running);
-        let finding = check_store(&store, Some(&containers)).expect_err("t1's container still uses .2");
+        let finding = check_store(&store, Some(&containers), &Inherited::default(), &Checks::default())
+            .expect_err("t1's container still uses .2");
         assert_eq!(finding.checker, "address_freed_while_in_use");
         // The container of the task that holds the address is no conflict.
         let own: BTreeMap<TaskId, ContainerAddrs> =
             [(TaskId::from("t2"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
         containers.insert("w1".to_string(), own);
-        assert_eq!(check_store(&store, Some(&containers)), Ok(()));
+        assert_eq!(check_store(&store, Some(&containers), &Inherited::default(), &Checks::default()), Ok(()));
     }
 
     #[test]
@@ -692,10 +816,49 @@ mod tests {
         }
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), stuck]);
         let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
-        let finding = check_end(&engine, &store).expect_err("t1 could be PENDING");
+        let finding = check_end(&engine, &store, &Checks::default()).expect_err("t1 could be PENDING");
         assert_eq!((finding.checker, finding.objects), ("liveness_tasks_leave_new", vec!["task t1".to_string()]));
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096")]);
         let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
-        assert_eq!(check_end(&engine, &store), Ok(()));
+        assert_eq!(check_end(&engine, &store, &Checks::default()), Ok(()));
+    }
+
+    fn only(checkers: &[&str]) -> Checks {
+        Checks { checkers: checkers.iter().map(|c| c.to_string()).collect(), ..Checks::default() }
+    }
+
+    #[test]
+    fn a_checker_turned_off_hides_none_of_the_enabled_ones() {
+        // Overlapping subnets are scanned before VXLAN ids; both are broken here.
+        let store = store_with(vec![net("a", "10.0.0.0/16", "4096"), net("b", "10.0.1.0/24", "4096")]);
+        let all = check_store(&store, None, &Inherited::default(), &Checks::default());
+        assert_eq!(all.map_err(|f| f.checker), Err("overlapping_subnets"));
+        let vxlan = check_store(&store, None, &Inherited::default(), &only(&["vxlan_ids_unique"]));
+        assert_eq!(vxlan.map_err(|f| f.checker), Err("vxlan_ids_unique"));
+        let neither = check_store(&store, None, &Inherited::default(), &only(&["addresses_in_pool"]));
+        assert_eq!(neither, Ok(()));
+    }
+
+    #[test]
+    fn the_end_check_goes_on_past_a_checker_turned_off() {
+        let mut stuck = task("t1", "a", "10.0.0.2/24", TaskState::New);
+        if let Object::Task(t) = &mut stuck {
+            t.networks.clear();
+        }
+        let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), stuck.clone()]);
+        // An engine restored from a store that also had network b and a task on it, both deleted
+        // since: it still reserves their addresses.
+        let before = store_with(vec![
+            net("a", "10.0.0.0/24", "4096"),
+            net("b", "10.0.1.0/24", "4097"),
+            task("t9", "b", "10.0.1.2/24", TaskState::Running),
+            stuck,
+        ]);
+        let (engine, _) = Allocator::restore(before.config(), before.objects()).expect("restore");
+        let first = check_end(&engine, &store, &Checks::default()).map_err(|f| f.checker);
+        assert_eq!(first, Err("liveness_tasks_leave_new"));
+        let second = check_end(&engine, &store, &only(&["deleted_objects_hold_nothing"])).map_err(|f| f.checker);
+        assert_eq!(second, Err("deleted_objects_hold_nothing"));
+        assert_eq!(check_end(&engine, &store, &only(&["addresses_in_pool"])), Ok(()));
     }
 }

@@ -5,7 +5,7 @@
 //! Exit codes: 0 all passed, 1 a check failed, 2 bad input or usage.
 
 use std::io::{IsTerminal, Write};
-use std::ops::Range;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,20 +13,20 @@ use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
 use crate::failure::FailureFile;
 use crate::run::{RunOptions, RunResult, run};
-use crate::scenario::Scenario;
+use crate::scenario::{CHECKERS, Scenario};
 use crate::scenario_file;
-use crate::shrink::{self, decompile, is_explicit};
+use crate::shrink::{self, Limits, Signature, decompile, is_explicit};
 use crate::sweep::{check_determinism, sweep};
 
 pub const USAGE: &str = "\
 usage:
-  allocsim run [SCENARIO...] [--seed N | --seeds A..B] [--jobs J] [--json] [--check-determinism]
-               [--trace FILE] [--failures DIR]
+  allocsim run [SCENARIO...] [--seed N | --seeds A..B | --seeds A..=B] [--jobs J] [--json]
+               [--check-determinism] [--trace FILE] [--failures DIR] [--legacy FLAVOUR]
   allocsim replay FAILURE.json [--json]
-  allocsim replay SCENARIO.toml [--seed N] [--json]
+  allocsim replay SCENARIO.toml [--seed N] [--json] [--legacy FLAVOUR]
   allocsim decompile FAILURE.json [--out FILE.toml]
   allocsim shrink FAILURE.json|SCENARIO.toml [--seed N] [--checker NAME] [--out FILE.toml] [--jobs J]
-                  [--max-runs N]
+                  [--max-runs N] [--legacy FLAVOUR]
   allocsim bench [--seeds N] [--jobs J] [--tasks N]
   allocsim report RESULTS.jsonl... --out DIR [--baseline OLD/report.json] [--fuzz FUZZ.json]
                   [--failures DIR] [--json]
@@ -35,8 +35,15 @@ usage:
 SCENARIO is a built-in scenario: default (3 managers, 5 workers, ~20 services / ~200 tasks,
 60 simulated seconds, faults on), smoke (smaller and shorter), throughput (50,000 tasks, no faults);
 or a scenario file (TOML, see scenarios/README.md); or a directory, which runs every *.toml in it.
+--seeds A..B runs A up to B-1, A..=B up to B; an empty range is refused.
 decompile writes a failure's random choices as explicit steps; shrink delta-debugs an explicit
-failing scenario (decompiling a failure first) to the fewest steps that still fail the same checker.
+failing scenario (decompiling a failure first) to the fewest steps and initial objects that
+still fail the same way at the same seed: the same checker, for `assertion` the same
+assertion (expect.assert[i]), and the same kinds of objects (task, VIP, gateway, load
+balancer, network, ...; not their ids). --checker NAME keeps any failure of checker NAME
+instead. Neither writes over its input (--out names another file; the write is atomic).
+--legacy turns on one old allocator behaviour (B1, B2, B3, B4, B5, B6, B8, B11, flag-init; see
+docs/legacy-flavours.md); only builds with the `legacy` feature have it.
 report reads the JSON lines of `run --json` sweeps (several files merge) and writes report.json,
 index.html and charts/ to DIR; failure files and shrunk scenarios are looked up in --failures
 (default allocsim-failures). check reads a Docker inspect dump or a store snapshot (a file or a
@@ -69,7 +76,7 @@ impl From<&str> for ArgError {
 
 struct RunArgs {
     scenarios: Vec<Scenario>,
-    seeds: Range<u64>,
+    seeds: RangeInclusive<u64>,
     jobs: usize,
     json: bool,
     determinism: bool,
@@ -112,17 +119,47 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, S
     args.get(*i).map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
 }
 
+/// `--legacy FLAVOUR` in a build with the flavours.
+#[cfg(feature = "legacy")]
+fn legacy_flag(args: &[String], i: &mut usize) -> Result<swarmalloc::legacy::Flavour, ArgError> {
+    Ok(value(args, i, "--legacy")?.parse().map_err(|e| format!("--legacy: {e}"))?)
+}
+
+/// `--legacy` in a build without them: refused (exit 2).
+#[cfg(not(feature = "legacy"))]
+fn legacy_flag(_: &[String], _: &mut usize) -> Result<std::convert::Infallible, ArgError> {
+    Err(ArgError::Input(format!("--legacy: this allocsim has no legacy flavours{}", scenario_file::LEGACY_HINT)))
+}
+
+/// A scenario's name, with the legacy flavour it runs.
+fn label(scenario: &Scenario) -> String {
+    #[cfg(feature = "legacy")]
+    if let Some(flavour) = scenario.legacy {
+        return format!("{} [legacy {flavour}]", scenario.name);
+    }
+    scenario.name.clone()
+}
+
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
     text.parse().map_err(|_| format!("{flag} {text:?}: expected a non-negative integer"))
 }
 
-fn seed_range(text: &str) -> Result<Range<u64>, String> {
-    let (a, b) = text.split_once("..").ok_or_else(|| format!("--seeds {text:?}: expected A..B"))?;
-    let (a, b): (u64, u64) = (number(a, "--seeds")?, number(b, "--seeds")?);
-    if a >= b {
-        return Err(format!("--seeds {text:?}: the range is empty (A..B runs A up to B-1)"));
+/// `A..B` (A up to B-1) or `A..=B` (A up to B), never empty.
+fn seed_range(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let expected = || format!("--seeds {text:?}: expected A..B or A..=B, A and B integers from 0 to {}", u64::MAX);
+    let (a, b) = text.split_once("..").ok_or_else(expected)?;
+    let (b, inclusive) = b.strip_prefix('=').map_or((b, false), |b| (b, true));
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| expected())?, b.parse().map_err(|_| expected())?);
+    let last = if inclusive { Some(b) } else { b.checked_sub(1) };
+    match last {
+        Some(last) if a <= last => Ok(a..=last),
+        _ => Err(format!("--seeds {text:?}: the range is empty (A..B runs A up to B-1, A..=B up to B)")),
     }
-    Ok(a..b)
+}
+
+/// How many seeds a range holds (saturating: `0..=u64::MAX` is one more than a u64).
+fn seed_count(seeds: &RangeInclusive<u64>) -> u64 {
+    (seeds.end() - seeds.start()).saturating_add(1)
 }
 
 /// The scenarios a command-line argument names: a built-in name, a scenario file, or a
@@ -155,7 +192,7 @@ pub fn scenarios_named(name: &str) -> Result<Vec<Scenario>, String> {
 fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     let mut parsed = RunArgs {
         scenarios: Vec::new(),
-        seeds: 0..1,
+        seeds: 0..=0,
         jobs: 1,
         json: false,
         determinism: false,
@@ -163,16 +200,22 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
         failures: PathBuf::from("allocsim-failures"),
     };
     let mut seeds_given = false;
+    #[cfg(feature = "legacy")]
+    let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
+            #[cfg(feature = "legacy")]
+            "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => {
                 let seed: u64 = number(value(args, &mut i, "--seed")?, "--seed")?;
                 if seeds_given {
                     return Err("give either --seed or --seeds, once".into());
                 }
                 seeds_given = true;
-                parsed.seeds = seed..seed + 1;
+                parsed.seeds = seed..=seed;
             }
             "--seeds" => {
                 if seeds_given {
@@ -199,16 +242,20 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     if parsed.scenarios.is_empty() {
         parsed.scenarios.push(Scenario::default_workload());
     }
+    #[cfg(feature = "legacy")]
+    for scenario in parsed.scenarios.iter_mut().filter(|_| legacy.is_some()) {
+        scenario.legacy = legacy;
+    }
     // A single scenario file that records its seed (decompiled and shrunk files do) runs at it.
     if let ([scenario], false) = (parsed.scenarios.as_slice(), seeds_given)
         && let Some(seed) = scenario.seed
     {
-        parsed.seeds = seed..seed + 1;
+        parsed.seeds = seed..=seed;
     }
     for scenario in &parsed.scenarios {
         scenario.validate().map_err(|e| ArgError::Input(format!("scenario {}: {e}", scenario.name)))?;
     }
-    if parsed.trace.is_some() && (parsed.seeds.end - parsed.seeds.start != 1 || parsed.scenarios.len() != 1) {
+    if parsed.trace.is_some() && (seed_count(&parsed.seeds) != 1 || parsed.scenarios.len() != 1) {
         return Err("--trace needs a single scenario and a single --seed".into());
     }
     Ok(parsed)
@@ -218,6 +265,8 @@ struct ReplayArgs {
     file: PathBuf,
     seed: Option<u64>,
     json: bool,
+    #[cfg(feature = "legacy")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn is_scenario_file(path: &Path) -> bool {
@@ -228,10 +277,16 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     let mut file = None;
     let mut seed = None;
     let mut json = false;
+    #[cfg(feature = "legacy")]
+    let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--json" => json = true,
+            #[cfg(feature = "legacy")]
+            "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
@@ -243,7 +298,17 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     if seed.is_some() && !is_scenario_file(&file) {
         return Err("--seed goes with a scenario file; a failure file has its own seed".into());
     }
-    Ok(ReplayArgs { file, seed, json })
+    #[cfg(feature = "legacy")]
+    if legacy.is_some() && !is_scenario_file(&file) {
+        return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
+    }
+    Ok(ReplayArgs {
+        file,
+        seed,
+        json,
+        #[cfg(feature = "legacy")]
+        legacy,
+    })
 }
 
 fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), ArgError> {
@@ -269,20 +334,43 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
     jobs: usize,
     max_runs: usize,
+    #[cfg(feature = "legacy")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
-    let mut parsed =
-        ShrinkArgs { file: PathBuf::new(), seed: None, checker: None, out: None, jobs: 2, max_runs: 2_000 };
+    let mut parsed = ShrinkArgs {
+        file: PathBuf::new(),
+        seed: None,
+        checker: None,
+        out: None,
+        jobs: 2,
+        max_runs: 2_000,
+        #[cfg(feature = "legacy")]
+        legacy: None,
+    };
     let mut file = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--seed" => parsed.seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
-            "--checker" => parsed.checker = Some(value(args, &mut i, "--checker")?.to_string()),
+            "--checker" => {
+                let checker = value(args, &mut i, "--checker")?;
+                if !CHECKERS.contains(&checker) {
+                    return Err(ArgError::Input(format!(
+                        "--checker {checker:?}: expected one of {}",
+                        CHECKERS.join(", ")
+                    )));
+                }
+                parsed.checker = Some(checker.to_string());
+            }
             "--out" => parsed.out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
             "--jobs" => parsed.jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--max-runs" => parsed.max_runs = number(value(args, &mut i, "--max-runs")?, "--max-runs")?,
+            #[cfg(feature = "legacy")]
+            "--legacy" => parsed.legacy = Some(legacy_flag(args, &mut i)?),
+            #[cfg(not(feature = "legacy"))]
+            "--legacy" => match legacy_flag(args, &mut i)? {},
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("unexpected argument {extra:?}").into()),
@@ -295,6 +383,10 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
     }
     if (parsed.seed.is_some() || parsed.checker.is_some()) && !is_scenario_file(&parsed.file) {
         return Err("--seed and --checker go with a scenario file; a failure file has its own".into());
+    }
+    #[cfg(feature = "legacy")]
+    if parsed.legacy.is_some() && !is_scenario_file(&parsed.file) {
+        return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
     }
     Ok(parsed)
 }
@@ -359,12 +451,12 @@ fn cmd_run(args: &RunArgs) -> i32 {
         }
         return code;
     }
-    let count = args.seeds.end - args.seeds.start;
+    let count = seed_count(&args.seeds);
     if count == 1 && args.scenarios.len() == 1 {
         return run_one(args, &args.scenarios[0], &options);
     }
     let started = Instant::now();
-    let progress = Progress::new(count * args.scenarios.len() as u64);
+    let progress = Progress::new(count.saturating_mul(args.scenarios.len() as u64));
     let mut failed = 0u64;
     let mut total = 0u64;
     let mut summaries = Vec::new();
@@ -381,10 +473,10 @@ fn cmd_run(args: &RunArgs) -> i32 {
                 progress.clear();
                 let replay = report_failure(scenario, result, &args.failures);
                 if args.json {
-                    eprintln!("FAIL {} seed {}: {replay}", scenario.name, result.seed);
+                    eprintln!("FAIL {} seed {}: {replay}", label(scenario), result.seed);
                 } else {
                     let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
-                    println!("FAIL {} seed {} ({}): {first_line}", scenario.name, result.seed, result.faults);
+                    println!("FAIL {} seed {} ({}): {first_line}", label(scenario), result.seed, result.faults);
                     println!("  {replay}");
                 }
             }
@@ -393,7 +485,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
         total += results.len() as u64;
         scenario_failed.sort_unstable();
         let secs = scenario_started.elapsed().as_secs_f64();
-        summaries.push((scenario.name.clone(), results.len() as u64, scenario_failed, secs));
+        summaries.push((label(scenario), results.len() as u64, scenario_failed, secs));
     }
     progress.clear();
     let secs = started.elapsed().as_secs_f64();
@@ -427,7 +519,7 @@ fn cmd_run(args: &RunArgs) -> i32 {
 }
 
 fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
-    let result = run(scenario, args.seeds.start, options);
+    let result = run(scenario, *args.seeds.start(), options);
     if let Some(path) = &args.trace {
         let mut text = result.trace.join("\n");
         text.push('\n');
@@ -439,7 +531,7 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("results serialise"));
     } else {
-        println!("scenario {} seed {}", result.scenario, result.seed);
+        println!("scenario {} seed {}", label(scenario), result.seed);
         println!("faults: {}", result.faults);
         println!("{}", describe(&result));
     }
@@ -464,6 +556,8 @@ fn cmd_replay(args: &ReplayArgs) -> i32 {
         match scenario_file::load(&args.file) {
             Ok(scenario) => {
                 let seed = args.seed.or(scenario.seed).unwrap_or(0);
+                #[cfg(feature = "legacy")]
+                let scenario = Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario };
                 (scenario, seed, None)
             }
             Err(e) => {
@@ -485,7 +579,7 @@ fn cmd_replay(args: &ReplayArgs) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string(&result).expect("results serialise"));
     } else {
-        println!("replaying {} seed {} (faults: {})", scenario.name, seed, result.faults);
+        println!("replaying {} seed {} (faults: {})", label(&scenario), seed, result.faults);
         println!("{}", describe(&result));
         if let Some(v) = &result.violation {
             println!("violation: {v}");
@@ -501,22 +595,62 @@ fn cmd_replay(args: &ReplayArgs) -> i32 {
     if !same || result.violation.is_some() { 1 } else { 0 }
 }
 
-/// Where decompile and shrink write: `--out`, or next to the input with a suffix.
-fn output_path(input: &Path, out: &Option<PathBuf>, suffix: &str) -> PathBuf {
-    out.clone().unwrap_or_else(|| {
+/// Where decompile and shrink write: `--out`, or next to the input with a suffix. Refused
+/// (exit 2) when it is the input file itself, however spelled (`./x.toml`, `d/../x.toml`, a
+/// symbolic link), or when its directory does not exist: checked before any run.
+fn output_path(input: &Path, out: &Option<PathBuf>, suffix: &str) -> Result<PathBuf, String> {
+    let path = out.clone().unwrap_or_else(|| {
         let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "scenario".into());
         input.with_file_name(format!("{stem}{suffix}.toml"))
+    });
+    let input_real = input.canonicalize().map_err(|e| format!("{}: cannot read: {e}", input.display()))?;
+    if same_file(&input_real, &path)? {
+        return Err(format!(
+            "{}: this is the input file; refusing to overwrite it (give --out OTHER.toml)",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// Whether `path` (which may not exist yet) is the file `real` (a canonical path).
+fn same_file(real: &Path, path: &Path) -> Result<bool, String> {
+    if let Ok(existing) = path.canonicalize() {
+        return Ok(existing == real);
+    }
+    let name = path.file_name().ok_or_else(|| format!("{}: expected a file name", path.display()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = parent.canonicalize().map_err(|e| format!("{}: cannot write there: {e}", parent.display()))?;
+    Ok(parent.join(name) == real)
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory and a rename, so
+/// that an interrupted write leaves either the old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let name = path.file_name().ok_or_else(|| format!("{}: expected a file name", path.display()))?;
+    let temp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("{}: cannot write: {e}", path.display())
     })
 }
 
-/// Writes a scenario file with a header comment; never overwrites the input.
-fn write_scenario(path: &Path, input: &Path, scenario: &Scenario, header: &str) -> Result<(), String> {
-    if path == input {
-        return Err(format!("{}: refusing to overwrite the input; give --out", path.display()));
-    }
+/// Writes a scenario file with a header comment, after checking that the text reads back as
+/// the same scenario (so the file written always replays).
+fn write_scenario(path: &Path, scenario: &Scenario, header: &str) -> Result<(), String> {
     let text = scenario_file::to_toml(scenario)?;
+    let cannot = |why: String| format!("{}: not written: the scenario {why}", path.display());
+    match scenario_file::parse(&path.display().to_string(), &text) {
+        Ok(reread) if reread == *scenario => {}
+        Ok(_) => return Err(cannot("does not read back the same".into())),
+        Err(e) => return Err(cannot(format!("would not read back: {e}"))),
+    }
     let comments: String = header.lines().map(|l| format!("# {l}\n")).collect();
-    std::fs::write(path, format!("{comments}\n{text}")).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    write_atomically(path, &format!("{comments}\n{text}"))
 }
 
 fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
@@ -527,11 +661,17 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
             return EXIT_USAGE;
         }
     };
+    let path = match output_path(file, &out, ".decompiled") {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let (explicit, original) = decompile(&failure.scenario, failure.seed, &RunOptions::default());
-    let path = output_path(file, &out, ".decompiled");
     let header =
         format!("Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {}", file.display(), path.display());
-    if let Err(e) = write_scenario(&path, file, &explicit, &header) {
+    if let Err(e) = write_scenario(&path, &explicit, &header) {
         eprintln!("allocsim: {e}");
         return EXIT_USAGE;
     }
@@ -549,7 +689,7 @@ fn cmd_decompile(file: &Path, out: Option<PathBuf>) -> i32 {
     println!("wrote {}", path.display());
     println!("replay: allocsim replay {}", path.display());
     let same = match (&original.violation, &check.violation) {
-        (Some(a), Some(b)) => a.checker == b.checker,
+        (Some(a), Some(b)) => Signature::of(a).matches(b),
         (None, None) => true,
         _ => false,
     };
@@ -567,39 +707,51 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
             (s, seed, None)
         })
     } else {
-        FailureFile::read(&args.file).map(|f| {
-            let checker = f.violation.as_ref().map(|v| v.checker.clone());
-            (f.scenario, f.seed, checker)
-        })
+        FailureFile::read(&args.file).map(|f| (f.scenario, f.seed, f.violation))
     };
     let (scenario, seed, recorded) = match loaded {
+        #[cfg(feature = "legacy")]
+        Ok((scenario, seed, recorded)) => {
+            (Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario }, seed, recorded)
+        }
+        #[cfg(not(feature = "legacy"))]
         Ok(x) => x,
         Err(e) => {
             eprintln!("allocsim: {e}");
             return EXIT_USAGE;
         }
     };
-    let options = RunOptions::default();
-    let (explicit, original) = if is_explicit(&scenario) {
-        let result = run(&scenario, seed, &options);
-        (scenario.clone(), result)
-    } else {
-        println!("decompiling {} seed {} first (it has a random part)", scenario.name, seed);
-        decompile(&scenario, seed, &options)
+    let path = match output_path(&args.file, &args.out, ".shrunk") {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("allocsim: {e}");
+            return EXIT_USAGE;
+        }
     };
-    let checker =
-        match args.checker.clone().or(recorded).or_else(|| original.violation.as_ref().map(|v| v.checker.clone())) {
-            Some(c) => c,
-            None => {
-                eprintln!("allocsim: {} at seed {seed} passes: nothing to shrink", scenario.name);
-                return EXIT_USAGE;
-            }
-        };
+    let options = RunOptions::default();
+    // The failure to keep: --checker NAME (any failure of it), else the failure file's, else
+    // the decompiled run's; an explicit scenario file's is its own first run's (in shrink).
+    let mut target = args.checker.as_deref().map(Signature::checker).or(recorded.as_ref().map(Signature::of));
+    let mut runs_before = 0;
+    let explicit = if is_explicit(&scenario) {
+        scenario.clone()
+    } else {
+        println!("decompiling {} seed {} first (it has a random part)", label(&scenario), seed);
+        let (explicit, original) = decompile(&scenario, seed, &options);
+        runs_before = 1;
+        target = target.or(original.violation.as_ref().map(Signature::of));
+        if target.is_none() {
+            eprintln!("allocsim: {} at seed {seed} passes: nothing to shrink", scenario.name);
+            return EXIT_USAGE;
+        }
+        explicit
+    };
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
-    let shrunk = shrink::shrink(&explicit, seed, &checker, &options, args.jobs, args.max_runs, |runs, units| {
+    let limits = Limits { jobs: args.jobs, max_runs: args.max_runs };
+    let shrunk = shrink::shrink(&explicit, seed, target.as_ref(), &options, limits, |runs, units| {
         if terminal {
-            eprint!("\rshrinking: {runs} runs, {units} parts left   ");
+            eprint!("\rshrinking: {} runs, {units} parts left   ", runs_before + runs);
         }
     });
     if terminal {
@@ -607,31 +759,37 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
     }
     let shrunk = match shrunk {
         Ok(s) => s,
+        // Without a failure to keep, the only refusal is a scenario that passes: bad input.
+        Err(e) if target.is_none() => {
+            eprintln!("allocsim: {e}");
+            return EXIT_USAGE;
+        }
         Err(e) => {
             println!("cannot shrink: {e}");
             return 1;
         }
     };
+    let target = &shrunk.target;
     let mut small = shrunk.scenario.clone();
-    small.name = format!("{}-shrunk", scenario.name);
+    small.name = scenario_file::derived_name(&scenario.name, "-shrunk");
     small.description = format!(
-        "Shrunk by `allocsim shrink {}` from {} steps ({} faults) and {} initial objects; fails with {checker} at seed {seed}.",
+        "Shrunk by `allocsim shrink {}` from {} steps ({} faults) and {} initial objects; fails with {target} at seed {seed}.",
         args.file.display(),
         shrunk.steps_before,
         shrunk.faults_before,
         shrunk.initial_before
     );
-    let path = output_path(&args.file, &args.out, ".shrunk");
     small.seed = Some(seed);
     let header = format!("{}\nReplay: allocsim replay {}", small.description, path.display());
-    if let Err(e) = write_scenario(&path, &args.file, &small, &header) {
+    if let Err(e) = write_scenario(&path, &small, &header) {
         eprintln!("allocsim: {e}");
         return EXIT_USAGE;
     }
+    let decompiling = if runs_before > 0 { format!(" ({runs_before} to decompile)") } else { String::new() };
     println!(
-        "shrunk {} seed {seed} ({checker}) in {} runs, {:.1}s",
+        "shrunk {} seed {seed} ({target}) in {} runs{decompiling}, {:.1}s",
         scenario.name,
-        shrunk.runs,
+        runs_before + shrunk.runs,
         started.elapsed().as_secs_f64()
     );
     println!(
@@ -758,7 +916,7 @@ fn reading_progress(progress: swarmalloc_reports::Progress) {
 }
 
 /// Writes a report's files; a failure names the file (exit 2).
-fn write_out(dir: &Path, files: &[(String, String)]) -> Result<(), i32> {
+fn write_out(dir: &Path, files: &swarmalloc_reports::Output) -> Result<(), i32> {
     swarmalloc_reports::write_files(dir, files).map(|_| ()).map_err(|e| {
         eprintln!("allocsim: {e}");
         EXIT_USAGE
@@ -781,7 +939,7 @@ fn cmd_report(args: &ReportArgs) -> i32 {
         print!("{}", sweep.report.to_json());
     } else {
         print!("{}", sweep.to_text());
-        let charts = files.iter().filter(|(name, _)| name.starts_with("charts/")).count();
+        let charts = files.files.iter().filter(|(name, _)| name.starts_with("charts/")).count();
         println!("wrote {} ({charts} charts)", args.out.join("index.html").display());
     }
     i32::from(sweep.exit_code())

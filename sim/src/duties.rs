@@ -95,7 +95,10 @@ pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
             let task_uses = |t: &Task| {
                 t.spec.networks.iter().any(|a| &a.target == id) || t.networks.iter().any(|a| &a.network_id == id)
             };
-            if let Some(t) = store.tasks.values().find(|t| t.status.state.is_live() && task_uses(t)) {
+            // SwarmKit's rule (allocator-spec.md 2.10): only a task that is both desired and
+            // actually running blocks the removal; one shutting down does not (moby/moby#37338).
+            let running = |t: &Task| t.status.state.is_live() && t.desired_state <= TaskState::Running;
+            if let Some(t) = store.tasks.values().find(|t| running(t) && task_uses(t)) {
                 return Err(format!("network {id} is in use by task {}", t.id));
             }
             Ok(vec![Change::Delete { id: ObjectId::Network(id.clone()), version: net.version }])
@@ -308,6 +311,11 @@ pub fn reap(store: &Store, history: usize) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut slots: BTreeMap<(&ServiceId, u64), Vec<&Task>> = BTreeMap::new();
     for task in store.tasks.values() {
+        if task.status.state == TaskState::Orphaned {
+            // Its container may still run on the unreachable node: ORPHANED exists to free the
+            // task's resources without deleting it (moby/swarmkit#1732), so it is kept.
+            continue;
+        }
         let terminal = !task.status.state.is_live();
         let delete = match &task.service_id {
             _ if task.desired_state > TaskState::Running && task.status.state < TaskState::Assigned => true,
@@ -391,6 +399,25 @@ pub fn status_updates(store: &Store, node: &NodeId, reports: &[(TaskId, TaskStat
         changes.push(Change::Update { object: Object::Task(updated) });
     }
     changes
+}
+
+/// SwarmKit's dispatcher moves the tasks of a node that has been down too long to ORPHANED
+/// (`nodeDownPeriod`, 24 hours there, seconds here): a terminal state that frees their resources
+/// although their containers may still run on the unreachable node.
+pub fn orphan(store: &Store, down: &BTreeSet<NodeId>) -> Vec<Change> {
+    let on_down_node = |t: &&Task| t.node_id.as_ref().is_some_and(|n| down.contains(n));
+    let assigned = |t: &&Task| t.status.state >= TaskState::Assigned && t.status.state.is_live();
+    store
+        .tasks
+        .values()
+        .filter(on_down_node)
+        .filter(assigned)
+        .map(|t| {
+            let mut updated = t.clone();
+            updated.status = TaskStatus { state: TaskState::Orphaned, message: "node is down".into() };
+            Change::Update { object: Object::Task(updated) }
+        })
+        .collect()
 }
 
 /// What a worker should run: its assigned, live tasks with their desired state and addresses.

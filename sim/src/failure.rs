@@ -40,7 +40,17 @@ impl FailureFile {
     /// Writes `DIR/SCENARIO-SEED.json` and returns its path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
-        let path = dir.join(format!("{}-{}.json", self.scenario.name, self.seed));
+        #[cfg(not(feature = "legacy"))]
+        let name = self.scenario.name.clone();
+        #[cfg(feature = "legacy")]
+        let name = match self.scenario.legacy {
+            Some(flavour) => format!("{}-legacy-{flavour}", self.scenario.name),
+            None => self.scenario.name.clone(),
+        };
+        // The name is checked when a scenario is read; a scenario built in code is checked here,
+        // so that no name writes outside `dir`.
+        crate::scenario_file::check_name(&self.scenario.name).map_err(|e| format!("scenario.{e}"))?;
+        let path = dir.join(format!("{name}-{}.json", self.seed));
         let text = serde_json::to_string_pretty(self).expect("failure files serialise");
         std::fs::write(&path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         Ok(path)
@@ -51,7 +61,9 @@ impl FailureFile {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         let file: FailureFile =
             serde_json::from_str(&text).map_err(|e| format!("{}: not a failure file: {e}", path.display()))?;
-        file.scenario.validate().map_err(|e| format!("{}: scenario.{e}", path.display()))?;
+        crate::scenario_file::check_name(&file.scenario.name)
+            .and_then(|()| file.scenario.validate())
+            .map_err(|e| format!("{}: scenario.{e}", path.display()))?;
         Ok(file)
     }
 }

@@ -32,10 +32,13 @@ pub enum FaultKind {
     BatchCut,
     /// One follower's links get slow for a while.
     SlowFollower,
+    /// One worker is cut off for a while; its containers keep running, and after the
+    /// dispatcher's node-down period its tasks are ORPHANED (SwarmKit's B6 situation).
+    WorkerPartition,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::LeaderPartition,
         FaultKind::KillRestart,
         FaultKind::AllocatorRestart,
@@ -46,6 +49,7 @@ impl FaultKind {
         FaultKind::AmbiguousCommit,
         FaultKind::BatchCut,
         FaultKind::SlowFollower,
+        FaultKind::WorkerPartition,
     ];
 
     /// The range a seed draws this kind's rate from. Node-level kinds are events per simulated
@@ -56,6 +60,7 @@ impl FaultKind {
             FaultKind::KillRestart => (1.0 / 25.0, 1.0 / 8.0),
             FaultKind::AllocatorRestart => (1.0 / 20.0, 1.0 / 5.0),
             FaultKind::SlowFollower => (1.0 / 20.0, 1.0 / 6.0),
+            FaultKind::WorkerPartition => (1.0 / 20.0, 1.0 / 6.0),
             FaultKind::MessageLoss => (0.001, 0.05),
             FaultKind::MessageDelay => (0.01, 0.3),
             FaultKind::MessageDuplication => (0.001, 0.05),
@@ -68,7 +73,11 @@ impl FaultKind {
     pub fn is_node_event(self) -> bool {
         matches!(
             self,
-            FaultKind::LeaderPartition | FaultKind::KillRestart | FaultKind::AllocatorRestart | FaultKind::SlowFollower
+            FaultKind::LeaderPartition
+                | FaultKind::KillRestart
+                | FaultKind::AllocatorRestart
+                | FaultKind::SlowFollower
+                | FaultKind::WorkerPartition
         )
     }
 }
@@ -141,7 +150,8 @@ impl FaultSpace {
         if self.swarm && rates.is_empty() && !self.kinds.is_empty() {
             let kind = self.kinds[rng.index(self.kinds.len())];
             let (lo, hi) = kind.rate_range();
-            rates.insert(kind, rng.between(lo, hi));
+            let drawn = rng.between(lo, hi);
+            rates.insert(kind, self.rates.get(&kind).copied().unwrap_or(drawn));
         }
         let batch_max =
             if self.swarm { [batch_max, batch_max / 4, batch_max / 20][rng.index(3)].max(1) } else { batch_max.max(1) };
@@ -184,6 +194,7 @@ pub fn fault_duration(rng: &mut impl Draw, kind: FaultKind) -> Duration {
         FaultKind::LeaderPartition => rng.range(1_000, 5_000),
         FaultKind::KillRestart => rng.range(500, 5_000),
         FaultKind::SlowFollower => rng.range(2_000, 8_000),
+        FaultKind::WorkerPartition => rng.range(2_000, 10_000),
         FaultKind::AmbiguousCommit | FaultKind::BatchCut => rng.range(1_500, 4_000),
         _ => 0,
     };
@@ -214,5 +225,21 @@ mod tests {
         let space =
             FaultSpace { kinds: vec![FaultKind::BatchCut, FaultKind::BatchCut], swarm: true, rates: BTreeMap::new() };
         assert_eq!(space.validate(), Err("faults.kinds[1] = batch_cut: listed twice".to_string()));
+    }
+
+    #[test]
+    fn a_fixed_rate_holds_when_swarm_testing_falls_back_to_one_kind() {
+        let rates: BTreeMap<FaultKind, f64> = [(FaultKind::MessageLoss, 0.5), (FaultKind::BatchCut, 0.75)].into();
+        let space = FaultSpace { kinds: vec![FaultKind::MessageLoss, FaultKind::BatchCut], swarm: true, rates };
+        let mut fallbacks = 0;
+        for seed in 0..200 {
+            let plan = space.choose(&mut SimRng::new(seed), 100);
+            // Every kind that is on has its fixed rate, whether the coin or the fallback chose it.
+            for (kind, rate) in &plan.rates {
+                assert_eq!(Some(rate), space.rates.get(kind), "seed {seed}: {plan}");
+            }
+            fallbacks += usize::from(plan.rates.len() == 1);
+        }
+        assert!(fallbacks > 0, "no seed in 0..200 turned only one kind on");
     }
 }

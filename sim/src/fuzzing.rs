@@ -287,6 +287,8 @@ mod small {
                 faults: FaultSpace::none(),
                 checks: Checks { per_entry: true, engine_after_batch: true, checkers: Vec::new() },
                 stop_when_all_pending: false,
+                #[cfg(feature = "legacy")]
+                legacy: None,
             }
         }
     }
@@ -417,10 +419,10 @@ mod small {
                     Action::CutBatch { after: u64::from(1 + after % 4), for_ms: slots(*for_slots) }
                 }
                 SmallAction::AmbiguousProposal { for_slots } => {
-                    Action::AmbiguousProposal { origin: Some(Origin::Allocator), for_ms: slots(*for_slots) }
+                    Action::AmbiguousProposal { origin: Some(Origin::Allocator), for_ms: slots(*for_slots), skip: 0 }
                 }
                 SmallAction::DropProposal { allocator_only } => {
-                    Action::DropProposal { origin: allocator_only.then_some(Origin::Allocator) }
+                    Action::DropProposal { origin: allocator_only.then_some(Origin::Allocator), skip: 0 }
                 }
                 SmallAction::Messages { fault, percent, for_slots } => Action::Messages {
                     fault: [MessageFault::Loss, MessageFault::Delay, MessageFault::Duplication][usize::from(fault % 3)],

@@ -27,11 +27,13 @@ use crate::rng::{Draw, sim};
 use crate::scenario::{Action, ClientOp, Scenario};
 use crate::series::Restore;
 use crate::store::{Change, Event, Origin, ProposalId, Store, Txn, TxnError, split_batch};
-use crate::world::{Finding, Shared};
+use crate::world::{Finding, ProposalSite, Shared};
 
 pub const TICK: Duration = Duration::from_millis(100);
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(3);
 const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
+/// A worker silent this long is down: its tasks are ORPHANED (SwarmKit's `nodeDownPeriod`).
+const NODE_DOWN: Duration = Duration::from_secs(5);
 /// Terminal tasks kept per slot before the reaper deletes older ones.
 const TASK_HISTORY: usize = 1;
 /// Most tasks the orchestrator creates in one pass.
@@ -79,6 +81,9 @@ struct Leader {
     quiet_checked_at: Option<Duration>,
     quiet_checked_index: u64,
     ticks: u64,
+    /// After an allocator restart, the new allocator restores once the store has applied this
+    /// index: the old allocator's transactions still in the raft log must land first.
+    alloc_barrier: u64,
 }
 
 impl Leader {
@@ -304,6 +309,7 @@ impl Manager {
                 quiet_checked_at: None,
                 quiet_checked_index: 0,
                 ticks: 0,
+                alloc_barrier: 0,
             });
         } else if !leading && let Some(mut leader) = self.leader.take() {
             // A leader change: the engine must equal restore(applied store) before it is dropped.
@@ -388,8 +394,9 @@ impl Manager {
                     vec![self.name.clone(), node.clone()],
                     format!("store digest {digest:016x} differs from {other:016x} of {node} at the same index"),
                 );
-                w.violate(finding, &self.name, index);
-                return;
+                if w.violate(finding, &self.name, index) {
+                    return;
+                }
             }
             Some(_) => {}
             None => drop(w.digests.insert(index, (digest, self.name.clone()))),
@@ -411,6 +418,10 @@ impl Manager {
                 "apply",
                 json!({ "index": index, "origin": txn.origin, "changes": txn.changes.len(), "written": ok, "error": error }),
             );
+            if result.is_ok() && txn.changes.iter().any(|c| matches!(c, Change::InitCluster { .. })) {
+                // The scenario's initial objects may hold conflicts: not the allocator's doing.
+                w.inherited = check::Inherited::of(&self.store);
+            }
             if let Ok(events) = result {
                 let now_ms = w.now_ms();
                 let mut created = 0;
@@ -426,8 +437,9 @@ impl Manager {
                 if created > 0 && w.metrics.first_task_ms.is_none() {
                     w.metrics.first_task_ms = Some(now_ms);
                 }
-                if let Err(finding) = w.stable.observe(&self.store, events) {
-                    w.violate(finding, &self.name, index);
+                if let Err(finding) = w.stable.observe(&self.store, events)
+                    && w.violate(finding, &self.name, index)
+                {
                     return;
                 }
                 if !allocated.is_empty() {
@@ -448,15 +460,17 @@ impl Manager {
             && frontier
             && grows
             && result.is_ok()
-            && let Err(finding) = check::check_store(&self.store, Some(&w.containers))
+            && let Err(finding) =
+                check::check_store(&self.store, Some(&w.containers), &w.inherited, &self.scenario.checks)
+            && w.violate(finding, &self.name, index)
         {
-            w.violate(finding, &self.name, index);
             return;
         }
         let hooks = w.hooks.clone();
         for hook in hooks {
-            if let Some(finding) = hook(&self.store) {
-                w.violate(finding, &self.name, index);
+            if let Some(finding) = hook(&self.store)
+                && w.violate(finding, &self.name, index)
+            {
                 return;
             }
         }
@@ -625,14 +639,15 @@ impl Manager {
             let mut w = self.world.lock();
             let now_ms = w.now_ms();
             let wanted = |o: &Option<Origin>| o.is_none_or(|o| o == origin);
+            let skip = w.script.proposal_ordinal(ProposalSite::Drop, origin, now_ms);
             let scripted = w
                 .script
-                .take_proposal_fault(now_ms, |a| matches!(a, Action::DropProposal { origin } if wanted(origin)));
+                .take_proposal_fault(now_ms, |a| matches!(a, Action::DropProposal { origin, .. } if wanted(origin)));
             let dropped = scripted.is_some() || {
                 let rate = w.rate(FaultKind::DroppedProposal);
                 let dropped = w.script.proposal_rng.chance(rate);
                 if dropped {
-                    w.decided(Action::DropProposal { origin: Some(origin) });
+                    w.decided(Action::DropProposal { origin: Some(origin), skip });
                 }
                 dropped
             };
@@ -655,6 +670,7 @@ impl Manager {
             let mut w = self.world.lock();
             let now_ms = w.now_ms();
             let wanted = |o: &Option<Origin>| o.is_none_or(|o| o == origin);
+            let skip = w.script.proposal_ordinal(ProposalSite::Ambiguous, origin, now_ms);
             let scripted = w.script.take_proposal_fault(
                 now_ms,
                 |a| matches!(a, Action::AmbiguousProposal { origin, .. } if wanted(origin)),
@@ -665,7 +681,9 @@ impl Manager {
                 let rate = w.rate(FaultKind::AmbiguousCommit);
                 if w.script.proposal_rng.chance(rate) {
                     let for_ms = fault_duration(&mut w.script.proposal_rng, FaultKind::AmbiguousCommit);
-                    w.decided(Action::AmbiguousProposal { origin: Some(origin), for_ms: for_ms.as_millis() as u64 });
+                    let action =
+                        Action::AmbiguousProposal { origin: Some(origin), for_ms: for_ms.as_millis() as u64, skip };
+                    w.decided(action);
                     self.isolate = Some(for_ms);
                 }
             }
@@ -713,10 +731,20 @@ impl Manager {
             return;
         }
         let restart = std::mem::take(&mut self.world.lock().allocator_restart);
-        if leader.alloc.is_none() || restart {
-            let first = leader.alloc.is_none();
-            let (alloc, report) =
-                AllocLoop::restore(&self.store, self.batch_max, self.scenario.checks.engine_after_batch);
+        if restart {
+            // The old allocator's proposals in the log will still commit; a new allocator that
+            // restored before they land would hand out what they took.
+            leader.alloc = None;
+            leader.alloc_barrier = self.raw.raft.raft_log.last_index();
+        }
+        if leader.alloc.is_none() && self.store.applied >= leader.alloc_barrier {
+            // The first restore of this leadership, not one after an allocator restart.
+            let first = leader.alloc_barrier == 0;
+            let shadow = self.scenario.checks.engine_after_batch;
+            #[cfg(not(feature = "legacy"))]
+            let (alloc, report) = AllocLoop::restore(&self.store, self.batch_max, shadow);
+            #[cfg(feature = "legacy")]
+            let (alloc, report) = AllocLoop::restore_legacy(&self.store, self.batch_max, shadow, self.scenario.legacy);
             leader.alloc = Some(alloc);
             let mut w = self.world.lock();
             w.metrics.allocator_restores += 1;
@@ -735,7 +763,7 @@ impl Manager {
             w.record(
                 &self.name,
                 "allocator_restore",
-                json!({ "applied": self.store.applied, "queue": report.queue.len(), "findings": findings, "restart": restart }),
+                json!({ "applied": self.store.applied, "queue": report.queue.len(), "findings": findings, "restart": leader.alloc_barrier > 0 }),
             );
         }
         // Control API.
@@ -757,6 +785,9 @@ impl Manager {
             let mut changes = Vec::new();
             for (node, tasks) in std::mem::take(&mut leader.status) {
                 changes.extend(duties::status_updates(&self.store, &node, &tasks));
+            }
+            if changes.is_empty() {
+                changes = duties::orphan(&self.store, &self.silent_workers(leader, now, NODE_DOWN));
             }
             if !changes.is_empty() {
                 self.propose_chunks(leader, Origin::Dispatcher, changes);
@@ -791,14 +822,21 @@ impl Manager {
     }
 
     fn up_workers(&self, leader: &Leader, now: Duration) -> BTreeSet<NodeId> {
-        let fresh = now.saturating_sub(leader.since) < WORKER_TIMEOUT;
-        self.store
-            .nodes
-            .values()
-            .filter(|n| n.spec.role == NodeRole::Worker)
-            .filter(|n| fresh || leader.last_seen.get(&n.id).is_some_and(|t| now.saturating_sub(*t) < WORKER_TIMEOUT))
-            .map(|n| n.id.clone())
-            .collect()
+        let silent = self.silent_workers(leader, now, WORKER_TIMEOUT);
+        self.workers().filter(|n| !silent.contains(*n)).cloned().collect()
+    }
+
+    /// Workers this leader has not heard from for `period` (it has led at least that long).
+    fn silent_workers(&self, leader: &Leader, now: Duration, period: Duration) -> BTreeSet<NodeId> {
+        if now.saturating_sub(leader.since) < period {
+            return BTreeSet::new();
+        }
+        let heard = |n: &NodeId| leader.last_seen.get(n).is_some_and(|t| now.saturating_sub(*t) < period);
+        self.workers().filter(|n| !heard(n)).cloned().collect()
+    }
+
+    fn workers(&self) -> impl Iterator<Item = &NodeId> {
+        self.store.nodes.values().filter(|n| n.spec.role == NodeRole::Worker).map(|n| &n.id)
     }
 
     /// Proposals whose outcome did not arrive in time: the outcome is unknown.
@@ -873,12 +911,32 @@ impl Manager {
         if alloc.busy() || alloc.has_work() || leader.busy(Origin::Orchestrator) || leader.busy(Origin::Reaper) {
             return;
         }
-        let result = check::check_engine(alloc.engine(), &self.store)
-            .and_then(|()| check::check_end(alloc.engine(), &self.store))
-            .and_then(|()| {
-                let w = self.world.lock();
-                check::check_assertions(&self.scenario.assertions, &self.store, &w.vip_samples)
-            });
+        // Each check skips the checkers the scenario turned off and goes on to the others.
+        let checks = &self.scenario.checks;
+        let repaired = || {
+            // Whatever the initial state held must be repaired by now.
+            let inherited = self.world.lock().inherited.clone();
+            check::check_store(&self.store, None, &Default::default(), checks).map_err(|mut finding| {
+                if inherited.contains(&finding) {
+                    finding.detail = format!("still there at the end, from the initial state: {}", finding.detail);
+                }
+                finding
+            })
+        };
+        let result = (if checks.enabled("engine_equals_restore") {
+            check::check_engine(alloc.engine(), &self.store)
+        } else {
+            Ok(())
+        })
+        .and_then(|()| repaired())
+        .and_then(|()| check::check_end(alloc.engine(), &self.store, checks))
+        .and_then(|()| {
+            if !checks.enabled("assertion") {
+                return Ok(());
+            }
+            let w = self.world.lock();
+            check::check_assertions(&self.scenario.assertions, &self.store, &w.vip_samples)
+        });
         let mut w = self.world.lock();
         w.final_done = true;
         w.series.sample_pools(alloc.engine());

@@ -215,7 +215,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             sim_ms: w.now_ms(),
             wall_ms: 0,
             metrics: w.metrics.clone(),
-            series: w.series.clone(),
+            series: w.series.series().clone(),
             trace_tail: if w.violation.is_some() { w.trace.tail(TRACE_TAIL) } else { Vec::new() },
             trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
             decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },
@@ -253,6 +253,8 @@ async fn nemesis(
     let faults_until = Duration::from_millis(scenario.faults_until_ms);
     let duration = Duration::from_millis(scenario.duration_ms);
     let mut scripted: Vec<Step> = scenario.steps.iter().filter(|s| s.action.is_node_fault()).cloned().collect();
+    // A file may list steps in any order; they fire in time order (file order at equal times).
+    scripted.sort_by_key(|s| s.at_ms);
     let mut healed = false;
     let mut rng = SimRng::new(seed);
     loop {
@@ -295,6 +297,20 @@ async fn nemesis(
                     Action::Kill { node: Target::Node(name), restart_after_ms: Some(duration_ms(&mut rng, kind)) }
                 }
                 FaultKind::AllocatorRestart => Action::RestartAllocator,
+                FaultKind::WorkerPartition => {
+                    let reachable: Vec<&String> = nodes
+                        .iter()
+                        .map(|(n, _)| n)
+                        .filter(|n| {
+                            n.starts_with('w') && !nemesis.killed.contains_key(*n) && !w.isolated.contains_key(*n)
+                        })
+                        .collect();
+                    if reachable.is_empty() {
+                        continue;
+                    }
+                    let name = reachable[rng.index(reachable.len())].clone();
+                    Action::Partition { node: Target::Node(name), for_ms: Some(duration_ms(&mut rng, kind)) }
+                }
                 FaultKind::SlowFollower => {
                     let leader = w.leader.map(|(_, id)| format!("m{id}"));
                     let followers: Vec<String> = (1..=scenario.managers)
@@ -410,6 +426,12 @@ impl Nemesis<'_> {
 
     fn heal_all(&mut self, w: &mut World) {
         w.faults_active = false;
+        // A scripted proposal fault still waiting for its proposal expires with the others.
+        let expired = std::mem::take(&mut w.script.proposal_faults);
+        if !expired.is_empty() {
+            let at_ms: Vec<u64> = expired.iter().map(|s| s.at_ms).collect();
+            w.record("nemesis", "proposal_faults_expired", json!({ "at_ms": at_ms }));
+        }
         let now_ms = w.now_ms();
         w.series.all_faults_ended(now_ms);
         w.links.slow.clear();
@@ -441,8 +463,9 @@ impl Nemesis<'_> {
                 let until = until(*for_ms);
                 self.net.clog_node(self.ids[&name]);
                 w.isolated.insert(name.clone(), until);
-                w.series.fault_started(FaultKind::LeaderPartition, Some(&name), now.as_millis() as u64, None);
-                json!({ "kind": FaultKind::LeaderPartition, "node": name, "until_ms": until.as_millis() as u64 })
+                let kind = if name.starts_with('w') { FaultKind::WorkerPartition } else { FaultKind::LeaderPartition };
+                w.series.fault_started(kind, Some(&name), now.as_millis() as u64, None);
+                json!({ "kind": kind, "node": name, "until_ms": until.as_millis() as u64 })
             }
             Action::Heal { node: Some(node) } => {
                 let Some(name) = self.resolve(w, node) else { return skipped(w, "no leader") };

@@ -192,10 +192,22 @@ pub enum Action {
     /// (the leader isolates itself for `for_ms`).
     CutBatch { after: u64, for_ms: u64 },
     /// The next proposal (of `origin`, or any) commits without its proposer knowing: the
-    /// proposer isolates itself right after proposing, for `for_ms`.
-    AmbiguousProposal { origin: Option<Origin>, for_ms: u64 },
+    /// proposer isolates itself right after proposing, for `for_ms`. `skip` matching proposals
+    /// at or after the step's time go first (decompile writes it when a random fault hit a
+    /// later chunk of a proposal split in the same millisecond).
+    AmbiguousProposal {
+        origin: Option<Origin>,
+        for_ms: u64,
+        #[serde(default)]
+        skip: u64,
+    },
     /// The next proposal (of `origin`, or any) never reaches raft; the proposer times out.
-    DropProposal { origin: Option<Origin> },
+    /// `skip` as for `AmbiguousProposal`.
+    DropProposal {
+        origin: Option<Origin>,
+        #[serde(default)]
+        skip: u64,
+    },
     /// Lose, delay or duplicate each message with probability `rate`, for `for_ms`.
     Messages { fault: MessageFault, rate: f64, for_ms: u64 },
     /// Every message to or from `node` takes `extra_ms` longer, for `for_ms`.
@@ -244,6 +256,8 @@ pub enum Assertion {
     NetworkAllocated { network: NetworkId, subnet: Option<IpNet> },
     /// Nothing in the store still names this network.
     NetworkGone { network: NetworkId },
+    /// The service's VIPs are on exactly these networks (none: no VIP at all).
+    VipNetworks { service: ServiceId, networks: Vec<NetworkId> },
 }
 
 /// Where the user operations come from.
@@ -292,6 +306,13 @@ pub const CHECKERS: [&str; 17] = [
     "panic",
     "custom",
 ];
+
+/// Every checker on, after every entry and every batch.
+impl Default for Checks {
+    fn default() -> Checks {
+        Checks { per_entry: true, engine_after_batch: true, checkers: Vec::new() }
+    }
+}
 
 impl Checks {
     /// Whether a finding of `checker` fails the run.
@@ -388,6 +409,10 @@ pub struct Scenario {
     pub checks: Checks,
     /// End the run as soon as every task is PENDING or later (throughput runs).
     pub stop_when_all_pending: bool,
+    /// One old allocator behaviour to turn on (docs/legacy-flavours.md); legacy builds only.
+    #[cfg(feature = "legacy")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 impl Scenario {
@@ -430,8 +455,10 @@ impl Scenario {
                 weights: Weights::default(),
             }),
             faults: FaultSpace::all(),
-            checks: Checks { per_entry: true, engine_after_batch: true, checkers: Vec::new() },
+            checks: Checks::default(),
             stop_when_all_pending: false,
+            #[cfg(feature = "legacy")]
+            legacy: None,
         }
     }
 
@@ -498,11 +525,16 @@ impl Scenario {
             faults: FaultSpace::none(),
             checks: Checks { per_entry: false, engine_after_batch: false, checkers: Vec::new() },
             stop_when_all_pending: true,
+            #[cfg(feature = "legacy")]
+            legacy: None,
         }
     }
 
     /// Checks the fields a scenario file could get wrong; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.duration_ms > MAX_DURATION_MS {
+            return Err(format!("duration_ms = {}ms: expected at most 1 hour", self.duration_ms));
+        }
         if !(1..=7).contains(&self.managers) {
             return Err(format!("managers = {}: expected 1 to 7", self.managers));
         }
@@ -522,6 +554,17 @@ impl Scenario {
             ));
         }
         if let Workload::Generated(g) = &self.workload {
+            let counts = [
+                ("networks", u64::from(g.networks), MAX_GENERATED_NETWORKS),
+                ("services", u64::from(g.services), MAX_GENERATED_SERVICES),
+                ("changes", u64::from(g.changes), MAX_GENERATED_CHANGES),
+                ("replicas_max", g.replicas_max, MAX_REPLICAS),
+            ];
+            for (key, value, max) in counts {
+                if value > max {
+                    return Err(format!("workload.{key} = {value}: expected at most {max}"));
+                }
+            }
             if g.replicas_min > g.replicas_max {
                 return Err(format!(
                     "workload.replicas_min = {}: expected at most replicas_max = {}",
@@ -539,6 +582,15 @@ impl Scenario {
         self.validate_extra()
     }
 }
+
+/// Upper bounds of what a scenario may ask for: beyond them a run would take hours or exhaust
+/// memory (or overflow), so validation refuses them with the key and the bound.
+const MAX_DURATION_MS: u64 = 3_600_000;
+const MAX_REPLICAS: u64 = 200_000;
+const MAX_GENERATED_NETWORKS: u64 = 1_000;
+const MAX_GENERATED_SERVICES: u64 = 10_000;
+const MAX_GENERATED_CHANGES: u64 = 100_000;
+const MAX_ELECTION_TICKS: usize = 1_000;
 
 impl Scenario {
     /// Every user request of the run in send order: the workload's and the scripted steps',
@@ -569,6 +621,12 @@ impl Scenario {
         })?;
         if self.raft.tick_ms == 0 || self.raft.tick_ms > 1_000 {
             return Err(format!("raft.tick_ms = {}: expected 1 to 1000", self.raft.tick_ms));
+        }
+        if self.raft.election_ticks > MAX_ELECTION_TICKS {
+            return Err(format!(
+                "raft.election_ticks = {}: expected at most {MAX_ELECTION_TICKS}",
+                self.raft.election_ticks
+            ));
         }
         if self.raft.heartbeat_ticks == 0 || self.raft.election_ticks <= self.raft.heartbeat_ticks {
             return Err(format!(
@@ -603,12 +661,46 @@ impl Scenario {
             if let Some(t) = target.filter(|t| !known(t)) {
                 return Err(format!("steps[{i}].node = \"{t}\": expected \"leader\" or one of {}", nodes.join(", ")));
             }
+            // Fault windows end within the run (and their ends never overflow).
+            let windows: &[(&str, Option<u64>)] = match &step.action {
+                Action::Partition { for_ms, .. } => &[("for", *for_ms)],
+                Action::Kill { restart_after_ms, .. } => &[("restart_after", *restart_after_ms)],
+                Action::CutBatch { for_ms, .. }
+                | Action::AmbiguousProposal { for_ms, .. }
+                | Action::Messages { for_ms, .. } => &[("for", Some(*for_ms))],
+                Action::SlowNode { extra_ms, for_ms, .. } => &[("extra", Some(*extra_ms)), ("for", Some(*for_ms))],
+                _ => &[],
+            };
+            for (key, ms) in windows {
+                if let Some(ms) = ms.filter(|ms| *ms > self.duration_ms) {
+                    return Err(format!(
+                        "steps[{i}].{key} = {ms}ms: expected at most duration = {}ms",
+                        self.duration_ms
+                    ));
+                }
+            }
+            let replicas = match &step.action {
+                Action::Client(ClientOp::CreateService { spec, .. } | ClientOp::UpdateService { spec, .. }) => {
+                    Some(spec.replicas)
+                }
+                Action::Client(ClientOp::ScaleService { replicas, .. }) => Some(*replicas),
+                _ => None,
+            };
+            if let Some(replicas) = replicas.filter(|r| *r > MAX_REPLICAS) {
+                return Err(format!("steps[{i}].replicas = {replicas}: expected at most {MAX_REPLICAS}"));
+            }
             match &step.action {
                 Action::Messages { rate, .. } if !(0.0..=1.0).contains(rate) => {
                     return Err(format!("steps[{i}].rate = {rate}: expected a probability from 0 to 1"));
                 }
                 Action::FailTask { task: None, service: None, .. } => {
                     return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot"));
+                }
+                Action::FailTask { task: Some(_), service: Some(_), .. } => {
+                    return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot, not both"));
+                }
+                Action::FailTask { task: None, service: Some(_), slot: 0 } => {
+                    return Err(format!("steps[{i}].fail_task.slot = 0: expected a slot of the service, from 1"));
                 }
                 Action::Client(ClientOp::AttachNetwork { node, .. })
                 | Action::Client(ClientOp::DrainNode { node })
@@ -618,6 +710,14 @@ impl Scenario {
                     return Err(format!("steps[{i}].node = \"{node}\": expected one of {}", nodes.join(", ")));
                 }
                 _ => {}
+            }
+        }
+        for (i, service) in self.initial.services.iter().enumerate() {
+            if service.spec.replicas > MAX_REPLICAS {
+                return Err(format!(
+                    "initial.services[{i}].replicas = {}: expected at most {MAX_REPLICAS}",
+                    service.spec.replicas
+                ));
             }
         }
         for (i, checker) in self.checks.checkers.iter().enumerate() {

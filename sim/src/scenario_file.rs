@@ -75,8 +75,11 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         ScenarioError { file: file.to_string(), line, column, key, message }
     };
     let model: FileModel = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim_end().to_string();
+        let mut message = e.message().trim_end().to_string();
         let key = quoted_key(&message);
+        if key.as_deref() == Some("legacy") && message.starts_with("unknown field") {
+            message.push_str(LEGACY_HINT);
+        }
         error_at(e.span(), key, message)
     })?;
     let steps_at: Vec<std::ops::Range<usize>> = model.step.iter().map(|s| s.span()).collect();
@@ -92,9 +95,39 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         Some(i) => error_at(steps_at.get(i).cloned(), Some(format!("step[{i}]")), message),
         None => at_path(message),
     })?;
+    check_name(&scenario.name).map_err(at_path)?;
     scenario.validate().map_err(at_path)?;
     Ok(scenario)
 }
+
+/// The longest scenario name: failure files are named `NAME-SEED.json`.
+pub const NAME_LEN_MAX: usize = 100;
+
+/// A scenario name names files (`allocsim-failures/NAME-SEED.json`), so it is a plain file
+/// name: 1 to [`NAME_LEN_MAX`] of `A-Z a-z 0-9 . _ -`, not starting with a dot (no `/`, no
+/// `..`, no hidden file). The error starts with the key, as validation errors do.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > NAME_LEN_MAX || name.starts_with('.') || !name.chars().all(allowed) {
+        return Err(format!(
+            "name = {name:?}: expected 1 to {NAME_LEN_MAX} characters of A-Z a-z 0-9 . _ -, not starting with a dot \
+             (the name makes failure file names)"
+        ));
+    }
+    Ok(())
+}
+
+/// `base` with `suffix` appended, `base` cut so that the result is at most [`NAME_LEN_MAX`]
+/// long (decompile and shrink name their results this way, and the results must parse).
+pub fn derived_name(base: &str, suffix: &str) -> String {
+    let room = NAME_LEN_MAX.saturating_sub(suffix.len());
+    let cut = base.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|&end| end <= room).last().unwrap_or(0);
+    format!("{}{suffix}", &base[..cut])
+}
+
+/// Why a build refuses the `legacy` key and `--legacy`.
+pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
+     (cargo build --release -p swarmalloc-sim --features legacy)";
 
 /// Writes a scenario as scenario-file text (comments are not kept). Steps and initial objects
 /// are written the way people write them: one `[[step]]` or `[[initial.networks]]` table each,
@@ -371,6 +404,10 @@ struct FileModel {
     initial: InitialState,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     step: Vec<toml::Spanned<StepFile>>,
+    /// One old allocator behaviour to turn on (legacy builds only).
+    #[cfg(feature = "legacy")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
 fn is_default_raft(r: &RaftSettings) -> bool {
@@ -501,6 +538,8 @@ struct AssertFile {
     subnet: Option<IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gone: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vip_networks: Option<Vec<NetworkId>>,
 }
 
 /// One `[[step]]`: `at` and exactly one action key.
@@ -623,6 +662,8 @@ struct AmbiguousDef {
     origin: Option<Origin>,
     #[serde(default = "two_seconds", rename = "for")]
     for_: Dur,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    skip: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -630,6 +671,8 @@ struct AmbiguousDef {
 struct DropDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     origin: Option<Origin>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    skip: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -886,6 +929,8 @@ impl FileModel {
                 checkers: self.expect.checkers,
             },
             stop_when_all_pending: c.stop_when_all_pending,
+            #[cfg(feature = "legacy")]
+            legacy: self.legacy,
         })
     }
 
@@ -940,6 +985,8 @@ impl FileModel {
             },
             initial: s.initial.clone(),
             step,
+            #[cfg(feature = "legacy")]
+            legacy: s.legacy,
         })
     }
 }
@@ -1016,9 +1063,13 @@ impl StepFile {
         add("cut_batch", self.cut_batch.map(|c| Action::CutBatch { after: c.after, for_ms: c.for_.0 }));
         add(
             "ambiguous_proposal",
-            self.ambiguous_proposal.map(|a| Action::AmbiguousProposal { origin: a.origin, for_ms: a.for_.0 }),
+            self.ambiguous_proposal.map(|a| Action::AmbiguousProposal {
+                origin: a.origin,
+                for_ms: a.for_.0,
+                skip: a.skip,
+            }),
         );
-        add("drop_proposal", self.drop_proposal.map(|d| Action::DropProposal { origin: d.origin }));
+        add("drop_proposal", self.drop_proposal.map(|d| Action::DropProposal { origin: d.origin, skip: d.skip }));
         for (key, fault, def) in [
             ("drop_messages", MessageFault::Loss, self.drop_messages),
             ("delay_messages", MessageFault::Delay, self.delay_messages),
@@ -1077,10 +1128,10 @@ impl StepFile {
             Action::Restart { node } => f.restart = Some(target_name(node)),
             Action::RestartAllocator => f.restart_allocator = Some(true),
             Action::CutBatch { after, for_ms } => f.cut_batch = Some(CutDef { after: *after, for_: Dur(*for_ms) }),
-            Action::AmbiguousProposal { origin, for_ms } => {
-                f.ambiguous_proposal = Some(AmbiguousDef { origin: *origin, for_: Dur(*for_ms) })
+            Action::AmbiguousProposal { origin, for_ms, skip } => {
+                f.ambiguous_proposal = Some(AmbiguousDef { origin: *origin, for_: Dur(*for_ms), skip: *skip })
             }
-            Action::DropProposal { origin } => f.drop_proposal = Some(DropDef { origin: *origin }),
+            Action::DropProposal { origin, skip } => f.drop_proposal = Some(DropDef { origin: *origin, skip: *skip }),
             Action::Messages { fault, rate, for_ms } => {
                 let def = Some(MessagesDef { rate: *rate, for_: Dur(*for_ms) });
                 match fault {
@@ -1098,7 +1149,7 @@ impl StepFile {
 }
 
 /// Every action key a step can have.
-pub const ACTION_KEYS: [&str; 24] = [
+pub const ACTION_KEYS: [&str; 23] = [
     "create_network",
     "remove_network",
     "create_service",
@@ -1122,7 +1173,6 @@ pub const ACTION_KEYS: [&str; 24] = [
     "delay_messages",
     "duplicate_messages",
     "slow_node",
-    "at",
 ];
 
 impl NetworkDef {
@@ -1221,11 +1271,31 @@ impl AssertFile {
             self.no_task_in.is_some(),
             self.allocated.is_some() || self.subnet.is_some(),
             self.gone.is_some(),
+            self.vip_networks.is_some(),
         ];
         if checks.iter().filter(|c| **c).count() != 1 {
             return Err("expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
-                        `no_task_in`, `allocated`/`subnet`, `gone`"
+                        `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`"
                 .into());
+        }
+        // The keys that name what a check is about: each check takes its own and no other.
+        let about_service = self.running.is_some()
+            || self.distinct_addresses.is_some()
+            || self.vip_unchanged_since.is_some()
+            || self.vip_networks.is_some();
+        let about_network = self.allocated.is_some() || self.subnet.is_some() || self.gone.is_some();
+        if self.service.is_some() && !about_service {
+            return Err("`service` does not go with this check: expected it only with `running`, \
+                        `distinct_addresses`, `vip_unchanged_since` or `vip_networks`"
+                .into());
+        }
+        if self.network.is_some() && !about_network {
+            return Err(
+                "`network` does not go with this check: expected it only with `allocated`/`subnet` or `gone`".into()
+            );
+        }
+        if let Some(networks) = self.vip_networks.clone() {
+            return Ok(Assertion::VipNetworks { service: service()?, networks });
         }
         if let Some(count) = self.running {
             return Ok(Assertion::Running { service: service()?, count });
@@ -1278,6 +1348,10 @@ impl AssertFile {
             Assertion::NetworkGone { network } => {
                 f.network = Some(network.clone());
                 f.gone = Some(true);
+            }
+            Assertion::VipNetworks { service, networks } => {
+                f.service = Some(service.clone());
+                f.vip_networks = Some(networks.clone());
             }
         }
         f

@@ -1,36 +1,49 @@
 //! Many seeds: a sweep over a seed range on a pool of threads (each seed still on a fresh
 //! thread of its own), and the determinism check that runs one seed twice and diffs the traces.
 
-use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Bound, RangeBounds};
+use std::sync::Mutex;
 use std::sync::mpsc;
 
 use crate::run::{RunOptions, RunResult, run};
 use crate::scenario::Scenario;
 
-/// Runs every seed in `seeds` with `jobs` runs at a time; `each` sees results as they finish.
-/// Returns the results in seed order.
+/// Runs every seed in `seeds` (`a..b` or `a..=b`; `..=u64::MAX` included) with `jobs` runs at a
+/// time; `each` sees results as they finish. Returns the results in seed order.
 pub fn sweep(
     scenario: &Scenario,
-    seeds: Range<u64>,
+    seeds: impl RangeBounds<u64>,
     jobs: usize,
     options: &RunOptions,
     mut each: impl FnMut(&RunResult),
 ) -> Vec<RunResult> {
-    let next = AtomicU64::new(seeds.start);
+    let first = match seeds.start_bound() {
+        Bound::Included(&s) => Some(s),
+        Bound::Excluded(&s) => s.checked_add(1),
+        Bound::Unbounded => Some(0),
+    };
+    let last = match seeds.end_bound() {
+        Bound::Included(&e) => Some(e),
+        Bound::Excluded(&e) => e.checked_sub(1),
+        Bound::Unbounded => Some(u64::MAX),
+    };
+    // The next seed to run; `None` once every seed is taken (no wrap-around at u64::MAX).
+    let next = Mutex::new(first.zip(last).filter(|(f, l)| f <= l).map(|(f, _)| f));
+    let last = last.unwrap_or(0);
+    let take = || {
+        let mut next = next.lock().expect("no sweep worker panics holding the lock");
+        let seed = (*next)?;
+        *next = seed.checked_add(1).filter(|&s| s <= last);
+        Some(seed)
+    };
     let (sender, receiver) = mpsc::channel();
-    let mut results = Vec::with_capacity((seeds.end - seeds.start) as usize);
+    let mut results = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             let sender = sender.clone();
-            let next = &next;
-            let end = seeds.end;
+            let take = &take;
             scope.spawn(move || {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        return;
-                    }
+                while let Some(seed) = take() {
                     if sender.send(run(scenario, seed, options)).is_err() {
                         return;
                     }

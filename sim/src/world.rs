@@ -17,8 +17,8 @@ use swarmalloc::{NetworkId, ServiceId, TaskId, VirtualIp};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::rng::SimRng;
 use crate::scenario::{Action, MessageFault, Scenario, Step};
-use crate::series::Series;
-use crate::store::Store;
+use crate::series::Recorder;
+use crate::store::{Origin, Store};
 use crate::trace::Trace;
 
 /// A broken invariant: which checker, what objects, when and where.
@@ -110,9 +110,11 @@ pub struct World {
     /// Containers running on each worker.
     pub containers: BTreeMap<String, BTreeMap<TaskId, ContainerAddrs>>,
     pub stable: crate::check::Stability,
+    /// Store conflicts of the scenario's initial state, let be until the end.
+    pub inherited: crate::check::Inherited,
     pub metrics: Metrics,
     /// Simulated-time series for the sweep report.
-    pub series: Series,
+    pub series: Recorder,
     pub links: LinkFaults,
     /// Faults are on (cleared when the run heals everything).
     pub faults_active: bool,
@@ -158,12 +160,28 @@ pub struct Script {
     pub random_task_failures: bool,
     /// Every random fault decision made, as the step that makes it explicitly.
     pub decisions: Vec<Step>,
+    /// Per fault check and origin: the millisecond of the last proposal checked, and how many
+    /// were checked in it (see [`Script::proposal_ordinal`]).
+    proposal_counts: BTreeMap<(ProposalSite, Origin), (u64, u64)>,
+}
+
+/// Where a proposal meets the proposal faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProposalSite {
+    /// Before it reaches raft: dropped or not.
+    Drop,
+    /// Once raft has it: ambiguous or not.
+    Ambiguous,
 }
 
 impl Script {
     pub fn new(scenario: &Scenario, plan: &FaultPlan, proposal_seed: u64, failure_seed: u64) -> Script {
-        let pick =
-            |f: fn(&Action) -> bool| -> Vec<Step> { scenario.steps.iter().filter(|s| f(&s.action)).cloned().collect() };
+        // In time order (file order at equal times): the earliest due one is taken first.
+        let pick = |f: fn(&Action) -> bool| -> Vec<Step> {
+            let mut steps: Vec<Step> = scenario.steps.iter().filter(|s| f(&s.action)).cloned().collect();
+            steps.sort_by_key(|s| s.at_ms);
+            steps
+        };
         let message_windows = scenario
             .steps
             .iter()
@@ -180,13 +198,38 @@ impl Script {
             failure_rng: SimRng::new(failure_seed),
             random_task_failures: !plan.rates.is_empty(),
             decisions: Vec::new(),
+            proposal_counts: BTreeMap::new(),
         }
     }
 
-    /// Takes the first scripted proposal fault due at `now_ms` that `accept` takes.
+    /// Takes the first scripted proposal fault due at `now_ms` that `accept` takes and that has
+    /// no proposals left to skip; every other due one that `accept` takes and still skips some
+    /// counts this proposal as skipped.
     pub fn take_proposal_fault(&mut self, now_ms: u64, accept: impl Fn(&Action) -> bool) -> Option<Action> {
-        let i = self.proposal_faults.iter().position(|s| s.at_ms <= now_ms && accept(&s.action))?;
-        Some(self.proposal_faults.remove(i).action)
+        let mut taken = None;
+        for (i, step) in self.proposal_faults.iter_mut().enumerate() {
+            if step.at_ms > now_ms || !accept(&step.action) {
+                continue;
+            }
+            match &mut step.action {
+                Action::DropProposal { skip, .. } | Action::AmbiguousProposal { skip, .. } if *skip > 0 => *skip -= 1,
+                _ if taken.is_none() => taken = Some(i),
+                _ => {}
+            }
+        }
+        taken.map(|i| self.proposal_faults.remove(i).action)
+    }
+
+    /// How many proposals of `origin` reached the fault check `site` earlier in this same
+    /// millisecond (and counts this one): what a decompiled step must skip to hit this one.
+    pub fn proposal_ordinal(&mut self, site: ProposalSite, origin: Origin, now_ms: u64) -> u64 {
+        let (at_ms, count) = self.proposal_counts.entry((site, origin)).or_insert((now_ms, 0));
+        if *at_ms != now_ms {
+            *at_ms = now_ms;
+            *count = 0;
+        }
+        *count += 1;
+        *count - 1
     }
 }
 
@@ -212,8 +255,9 @@ impl Shared {
             digests: BTreeMap::new(),
             containers: BTreeMap::new(),
             stable: Default::default(),
+            inherited: Default::default(),
             metrics: Metrics::default(),
-            series: Series::new(),
+            series: Recorder::new(),
             links: LinkFaults::default(),
             faults_active: false,
             allocator_restart: false,
@@ -249,15 +293,17 @@ impl World {
         self.trace.record(t, node, ev, data);
     }
 
-    /// Records the first violation (later ones are ignored: the run stops at the first).
-    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) {
+    /// Records the first violation (later ones are ignored: the run stops at the first). Returns
+    /// whether the run stops: false for a finding of a checker the scenario turned off, so that
+    /// the caller goes on with its other checks.
+    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) -> bool {
         if self.violation.is_some() {
-            return;
+            return true;
         }
         if !self.scenario.checks.enabled(finding.checker) {
             let data = json!({ "checker": finding.checker, "detail": finding.detail });
             self.record(node, "finding_ignored", data);
-            return;
+            return false;
         }
         let violation = Violation {
             checker: finding.checker.to_string(),
@@ -270,6 +316,7 @@ impl World {
         self.record(node, "violation", serde_json::to_value(&violation).unwrap_or(Value::Null));
         self.violation = Some(violation);
         self.stop = true;
+        true
     }
 
     pub fn stopped(&self) -> bool {
@@ -303,5 +350,42 @@ impl World {
     pub fn decided(&mut self, action: Action) {
         let at_ms = self.now_ms();
         self.script.decisions.push(Step { at_ms, action });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drop(at_ms: u64, skip: u64) -> Step {
+        Step { at_ms, action: Action::DropProposal { origin: Some(Origin::Allocator), skip } }
+    }
+
+    #[test]
+    fn a_proposal_fault_lets_skip_matching_proposals_pass_first_whatever_took_them() {
+        let mut scenario = Scenario::smoke();
+        scenario.steps = vec![drop(1_000, 2), drop(1_000, 0), drop(5_000, 0)];
+        let mut script = Script::new(&scenario, &FaultPlan::default(), 1, 2);
+        let is_drop = |a: &Action| matches!(a, Action::DropProposal { .. });
+        // Not due yet: nothing is taken or counted.
+        assert_eq!(script.take_proposal_fault(999, is_drop), None);
+        // The first proposal takes the step that skips none; the other counts it as skipped.
+        assert_eq!(script.take_proposal_fault(1_000, is_drop).map(|a| is_drop(&a)), Some(true));
+        assert_eq!(script.proposal_faults.len(), 2);
+        assert_eq!(script.take_proposal_fault(1_000, is_drop), None);
+        // The third matching proposal is the one the skipping step waited for.
+        assert_eq!(script.take_proposal_fault(1_000, is_drop), Some(drop(1_000, 0).action));
+        assert_eq!(script.proposal_faults, vec![drop(5_000, 0)]);
+    }
+
+    #[test]
+    fn the_ordinal_counts_proposals_of_one_origin_and_check_within_one_millisecond() {
+        let mut script = Script::new(&Scenario::smoke(), &FaultPlan::default(), 1, 2);
+        let mut ordinal = |site, origin, ms| script.proposal_ordinal(site, origin, ms);
+        assert_eq!(ordinal(ProposalSite::Drop, Origin::Allocator, 10), 0);
+        assert_eq!(ordinal(ProposalSite::Drop, Origin::Allocator, 10), 1);
+        assert_eq!(ordinal(ProposalSite::Drop, Origin::Scheduler, 10), 0);
+        assert_eq!(ordinal(ProposalSite::Ambiguous, Origin::Allocator, 10), 0);
+        assert_eq!(ordinal(ProposalSite::Drop, Origin::Allocator, 11), 0);
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use swarmalloc_sim::scenario_file::{self, ScenarioError};
-use swarmalloc_sim::shrink::{decompile, is_explicit, shrink};
+use swarmalloc_sim::shrink::{Limits, Signature, decompile, is_explicit, shrink};
 use swarmalloc_sim::{RunOptions, Scenario, run, sweep};
 
 /// The general workloads of the library (issue 4); the bug-class files are listed in
@@ -25,7 +25,20 @@ const WORKLOADS: [&str; 9] = [
     "steady-churn",
 ];
 
-const BUG_CLASSES: [&str; 1] = ["b02-vip-not-restored"];
+const BUG_CLASSES: [&str; 12] = [
+    "b01-restore-allocate-interleaving",
+    "b02-vip-not-restored",
+    "b03-network-restore-order",
+    "b04-leak-when-network-gone",
+    "b05-delete-racing-allocation",
+    "b06-freed-while-in-use",
+    "b07-tasks-stuck-in-new",
+    "b08-port-conflicts-after-restart",
+    "b09-ingress",
+    "b10-odd-stored-state",
+    "b11-uncommitted-local-state",
+    "b12-nondeterminism",
+];
 
 /// Seeds every library scenario must pass in `cargo test` (`allocsim run scenarios/` sweeps more).
 const LIBRARY_SEEDS: std::ops::Range<u64> = 0..2;
@@ -254,7 +267,76 @@ fn a_value_the_simulator_cannot_use_names_the_files_key_and_where_it_is() {
         1,
         "expect.assert[1]",
         "expect.assert[1]: expected exactly one of `running`, `distinct_addresses`, `vip_unchanged_since`, \
-         `no_task_in`, `allocated`/`subnet`, `gone`",
+         `no_task_in`, `allocated`/`subnet`, `gone`, `vip_networks`",
+    );
+    check_error(
+        "service-with-a-check-not-about-one",
+        &format!("{head}\n[[expect.assert]]\nservice = \"web\"\nno_task_in = \"new\"\n"),
+        7,
+        1,
+        "expect.assert[0]",
+        "expect.assert[0]: `service` does not go with this check: expected it only with `running`, \
+         `distinct_addresses`, `vip_unchanged_since` or `vip_networks`",
+    );
+    check_error(
+        "fail-task-and-service",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nfail_task = {{ task = \"t1\", service = \"web\", slot = 1 }}\n"),
+        9,
+        1,
+        "step[0].fail_task",
+        "step[0].fail_task: expected a task, or a service and a slot, not both",
+    );
+    check_error(
+        "fail-task-without-slot",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nfail_task = {{ service = \"web\" }}\n"),
+        9,
+        1,
+        "step[0].fail_task.slot",
+        "step[0].fail_task.slot = 0: expected a slot of the service, from 1",
+    );
+    // Values past what a run can do in reasonable time and memory, or that would overflow.
+    check_error(
+        "too-long",
+        "name = \"x\"\n[cluster]\nduration = \"120m\"\n",
+        3,
+        1,
+        "cluster.duration",
+        "cluster.duration = 7200000ms: expected at most 1 hour",
+    );
+    check_error(
+        "fault-window-past-the-run",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nkill = {{ node = \"w1\", restart_after = \"20s\" }}\n"),
+        9,
+        23,
+        "step[0].restart_after",
+        "step[0].restart_after = 20000ms: expected at most duration = 10000ms",
+    );
+    check_error(
+        "too-many-replicas",
+        &format!("{head}\n[[step]]\nat = \"1s\"\nscale = {{ service = \"web\", replicas = 1000000 }}\n"),
+        9,
+        28,
+        "step[0].replicas",
+        "step[0].replicas = 1000000: expected at most 200000",
+    );
+    check_error(
+        "generator-replicas-overflow",
+        &format!(
+            "{head}[random.workload]\nnetworks = 3\nservices = 5\nreplicas_min = 1\n\
+             replicas_max = 18446744073709551615\nchanges = 20\nops_until = \"5s\"\n"
+        ),
+        10,
+        1,
+        "random.workload.replicas_max",
+        "random.workload.replicas_max = 18446744073709551615: expected at most 200000",
+    );
+    check_error(
+        "election-ticks",
+        &format!("{head}[raft]\nelection_ticks = 100000\n"),
+        7,
+        1,
+        "raft.election_ticks",
+        "raft.election_ticks = 100000: expected at most 1000",
     );
     check_error(
         "cluster-config",
@@ -345,7 +427,8 @@ fn shrink_reduces_a_failing_random_run_of_over_100_steps_to_at_most_10() {
     let scenario = scenario_file::parse("too-small.toml", FAILING_RANDOM_RUN).expect("valid");
     let options = RunOptions::default();
     let (explicit, _) = decompile(&scenario, FAILING_SEED, &options);
-    let shrunk = shrink(&explicit, FAILING_SEED, "assertion", &options, 2, 400, |_, _| {}).expect("it fails");
+    let limits = Limits { jobs: 2, max_runs: 400 };
+    let shrunk = shrink(&explicit, FAILING_SEED, None, &options, limits, |_, _| {}).expect("it fails");
     assert!(shrunk.steps_before > 100, "{} steps before", shrunk.steps_before);
     assert!(
         (1..=10).contains(&shrunk.steps_after()),
@@ -483,4 +566,288 @@ fn the_scenario_readme_shows_every_key_the_format_accepts() {
         }
     }
     assert!(missing.is_empty(), "keys the format accepts but scenarios/README.md never shows: {missing:?}");
+}
+
+/// Two end-state assertions: network x allocated (holds when its step runs) and network y gone
+/// (fails when its step runs). Without the step creating x, assertion 0 fails instead: the
+/// same checker, a different (vacuous) failure that shrinking must not slide to.
+const TWO_ASSERTIONS: &str = r#"
+name = "two-assertions"
+description = "assertion 1 fails; assertion 0 fails too once its network is gone"
+
+[cluster]
+managers = 1
+duration = "8s"
+
+[[step]]
+at = "1s"
+create_network = { id = "x" }
+
+[[step]]
+at = "1s"
+create_network = { id = "y" }
+
+[[expect.assert]]
+network = "x"
+allocated = true
+
+[[expect.assert]]
+network = "y"
+gone = true
+"#;
+
+/// A scenario that passes, in a few simulated seconds: the steps of `TWO_ASSERTIONS` alone.
+fn quick_pass() -> String {
+    let steps = TWO_ASSERTIONS.split("[[expect.assert]]").next().expect("the part before the assertions");
+    steps.replace("two-assertions", "quick-pass")
+}
+
+/// `allocsim shrink` of `TWO_ASSERTIONS`, written to DIR/two.toml, with more arguments.
+fn shrink_two_assertions(dir: &TempDir, more: &[&str]) -> (PathBuf, Output) {
+    let source = dir.file("two.toml", TWO_ASSERTIONS);
+    let out = allocsim(&[&["shrink", source.to_str().expect("utf-8")], more].concat());
+    (source, out)
+}
+
+fn assertion_key(violation: &swarmalloc_sim::world::Violation) -> Option<&str> {
+    swarmalloc_sim::check::assertion_of(violation)
+}
+
+#[test]
+fn shrink_keeps_the_failing_assertion_and_does_not_slide_to_another_one() {
+    let scenario = scenario_file::parse("two-assertions.toml", TWO_ASSERTIONS).expect("valid");
+    let options = RunOptions::default();
+    let original = run(&scenario, 0, &options).violation.expect("assertion 1 fails");
+    assert_eq!((original.checker.as_str(), assertion_key(&original)), ("assertion", Some("expect.assert[1]")));
+    let mut without_x = scenario.clone();
+    without_x.steps.remove(0);
+    let other = run(&without_x, 0, &options).violation.expect("without x, assertion 0 fails");
+    assert_eq!(assertion_key(&other), Some("expect.assert[0]"), "{other}");
+    assert!(!Signature::of(&original).matches(&other), "{original} / {other}");
+
+    let limits = Limits { jobs: 2, max_runs: 50 };
+    let shrunk = shrink(&scenario, 0, None, &options, limits, |_, _| {}).expect("it fails");
+    let kept = shrunk.result.violation.as_ref().expect("the shrunk run fails");
+    assert_eq!(assertion_key(kept), Some("expect.assert[1]"), "{kept}");
+    assert_eq!(shrunk.steps_after(), 2, "both steps are needed for assertion 1 to be the failure");
+    assert_eq!(shrunk.target, Signature::of(&original));
+    // `--checker assertion` is the looser override: any assertion will do, so it may slide.
+    let any = Signature::checker("assertion");
+    let loose = shrink(&scenario, 0, Some(&any), &options, limits, |_, _| {}).expect("it fails");
+    assert!(loose.steps_after() < 2, "the looser rule keeps a smaller, different failure");
+}
+
+#[test]
+fn the_cli_shrinks_to_a_file_that_replays_the_same_failure_and_counts_its_runs() {
+    let dir = TempDir::new("shrink-same-failure");
+    let (source, out) = shrink_two_assertions(&dir, &["--jobs", "2"]);
+    let stdout = utf8(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", utf8(&out.stderr));
+    assert!(stdout.contains("(assertion expect.assert[1] [network]) in "), "{stdout}");
+    let runs: usize = stdout
+        .split(") in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" runs").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no run count in {stdout}"));
+    // The input, then each step left out alone (both fail differently or pass): 3 runs.
+    assert_eq!(runs, 3, "{stdout}");
+    let shrunk = dir.0.join("two.shrunk.toml");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .expect("readable")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    let out = allocsim(&["replay", shrunk.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(utf8(&out.stdout).lines().next().expect("a line")).expect("JSON");
+    let replayed: swarmalloc_sim::world::Violation =
+        serde_json::from_value(line["violation"].clone()).expect("a violation");
+    let original = run(&scenario_file::load(&source).expect("valid"), 0, &RunOptions::default());
+    let original = original.violation.expect("it fails");
+    assert!(Signature::of(&original).matches(&replayed), "{original}\nreplayed: {replayed}");
+}
+
+#[test]
+fn shrink_refuses_an_unknown_checker_and_lists_the_known_ones() {
+    let dir = TempDir::new("shrink-bogus-checker");
+    let (_, out) = shrink_two_assertions(&dir, &["--checker", "bogus"]);
+    let stderr = utf8(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--checker \"bogus\": expected one of"), "{stderr}");
+    for checker in swarmalloc_sim::scenario::CHECKERS {
+        assert!(stderr.contains(checker), "{checker} is not listed: {stderr}");
+    }
+    assert!(out.stdout.is_empty() && !dir.0.join("two.shrunk.toml").exists(), "nothing ran, nothing written");
+}
+
+#[test]
+fn decompile_and_shrink_refuse_to_write_over_their_input_however_it_is_spelled() {
+    let dir = TempDir::new("shrink-overwrite");
+    let source = dir.file("two.toml", TWO_ASSERTIONS);
+    std::fs::create_dir_all(dir.0.join("sub")).expect("mkdir");
+    std::os::unix::fs::symlink(&source, dir.0.join("link.toml")).expect("symlink");
+    let failures = dir.0.join("failures");
+    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
+    let failure = failures.join("two-assertions-0.json");
+    let failure_text = std::fs::read_to_string(&failure).expect("the failure file");
+
+    let spellings = [dir.0.join("sub/../two.toml"), dir.0.join("link.toml")];
+    for spelled in &spellings {
+        let out = allocsim(&["shrink", source.to_str().expect("utf-8"), "--out", spelled.to_str().expect("utf-8")]);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", spelled.display());
+        assert!(stderr.contains("refusing to overwrite"), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&source).expect("still there"), TWO_ASSERTIONS);
+    }
+    let spelled = failures.join("../failures/two-assertions-0.json");
+    let out = allocsim(&["decompile", failure.to_str().expect("utf-8"), "--out", spelled.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&failure).expect("still there"), failure_text);
+    // A directory that does not exist is refused before anything runs.
+    let nowhere = dir.0.join("missing/out.toml");
+    let out = allocsim(&["shrink", source.to_str().expect("utf-8"), "--out", nowhere.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", utf8(&out.stdout));
+}
+
+#[test]
+fn seeds_run_up_to_u64_max_and_an_empty_range_is_a_usage_error() {
+    let dir = TempDir::new("seed-ranges");
+    let source = dir.file("quick.toml", &quick_pass());
+    let source = source.to_str().expect("utf-8");
+    let out = allocsim(&["run", source, "--seed", "18446744073709551615"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", utf8(&out.stdout), utf8(&out.stderr));
+    assert!(utf8(&out.stdout).contains("seed 18446744073709551615 PASS"), "{}", utf8(&out.stdout));
+
+    let out = allocsim(&["run", source, "--seeds", "18446744073709551614..=18446744073709551615", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stderr));
+    let seeds: Vec<u64> = utf8(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["seed"].as_u64())
+        .collect();
+    assert_eq!(seeds, [u64::MAX - 1, u64::MAX]);
+
+    for empty in ["5..5", "7..3", "7..=3", "0..0", "3..", "..3", "1..18446744073709551616", "a..b", "5"] {
+        let out = allocsim(&["run", source, "--seeds", empty]);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--seeds {empty}: {stderr}");
+        assert!(stderr.contains(&format!("--seeds {empty:?}")), "--seeds {empty}: {stderr}");
+        assert!(out.stdout.is_empty(), "--seeds {empty}: nothing runs");
+    }
+}
+
+#[test]
+fn a_scenario_name_that_is_not_a_plain_file_name_is_refused() {
+    let expected = |name: &str| {
+        format!(
+            "name = {name:?}: expected 1 to 100 characters of A-Z a-z 0-9 . _ -, not starting with a dot (the name makes \
+             failure file names)"
+        )
+    };
+    let long = "n".repeat(101);
+    for (i, name) in
+        ["../outside", "a/b", ".hidden", "..", "", "two words", "tab\there", long.as_str()].iter().enumerate()
+    {
+        let text = format!("name = {}\n[cluster]\nduration = \"3s\"\n", toml_string(name));
+        check_error(&format!("bad-name-{i}"), &text, 1, 1, "name", &expected(name));
+    }
+    for name in ["a", "b01-restore_2.x", "n".repeat(100).as_str(), "x..y"] {
+        let text = format!("name = {}\n[cluster]\nduration = \"3s\"\n", toml_string(name));
+        let scenario = scenario_file::parse("ok.toml", &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(scenario.name, name);
+    }
+    // A failing scenario named to escape --failures writes nothing anywhere.
+    let dir = TempDir::new("bad-name-run");
+    let escaping = TWO_ASSERTIONS.replace("name = \"two-assertions\"", "name = \"../escaped\"");
+    let source = dir.file("escape.toml", &escaping);
+    let failures = dir.0.join("failures");
+    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stdout));
+    assert!(!dir.0.join("escaped-0.json").exists() && !failures.exists());
+}
+
+#[test]
+fn a_failure_file_whose_scenario_name_is_not_a_plain_file_name_is_refused() {
+    let dir = TempDir::new("bad-name-failure");
+    let source = dir.file("two.toml", TWO_ASSERTIONS);
+    let failures = dir.0.join("failures");
+    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
+    let failure = failures.join("two-assertions-0.json");
+    let text = std::fs::read_to_string(&failure).expect("the failure file");
+    std::fs::write(&failure, text.replacen("\"two-assertions\"", "\"../../escaped\"", 1)).expect("rewrite");
+    for command in ["replay", "shrink", "decompile"] {
+        let out = allocsim(&[command, failure.to_str().expect("utf-8")]);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: scenario.name = \"../../escaped\": expected", failure.display())),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn derived_names_stay_valid_names() {
+    let long = "n".repeat(100);
+    for suffix in ["-shrunk", "-seed-18446744073709551615"] {
+        let name = scenario_file::derived_name(&long, suffix);
+        assert!(name.ends_with(suffix) && name.len() == scenario_file::NAME_LEN_MAX, "{name}");
+        assert_eq!(scenario_file::check_name(&name), Ok(()));
+        assert_eq!(scenario_file::derived_name("short", suffix), format!("short{suffix}"));
+    }
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// Steps may be listed in any order: scripted faults fire at their times, and a proposal fault
+/// still waiting for its proposal when the faults heal expires rather than firing later.
+#[test]
+fn scripted_faults_fire_in_time_order_and_expire_when_the_faults_heal() {
+    let text = r#"
+name = "out-of-order"
+[cluster]
+managers = 3
+workers = 2
+duration = "12s"
+faults_until = "6s"
+
+[[step]]
+at = "4s"
+kill = { node = "w1", restart_after = "1s" }
+
+[[step]]
+at = "1s"
+kill = { node = "w2", restart_after = "1s" }
+
+[[step]]
+at = "2s"
+drop_proposal = { origin = "control" }
+"#;
+    let scenario = scenario_file::parse("out-of-order.toml", text).expect("a valid scenario");
+    let result = run(&scenario, 0, &RunOptions { keep_trace: true, ..RunOptions::default() });
+    assert!(result.passed(), "{:?}", result.violation);
+    let events: Vec<serde_json::Value> =
+        result.trace.iter().map(|line| serde_json::from_str(line).expect("a JSON trace line")).collect();
+    let kill_at = |node: &str| {
+        events
+            .iter()
+            .find(|e| e["ev"] == "fault" && e["data"]["kind"] == "kill_restart" && e["data"]["node"] == node)
+            .and_then(|e| e["t_ms"].as_u64())
+            .unwrap_or_else(|| panic!("no kill of {node} in the trace"))
+    };
+    assert!((1_000..1_200).contains(&kill_at("w2")), "w2 killed at {}ms", kill_at("w2"));
+    assert!((4_000..4_200).contains(&kill_at("w1")), "w1 killed at {}ms", kill_at("w1"));
+    // No control request is ever sent, so the drop waits until the faults heal and expires.
+    let expired = events.iter().find(|e| e["ev"] == "proposal_faults_expired").expect("the drop expired");
+    assert_eq!(expired["data"]["at_ms"], serde_json::json!([2000]));
+    assert!(expired["t_ms"].as_u64().is_some_and(|t| (6_000..6_200).contains(&t)), "{expired}");
+    assert!(!events.iter().any(|e| e["ev"] == "fault" && e["data"]["kind"] == "dropped_proposal"));
 }

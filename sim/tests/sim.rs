@@ -36,10 +36,11 @@ fn a_sweep_of_the_smoke_workload_passes_every_checker() {
 
 /// Default-workload seeds that once failed (each found a bug in the simulator's own loop or
 /// agent: 69 a task dropped after its service's invalid spec, 99 a finished task restarted by a
-/// late assignment set, 543 and 1182 node attachments left on deleted networks).
+/// late assignment set, 543 and 1182 node attachments left on deleted networks, 143 a restarted
+/// allocator that restored while the old one's transaction was still in the raft log).
 #[test]
 fn default_workload_seeds_pass_every_checker() {
-    for seed in [2, 69, 99, 543, 1182] {
+    for seed in [2, 69, 99, 143, 543, 1182] {
         let result = run(&Scenario::default_workload(), seed, &RunOptions::default());
         assert!(result.passed(), "seed {seed}: {:?}", result.violation);
         assert!(result.metrics.tasks_created >= 100, "seed {seed}: {:?}", result.metrics);

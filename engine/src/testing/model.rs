@@ -837,8 +837,8 @@ impl Model {
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
     /// attached to. A needed one may be missing only when its pools have no free address.
     fn check_node_attachments(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
-        let held_before = live_addresses(before);
-        let held_after = live_addresses(&self.store);
+        let held_before = unavailable_addresses(before);
+        let held_after = unavailable_addresses(&self.store);
         let allocated_overlay =
             |store: &BTreeMap<ObjectId, Object>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
                 Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
@@ -995,8 +995,8 @@ impl Model {
     /// (d) Every NEW task whose dependencies are allocated and whose pools have room was moved
     /// to PENDING by the pass that just committed. `before` is the store before the pass.
     fn check_liveness(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
-        let held_before = live_addresses(before);
-        let held_after = live_addresses(&self.store);
+        let held_before = unavailable_addresses(before);
+        let held_after = unavailable_addresses(&self.store);
         let held = |network: &NetworkId, ip: IpAddr| {
             held_before.get(&(network.clone(), ip)).or_else(|| held_after.get(&(network.clone(), ip)))
         };
@@ -1233,6 +1233,25 @@ fn live_holders(store: &BTreeMap<ObjectId, Object>) -> Vec<(NetworkId, IpNet, Ho
 
 fn live_addresses(store: &BTreeMap<ObjectId, Object>) -> BTreeMap<(NetworkId, IpAddr), Holder> {
     live_holders(store).into_iter().map(|(network, addr, holder)| ((network, addr.addr()), holder)).collect()
+}
+
+/// Addresses an allocation may not take: those of live holders, and those of ORPHANED tasks
+/// (their containers may still run).
+fn unavailable_addresses(store: &BTreeMap<ObjectId, Object>) -> BTreeMap<(NetworkId, IpAddr), Holder> {
+    let mut held = live_addresses(store);
+    for object in store.values() {
+        let Object::Task(t) = object else { continue };
+        if t.status.state != TaskState::Orphaned {
+            continue;
+        }
+        for attachment in &t.networks {
+            for addr in &attachment.addresses {
+                held.entry((attachment.network_id.clone(), addr.addr()))
+                    .or_insert_with(|| Holder::Retired(t.id.clone()));
+            }
+        }
+    }
+    held
 }
 
 /// (c) Invariants of the committed store.

@@ -404,3 +404,33 @@ pub fn attached(network: &str, addrs: &[&str]) -> NetworkAttachment {
         driver_attachment_opts: BTreeMap::new(),
     }
 }
+
+/// A network as committed by an earlier leader: its subnet, gateway (the first host) and VXLAN id.
+pub fn allocated(id: &str, subnet: &str, vni: u32) -> Network {
+    let subnet: IpNet = subnet.parse().expect("a subnet");
+    let gateway = subnet.hosts().next().expect("a host");
+    let mut n = network(id);
+    n.ipam = Some(Ipam {
+        driver: DEFAULT_IPAM_DRIVER.into(),
+        configs: vec![IpamConfig { subnet: Some(subnet), range: None, gateway: Some(gateway) }],
+    });
+    let options = BTreeMap::from([(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())]);
+    n.driver_state = Some(DriverConfig { name: "overlay".into(), options });
+    n
+}
+
+/// A RUNNING task on node n1 with committed attachments.
+pub fn running(id: &str, attachments: Vec<NetworkAttachment>) -> Task {
+    let mut t = task(id, None);
+    t.status.state = TaskState::Running;
+    t.node_id = Some("n1".into());
+    t.networks = attachments;
+    t
+}
+
+/// A service with a committed VIP on `network`.
+pub fn with_vip(mut s: Service, network: &str, addr: &str) -> Service {
+    let endpoint = s.endpoint.get_or_insert_with(Endpoint::default);
+    endpoint.virtual_ips.push(VirtualIp { network_id: network.into(), addr: addr.parse().expect("an address") });
+    s
+}

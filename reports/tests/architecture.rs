@@ -1,0 +1,23 @@
+//! Repository rules that ARCHITECTURE.md states about this package, checked.
+
+#[test]
+fn architecture_md_is_short_and_states_the_dependency_direction_the_manifests_have() {
+    let text = std::fs::read_to_string("../ARCHITECTURE.md").expect("ARCHITECTURE.md at the root");
+    let lines = text.lines().count();
+    assert!(lines <= 150, "ARCHITECTURE.md has {lines} lines; at most 150");
+    let rule = "engine <- reports <- sim (reports depends on engine only; sim depends on both";
+    assert!(text.contains(rule), "ARCHITECTURE.md lacks {rule:?}");
+    let dependencies = |manifest: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(manifest).expect("a manifest");
+        let section = text.split("[dependencies]").nth(1).expect("a [dependencies] section");
+        let section = section.split("\n[").next().unwrap_or("");
+        section
+            .lines()
+            .filter_map(|l| l.split(['.', ' ', '=']).next())
+            .filter(|n| n.starts_with("swarmalloc"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(dependencies("Cargo.toml"), ["swarmalloc"], "reports depends on the engine only");
+    assert_eq!(dependencies("../sim/Cargo.toml"), ["swarmalloc", "swarmalloc-reports"], "sim depends on both");
+}
