@@ -102,6 +102,7 @@ impl Allocator {
     /// An engine with this one's config, built from `objects` exactly as `restore` builds it, but
     /// without restore's report (whose queue asks a throwaway transaction per object): for
     /// checkers that compare the engine with a restore of the store after every step.
+    #[cfg(feature = "testing")]
     pub(crate) fn rebuilt<'a>(&self, objects: impl IntoIterator<Item = ObjectRef<'a>>) -> Allocator {
         let mut state = index::State::new(self.state.config.clone());
         state.observe_all(objects);

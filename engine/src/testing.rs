@@ -19,6 +19,25 @@ use crate::*;
 
 pub use model::{Op, check_ops, check_ops_bytes};
 
+/// Runs `property` on every committed fuzz input file under `dir` (a README there excepted), in
+/// name order, and panics naming the file on the first failure; returns how many ran. The
+/// stable tests of every fuzz target replay their seed corpora and regressions with it.
+pub fn committed_inputs(dir: &std::path::Path, property: fn(&[u8]) -> Result<(), String>) -> usize {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("readable directory").path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "README.md"))
+        .collect();
+    paths.sort();
+    for path in &paths {
+        let bytes = std::fs::read(path).expect("readable file");
+        if let Err(e) = property(&bytes) {
+            panic!("{}: {e}", path.display());
+        }
+    }
+    paths.len()
+}
+
 /// The `restore` fuzz target's property over raw bytes: input too short for a [`StoredState`]
 /// passes (libFuzzer then tries longer ones).
 pub fn check_restore_bytes(data: &[u8]) -> Result<(), String> {

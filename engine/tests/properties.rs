@@ -24,23 +24,10 @@ fn generated(cases: usize, max_len: usize, property: fn(&[u8]) -> Result<(), Str
     }
 }
 
-/// Every file under fuzz/DIR/TARGET (the README there excepted), in name order; panics naming
-/// the file on the first failure. Returns how many ran.
+/// Every committed input of fuzz/DIR/TARGET (see `swarmalloc::testing::committed_inputs`).
 fn committed_inputs(dir: &str, target: &str, property: fn(&[u8]) -> Result<(), String>) -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(dir).join(target);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("readable directory").path())
-        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "README.md"))
-        .collect();
-    paths.sort();
-    for path in &paths {
-        let bytes = std::fs::read(path).expect("readable file");
-        if let Err(e) = property(&bytes) {
-            panic!("{}: {e}", path.display());
-        }
-    }
-    paths.len()
+    swarmalloc::testing::committed_inputs(&dir, property)
 }
 
 #[test]

@@ -47,8 +47,8 @@ pub use fuzz::{FuzzCrash, FuzzSummary, FuzzTarget, read_fuzz};
 pub use output::{Output, write_files};
 pub use report::{ReportOptions, make_report};
 pub use results::{
-    FaultWindow, LeaderTerm, Line, Place, PoolSample, Progress, Restore, SeedResult, Series, SummaryLine, parse_line,
-    read_lines,
+    FaultWindow, LeaderTerm, Line, Place, PoolSample, Progress, Restore, SeedResult, Series, SummaryLine, Violation,
+    parse_line, read_lines,
 };
 pub use stats::Histogram;
 pub use sweep::{

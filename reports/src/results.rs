@@ -59,6 +59,7 @@ impl FaultPlan {
     }
 }
 
+/// A broken invariant: which checker, what objects, when and where (the simulator writes it).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Violation {
     pub checker: String,
@@ -67,6 +68,21 @@ pub struct Violation {
     pub t_ms: u64,
     pub raft_index: u64,
     pub node: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at t={}ms raft index {} on {}: {} [{}]",
+            self.checker,
+            self.t_ms,
+            self.raft_index,
+            self.node,
+            self.detail,
+            self.objects.join(", ")
+        )
+    }
 }
 
 /// The run counters the report uses.

@@ -21,31 +21,9 @@ use crate::series::Recorder;
 use crate::store::{Origin, Store};
 use crate::trace::Trace;
 
-/// A broken invariant: which checker, what objects, when and where.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation {
-    pub checker: String,
-    pub objects: Vec<String>,
-    pub detail: String,
-    pub t_ms: u64,
-    pub raft_index: u64,
-    pub node: String,
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} at t={}ms raft index {} on {}: {} [{}]",
-            self.checker,
-            self.t_ms,
-            self.raft_index,
-            self.node,
-            self.detail,
-            self.objects.join(", ")
-        )
-    }
-}
+/// A broken invariant: which checker, what objects, when and where (the result lines'
+/// definition, which the reports read back).
+pub use swarmalloc_reports::Violation;
 
 /// What a checker reports before the world stamps time and place on it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,28 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
+use swarmalloc::testing::committed_inputs;
 use swarmalloc_sim::fuzzing::{SmallScenario, check_scenario_bytes, check_scenario_text, check_sim_bytes};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Every file under `dir` (a README excepted), in name order; panics naming the file on the first
-/// failure. Returns how many ran.
-fn committed_inputs(dir: &Path, property: fn(&[u8]) -> Result<(), String>) -> usize {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("readable directory").path())
-        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "README.md"))
-        .collect();
-    paths.sort();
-    for path in &paths {
-        let bytes = std::fs::read(path).expect("readable file");
-        if let Err(e) = property(&bytes) {
-            panic!("{}: {e}", path.display());
-        }
-    }
-    paths.len()
 }
 
 #[test]
