@@ -1,5 +1,6 @@
 //! Engine benchmarks (issue 2): task attachments on one /16, restore of a large store, and the
-//! dynamic port range filled and emptied. Figures and the machine are in the README.
+//! dynamic port range filled and emptied; and (issue 5) the `engine_ops` fuzz target's own work
+//! per input, without libFuzzer. Figures and the machine are in the README.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -209,5 +210,33 @@ fn dynamic_ports_fill_and_free(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, attachments_on_a_16, restore_large_store, dynamic_ports_fill_and_free);
+/// The `engine_ops` fuzz target's property over its committed seed corpus: what one execution
+/// costs before libFuzzer's own bookkeeping (README, Fuzzing).
+fn engine_ops_seed_corpus(c: &mut Criterion) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus-seed/engine_ops");
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| std::fs::read(entry.expect("readable directory").path()).expect("readable file"))
+        .collect();
+    inputs.sort();
+    let mut group = c.benchmark_group("engine_ops_seed_corpus");
+    group.throughput(Throughput::Elements(inputs.len() as u64));
+    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group.bench_function("check_ops_bytes", |b| {
+        b.iter(|| {
+            for input in &inputs {
+                testing::check_ops_bytes(black_box(input)).expect("the seed corpus passes");
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    attachments_on_a_16,
+    restore_large_store,
+    dynamic_ports_fill_and_free,
+    engine_ops_seed_corpus
+);
 criterion_main!(benches);
