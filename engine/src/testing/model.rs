@@ -772,8 +772,7 @@ impl Model {
             return Err(format!("a pass that landed nothing changed the engine ({end:?}):\n{diff}"));
         }
         if matches!(end, PassEnd::Commit) {
-            self.check_liveness(&self.store)?;
-            self.check_node_attachments(&self.store)?;
+            self.check_committed_pass(&self.store)?;
         }
         Ok(())
     }
@@ -799,10 +798,22 @@ impl Model {
             check_allocation_result(&old_store, object)?;
         }
         if matches!(end, PassEnd::Commit) {
-            self.check_liveness(&old_store)?;
-            self.check_node_attachments(&old_store)?;
+            self.check_committed_pass(&old_store)?;
         }
         Ok(())
+    }
+
+    /// (d) and (f) after a committed pass; `before` is the store before it. An address is taken
+    /// when it was unavailable before the pass or is after it.
+    fn check_committed_pass(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
+        let mut held = unavailable_addresses(&self.store);
+        if !std::ptr::eq(before, &self.store) {
+            for (key, holder) in unavailable_addresses(before) {
+                held.insert(key, holder);
+            }
+        }
+        self.check_liveness(before, &held)?;
+        self.check_node_attachments(before, &held)
     }
 
     /// (f) Allocation converges: without other writes, a pass commits networks, services and
@@ -836,39 +847,35 @@ impl Model {
     /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
     /// attached to. A needed one may be missing only when its pools have no free address.
-    fn check_node_attachments(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
-        let held_before = unavailable_addresses(before);
-        let held_after = unavailable_addresses(&self.store);
+    fn check_node_attachments(&self, before: &BTreeMap<ObjectId, Object>, held: &Held) -> Check {
         let allocated_overlay =
             |store: &BTreeMap<ObjectId, Object>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
                 Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
                 _ => false,
             };
-        for node in self.nodes() {
-            let mut wanted: BTreeSet<NetworkId> = BTreeSet::new();
-            // At most one ingress network is ever allocated; that one is the ingress.
-            wanted.extend(ingress_networks(&self.store).into_iter().filter(|id| allocated_overlay(&self.store, id)));
-            for object in before.values() {
-                let Object::Task(task) = object else { continue };
-                if task.node_id.as_ref() != Some(&node.id) || !task.status.state.is_live() {
-                    continue;
-                }
-                for attachment in &task.networks {
-                    if allocated_overlay(before, &attachment.network_id) {
-                        wanted.insert(attachment.network_id.clone());
-                    }
+        // At most one ingress network is ever allocated; that one is the ingress.
+        let ingress: Vec<NetworkId> =
+            ingress_networks(&self.store).into_iter().filter(|id| allocated_overlay(&self.store, id)).collect();
+        // The networks the live tasks on each node (as committed before the pass) are attached to.
+        let mut by_node: BTreeMap<&NodeId, BTreeSet<NetworkId>> = BTreeMap::new();
+        for object in before.values() {
+            let Object::Task(task) = object else { continue };
+            let Some(node) = task.node_id.as_ref().filter(|_| task.status.state.is_live()) else { continue };
+            for attachment in &task.networks {
+                if allocated_overlay(before, &attachment.network_id) {
+                    by_node.entry(node).or_default().insert(attachment.network_id.clone());
                 }
             }
+        }
+        for node in self.nodes() {
+            let mut wanted: BTreeSet<NetworkId> = by_node.remove(&node.id).unwrap_or_default();
+            wanted.extend(ingress.iter().cloned());
             let has: BTreeSet<NetworkId> = node.attachments.iter().map(|a| a.network_id.clone()).collect();
             let room = |id: &NetworkId| {
                 self.network(id).is_some_and(|n| {
-                    [false, true].iter().all(|v6| {
-                        !has_family(n, *v6)
-                            || has_room(n, *v6, |ip| {
-                                let key = (id.clone(), ip);
-                                !held_before.contains_key(&key) && !held_after.contains_key(&key)
-                            })
-                    })
+                    [false, true]
+                        .iter()
+                        .all(|v6| !has_family(n, *v6) || has_room(n, *v6, |ip| !held.contains_key(&(id.clone(), ip))))
                 })
             };
             let missing: Vec<&NetworkId> = wanted.difference(&has).collect();
@@ -884,7 +891,8 @@ impl Model {
             } else {
                 // All or nothing: the node is updated as a whole, or (when a network it needs
                 // has no room) left as it was.
-                let unchanged = before.get(&ObjectId::Node(node.id.clone())) == Some(&Object::Node(node.clone()));
+                let unchanged =
+                    matches!(before.get(&ObjectId::Node(node.id.clone())), Some(Object::Node(b)) if b == node);
                 let failed = !full.is_empty() && unchanged;
                 if !failed && !missing.is_empty() {
                     return Err(format!("node {} has no LB attachment on {missing:?} although it needs them", node.id));
@@ -994,12 +1002,8 @@ impl Model {
 
     /// (d) Every NEW task whose dependencies are allocated and whose pools have room was moved
     /// to PENDING by the pass that just committed. `before` is the store before the pass.
-    fn check_liveness(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
-        let held_before = unavailable_addresses(before);
-        let held_after = unavailable_addresses(&self.store);
-        let held = |network: &NetworkId, ip: IpAddr| {
-            held_before.get(&(network.clone(), ip)).or_else(|| held_after.get(&(network.clone(), ip)))
-        };
+    fn check_liveness(&self, before: &BTreeMap<ObjectId, Object>, held: &Held) -> Check {
+        let held = |network: &NetworkId, ip: IpAddr| held.get(&(network.clone(), ip));
         for task in self.tasks() {
             if task.status.state != TaskState::New || task.desired_state > TaskState::Running {
                 continue;
@@ -1231,13 +1235,16 @@ fn live_holders(store: &BTreeMap<ObjectId, Object>) -> Vec<(NetworkId, IpNet, Ho
     out
 }
 
-fn live_addresses(store: &BTreeMap<ObjectId, Object>) -> BTreeMap<(NetworkId, IpAddr), Holder> {
+/// Addresses by (network, address), naming a holder.
+type Held = BTreeMap<(NetworkId, IpAddr), Holder>;
+
+fn live_addresses(store: &BTreeMap<ObjectId, Object>) -> Held {
     live_holders(store).into_iter().map(|(network, addr, holder)| ((network, addr.addr()), holder)).collect()
 }
 
 /// Addresses an allocation may not take: those of live holders, and those of ORPHANED tasks
 /// (their containers may still run).
-fn unavailable_addresses(store: &BTreeMap<ObjectId, Object>) -> BTreeMap<(NetworkId, IpAddr), Holder> {
+fn unavailable_addresses(store: &BTreeMap<ObjectId, Object>) -> Held {
     let mut held = live_addresses(store);
     for object in store.values() {
         let Object::Task(t) = object else { continue };
@@ -1281,8 +1288,8 @@ fn check_store(config: &ClusterConfig, store: &BTreeMap<ObjectId, Object>) -> Ch
     // One address per address family per attachment, and one VIP per network per service.
     for object in store.values() {
         let (attachments, who) = match object {
-            Object::Task(t) if t.status.state.is_live() => (&t.networks, format!("task {}", t.id)),
-            Object::Node(n) => (&n.attachments, format!("node {}", n.id)),
+            Object::Task(t) if t.status.state.is_live() => (&t.networks, Holder::Task(t.id.clone())),
+            Object::Node(n) => (&n.attachments, Holder::NodeLb(n.id.clone())),
             Object::Service(s) => {
                 let mut networks = BTreeSet::new();
                 for vip in s.endpoint.iter().flat_map(|e| &e.virtual_ips) {
