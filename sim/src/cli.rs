@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
-use crate::failure::FailureFile;
+use crate::failure::{FailureFile, write_atomically};
 use crate::run::{RunOptions, RunResult, run};
 use crate::scenario::{CHECKERS, Scenario};
 use crate::scenario_file;
@@ -523,8 +523,8 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
     if let Some(path) = &args.trace {
         let mut text = result.trace.join("\n");
         text.push('\n');
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("allocsim: {}: cannot write the trace: {e}", path.display());
+        if let Err(e) = write_atomically(path, &text) {
+            eprintln!("allocsim: {e} (the trace)");
             return EXIT_USAGE;
         }
     }
@@ -625,18 +625,6 @@ fn same_file(real: &Path, path: &Path) -> Result<bool, String> {
     };
     let parent = parent.canonicalize().map_err(|e| format!("{}: cannot write there: {e}", parent.display()))?;
     Ok(parent.join(name) == real)
-}
-
-/// Writes `text` to `path` through a temporary file in the same directory and a rename, so
-/// that an interrupted write leaves either the old file or the new one, never half of one.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let name = path.file_name().ok_or_else(|| format!("{}: expected a file name", path.display()))?;
-    let temp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        format!("{}: cannot write: {e}", path.display())
-    })
 }
 
 /// Writes a scenario file with a header comment, after checking that the text reads back as

@@ -52,7 +52,7 @@ impl FailureFile {
         crate::scenario_file::check_name(&self.scenario.name).map_err(|e| format!("scenario.{e}"))?;
         let path = dir.join(format!("{name}-{}.json", self.seed));
         let text = serde_json::to_string_pretty(self).expect("failure files serialise");
-        std::fs::write(&path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        write_atomically(&path, &text)?;
         Ok(path)
     }
 
@@ -65,5 +65,40 @@ impl FailureFile {
             .and_then(|()| file.scenario.validate())
             .map_err(|e| format!("{}: scenario.{e}", path.display()))?;
         Ok(file)
+    }
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory and a rename, so
+/// that an interrupted write leaves either the old file or the new one, never half of one.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let name = path.file_name().ok_or_else(|| format!("{}: expected a file name", path.display()))?;
+    let temp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("{}: cannot write: {e}", path.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("allocsim-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run-7.json");
+        write_atomically(&path, "old").unwrap();
+        write_atomically(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["run-7.json"]);
+
+        let missing = dir.join("no-such-dir").join("run-7.json");
+        let err = write_atomically(&missing, "x").unwrap_err();
+        assert!(err.starts_with(&format!("{}: cannot write: ", missing.display())), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
