@@ -261,32 +261,90 @@ impl NetAlloc {
     }
 }
 
+/// A network's stored allocation (`ipam` and `driver_state`) in one buffer: equal exactly when
+/// the stored values are equal (every field is written, strings and lists with their lengths),
+/// without a copy of every string and map of the network.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct StoredAlloc(Box<[u8]>);
+
+impl StoredAlloc {
+    fn of(ipam: &Ipam, driver: &DriverConfig) -> StoredAlloc {
+        fn bytes(out: &mut Vec<u8>, s: &[u8]) {
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s);
+        }
+        fn net(out: &mut Vec<u8>, net: Option<IpNet>) {
+            match net {
+                None => out.push(0),
+                Some(net) => {
+                    addr(out, Some(net.addr()));
+                    out.push(net.prefix_len());
+                }
+            }
+        }
+        fn addr(out: &mut Vec<u8>, ip: Option<IpAddr>) {
+            match ip {
+                None => out.push(0),
+                Some(IpAddr::V4(a)) => {
+                    out.push(4);
+                    out.extend_from_slice(&a.octets());
+                }
+                Some(IpAddr::V6(a)) => {
+                    out.push(6);
+                    out.extend_from_slice(&a.octets());
+                }
+            }
+        }
+        let options: usize = driver.options.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+        let mut out =
+            Vec::with_capacity(32 + ipam.driver.len() + ipam.configs.len() * 40 + driver.name.len() + options);
+        bytes(&mut out, ipam.driver.as_bytes());
+        out.extend_from_slice(&(ipam.configs.len() as u64).to_le_bytes());
+        for config in &ipam.configs {
+            net(&mut out, config.subnet);
+            net(&mut out, config.range);
+            addr(&mut out, config.gateway);
+        }
+        bytes(&mut out, driver.name.as_bytes());
+        out.extend_from_slice(&(driver.options.len() as u64).to_le_bytes());
+        for (key, value) in &driver.options {
+            bytes(&mut out, key.as_bytes());
+            bytes(&mut out, value.as_bytes());
+        }
+        StoredAlloc(out.into_boxed_slice())
+    }
+}
+
+impl fmt::Debug for StoredAlloc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoredAlloc(")?;
+        for byte in self.0.iter() {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// A committed network as the index sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NetEntry {
-    pub(crate) name: String,
     pub(crate) scope: DriverScope,
     pub(crate) ingress: bool,
     /// The stored allocation, exactly as committed (compared to tell whether pools must be rebuilt).
-    stored: Option<(Ipam, DriverConfig)>,
+    stored: Option<StoredAlloc>,
     /// `Ok` when the stored allocation is valid, `Err` explains why it is not.
     pub(crate) alloc: Option<Result<NetAlloc, String>>,
 }
 
 impl NetEntry {
     fn of(network: &Network) -> NetEntry {
-        let stored = match (&network.ipam, &network.driver_state) {
-            (Some(ipam), Some(driver)) => Some((ipam.clone(), driver.clone())),
-            _ => None,
+        let (stored, alloc) = match (&network.ipam, &network.driver_state) {
+            (Some(ipam), Some(driver)) => {
+                (Some(StoredAlloc::of(ipam, driver)), Some(parse_alloc(network, ipam, driver)))
+            }
+            _ => (None, None),
         };
-        let alloc = stored.as_ref().map(|(ipam, driver)| parse_alloc(network, ipam, driver));
-        NetEntry {
-            name: network.spec.name.clone(),
-            scope: network.scope(),
-            ingress: network.is_ingress(),
-            stored,
-            alloc,
-        }
+        NetEntry { scope: network.scope(), ingress: network.is_ingress(), stored, alloc }
     }
 
     /// The allocation, when it is valid and won every conflict: only then may it be used.
@@ -480,7 +538,6 @@ impl State {
         let same_alloc = self.networks.get(&network.id).is_some_and(|old| old.stored == entry.stored);
         if same_alloc {
             let old = self.networks.get_mut(&network.id).expect("checked above");
-            old.name = entry.name;
             old.scope = entry.scope;
             old.ingress = entry.ingress;
         } else {
