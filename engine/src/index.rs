@@ -522,13 +522,25 @@ impl State {
         }
         self.resolve_networks();
         // Every holder is new here: nothing to forget first.
+        let mut tasks = Vec::new();
         for object in rest {
             match object {
                 ObjectRef::Service(s) => self.observe_service(s),
-                ObjectRef::Task(t) => self.observe_task(t),
+                ObjectRef::Task(t) => {
+                    if let Some(entry) = self.claim_task(t) {
+                        tasks.push((t.id.clone(), entry));
+                    }
+                }
                 ObjectRef::Node(n) => self.observe_node(n),
                 ObjectRef::Network(_) => unreachable!("networks were taken out above"),
             }
+        }
+        // One sort (a store lists its tasks in id order already) and a bulk build instead of
+        // an insert per task; of equal ids the last wins, as it does with inserts.
+        if self.tasks.is_empty() {
+            self.tasks = tasks.into_iter().collect();
+        } else {
+            self.tasks.extend(tasks);
         }
     }
 
@@ -662,16 +674,23 @@ impl State {
 
     /// Adds a task's claims; the caller has forgotten its previous ones.
     fn observe_task(&mut self, task: &Task) {
+        if let Some(entry) = self.claim_task(task) {
+            self.tasks.insert(task.id.clone(), entry);
+        }
+    }
+
+    /// Adds a task's claims and returns its entry for `tasks` (None: it holds nothing).
+    fn claim_task(&mut self, task: &Task) -> Option<TaskEntry> {
         let addrs: Vec<(NetworkId, IpNet)> =
             task.networks.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
-            return;
+            return None;
         }
         let retired = !task.status.state.is_live();
         #[cfg(feature = "legacy")]
         if retired && self.mode.is(crate::legacy::Flavour::B6) {
             // B6: freed on status alone; the container may still run.
-            return;
+            return None;
         }
         let holder = if retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
         for (network, ip) in &addrs {
@@ -685,7 +704,7 @@ impl State {
                 *needs.entry(network.clone()).or_default() += 1;
             }
         }
-        self.tasks.insert(task.id.clone(), entry);
+        Some(entry)
     }
 
     fn forget_task(&mut self, id: &TaskId) {

@@ -189,17 +189,17 @@ pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>], findings: &[Findin
         }
     }
     for object in objects {
-        let mut tx = Tx::new(state);
+        // A throwaway transaction per object, but none for tasks (there are many).
         let outcome = match object {
-            ObjectRef::Network(n) => tx.allocate_network(n),
-            ObjectRef::Service(s) => tx.allocate_service(s),
+            ObjectRef::Network(n) => Tx::new(state).allocate_network(n),
+            ObjectRef::Service(s) => Tx::new(state).allocate_service(s),
             ObjectRef::Task(t) => {
                 if t.status.state == TaskState::New && t.desired_state <= TaskState::Running {
                     queue.push(object.id());
                 }
                 continue;
             }
-            ObjectRef::Node(n) => tx.allocate_node(n),
+            ObjectRef::Node(n) => Tx::new(state).allocate_node(n),
         };
         if !matches!(outcome, Ok(Outcome::Unchanged)) {
             queue.push(object.id());
