@@ -3,8 +3,9 @@
 //! committed objects, never of the order they were seen in: each resource keeps the set of its
 //! claimants and the lowest-ranked claimant holds it (see [`Holder`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -347,6 +348,15 @@ impl NetEntry {
         NetEntry { scope: network.scope(), ingress: network.is_ingress(), stored, alloc }
     }
 
+    /// The pool of a valid stored allocation that `ip` is a usable address of.
+    fn pool_of(&mut self, ip: IpAddr) -> Option<&mut Pool> {
+        let Some(Ok(alloc)) = &mut self.alloc else { return None };
+        match alloc.place(ip) {
+            Placement::Usable(i) => Some(&mut alloc.pools[i]),
+            _ => None,
+        }
+    }
+
     /// The allocation, when it is valid and won every conflict: only then may it be used.
     pub(crate) fn usable_alloc(&self) -> Option<&NetAlloc> {
         match &self.alloc {
@@ -527,12 +537,24 @@ impl State {
             match object {
                 ObjectRef::Service(s) => self.observe_service(s),
                 ObjectRef::Task(t) => {
-                    if let Some(entry) = self.claim_task(t) {
+                    if let Some(entry) = self.count_task(t) {
                         tasks.push((t.id.clone(), entry));
                     }
                 }
                 ObjectRef::Node(n) => self.observe_node(n),
                 ObjectRef::Network(_) => unreachable!("networks were taken out above"),
+            }
+        }
+        // The tasks' address claims, made last: a claim is a set insert, so the order does not
+        // matter (services and nodes only ever remove their own holders). Networks are looked
+        // up by hash here, one lookup per address (membership only, never iterated).
+        let mut networks = NetworkLookup::new(&mut self.networks);
+        for (id, entry) in &tasks {
+            let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+            for (network, ip) in &entry.addrs {
+                if let Some(pool) = networks.get_mut(network).and_then(|n| n.pool_of(ip.addr())) {
+                    claim(&mut pool.slots, ip_to_u128(ip.addr()), holder.clone());
+                }
             }
         }
         // One sort (a store lists its tasks in id order already) and a bulk build instead of
@@ -674,13 +696,18 @@ impl State {
 
     /// Adds a task's claims; the caller has forgotten its previous ones.
     fn observe_task(&mut self, task: &Task) {
-        if let Some(entry) = self.claim_task(task) {
+        if let Some(entry) = self.count_task(task) {
+            let holder = if entry.retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
+            for (network, ip) in &entry.addrs {
+                self.claim_addr(network, ip.addr(), holder.clone());
+            }
             self.tasks.insert(task.id.clone(), entry);
         }
     }
 
-    /// Adds a task's claims and returns its entry for `tasks` (None: it holds nothing).
-    fn claim_task(&mut self, task: &Task) -> Option<TaskEntry> {
+    /// A task's entry for `tasks` (None: it holds nothing), counted in `node_needs`; the
+    /// caller claims its addresses.
+    fn count_task(&mut self, task: &Task) -> Option<TaskEntry> {
         let addrs: Vec<(NetworkId, IpNet)> =
             task.networks.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
@@ -691,10 +718,6 @@ impl State {
         if retired && self.mode.is(crate::legacy::Flavour::B6) {
             // B6: freed on status alone; the container may still run.
             return None;
-        }
-        let holder = if retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
-        for (network, ip) in &addrs {
-            self.claim_addr(network, ip.addr(), holder.clone());
         }
         let orphaned = task.status.state == TaskState::Orphaned;
         let entry = TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs };
@@ -759,11 +782,7 @@ impl State {
     }
 
     fn pool_of(&mut self, network: &NetworkId, ip: IpAddr) -> Option<&mut Pool> {
-        let Some(Ok(alloc)) = &mut self.networks.get_mut(network)?.alloc else { return None };
-        match alloc.place(ip) {
-            Placement::Usable(i) => Some(&mut alloc.pools[i]),
-            _ => None,
-        }
+        self.networks.get_mut(network)?.pool_of(ip)
     }
 
     fn claim_addr(&mut self, network: &NetworkId, ip: IpAddr, holder: Holder) {
@@ -810,6 +829,49 @@ impl State {
             }
         }
         wanted
+    }
+}
+
+/// Networks by id for many lookups in a row: by hash when there are many (string comparisons
+/// down an ordered map dominated restore), else the map itself. Lookups only.
+pub(crate) enum NetworkLookup<'a, T> {
+    Map(&'a mut BTreeMap<NetworkId, T>),
+    Hashed(HashMap<&'a NetworkId, &'a mut T, BuildHasherDefault<Fnv>>),
+}
+
+impl<'a, T> NetworkLookup<'a, T> {
+    const HASHED_FROM: usize = 32;
+
+    pub(crate) fn new(map: &'a mut BTreeMap<NetworkId, T>) -> Self {
+        if map.len() < Self::HASHED_FROM {
+            return NetworkLookup::Map(map);
+        }
+        NetworkLookup::Hashed(map.iter_mut().collect())
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &NetworkId) -> Option<&mut T> {
+        match self {
+            NetworkLookup::Map(map) => map.get_mut(id),
+            NetworkLookup::Hashed(map) => map.get_mut(id).map(|entry| &mut **entry),
+        }
+    }
+}
+
+/// FNV-1a: a fast hash for short string ids, in sets and maps that are only asked membership.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }
 
@@ -865,4 +927,83 @@ pub(crate) fn claimed_addresses(state: &State) -> Vec<(NetworkId, IpNet, Holder,
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    fn network(i: usize) -> Network {
+        Network {
+            id: NetworkId::new(format!("net{i:03}")),
+            version: Version(1),
+            spec: NetworkSpec { name: format!("net{i:03}"), ..Default::default() },
+            driver_state: None,
+            ipam: None,
+        }
+    }
+
+    fn task(i: usize, network: &NetworkId) -> Task {
+        Task {
+            id: TaskId::new(format!("task{i:04}")),
+            version: Version(1),
+            service_id: None,
+            node_id: Some(NodeId::new(format!("node{}", i % 3))),
+            slot: 0,
+            spec: TaskSpec { networks: vec![NetworkAttachmentConfig::to(network.clone())] },
+            status: TaskStatus::default(),
+            desired_state: TaskState::Running,
+            networks: Vec::new(),
+            endpoint: None,
+        }
+    }
+
+    /// Restore of many networks (where networks are looked up by hash) builds the engine that
+    /// committing the same objects one by one built, and reports the same conflicts.
+    #[test]
+    fn restore_of_many_networks_equals_the_committed_engine() {
+        let mut alloc = Allocator::new(ClusterConfig::default()).unwrap();
+        let networks: Vec<Network> = (0..40).map(network).collect();
+        let proposal = {
+            let mut tx = alloc.begin();
+            for n in &networks {
+                tx.allocate_network(n).unwrap();
+            }
+            tx.finish()
+        };
+        alloc.commit(&proposal);
+        let mut store: Vec<Object> = proposal.into_updates();
+        let ids: Vec<NetworkId> = networks.iter().map(|n| n.id.clone()).collect();
+        let tasks: Vec<Task> = (0..200).map(|i| task(i, &ids[i % ids.len()])).collect();
+        let proposal = {
+            let mut tx = alloc.begin();
+            for t in &tasks {
+                tx.allocate_task(t, None).unwrap();
+            }
+            tx.finish()
+        };
+        alloc.commit(&proposal);
+        let mut updated = proposal.into_updates();
+        // Conflicts: two tasks share an address, one is retired, one names a missing network.
+        let Object::Task(first) = updated[0].clone() else { unreachable!() };
+        if let Object::Task(t) = &mut updated[1] {
+            t.networks = first.networks.clone();
+        }
+        if let Object::Task(t) = &mut updated[2] {
+            t.status.state = TaskState::Complete;
+        }
+        if let Object::Task(t) = &mut updated[3] {
+            t.networks[0].network_id = NetworkId::new("missing");
+        }
+        for object in &updated[1..4] {
+            alloc.observe(object.as_ref());
+        }
+        store.extend(updated);
+        store.reverse();
+        let (restored, report) =
+            Allocator::restore(ClusterConfig::default(), store.iter().map(Object::as_ref)).unwrap();
+        assert_eq!(alloc.diff(&restored), None);
+        assert_eq!(report.findings, alloc.findings());
+        assert_eq!(report.findings.len(), 2, "{:?}", report.findings);
+    }
 }

@@ -4,7 +4,7 @@
 //! The rules are allocator-spec.md section 2; where this file departs from SwarmKit it says why.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -13,7 +13,7 @@ use crate::config::ClusterConfig;
 use crate::error::AllocError;
 use crate::ids::{NetworkId, ServiceId};
 use crate::index::{
-    Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
+    Fnv, Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
     parse_vni_list,
 };
 use crate::objects::{
@@ -1061,24 +1061,6 @@ impl<'s> Tx<'s> {
         }
         self.touched.insert(object.id());
         self.updates[kind].push(object);
-    }
-}
-
-/// FNV-1a: a fast hash for the proposal's membership set (ids are short strings). Membership only.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
     }
 }
 
