@@ -3,6 +3,7 @@
 //! remembered in the transaction so that two objects of one proposal never get the same thing.
 //! The rules are allocator-spec.md section 2; where this file departs from SwarmKit it says why.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
@@ -897,12 +898,15 @@ impl<'s> Tx<'s> {
             None => None,
             Some(service_id) => {
                 let pending = self.services.get(service_id).map(|&i| &self.updates[1][i]);
+                // The caller's service is borrowed; one updated in this proposal is copied
+                // (the proposal is written to while the task is allocated).
                 let service = match pending {
-                    Some(Object::Service(updated)) => updated.clone(),
-                    _ => service
-                        .filter(|s| &s.id == service_id)
-                        .cloned()
-                        .ok_or_else(|| AllocError::needs(format!("service {service_id}")))?,
+                    Some(Object::Service(updated)) => Cow::Owned(updated.clone()),
+                    _ => Cow::Borrowed(
+                        service
+                            .filter(|s| &s.id == service_id)
+                            .ok_or_else(|| AllocError::needs(format!("service {service_id}")))?,
+                    ),
                 };
                 if !self.service_is_current(&service)? {
                     return Err(AllocError::needs(format!("service {service_id}")));
@@ -910,7 +914,7 @@ impl<'s> Tx<'s> {
                 Some(service)
             }
         };
-        self.atomically(|tx| tx.allocate_new_task(task, service.as_ref(), &holder))
+        self.atomically(|tx| tx.allocate_new_task(task, service.as_deref(), &holder))
     }
 
     fn allocate_new_task(
