@@ -222,7 +222,8 @@ impl Pool {
 
     /// Highest address in the pick range that any committed object references (the reuse cursor).
     pub(crate) fn cursor(&self) -> Option<u128> {
-        self.slots.range(self.pick.0..=self.pick.1).next_back().map(|(k, _)| *k)
+        // One bound to search for: the highest claim up to the range's top, if inside it.
+        self.slots.range(..=self.pick.1).next_back().map(|(k, _)| *k).filter(|k| *k >= self.pick.0)
     }
 }
 
