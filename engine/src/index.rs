@@ -538,7 +538,7 @@ impl State {
             match object {
                 ObjectRef::Service(s) => self.observe_service(s),
                 ObjectRef::Task(t) => {
-                    if let Some(entry) = self.count_task(t) {
+                    if let Some(entry) = self.task_entry(t) {
                         tasks.push((t.id.clone(), entry));
                     }
                 }
@@ -556,6 +556,13 @@ impl State {
                 if let Some(pool) = networks.get_mut(network).and_then(|n| n.pool_of(ip.addr())) {
                     claim(&mut pool.slots, ip_to_u128(ip.addr()), holder.clone());
                 }
+            }
+        }
+        if self.node_needs.is_empty() && tasks.len() >= 64 {
+            self.node_needs = node_needs_of(&tasks);
+        } else {
+            for (_, entry) in &tasks {
+                self.count_needs(entry);
             }
         }
         // One sort (a store lists its tasks in id order already) and a bulk build instead of
@@ -697,7 +704,8 @@ impl State {
 
     /// Adds a task's claims; the caller has forgotten its previous ones.
     fn observe_task(&mut self, task: &Task) {
-        if let Some(entry) = self.count_task(task) {
+        if let Some(entry) = self.task_entry(task) {
+            self.count_needs(&entry);
             let holder = if entry.retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
             for (network, ip) in &entry.addrs {
                 self.claim_addr(network, ip.addr(), holder.clone());
@@ -706,9 +714,9 @@ impl State {
         }
     }
 
-    /// A task's entry for `tasks` (None: it holds nothing), counted in `node_needs`; the
-    /// caller claims its addresses.
-    fn count_task(&mut self, task: &Task) -> Option<TaskEntry> {
+    /// A task's entry for `tasks` (None: it holds nothing); the caller counts it in
+    /// `node_needs` and claims its addresses.
+    fn task_entry(&self, task: &Task) -> Option<TaskEntry> {
         let addrs: Vec<(NetworkId, IpNet)> =
             task.networks.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
@@ -721,14 +729,17 @@ impl State {
             return None;
         }
         let orphaned = task.status.state == TaskState::Orphaned;
-        let entry = TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs };
-        if let (false, Some(node)) = (retired, &entry.node) {
+        Some(TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs })
+    }
+
+    /// Counts a live task's networks for its node.
+    fn count_needs(&mut self, entry: &TaskEntry) {
+        if let (false, Some(node)) = (entry.retired, &entry.node) {
             let needs = self.node_needs.entry(node.clone()).or_default();
             for network in distinct_networks(&entry.addrs) {
                 *needs.entry(network.clone()).or_default() += 1;
             }
         }
-        Some(entry)
     }
 
     fn forget_task(&mut self, id: &TaskId) {
@@ -882,6 +893,60 @@ fn claim_gateways(network: &NetworkId, alloc: &mut NetAlloc) {
             claim(&mut pool.slots, ip_to_u128(gateway), Holder::Gateway(network.clone()));
         }
     }
+}
+
+/// `node_needs` of many tasks at once (restore): each distinct node and network id is hashed
+/// once to a number and sorted once, instead of an ordered-map search by string per task. The
+/// counts are those [`State::count_needs`] makes task by task.
+fn node_needs_of(tasks: &[(TaskId, TaskEntry)]) -> BTreeMap<NodeId, BTreeMap<NetworkId, u32>> {
+    type Numbering<'a, K> = HashMap<&'a K, u32, BuildHasherDefault<Fnv>>;
+    fn number<'a, K: Eq + std::hash::Hash>(ids: &mut Numbering<'a, K>, list: &mut Vec<&'a K>, id: &'a K) -> u32 {
+        *ids.entry(id).or_insert_with(|| {
+            list.push(id);
+            (list.len() - 1) as u32
+        })
+    }
+    /// rank[number] = position of the id in sorted order (the ids are distinct).
+    fn ranks<K: Ord>(list: &[&K]) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..list.len() as u32).collect();
+        order.sort_unstable_by(|a, b| list[*a as usize].cmp(list[*b as usize]));
+        let mut rank = vec![0; list.len()];
+        for (r, number) in order.into_iter().enumerate() {
+            rank[number as usize] = r as u32;
+        }
+        rank
+    }
+    let (mut node_ids, mut nodes) = (Numbering::<NodeId>::default(), Vec::new());
+    let (mut network_ids, mut networks) = (Numbering::<NetworkId>::default(), Vec::new());
+    let mut pairs = Vec::new();
+    for (_, entry) in tasks {
+        let (false, Some(node)) = (entry.retired, &entry.node) else { continue };
+        let node = number(&mut node_ids, &mut nodes, node);
+        for network in distinct_networks(&entry.addrs) {
+            pairs.push((node, number(&mut network_ids, &mut networks, network)));
+        }
+    }
+    let (node_rank, network_rank) = (ranks(&nodes), ranks(&networks));
+    let mut node_at = vec![0; nodes.len()];
+    for (number, rank) in node_rank.iter().enumerate() {
+        node_at[*rank as usize] = number;
+    }
+    let mut network_at = vec![0; networks.len()];
+    for (number, rank) in network_rank.iter().enumerate() {
+        network_at[*rank as usize] = number;
+    }
+    let mut ranked: Vec<(u32, u32)> =
+        pairs.into_iter().map(|(n, k)| (node_rank[n as usize], network_rank[k as usize])).collect();
+    ranked.sort_unstable();
+    let mut out = BTreeMap::new();
+    for per_node in ranked.chunk_by(|a, b| a.0 == b.0) {
+        let needs: BTreeMap<NetworkId, u32> = per_node
+            .chunk_by(|a, b| a.1 == b.1)
+            .map(|same| (networks[network_at[same[0].1 as usize]].clone(), same.len() as u32))
+            .collect();
+        out.insert(nodes[node_at[per_node[0].0 as usize]].clone(), needs);
+    }
+    out
 }
 
 fn distinct_networks(addrs: &[(NetworkId, IpNet)]) -> impl Iterator<Item = &NetworkId> {
