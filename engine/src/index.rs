@@ -3,8 +3,9 @@
 //! committed objects, never of the order they were seen in: each resource keeps the set of its
 //! claimants and the lowest-ranked claimant holds it (see [`Holder`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -221,7 +222,8 @@ impl Pool {
 
     /// Highest address in the pick range that any committed object references (the reuse cursor).
     pub(crate) fn cursor(&self) -> Option<u128> {
-        self.slots.range(self.pick.0..=self.pick.1).next_back().map(|(k, _)| *k)
+        // One bound to search for: the highest claim up to the range's top, if inside it.
+        self.slots.range(..=self.pick.1).next_back().map(|(k, _)| *k).filter(|k| *k >= self.pick.0)
     }
 }
 
@@ -261,31 +263,98 @@ impl NetAlloc {
     }
 }
 
+/// A network's stored allocation (`ipam` and `driver_state`) in one buffer: equal exactly when
+/// the stored values are equal (every field is written, strings and lists with their lengths),
+/// without a copy of every string and map of the network.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct StoredAlloc(Box<[u8]>);
+
+impl StoredAlloc {
+    fn of(ipam: &Ipam, driver: &DriverConfig) -> StoredAlloc {
+        fn bytes(out: &mut Vec<u8>, s: &[u8]) {
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s);
+        }
+        fn net(out: &mut Vec<u8>, net: Option<IpNet>) {
+            match net {
+                None => out.push(0),
+                Some(net) => {
+                    addr(out, Some(net.addr()));
+                    out.push(net.prefix_len());
+                }
+            }
+        }
+        fn addr(out: &mut Vec<u8>, ip: Option<IpAddr>) {
+            match ip {
+                None => out.push(0),
+                Some(IpAddr::V4(a)) => {
+                    out.push(4);
+                    out.extend_from_slice(&a.octets());
+                }
+                Some(IpAddr::V6(a)) => {
+                    out.push(6);
+                    out.extend_from_slice(&a.octets());
+                }
+            }
+        }
+        let options: usize = driver.options.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+        let mut out =
+            Vec::with_capacity(32 + ipam.driver.len() + ipam.configs.len() * 40 + driver.name.len() + options);
+        bytes(&mut out, ipam.driver.as_bytes());
+        out.extend_from_slice(&(ipam.configs.len() as u64).to_le_bytes());
+        for config in &ipam.configs {
+            net(&mut out, config.subnet);
+            net(&mut out, config.range);
+            addr(&mut out, config.gateway);
+        }
+        bytes(&mut out, driver.name.as_bytes());
+        out.extend_from_slice(&(driver.options.len() as u64).to_le_bytes());
+        for (key, value) in &driver.options {
+            bytes(&mut out, key.as_bytes());
+            bytes(&mut out, value.as_bytes());
+        }
+        StoredAlloc(out.into_boxed_slice())
+    }
+}
+
+impl fmt::Debug for StoredAlloc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoredAlloc(")?;
+        for byte in self.0.iter() {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// A committed network as the index sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NetEntry {
-    pub(crate) name: String,
     pub(crate) scope: DriverScope,
     pub(crate) ingress: bool,
     /// The stored allocation, exactly as committed (compared to tell whether pools must be rebuilt).
-    stored: Option<(Ipam, DriverConfig)>,
+    stored: Option<StoredAlloc>,
     /// `Ok` when the stored allocation is valid, `Err` explains why it is not.
     pub(crate) alloc: Option<Result<NetAlloc, String>>,
 }
 
 impl NetEntry {
     fn of(network: &Network) -> NetEntry {
-        let stored = match (&network.ipam, &network.driver_state) {
-            (Some(ipam), Some(driver)) => Some((ipam.clone(), driver.clone())),
-            _ => None,
+        let (stored, alloc) = match (&network.ipam, &network.driver_state) {
+            (Some(ipam), Some(driver)) => {
+                (Some(StoredAlloc::of(ipam, driver)), Some(parse_alloc(network, ipam, driver)))
+            }
+            _ => (None, None),
         };
-        let alloc = stored.as_ref().map(|(ipam, driver)| parse_alloc(network, ipam, driver));
-        NetEntry {
-            name: network.spec.name.clone(),
-            scope: network.scope(),
-            ingress: network.is_ingress(),
-            stored,
-            alloc,
+        NetEntry { scope: network.scope(), ingress: network.is_ingress(), stored, alloc }
+    }
+
+    /// The pool of a valid stored allocation that `ip` is a usable address of.
+    fn pool_of(&mut self, ip: IpAddr) -> Option<&mut Pool> {
+        let Some(Ok(alloc)) = &mut self.alloc else { return None };
+        match alloc.place(ip) {
+            Placement::Usable(i) => Some(&mut alloc.pools[i]),
+            _ => None,
         }
     }
 
@@ -464,13 +533,44 @@ impl State {
         }
         self.resolve_networks();
         // Every holder is new here: nothing to forget first.
+        let mut tasks = Vec::new();
         for object in rest {
             match object {
                 ObjectRef::Service(s) => self.observe_service(s),
-                ObjectRef::Task(t) => self.observe_task(t),
+                ObjectRef::Task(t) => {
+                    if let Some(entry) = self.task_entry(t) {
+                        tasks.push((t.id.clone(), entry));
+                    }
+                }
                 ObjectRef::Node(n) => self.observe_node(n),
                 ObjectRef::Network(_) => unreachable!("networks were taken out above"),
             }
+        }
+        // The tasks' address claims, made last: a claim is a set insert, so the order does not
+        // matter (services and nodes only ever remove their own holders). Networks are looked
+        // up by hash here, one lookup per address (membership only, never iterated).
+        let mut networks = NetworkLookup::new(&mut self.networks);
+        for (id, entry) in &tasks {
+            let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+            for (network, ip) in &entry.addrs {
+                if let Some(pool) = networks.get_mut(network).and_then(|n| n.pool_of(ip.addr())) {
+                    claim(&mut pool.slots, ip_to_u128(ip.addr()), holder.clone());
+                }
+            }
+        }
+        if self.node_needs.is_empty() && tasks.len() >= 64 {
+            self.node_needs = node_needs_of(&tasks);
+        } else {
+            for (_, entry) in &tasks {
+                self.count_needs(entry);
+            }
+        }
+        // One sort (a store lists its tasks in id order already) and a bulk build instead of
+        // an insert per task; of equal ids the last wins, as it does with inserts.
+        if self.tasks.is_empty() {
+            self.tasks = tasks.into_iter().collect();
+        } else {
+            self.tasks.extend(tasks);
         }
     }
 
@@ -480,7 +580,6 @@ impl State {
         let same_alloc = self.networks.get(&network.id).is_some_and(|old| old.stored == entry.stored);
         if same_alloc {
             let old = self.networks.get_mut(&network.id).expect("checked above");
-            old.name = entry.name;
             old.scope = entry.scope;
             old.ingress = entry.ingress;
         } else {
@@ -605,30 +704,42 @@ impl State {
 
     /// Adds a task's claims; the caller has forgotten its previous ones.
     fn observe_task(&mut self, task: &Task) {
+        if let Some(entry) = self.task_entry(task) {
+            self.count_needs(&entry);
+            let holder = if entry.retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
+            for (network, ip) in &entry.addrs {
+                self.claim_addr(network, ip.addr(), holder.clone());
+            }
+            self.tasks.insert(task.id.clone(), entry);
+        }
+    }
+
+    /// A task's entry for `tasks` (None: it holds nothing); the caller counts it in
+    /// `node_needs` and claims its addresses.
+    fn task_entry(&self, task: &Task) -> Option<TaskEntry> {
         let addrs: Vec<(NetworkId, IpNet)> =
             task.networks.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
-            return;
+            return None;
         }
         let retired = !task.status.state.is_live();
         #[cfg(feature = "legacy")]
         if retired && self.mode.is(crate::legacy::Flavour::B6) {
             // B6: freed on status alone; the container may still run.
-            return;
-        }
-        let holder = if retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
-        for (network, ip) in &addrs {
-            self.claim_addr(network, ip.addr(), holder.clone());
+            return None;
         }
         let orphaned = task.status.state == TaskState::Orphaned;
-        let entry = TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs };
-        if let (false, Some(node)) = (retired, &entry.node) {
+        Some(TaskEntry { retired, orphaned, node: task.node_id.clone(), addrs })
+    }
+
+    /// Counts a live task's networks for its node.
+    fn count_needs(&mut self, entry: &TaskEntry) {
+        if let (false, Some(node)) = (entry.retired, &entry.node) {
             let needs = self.node_needs.entry(node.clone()).or_default();
             for network in distinct_networks(&entry.addrs) {
                 *needs.entry(network.clone()).or_default() += 1;
             }
         }
-        self.tasks.insert(task.id.clone(), entry);
     }
 
     fn forget_task(&mut self, id: &TaskId) {
@@ -683,11 +794,7 @@ impl State {
     }
 
     fn pool_of(&mut self, network: &NetworkId, ip: IpAddr) -> Option<&mut Pool> {
-        let Some(Ok(alloc)) = &mut self.networks.get_mut(network)?.alloc else { return None };
-        match alloc.place(ip) {
-            Placement::Usable(i) => Some(&mut alloc.pools[i]),
-            _ => None,
-        }
+        self.networks.get_mut(network)?.pool_of(ip)
     }
 
     fn claim_addr(&mut self, network: &NetworkId, ip: IpAddr, holder: Holder) {
@@ -737,12 +844,109 @@ impl State {
     }
 }
 
+/// Networks by id for many lookups in a row: by hash when there are many (string comparisons
+/// down an ordered map dominated restore), else the map itself. Lookups only.
+pub(crate) enum NetworkLookup<'a, T> {
+    Map(&'a mut BTreeMap<NetworkId, T>),
+    Hashed(HashMap<&'a NetworkId, &'a mut T, BuildHasherDefault<Fnv>>),
+}
+
+impl<'a, T> NetworkLookup<'a, T> {
+    const HASHED_FROM: usize = 32;
+
+    pub(crate) fn new(map: &'a mut BTreeMap<NetworkId, T>) -> Self {
+        if map.len() < Self::HASHED_FROM {
+            return NetworkLookup::Map(map);
+        }
+        NetworkLookup::Hashed(map.iter_mut().collect())
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &NetworkId) -> Option<&mut T> {
+        match self {
+            NetworkLookup::Map(map) => map.get_mut(id),
+            NetworkLookup::Hashed(map) => map.get_mut(id).map(|entry| &mut **entry),
+        }
+    }
+}
+
+/// FNV-1a: a fast hash for short string ids, in sets and maps that are only asked membership.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
 fn claim_gateways(network: &NetworkId, alloc: &mut NetAlloc) {
     for pool in &mut alloc.pools {
         if let Some(gateway) = pool.gateway {
             claim(&mut pool.slots, ip_to_u128(gateway), Holder::Gateway(network.clone()));
         }
     }
+}
+
+/// `node_needs` of many tasks at once (restore): each distinct node and network id is hashed
+/// once to a number and sorted once, instead of an ordered-map search by string per task. The
+/// counts are those [`State::count_needs`] makes task by task.
+fn node_needs_of(tasks: &[(TaskId, TaskEntry)]) -> BTreeMap<NodeId, BTreeMap<NetworkId, u32>> {
+    type Numbering<'a, K> = HashMap<&'a K, u32, BuildHasherDefault<Fnv>>;
+    fn number<'a, K: Eq + std::hash::Hash>(ids: &mut Numbering<'a, K>, list: &mut Vec<&'a K>, id: &'a K) -> u32 {
+        *ids.entry(id).or_insert_with(|| {
+            list.push(id);
+            (list.len() - 1) as u32
+        })
+    }
+    /// rank[number] = position of the id in sorted order (the ids are distinct).
+    fn ranks<K: Ord>(list: &[&K]) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..list.len() as u32).collect();
+        order.sort_unstable_by(|a, b| list[*a as usize].cmp(list[*b as usize]));
+        let mut rank = vec![0; list.len()];
+        for (r, number) in order.into_iter().enumerate() {
+            rank[number as usize] = r as u32;
+        }
+        rank
+    }
+    let (mut node_ids, mut nodes) = (Numbering::<NodeId>::default(), Vec::new());
+    let (mut network_ids, mut networks) = (Numbering::<NetworkId>::default(), Vec::new());
+    let mut pairs = Vec::new();
+    for (_, entry) in tasks {
+        let (false, Some(node)) = (entry.retired, &entry.node) else { continue };
+        let node = number(&mut node_ids, &mut nodes, node);
+        for network in distinct_networks(&entry.addrs) {
+            pairs.push((node, number(&mut network_ids, &mut networks, network)));
+        }
+    }
+    let (node_rank, network_rank) = (ranks(&nodes), ranks(&networks));
+    let mut node_at = vec![0; nodes.len()];
+    for (number, rank) in node_rank.iter().enumerate() {
+        node_at[*rank as usize] = number;
+    }
+    let mut network_at = vec![0; networks.len()];
+    for (number, rank) in network_rank.iter().enumerate() {
+        network_at[*rank as usize] = number;
+    }
+    let mut ranked: Vec<(u32, u32)> =
+        pairs.into_iter().map(|(n, k)| (node_rank[n as usize], network_rank[k as usize])).collect();
+    ranked.sort_unstable();
+    let mut out = BTreeMap::new();
+    for per_node in ranked.chunk_by(|a, b| a.0 == b.0) {
+        let needs: BTreeMap<NetworkId, u32> = per_node
+            .chunk_by(|a, b| a.1 == b.1)
+            .map(|same| (networks[network_at[same[0].1 as usize]].clone(), same.len() as u32))
+            .collect();
+        out.insert(nodes[node_at[per_node[0].0 as usize]].clone(), needs);
+    }
+    out
 }
 
 fn distinct_networks(addrs: &[(NetworkId, IpNet)]) -> impl Iterator<Item = &NetworkId> {
@@ -789,4 +993,83 @@ pub(crate) fn claimed_addresses(state: &State) -> Vec<(NetworkId, IpNet, Holder,
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    fn network(i: usize) -> Network {
+        Network {
+            id: NetworkId::new(format!("net{i:03}")),
+            version: Version(1),
+            spec: NetworkSpec { name: format!("net{i:03}"), ..Default::default() },
+            driver_state: None,
+            ipam: None,
+        }
+    }
+
+    fn task(i: usize, network: &NetworkId) -> Task {
+        Task {
+            id: TaskId::new(format!("task{i:04}")),
+            version: Version(1),
+            service_id: None,
+            node_id: Some(NodeId::new(format!("node{}", i % 3))),
+            slot: 0,
+            spec: TaskSpec { networks: vec![NetworkAttachmentConfig::to(network.clone())] },
+            status: TaskStatus::default(),
+            desired_state: TaskState::Running,
+            networks: Vec::new(),
+            endpoint: None,
+        }
+    }
+
+    /// Restore of many networks (where networks are looked up by hash) builds the engine that
+    /// committing the same objects one by one built, and reports the same conflicts.
+    #[test]
+    fn restore_of_many_networks_equals_the_committed_engine() {
+        let mut alloc = Allocator::new(ClusterConfig::default()).unwrap();
+        let networks: Vec<Network> = (0..40).map(network).collect();
+        let proposal = {
+            let mut tx = alloc.begin();
+            for n in &networks {
+                tx.allocate_network(n).unwrap();
+            }
+            tx.finish()
+        };
+        alloc.commit(&proposal);
+        let mut store: Vec<Object> = proposal.into_updates();
+        let ids: Vec<NetworkId> = networks.iter().map(|n| n.id.clone()).collect();
+        let tasks: Vec<Task> = (0..200).map(|i| task(i, &ids[i % ids.len()])).collect();
+        let proposal = {
+            let mut tx = alloc.begin();
+            for t in &tasks {
+                tx.allocate_task(t, None).unwrap();
+            }
+            tx.finish()
+        };
+        alloc.commit(&proposal);
+        let mut updated = proposal.into_updates();
+        // Conflicts: two tasks share an address, one is retired, one names a missing network.
+        let Object::Task(first) = updated[0].clone() else { unreachable!() };
+        if let Object::Task(t) = &mut updated[1] {
+            t.networks = first.networks.clone();
+        }
+        if let Object::Task(t) = &mut updated[2] {
+            t.status.state = TaskState::Complete;
+        }
+        if let Object::Task(t) = &mut updated[3] {
+            t.networks[0].network_id = NetworkId::new("missing");
+        }
+        for object in &updated[1..4] {
+            alloc.observe(object.as_ref());
+        }
+        store.extend(updated);
+        store.reverse();
+        let (restored, report) =
+            Allocator::restore(ClusterConfig::default(), store.iter().map(Object::as_ref)).unwrap();
+        assert_eq!(alloc.diff(&restored), None);
+        assert_eq!(report.findings, alloc.findings());
+        assert_eq!(report.findings.len(), 2, "{:?}", report.findings);
+    }
 }

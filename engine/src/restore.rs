@@ -3,14 +3,16 @@
 //! `index` (lowest [`Holder`] keeps an address, lowest service id keeps a port, ingress-then-id
 //! keeps a subnet or VXLAN id), and the losers are queued here for fresh allocation.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::ids::{NetworkId, ServiceId};
-use crate::index::{Holder, Placement, State};
+use crate::index::{Fnv, Holder, NetEntry, Placement, State};
 use crate::objects::{ObjectId, ObjectRef, Protocol, TaskState};
 use crate::tx::{Outcome, Tx};
 
@@ -118,9 +120,16 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
     }
     // A live holder's address on a network that is missing, unallocated, invalid or lost a
     // conflict is reported; otherwise it must lie on a usable address of the network's subnets.
-    let mut check = |network: &NetworkId, address: IpNet, holder: Holder| {
-        let Some(alloc) = state.networks.get(network).and_then(|e| e.usable_alloc()) else {
-            out.push(Finding::UnallocatedNetwork { network: network.clone(), holder });
+    // One lookup per address: by hash when there are many networks (lookups only).
+    let hashed: Option<HashMap<&NetworkId, &NetEntry, BuildHasherDefault<Fnv>>> =
+        (state.networks.len() >= 32).then(|| state.networks.iter().collect());
+    let usable = |network: &NetworkId| match &hashed {
+        Some(map) => map.get(network).and_then(|e| e.usable_alloc()),
+        None => state.networks.get(network).and_then(|e| e.usable_alloc()),
+    };
+    let mut check = |network: &NetworkId, address: IpNet, holder: &dyn Fn() -> Holder| {
+        let Some(alloc) = usable(network) else {
+            out.push(Finding::UnallocatedNetwork { network: network.clone(), holder: holder() });
             return;
         };
         match alloc.place(address.addr()) {
@@ -128,27 +137,27 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             Placement::Reserved(what) => out.push(Finding::ReservedAddress {
                 network: network.clone(),
                 address,
-                holder,
+                holder: holder(),
                 reserved: what.to_string(),
             }),
             Placement::OutOfRange => {
-                out.push(Finding::AddressOutsideSubnets { network: network.clone(), address, holder })
+                out.push(Finding::AddressOutsideSubnets { network: network.clone(), address, holder: holder() })
             }
         }
     };
     for (id, entry) in &state.services {
         for (network, ip) in &entry.vips {
-            check(network, *ip, Holder::Vip(id.clone()));
+            check(network, *ip, &|| Holder::Vip(id.clone()));
         }
     }
     for (id, entry) in state.tasks.iter().filter(|(_, e)| !e.retired) {
         for (network, ip) in &entry.addrs {
-            check(network, *ip, Holder::Task(id.clone()));
+            check(network, *ip, &|| Holder::Task(id.clone()));
         }
     }
     for (id, addrs) in &state.nodes {
         for (network, ip) in addrs {
-            check(network, *ip, Holder::NodeLb(id.clone()));
+            check(network, *ip, &|| Holder::NodeLb(id.clone()));
         }
     }
     for ((protocol, port), claims) in &state.ports {
@@ -189,17 +198,17 @@ pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>], findings: &[Findin
         }
     }
     for object in objects {
-        let mut tx = Tx::new(state);
+        // A throwaway transaction per object, but none for tasks (there are many).
         let outcome = match object {
-            ObjectRef::Network(n) => tx.allocate_network(n),
-            ObjectRef::Service(s) => tx.allocate_service(s),
+            ObjectRef::Network(n) => Tx::new(state).allocate_network(n),
+            ObjectRef::Service(s) => Tx::new(state).allocate_service(s),
             ObjectRef::Task(t) => {
                 if t.status.state == TaskState::New && t.desired_state <= TaskState::Running {
                     queue.push(object.id());
                 }
                 continue;
             }
-            ObjectRef::Node(n) => tx.allocate_node(n),
+            ObjectRef::Node(n) => Tx::new(state).allocate_node(n),
         };
         if !matches!(outcome, Ok(Outcome::Unchanged)) {
             queue.push(object.id());

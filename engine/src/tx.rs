@@ -3,8 +3,9 @@
 //! remembered in the transaction so that two objects of one proposal never get the same thing.
 //! The rules are allocator-spec.md section 2; where this file departs from SwarmKit it says why.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -13,13 +14,13 @@ use crate::config::ClusterConfig;
 use crate::error::AllocError;
 use crate::ids::{NetworkId, ServiceId};
 use crate::index::{
-    Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
+    Fnv, Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
     parse_vni_list,
 };
 use crate::objects::{
     DEFAULT_IPAM_DRIVER, DriverConfig, DriverScope, Endpoint, Ipam, IpamConfig, Network, NetworkAttachment,
     NetworkAttachmentConfig, Node, Object, ObjectId, PortConfig, Protocol, PublishMode, ResolutionMode, Service, Task,
-    TaskState, VXLAN_ID_LIST_OPTION, VirtualIp,
+    TaskState, TaskStatus, VXLAN_ID_LIST_OPTION, VirtualIp,
 };
 
 /// The status message of a task the allocator moved to PENDING (SwarmKit's wording).
@@ -92,6 +93,8 @@ pub struct Tx<'s> {
     networks: BTreeMap<NetworkId, NetAlloc>,
     ingress: Option<NetworkId>,
     undo: Vec<Undo>,
+    /// How many `atomically` calls are running: the undo log is only needed inside one.
+    depth: u32,
     service_current: BTreeMap<ServiceId, (crate::ids::Version, bool)>,
     /// B6 (legacy): the last address this transaction picked per (network, pool index).
     #[cfg(feature = "legacy")]
@@ -112,6 +115,7 @@ impl<'s> Tx<'s> {
             networks: BTreeMap::new(),
             ingress: None,
             undo: Vec::new(),
+            depth: 0,
             service_current: BTreeMap::new(),
             #[cfg(feature = "legacy")]
             cursors: BTreeMap::new(),
@@ -154,9 +158,18 @@ impl<'s> Tx<'s> {
     /// Runs one object's allocation; on error, gives back everything it took (all-or-nothing).
     fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, AllocError>) -> Result<T, AllocError> {
         let mark = self.undo.len();
+        self.depth += 1;
         let result = f(self);
-        if result.is_err() {
-            for undo in self.undo.drain(mark..).rev().collect::<Vec<_>>() {
+        self.depth -= 1;
+        if result.is_ok() {
+            // Nothing outside an `atomically` ever undoes: the log of a finished object is
+            // dropped so that it does not grow with the proposal.
+            if self.depth == 0 {
+                self.undo.truncate(mark);
+            }
+        } else {
+            while self.undo.len() > mark {
+                let Some(undo) = self.undo.pop() else { break };
                 match undo {
                     Undo::Addr(network, value) => {
                         if let Some(taken) = self.addrs.get_mut(&network) {
@@ -227,8 +240,7 @@ impl<'s> Tx<'s> {
             }
             return Ok(with_prefix);
         }
-        self.addrs.entry(network.clone()).or_default().insert(value, holder.clone());
-        self.undo.push(Undo::Addr(network.clone(), value));
+        self.take_addr(network, value, holder);
         Ok(with_prefix)
     }
 
@@ -243,7 +255,7 @@ impl<'s> Tx<'s> {
         let mut found = None;
         for (i, pool) in alloc.pools.iter().enumerate().filter(|(_, p)| p.is_v6() == v6) {
             let (lo, hi) = pool.pick;
-            let cursor = pool.cursor().max(taken.range(lo, hi).last().map(|(k, _)| *k));
+            let cursor = pool.cursor().max(taken.last_in(lo, hi));
             #[cfg(feature = "legacy")]
             let cursor = self.legacy_cursor(network, i).unwrap_or(cursor);
             if let Some(value) = pick_in_pool(pool, taken, cursor, |claims| self.state.reusable(claims)) {
@@ -261,13 +273,25 @@ impl<'s> Tx<'s> {
             )));
         };
         let value = ip_to_u128(addr.addr());
-        self.addrs.entry(network.clone()).or_default().insert(value, holder.clone());
-        self.undo.push(Undo::Addr(network.clone(), value));
+        self.take_addr(network, value, holder);
         #[cfg(feature = "legacy")]
         if self.state.mode.is(crate::legacy::Flavour::B6) {
             self.cursors.insert((network.clone(), _pool_index), value);
         }
         Ok(addr)
+    }
+
+    /// Records that this transaction took `value` on `network` for `holder`.
+    fn take_addr(&mut self, network: &NetworkId, value: u128, holder: &Holder) {
+        match self.addrs.get_mut(network) {
+            Some(taken) => taken.insert(value, holder.clone()),
+            None => {
+                let mut taken = Taken::default();
+                taken.insert(value, holder.clone());
+                self.addrs.insert(network.clone(), taken);
+            }
+        }
+        self.undo.push(Undo::Addr(network.clone(), value));
     }
 
     /// B6 (legacy): the old IPAM's serial cursor, which lived in memory: the last address this
@@ -874,12 +898,15 @@ impl<'s> Tx<'s> {
             None => None,
             Some(service_id) => {
                 let pending = self.services.get(service_id).map(|&i| &self.updates[1][i]);
+                // The caller's service is borrowed; one updated in this proposal is copied
+                // (the proposal is written to while the task is allocated).
                 let service = match pending {
-                    Some(Object::Service(updated)) => updated.clone(),
-                    _ => service
-                        .filter(|s| &s.id == service_id)
-                        .cloned()
-                        .ok_or_else(|| AllocError::needs(format!("service {service_id}")))?,
+                    Some(Object::Service(updated)) => Cow::Owned(updated.clone()),
+                    _ => Cow::Borrowed(
+                        service
+                            .filter(|s| &s.id == service_id)
+                            .ok_or_else(|| AllocError::needs(format!("service {service_id}")))?,
+                    ),
                 };
                 if !self.service_is_current(&service)? {
                     return Err(AllocError::needs(format!("service {service_id}")));
@@ -887,7 +914,7 @@ impl<'s> Tx<'s> {
                 Some(service)
             }
         };
-        self.atomically(|tx| tx.allocate_new_task(task, service.as_ref(), &holder))
+        self.atomically(|tx| tx.allocate_new_task(task, service.as_deref(), &holder))
     }
 
     fn allocate_new_task(
@@ -923,11 +950,19 @@ impl<'s> Tx<'s> {
                 self.attach_config(&mut attachments, &config, holder)?;
             }
         }
-        let mut updated = task.clone();
-        updated.networks = attachments;
-        updated.endpoint = service.and_then(|s| s.endpoint.clone());
-        updated.status.state = TaskState::Pending;
-        updated.status.message = PENDING_MESSAGE.to_string();
+        // Built field by field: the fields replaced here are not cloned first.
+        let updated = Task {
+            id: task.id.clone(),
+            version: task.version,
+            service_id: task.service_id.clone(),
+            node_id: task.node_id.clone(),
+            slot: task.slot,
+            spec: task.spec.clone(),
+            status: TaskStatus { state: TaskState::Pending, message: PENDING_MESSAGE.to_string() },
+            desired_state: task.desired_state,
+            networks: attachments,
+            endpoint: service.and_then(|s| s.endpoint.clone()),
+        };
         self.push(Object::Task(updated));
         Ok(Outcome::Updated)
     }
@@ -1033,24 +1068,6 @@ impl<'s> Tx<'s> {
     }
 }
 
-/// FNV-1a: a fast hash for the proposal's membership set (ids are short strings). Membership only.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
 /// Rejects port lists SwarmKit's control API would reject.
 fn validate_ports(service: &ServiceId, ports: &[PortConfig]) -> Result<(), AllocError> {
     for (i, port) in ports.iter().enumerate() {
@@ -1109,6 +1126,15 @@ impl Taken {
         if let Ok(i) = self.position(*value) {
             self.0.remove(i);
         }
+    }
+
+    /// The highest taken address in `lo..=hi`. Picks mostly ascend, so the last one usually is.
+    fn last_in(&self, lo: u128, hi: u128) -> Option<u128> {
+        let end = match self.0.last() {
+            Some((last, _)) if *last <= hi => self.0.len(),
+            _ => self.0.partition_point(|(v, _)| *v <= hi),
+        };
+        self.0[..end].last().map(|(v, _)| *v).filter(|v| *v >= lo)
     }
 
     /// The taken addresses in `lo..=hi`.
