@@ -332,10 +332,12 @@ impl fmt::Debug for StoredAlloc {
 pub(crate) struct NetEntry {
     pub(crate) scope: DriverScope,
     pub(crate) ingress: bool,
-    /// The stored allocation, exactly as committed (compared to tell whether pools must be rebuilt).
-    stored: Option<StoredAlloc>,
     /// `Ok` when the stored allocation is valid, `Err` explains why it is not.
     pub(crate) alloc: Option<Result<NetAlloc, String>>,
+    /// The stored allocation, exactly as committed (compared to tell whether pools must be
+    /// rebuilt). Last, so that `Allocator::diff` of two entries shows the parsed pools first
+    /// rather than this encoding.
+    stored: Option<StoredAlloc>,
 }
 
 impl NetEntry {
