@@ -846,6 +846,10 @@ impl State {
     }
 }
 
+/// From how many networks restore looks them up by hash ([`NetworkLookup`], and the findings):
+/// below it, the ordered map is as fast.
+pub(crate) const NETWORKS_HASHED_FROM: usize = 32;
+
 /// Networks by id for many lookups in a row: by hash when there are many (string comparisons
 /// down an ordered map dominated restore), else the map itself. Lookups only.
 pub(crate) enum NetworkLookup<'a, T> {
@@ -854,10 +858,8 @@ pub(crate) enum NetworkLookup<'a, T> {
 }
 
 impl<'a, T> NetworkLookup<'a, T> {
-    const HASHED_FROM: usize = 32;
-
     pub(crate) fn new(map: &'a mut BTreeMap<NetworkId, T>) -> Self {
-        if map.len() < Self::HASHED_FROM {
+        if map.len() < NETWORKS_HASHED_FROM {
             return NetworkLookup::Map(map);
         }
         NetworkLookup::Hashed(map.iter_mut().collect())

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::ids::{NetworkId, ServiceId};
-use crate::index::{Fnv, Holder, NetEntry, Placement, State};
+use crate::index::{Fnv, Holder, NETWORKS_HASHED_FROM, NetEntry, Placement, State};
 use crate::objects::{ObjectId, ObjectRef, Protocol, TaskState};
 use crate::tx::{Outcome, Tx};
 
@@ -122,7 +122,7 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
     // conflict is reported; otherwise it must lie on a usable address of the network's subnets.
     // One lookup per address: by hash when there are many networks (lookups only).
     let hashed: Option<HashMap<&NetworkId, &NetEntry, BuildHasherDefault<Fnv>>> =
-        (state.networks.len() >= 32).then(|| state.networks.iter().collect());
+        (state.networks.len() >= NETWORKS_HASHED_FROM).then(|| state.networks.iter().collect());
     let usable = |network: &NetworkId| match &hashed {
         Some(map) => map.get(network).and_then(|e| e.usable_alloc()),
         None => state.networks.get(network).and_then(|e| e.usable_alloc()),

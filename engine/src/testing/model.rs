@@ -772,7 +772,7 @@ impl Model {
             return Err(format!("a pass that landed nothing changed the engine ({end:?}):\n{diff}"));
         }
         if matches!(end, PassEnd::Commit) {
-            self.check_committed_pass(&self.store)?;
+            self.check_committed_pass(None)?;
         }
         Ok(())
     }
@@ -798,20 +798,20 @@ impl Model {
             check_allocation_result(&old_store, object)?;
         }
         if matches!(end, PassEnd::Commit) {
-            self.check_committed_pass(&old_store)?;
+            self.check_committed_pass(Some(&old_store))?;
         }
         Ok(())
     }
 
-    /// (d) and (f) after a committed pass; `before` is the store before it. An address is taken
-    /// when it was unavailable before the pass or is after it.
-    fn check_committed_pass(&self, before: &BTreeMap<ObjectId, Object>) -> Check {
+    /// (d) and (f) after a committed pass; `before` is the store before it (None: the pass
+    /// landed nothing, so it is the store). An address is taken when it was unavailable before
+    /// the pass or is after it; the holder before the pass is the one named.
+    fn check_committed_pass(&self, before: Option<&BTreeMap<ObjectId, Object>>) -> Check {
         let mut held = unavailable_addresses(&self.store);
-        if !std::ptr::eq(before, &self.store) {
-            for (key, holder) in unavailable_addresses(before) {
-                held.insert(key, holder);
-            }
+        if let Some(before) = before {
+            held.extend(unavailable_addresses(before));
         }
+        let before = before.unwrap_or(&self.store);
         self.check_liveness(before, &held)?;
         self.check_node_attachments(before, &held)
     }
