@@ -43,6 +43,12 @@ for t in $targets; do
 done
 
 cd "$(dirname "$0")/.."
+# Each target's libFuzzer flags from fuzz/options/TARGET.options, read before anything runs so
+# that a malformed file stops the script at once (exit 2, naming its line).
+declare -A options
+for t in $targets; do
+  options[$t]=$(scripts/libfuzzer-options.sh "$t") || exit 2
+done
 out=${FUZZ_OUT:-target/nightly-fuzz}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -73,16 +79,18 @@ run_target() {
   mkdir -p "$corpus" "$artifacts"
   local dict=()
   if [ -f "fuzz/dict/$t.dict" ]; then dict=(-dict="fuzz/dict/$t.dict"); fi
+  local flags
+  read -ra flags <<<"${options[$t]}"
   touch "$out/$t.started"
   local status=0
-  "$bin_dir/$t" "$corpus" "$seeds" "${dict[@]}" -artifact_prefix="$artifacts/" \
+  "$bin_dir/$t" "$corpus" "$seeds" "${dict[@]}" "${flags[@]}" -artifact_prefix="$artifacts/" \
     -max_total_time=$((minutes * 60)) -timeout="$(timeout_of "$t")" -print_final_stats=1 \
     >"$log" 2>&1 || status=$?
   echo "$status" >"$out/$t.status"
-  # Keep the cached corpus small: only inputs that add coverage.
+  # Keep the cached corpus small: only inputs that add coverage (as the run's flags count it).
   local compact="fuzz/corpus/$t.compact"
   rm -rf "$compact" && mkdir -p "$compact"
-  if "$bin_dir/$t" -merge=1 "$compact" "$corpus" >"$out/$t.merge.log" 2>&1; then
+  if "$bin_dir/$t" -merge=1 "${flags[@]}" "$compact" "$corpus" >"$out/$t.merge.log" 2>&1; then
     rm -rf "$corpus" && mv "$compact" "$corpus"
   else
     rm -rf "$compact"
