@@ -299,6 +299,46 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 
 type Check = Result<(), String>;
 
+/// Objects by id, in id order.
+type Store = BTreeMap<ObjectId, Object>;
+
+/// Pre-images of the objects a pass wrote, by id: what the store held before the pass's first
+/// write of each (None: the object was not in the store).
+type PreImages = BTreeMap<ObjectId, Option<Object>>;
+
+/// The committed store as it was before a pass: the current store with the pre-images of what the
+/// pass wrote put back (a pass only writes, it never deletes), instead of a copy of every object.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    store: &'a Store,
+    pre: Option<&'a PreImages>,
+}
+
+impl<'a> View<'a> {
+    /// The store as it is.
+    fn of(store: &'a Store) -> View<'a> {
+        View { store, pre: None }
+    }
+
+    fn get(&self, id: &ObjectId) -> Option<&'a Object> {
+        if let Some(pre) = self.pre
+            && let Some(old) = pre.get(id)
+        {
+            return old.as_ref();
+        }
+        self.store.get(id)
+    }
+
+    /// Every object, in id order (the order of the store it stands for).
+    fn values(&self) -> impl Iterator<Item = &'a Object> + 'a {
+        let pre = self.pre;
+        self.store.iter().filter_map(move |(id, object)| match pre.and_then(|pre| pre.get(id)) {
+            Some(old) => old.as_ref(),
+            None => Some(object),
+        })
+    }
+}
+
 struct Model {
     config: ClusterConfig,
     engine: Allocator,
@@ -338,13 +378,14 @@ impl Model {
     }
 
     /// A committed write by someone other than the allocator: store it and mirror it.
-    fn write(&mut self, mut object: Object) {
+    /// Returns the object it replaced.
+    fn write(&mut self, mut object: Object) -> Option<Object> {
         self.store_index += 1;
         object.set_version(Version(self.store_index));
         self.engine.observe(object.as_ref());
-        self.store.insert(object.id(), object);
         self.store_changed = true;
         self.engine_changed = true;
+        self.store.insert(object.id(), object)
     }
 
     fn delete(&mut self, id: ObjectId) {
@@ -715,7 +756,8 @@ impl Model {
     fn pass_racing(&mut self, write: &RacingWrite) -> Check {
         let proposal = self.build();
         self.apply(&write.op())?;
-        let before = self.store.clone();
+        // The store before the grafts: the current one with the pre-image of each graft put back.
+        let mut pre = PreImages::new();
         for update in proposal.into_updates() {
             let Some(current) = self.store.get(&update.id()).cloned() else { continue };
             let grafted = match (current, update) {
@@ -742,8 +784,10 @@ impl Model {
                 }
                 (current, update) => return Err(format!("{} changed kind: {current:?} vs {update:?}", update.id())),
             };
-            self.write(grafted.clone());
-            check_allocation_result(&before, &grafted)?;
+            check_allocation_result(View { store: &self.store, pre: Some(&pre) }, &grafted)?;
+            let id = grafted.id();
+            let old = self.write(grafted);
+            pre.entry(id).or_insert(old);
         }
         Ok(())
     }
@@ -784,21 +828,22 @@ impl Model {
             PassEnd::Prefix(k) => k.index(proposal.len() + 1),
             PassEnd::Drop => 0,
         };
-        let old_store = self.store.clone();
         self.engine.commit_prefix(&proposal, landed);
         self.engine_changed = true;
         self.store_changed = true;
-        for object in &proposal.updates()[..landed] {
-            let mut object = object.clone();
+        // The store before the pass: the current one with the pre-images of what landed put back.
+        // Each update is checked against that store as it lands (before it overwrites anything).
+        let mut pre = PreImages::new();
+        for mut object in proposal.into_updates().into_iter().take(landed) {
+            check_allocation_result(View { store: &self.store, pre: Some(&pre) }, &object)?;
             self.store_index += 1;
             object.set_version(Version(self.store_index));
-            self.store.insert(object.id(), object);
-        }
-        for object in &proposal.updates()[..landed] {
-            check_allocation_result(&old_store, object)?;
+            let id = object.id();
+            let old = self.store.insert(id.clone(), object);
+            pre.entry(id).or_insert(old);
         }
         if matches!(end, PassEnd::Commit) {
-            self.check_committed_pass(Some(&old_store))?;
+            self.check_committed_pass(Some(View { store: &self.store, pre: Some(&pre) }))?;
         }
         Ok(())
     }
@@ -806,12 +851,12 @@ impl Model {
     /// (d) and (f) after a committed pass; `before` is the store before it (None: the pass
     /// landed nothing, so it is the store). An address is taken when it was unavailable before
     /// the pass or is after it; the holder before the pass is the one named.
-    fn check_committed_pass(&self, before: Option<&BTreeMap<ObjectId, Object>>) -> Check {
-        let mut held = unavailable_addresses(&self.store);
+    fn check_committed_pass(&self, before: Option<View<'_>>) -> Check {
+        let mut held = unavailable_addresses(View::of(&self.store));
         if let Some(before) = before {
             held.extend(unavailable_addresses(before));
         }
-        let before = before.unwrap_or(&self.store);
+        let before = before.unwrap_or(View::of(&self.store));
         self.check_liveness(before, &held)?;
         self.check_node_attachments(before, &held)
     }
@@ -847,15 +892,16 @@ impl Model {
     /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
     /// attached to. A needed one may be missing only when its pools have no free address.
-    fn check_node_attachments(&self, before: &BTreeMap<ObjectId, Object>, held: &Held) -> Check {
-        let allocated_overlay =
-            |store: &BTreeMap<ObjectId, Object>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
-                Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
-                _ => false,
-            };
+    fn check_node_attachments(&self, before: View<'_>, held: &Held) -> Check {
+        let allocated_overlay = |store: View<'_>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
+            Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
+            _ => false,
+        };
         // At most one ingress network is ever allocated; that one is the ingress.
-        let ingress: Vec<NetworkId> =
-            ingress_networks(&self.store).into_iter().filter(|id| allocated_overlay(&self.store, id)).collect();
+        let ingress: Vec<NetworkId> = ingress_networks(&self.store)
+            .into_iter()
+            .filter(|id| allocated_overlay(View::of(&self.store), id))
+            .collect();
         // The networks the live tasks on each node (as committed before the pass) are attached to.
         let mut by_node: BTreeMap<&NodeId, BTreeSet<NetworkId>> = BTreeMap::new();
         for object in before.values() {
@@ -1002,7 +1048,7 @@ impl Model {
 
     /// (d) Every NEW task whose dependencies are allocated and whose pools have room was moved
     /// to PENDING by the pass that just committed. `before` is the store before the pass.
-    fn check_liveness(&self, before: &BTreeMap<ObjectId, Object>, held: &Held) -> Check {
+    fn check_liveness(&self, before: View<'_>, held: &Held) -> Check {
         let held = |network: &NetworkId, ip: IpAddr| held.get(&(network.clone(), ip));
         for task in self.tasks() {
             if task.status.state != TaskState::New || task.desired_state > TaskState::Running {
@@ -1191,7 +1237,7 @@ fn hosts(subnet: &IpNet) -> impl Iterator<Item = IpAddr> + '_ {
 /// Every address a live holder has in the store, by (network, address), naming the holder.
 /// Live holders: gateways, VIPs, node LB attachments, attachments of tasks with state <= RUNNING.
 /// Networks missing from the store or node-local are skipped (nothing is allocated there).
-fn live_holders(store: &BTreeMap<ObjectId, Object>) -> Vec<(NetworkId, IpNet, Holder)> {
+fn live_holders(store: View<'_>) -> Vec<(NetworkId, IpNet, Holder)> {
     let allocated = |id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
         Some(Object::Network(n)) => n.is_allocated() && n.scope() != DriverScope::NodeLocal,
         _ => false,
@@ -1238,13 +1284,13 @@ fn live_holders(store: &BTreeMap<ObjectId, Object>) -> Vec<(NetworkId, IpNet, Ho
 /// Addresses by (network, address), naming a holder.
 type Held = BTreeMap<(NetworkId, IpAddr), Holder>;
 
-fn live_addresses(store: &BTreeMap<ObjectId, Object>) -> Held {
+fn live_addresses(store: View<'_>) -> Held {
     live_holders(store).into_iter().map(|(network, addr, holder)| ((network, addr.addr()), holder)).collect()
 }
 
 /// Addresses an allocation may not take: those of live holders, and those of ORPHANED tasks
 /// (their containers may still run).
-fn unavailable_addresses(store: &BTreeMap<ObjectId, Object>) -> Held {
+fn unavailable_addresses(store: View<'_>) -> Held {
     let mut held = live_addresses(store);
     for object in store.values() {
         let Object::Task(t) = object else { continue };
@@ -1266,7 +1312,7 @@ fn check_store(config: &ClusterConfig, store: &BTreeMap<ObjectId, Object>) -> Ch
     // No address held by two live holders on one network; every address usable in its subnets,
     // stored with the subnet's prefix length.
     let mut seen: BTreeMap<(NetworkId, IpAddr), Holder> = BTreeMap::new();
-    for (network_id, addr, holder) in live_holders(store) {
+    for (network_id, addr, holder) in live_holders(View::of(store)) {
         let Some(Object::Network(network)) = store.get(&ObjectId::Network(network_id.clone())) else { continue };
         let subnets = subnets_of(network);
         match subnets.iter().find(|s| s.contains(&addr.addr())) {
@@ -1441,7 +1487,7 @@ fn service_allocated(store: &BTreeMap<ObjectId, Object>, service: &Service) -> b
 
 /// (e) What an allocation update may change: a service keeps the VIPs of networks it still
 /// wants and the published numbers of dynamic ports it still asks for.
-fn check_allocation_result(before: &BTreeMap<ObjectId, Object>, updated: &Object) -> Check {
+fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
     let Object::Service(new) = updated else { return Ok(()) };
     let Some(Object::Service(old)) = before.get(&updated.id()) else { return Ok(()) };
     let (Some(old_endpoint), Some(new_endpoint)) = (&old.endpoint, &new.endpoint) else { return Ok(()) };
