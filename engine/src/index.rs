@@ -297,9 +297,22 @@ impl StoredAlloc {
                 }
             }
         }
+        // The exact length, so that the buffer is allocated once and never shrunk.
+        fn addr_len(ip: Option<IpAddr>) -> usize {
+            match ip {
+                None => 1,
+                Some(IpAddr::V4(_)) => 5,
+                Some(IpAddr::V6(_)) => 17,
+            }
+        }
+        fn net_len(net: Option<IpNet>) -> usize {
+            net.map_or(1, |net| addr_len(Some(net.addr())) + 1)
+        }
+        let configs: usize =
+            ipam.configs.iter().map(|c| net_len(c.subnet) + net_len(c.range) + addr_len(c.gateway)).sum();
         let options: usize = driver.options.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
-        let mut out =
-            Vec::with_capacity(32 + ipam.driver.len() + ipam.configs.len() * 40 + driver.name.len() + options);
+        let len = 32 + ipam.driver.len() + configs + driver.name.len() + options;
+        let mut out = Vec::with_capacity(len);
         bytes(&mut out, ipam.driver.as_bytes());
         out.extend_from_slice(&(ipam.configs.len() as u64).to_le_bytes());
         for config in &ipam.configs {
@@ -313,6 +326,7 @@ impl StoredAlloc {
             bytes(&mut out, key.as_bytes());
             bytes(&mut out, value.as_bytes());
         }
+        debug_assert_eq!(out.len(), len);
         StoredAlloc(out.into_boxed_slice())
     }
 }

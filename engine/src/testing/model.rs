@@ -7,7 +7,8 @@
 //! and applies only committed updates to it. After every step it checks, independently of the
 //! engine's own index:
 //! (a) the engine equals `Allocator::restore(config, store)`, in store, reversed or shuffled order
-//!     (one order per step, in turn; all three at the end);
+//!     (one order per step, in turn; all three at the end, less the one the last check compared
+//!     when nothing has changed since: the same input gives the same engine);
 //! (b) building and dropping a proposal leaves the engine unchanged;
 //! (c) the committed store is consistent (no shared live address, addresses inside their
 //!     subnets and off network/broadcast, one address per family per attachment, no subnet
@@ -271,16 +272,30 @@ pub fn check_ops(ops: &[Op]) -> Result<(), String> {
         model.check().map_err(|e| format!("after step {i} {op:?}: {e}"))?;
     }
     model.settle().map_err(|e| format!("at the end: {e}"))?;
-    model.check_restore_equal(Orders::All).map_err(|e| format!("at the end: {e}"))
+    // Nothing changed since the last check compared the engine with one restore order: that
+    // restore would be the same input again, giving the same engine.
+    let compared = model.last_compared.filter(|_| !model.store_changed && !model.engine_changed);
+    model.check_restore_equal(Orders::All { compared }).map(|_| ()).map_err(|e| format!("at the end: {e}"))
 }
 
 /// Which restore orders a check compares the engine with: one per step, cycling through the
 /// store's order, reversed and shuffled (each rebuild costs as much as the rest of a step), and
-/// all three at the end of a sequence.
+/// all three at the end of a sequence (less one already compared with the same store and engine).
 #[derive(Clone, Copy, Debug)]
 enum Orders {
     One(u64),
-    All,
+    /// All three, except the one `compared` with the current store and engine already.
+    All {
+        compared: Option<Order>,
+    },
+}
+
+/// A restore order: the store's, reversed, or shuffled with a seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    Store,
+    Reversed,
+    Shuffled(u64),
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -299,6 +314,46 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 
 type Check = Result<(), String>;
 
+/// Objects by id, in id order.
+type Store = BTreeMap<ObjectId, Object>;
+
+/// Pre-images of the objects a pass wrote, by id: what the store held before the pass's first
+/// write of each (None: the object was not in the store).
+type PreImages = BTreeMap<ObjectId, Option<Object>>;
+
+/// The committed store as it was before a pass: the current store with the pre-images of what the
+/// pass wrote put back (a pass only writes, it never deletes), instead of a copy of every object.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    store: &'a Store,
+    pre: Option<&'a PreImages>,
+}
+
+impl<'a> View<'a> {
+    /// The store as it is.
+    fn of(store: &'a Store) -> View<'a> {
+        View { store, pre: None }
+    }
+
+    fn get(&self, id: &ObjectId) -> Option<&'a Object> {
+        if let Some(pre) = self.pre
+            && let Some(old) = pre.get(id)
+        {
+            return old.as_ref();
+        }
+        self.store.get(id)
+    }
+
+    /// Every object, in id order (the order of the store it stands for).
+    fn values(&self) -> impl Iterator<Item = &'a Object> + 'a {
+        let pre = self.pre;
+        self.store.iter().filter_map(move |(id, object)| match pre.and_then(|pre| pre.get(id)) {
+            Some(old) => old.as_ref(),
+            None => Some(object),
+        })
+    }
+}
+
 struct Model {
     config: ClusterConfig,
     engine: Allocator,
@@ -313,6 +368,8 @@ struct Model {
     /// Whether the store, or the engine, may have changed since the last check passed.
     store_changed: bool,
     engine_changed: bool,
+    /// The restore order the last check compared the engine with.
+    last_compared: Option<Order>,
 }
 
 impl Model {
@@ -329,6 +386,7 @@ impl Model {
             checks: 0,
             store_changed: true,
             engine_changed: true,
+            last_compared: None,
         }
     }
 
@@ -338,13 +396,14 @@ impl Model {
     }
 
     /// A committed write by someone other than the allocator: store it and mirror it.
-    fn write(&mut self, mut object: Object) {
+    /// Returns the object it replaced.
+    fn write(&mut self, mut object: Object) -> Option<Object> {
         self.store_index += 1;
         object.set_version(Version(self.store_index));
         self.engine.observe(object.as_ref());
-        self.store.insert(object.id(), object);
         self.store_changed = true;
         self.engine_changed = true;
+        self.store.insert(object.id(), object)
     }
 
     fn delete(&mut self, id: ObjectId) {
@@ -715,7 +774,8 @@ impl Model {
     fn pass_racing(&mut self, write: &RacingWrite) -> Check {
         let proposal = self.build();
         self.apply(&write.op())?;
-        let before = self.store.clone();
+        // The store before the grafts: the current one with the pre-image of each graft put back.
+        let mut pre = PreImages::new();
         for update in proposal.into_updates() {
             let Some(current) = self.store.get(&update.id()).cloned() else { continue };
             let grafted = match (current, update) {
@@ -742,8 +802,10 @@ impl Model {
                 }
                 (current, update) => return Err(format!("{} changed kind: {current:?} vs {update:?}", update.id())),
             };
-            self.write(grafted.clone());
-            check_allocation_result(&before, &grafted)?;
+            check_allocation_result(View { store: &self.store, pre: Some(&pre) }, &grafted)?;
+            let id = grafted.id();
+            let old = self.write(grafted);
+            pre.entry(id).or_insert(old);
         }
         Ok(())
     }
@@ -784,21 +846,22 @@ impl Model {
             PassEnd::Prefix(k) => k.index(proposal.len() + 1),
             PassEnd::Drop => 0,
         };
-        let old_store = self.store.clone();
         self.engine.commit_prefix(&proposal, landed);
         self.engine_changed = true;
         self.store_changed = true;
-        for object in &proposal.updates()[..landed] {
-            let mut object = object.clone();
+        // The store before the pass: the current one with the pre-images of what landed put back.
+        // Each update is checked against that store as it lands (before it overwrites anything).
+        let mut pre = PreImages::new();
+        for mut object in proposal.into_updates().into_iter().take(landed) {
+            check_allocation_result(View { store: &self.store, pre: Some(&pre) }, &object)?;
             self.store_index += 1;
             object.set_version(Version(self.store_index));
-            self.store.insert(object.id(), object);
-        }
-        for object in &proposal.updates()[..landed] {
-            check_allocation_result(&old_store, object)?;
+            let id = object.id();
+            let old = self.store.insert(id.clone(), object);
+            pre.entry(id).or_insert(old);
         }
         if matches!(end, PassEnd::Commit) {
-            self.check_committed_pass(Some(&old_store))?;
+            self.check_committed_pass(Some(View { store: &self.store, pre: Some(&pre) }))?;
         }
         Ok(())
     }
@@ -806,12 +869,12 @@ impl Model {
     /// (d) and (f) after a committed pass; `before` is the store before it (None: the pass
     /// landed nothing, so it is the store). An address is taken when it was unavailable before
     /// the pass or is after it; the holder before the pass is the one named.
-    fn check_committed_pass(&self, before: Option<&BTreeMap<ObjectId, Object>>) -> Check {
-        let mut held = unavailable_addresses(&self.store);
+    fn check_committed_pass(&self, before: Option<View<'_>>) -> Check {
+        let mut held = unavailable_addresses(View::of(&self.store));
         if let Some(before) = before {
             held.extend(unavailable_addresses(before));
         }
-        let before = before.unwrap_or(&self.store);
+        let before = before.unwrap_or(View::of(&self.store));
         self.check_liveness(before, &held)?;
         self.check_node_attachments(before, &held)
     }
@@ -847,15 +910,16 @@ impl Model {
     /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
     /// attached to. A needed one may be missing only when its pools have no free address.
-    fn check_node_attachments(&self, before: &BTreeMap<ObjectId, Object>, held: &Held) -> Check {
-        let allocated_overlay =
-            |store: &BTreeMap<ObjectId, Object>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
-                Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
-                _ => false,
-            };
+    fn check_node_attachments(&self, before: View<'_>, held: &Held) -> Check {
+        let allocated_overlay = |store: View<'_>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
+            Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
+            _ => false,
+        };
         // At most one ingress network is ever allocated; that one is the ingress.
-        let ingress: Vec<NetworkId> =
-            ingress_networks(&self.store).into_iter().filter(|id| allocated_overlay(&self.store, id)).collect();
+        let ingress: Vec<NetworkId> = ingress_networks(&self.store)
+            .into_iter()
+            .filter(|id| allocated_overlay(View::of(&self.store), id))
+            .collect();
         // The networks the live tasks on each node (as committed before the pass) are attached to.
         let mut by_node: BTreeMap<&NodeId, BTreeSet<NetworkId>> = BTreeMap::new();
         for object in before.values() {
@@ -911,7 +975,7 @@ impl Model {
     fn check(&mut self) -> Check {
         if self.store_changed || self.engine_changed {
             self.checks += 1;
-            self.check_restore_equal(Orders::One(self.checks))?;
+            self.last_compared = self.check_restore_equal(Orders::One(self.checks))?;
         }
         if self.store_changed {
             check_store(&self.config, &self.store)?;
@@ -925,21 +989,34 @@ impl Model {
     /// (a) The engine equals a fresh restore of the store, whatever the restore order, and
     /// restore finds no conflict in it. (Restore's queue is left out: the engine it builds is the
     /// same, and the `restore` property checks the queue.)
-    fn check_restore_equal(&self, orders: Orders) -> Check {
+    /// Returns the order compared when it was one.
+    fn check_restore_equal(&self, orders: Orders) -> Result<Option<Order>, String> {
         let objects: Vec<&Object> = self.store.values().collect();
-        let reversed = || objects.iter().rev().copied().collect();
-        let shuffled = || {
-            let mut shuffled = objects.clone();
-            shuffle(&mut shuffled, self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            shuffled
+        let seed = self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let build = |order: Order| -> (&str, Vec<&Object>) {
+            match order {
+                Order::Store => ("store", objects.clone()),
+                Order::Reversed => ("reversed", objects.iter().rev().copied().collect()),
+                Order::Shuffled(seed) => {
+                    let mut shuffled = objects.clone();
+                    shuffle(&mut shuffled, seed);
+                    ("shuffled", shuffled)
+                }
+            }
         };
-        let chosen: Vec<(&str, Vec<&Object>)> = match orders {
-            Orders::One(n) => match n % 3 {
-                0 => vec![("store", objects.clone())],
-                1 => vec![("reversed", reversed())],
-                _ => vec![("shuffled", shuffled())],
-            },
-            Orders::All => vec![("store", objects.clone()), ("reversed", reversed()), ("shuffled", shuffled())],
+        let (chosen, one): (Vec<(&str, Vec<&Object>)>, Option<Order>) = match orders {
+            Orders::One(n) => {
+                let order = match n % 3 {
+                    0 => Order::Store,
+                    1 => Order::Reversed,
+                    _ => Order::Shuffled(seed),
+                };
+                (vec![build(order)], Some(order))
+            }
+            Orders::All { compared } => {
+                let all = [Order::Store, Order::Reversed, Order::Shuffled(seed)];
+                (all.into_iter().filter(|o| Some(*o) != compared).map(build).collect(), None)
+            }
         };
         let mut done: Vec<&Vec<&Object>> = Vec::new();
         for (name, order) in &chosen {
@@ -974,17 +1051,19 @@ impl Model {
                 return Err(format!("restore of the committed store reports a conflict: {finding}"));
             }
         }
-        Ok(())
+        Ok(one)
     }
 
     /// (e) A network's stored subnets, gateways and VXLAN ids never change once committed.
     fn check_sticky_networks(&mut self) -> Check {
-        let allocated: Vec<(NetworkId, Ipam, DriverConfig)> =
-            self.networks().filter_map(|n| Some((n.id.clone(), n.ipam.clone()?, n.driver_state.clone()?))).collect();
-        for (id, ipam, driver) in allocated {
-            match self.sticky_networks.get(&id) {
+        // Compared in place; only a network's first allocation is copied.
+        for object in self.store.values() {
+            let Object::Network(n) = object else { continue };
+            let (Some(ipam), Some(driver)) = (&n.ipam, &n.driver_state) else { continue };
+            let id = &n.id;
+            match self.sticky_networks.get(id) {
                 Some((first_ipam, first_driver)) => {
-                    if *first_ipam != ipam
+                    if first_ipam != ipam
                         || first_driver.options.get(VXLAN_ID_LIST_OPTION) != driver.options.get(VXLAN_ID_LIST_OPTION)
                     {
                         return Err(format!(
@@ -993,7 +1072,7 @@ impl Model {
                     }
                 }
                 None => {
-                    self.sticky_networks.insert(id, (ipam, driver));
+                    self.sticky_networks.insert(id.clone(), (ipam.clone(), driver.clone()));
                 }
             }
         }
@@ -1002,7 +1081,7 @@ impl Model {
 
     /// (d) Every NEW task whose dependencies are allocated and whose pools have room was moved
     /// to PENDING by the pass that just committed. `before` is the store before the pass.
-    fn check_liveness(&self, before: &BTreeMap<ObjectId, Object>, held: &Held) -> Check {
+    fn check_liveness(&self, before: View<'_>, held: &Held) -> Check {
         let held = |network: &NetworkId, ip: IpAddr| held.get(&(network.clone(), ip));
         for task in self.tasks() {
             if task.status.state != TaskState::New || task.desired_state > TaskState::Running {
@@ -1191,7 +1270,7 @@ fn hosts(subnet: &IpNet) -> impl Iterator<Item = IpAddr> + '_ {
 /// Every address a live holder has in the store, by (network, address), naming the holder.
 /// Live holders: gateways, VIPs, node LB attachments, attachments of tasks with state <= RUNNING.
 /// Networks missing from the store or node-local are skipped (nothing is allocated there).
-fn live_holders(store: &BTreeMap<ObjectId, Object>) -> Vec<(NetworkId, IpNet, Holder)> {
+fn live_holders(store: View<'_>) -> Vec<(NetworkId, IpNet, Holder)> {
     let allocated = |id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
         Some(Object::Network(n)) => n.is_allocated() && n.scope() != DriverScope::NodeLocal,
         _ => false,
@@ -1238,13 +1317,13 @@ fn live_holders(store: &BTreeMap<ObjectId, Object>) -> Vec<(NetworkId, IpNet, Ho
 /// Addresses by (network, address), naming a holder.
 type Held = BTreeMap<(NetworkId, IpAddr), Holder>;
 
-fn live_addresses(store: &BTreeMap<ObjectId, Object>) -> Held {
+fn live_addresses(store: View<'_>) -> Held {
     live_holders(store).into_iter().map(|(network, addr, holder)| ((network, addr.addr()), holder)).collect()
 }
 
 /// Addresses an allocation may not take: those of live holders, and those of ORPHANED tasks
 /// (their containers may still run).
-fn unavailable_addresses(store: &BTreeMap<ObjectId, Object>) -> Held {
+fn unavailable_addresses(store: View<'_>) -> Held {
     let mut held = live_addresses(store);
     for object in store.values() {
         let Object::Task(t) = object else { continue };
@@ -1266,7 +1345,7 @@ fn check_store(config: &ClusterConfig, store: &BTreeMap<ObjectId, Object>) -> Ch
     // No address held by two live holders on one network; every address usable in its subnets,
     // stored with the subnet's prefix length.
     let mut seen: BTreeMap<(NetworkId, IpAddr), Holder> = BTreeMap::new();
-    for (network_id, addr, holder) in live_holders(store) {
+    for (network_id, addr, holder) in live_holders(View::of(store)) {
         let Some(Object::Network(network)) = store.get(&ObjectId::Network(network_id.clone())) else { continue };
         let subnets = subnets_of(network);
         match subnets.iter().find(|s| s.contains(&addr.addr())) {
@@ -1441,7 +1520,7 @@ fn service_allocated(store: &BTreeMap<ObjectId, Object>, service: &Service) -> b
 
 /// (e) What an allocation update may change: a service keeps the VIPs of networks it still
 /// wants and the published numbers of dynamic ports it still asks for.
-fn check_allocation_result(before: &BTreeMap<ObjectId, Object>, updated: &Object) -> Check {
+fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
     let Object::Service(new) = updated else { return Ok(()) };
     let Some(Object::Service(old)) = before.get(&updated.id()) else { return Ok(()) };
     let (Some(old_endpoint), Some(new_endpoint)) = (&old.endpoint, &new.endpoint) else { return Ok(()) };
