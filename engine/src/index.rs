@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -459,7 +460,8 @@ pub(crate) struct TaskEntry {
 /// Everything the engine knows. `PartialEq` is the "engine equals restore" check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct State {
-    pub(crate) config: ClusterConfig,
+    /// Shared with the engines rebuilt from this one's store (it is their input, not state).
+    pub(crate) config: Arc<ClusterConfig>,
     pub(crate) networks: BTreeMap<NetworkId, NetEntry>,
     /// Winning subnets by (address family, first address): the overlap index.
     pub(crate) subnets: BTreeMap<(bool, u128), SubnetEntry>,
@@ -479,7 +481,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(config: ClusterConfig) -> State {
+    pub(crate) fn new(config: Arc<ClusterConfig>) -> State {
         State {
             config,
             networks: BTreeMap::new(),
@@ -534,7 +536,9 @@ impl State {
 
     /// Restore's entry point: networks first so that every other claim finds its pool.
     pub(crate) fn observe_all<'a>(&mut self, objects: impl IntoIterator<Item = ObjectRef<'a>>) {
-        let mut rest = Vec::new();
+        let objects = objects.into_iter();
+        // Sized once: growing these by doubling reallocated them several times per restore.
+        let mut rest = Vec::with_capacity(objects.size_hint().0);
         for object in objects {
             match object {
                 ObjectRef::Network(n) => {
@@ -549,7 +553,7 @@ impl State {
         }
         self.resolve_networks();
         // Every holder is new here: nothing to forget first.
-        let mut tasks = Vec::new();
+        let mut tasks = Vec::with_capacity(rest.len());
         for object in rest {
             match object {
                 ObjectRef::Service(s) => self.observe_service(s),

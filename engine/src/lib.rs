@@ -77,7 +77,7 @@ impl Allocator {
     /// An allocator over an empty store.
     pub fn new(config: ClusterConfig) -> Result<Allocator, AllocError> {
         config.validate()?;
-        Ok(Allocator { state: index::State::new(config) })
+        Ok(Allocator { state: index::State::new(std::sync::Arc::new(config)) })
     }
 
     /// Builds the engine from committed objects, in any order. Never allocates anything: it marks
