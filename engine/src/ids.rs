@@ -18,7 +18,8 @@ macro_rules! id_type {
 
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                Arc::ptr_eq(&self.0, &other.0) || compare(&self.0, &other.0) == Ordering::Equal
+                Arc::ptr_eq(&self.0, &other.0)
+                    || (self.0.len() == other.0.len() && compare(&self.0, &other.0) == Ordering::Equal)
             }
         }
 
@@ -71,29 +72,28 @@ macro_rules! id_type {
     };
 }
 
-/// `a.cmp(b)` for strings, in big-endian 8-byte words: the same order, without `memcmp`.
+/// `a.cmp(b)` for strings, in big-endian 8-byte words, then bytes: the same order, without
+/// `memcmp`.
 fn compare(a: &str, b: &str) -> Ordering {
     let (a, b) = (a.as_bytes(), b.as_bytes());
+    let common = a.len().min(b.len());
     let mut at = 0;
-    while at < a.len() && at < b.len() {
-        let (x, y) = (word(&a[at..]), word(&b[at..]));
+    while at + 8 <= common {
+        let x = u64::from_be_bytes(a[at..at + 8].try_into().expect("eight bytes"));
+        let y = u64::from_be_bytes(b[at..at + 8].try_into().expect("eight bytes"));
         if x != y {
             return x.cmp(&y);
         }
         at += 8;
     }
-    // Equal words up to the shorter length: zero padding ties a proper prefix with the longer
-    // id's bytes up to there, and the prefix sorts first.
+    while at < common {
+        if a[at] != b[at] {
+            return a[at].cmp(&b[at]);
+        }
+        at += 1;
+    }
+    // One is a prefix of the other: the shorter sorts first.
     a.len().cmp(&b.len())
-}
-
-/// The first eight bytes (fewer: zero-padded) as a big-endian number, so that numbers order
-/// as the bytes do.
-fn word(bytes: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    let n = bytes.len().min(8);
-    buf[..n].copy_from_slice(&bytes[..n]);
-    u64::from_be_bytes(buf)
 }
 
 id_type!(
