@@ -457,6 +457,13 @@ pub(crate) struct TaskEntry {
     pub(crate) addrs: Vec<(NetworkId, IpNet)>,
 }
 
+impl TaskEntry {
+    /// Who claims the addresses of task `id`: the task, or the task in quarantine once retired.
+    pub(crate) fn holder(&self, id: &TaskId) -> Holder {
+        if self.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) }
+    }
+}
+
 /// Everything the engine knows. `PartialEq` is the "engine equals restore" check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct State {
@@ -571,7 +578,7 @@ impl State {
         // up by hash here, one lookup per address (membership only, never iterated).
         let mut networks = NetworkLookup::new(&mut self.networks);
         for (id, entry) in &tasks {
-            let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+            let holder = entry.holder(id);
             for (network, ip) in &entry.addrs {
                 if let Some(pool) = networks.get_mut(network).and_then(|n| n.pool_of(ip.addr())) {
                     claim(&mut pool.slots, ip_to_u128(ip.addr()), holder.clone());
@@ -629,7 +636,7 @@ impl State {
             );
         }
         for (id, entry) in &self.tasks {
-            let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+            let holder = entry.holder(id);
             refs.extend(entry.addrs.iter().filter(|(n, _)| n == network).map(|(_, ip)| (ip.addr(), holder.clone())));
         }
         for (id, addrs) in &self.nodes {
@@ -726,7 +733,7 @@ impl State {
     fn observe_task(&mut self, task: &Task) {
         if let Some(entry) = self.task_entry(task) {
             self.count_needs(&entry);
-            let holder = if entry.retired { Holder::Retired(task.id.clone()) } else { Holder::Task(task.id.clone()) };
+            let holder = entry.holder(&task.id);
             for (network, ip) in &entry.addrs {
                 self.claim_addr(network, ip.addr(), holder.clone());
             }
@@ -764,7 +771,7 @@ impl State {
 
     fn forget_task(&mut self, id: &TaskId) {
         let Some(entry) = self.tasks.remove(id) else { return };
-        let holder = if entry.retired { Holder::Retired(id.clone()) } else { Holder::Task(id.clone()) };
+        let holder = entry.holder(id);
         for (network, ip) in &entry.addrs {
             self.unclaim_addr(network, ip.addr(), &holder);
         }
