@@ -225,7 +225,7 @@ fn engine_ops_seed_corpus(c: &mut Criterion) {
     group.bench_function("check_ops_bytes", |b| {
         b.iter(|| {
             for input in &inputs {
-                testing::check_ops_bytes(black_box(input)).expect("the seed corpus passes");
+                swarmalloc_testing::check_ops_bytes(black_box(input)).expect("the seed corpus passes");
             }
         })
     });

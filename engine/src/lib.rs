@@ -26,8 +26,6 @@ mod index;
 pub mod legacy;
 mod objects;
 mod restore;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod tx;
 
 use std::net::IpAddr;
@@ -102,8 +100,7 @@ impl Allocator {
     /// An engine with this one's config, built from `objects` exactly as `restore` builds it, but
     /// without restore's report (whose queue asks a throwaway transaction per object): for
     /// checkers that compare the engine with a restore of the store after every step.
-    #[cfg(feature = "testing")]
-    pub(crate) fn rebuilt<'a>(&self, objects: impl IntoIterator<Item = ObjectRef<'a>>) -> Allocator {
+    pub fn rebuilt<'a>(&self, objects: impl IntoIterator<Item = ObjectRef<'a>>) -> Allocator {
         let mut state = index::State::new(self.state.config.clone());
         state.observe_all(objects);
         Allocator { state }

@@ -1,11 +1,11 @@
-//! Property test: random op sequences against the reference model in `swarmalloc::testing::model`
+//! Property test: random op sequences against the reference model in `swarmalloc_testing::model`
 //! (the same model the `engine_ops` fuzz target runs; its docs list what is checked after every
 //! step). Proptest generates the ops with weights that favour allocation work and shrinks a
 //! failing sequence. `PROPTEST_CASES=5000` runs deeper.
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use swarmalloc::testing::model::{
+use swarmalloc_testing::model::{
     NetKind, Op, PassEnd, Pick, PortGen, Published, RacingWrite, ServiceEdit, ServiceShape, Terminal, check_ops,
 };
 

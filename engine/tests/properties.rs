@@ -1,10 +1,10 @@
-//! The properties of `swarmalloc::testing` (the same functions the fuzz targets wrap) over
+//! The properties of `swarmalloc_testing` (the same functions the fuzz targets wrap) over
 //! deterministic pseudo-random inputs, plus every committed fuzz input: the seed corpora under
 //! `fuzz/corpus-seed/TARGET/` and the crashes kept under `fuzz/regressions/TARGET/`.
 
 use std::path::Path;
 
-use swarmalloc::testing::{check_ops_bytes, check_restore_bytes};
+use swarmalloc_testing::{check_ops_bytes, check_restore_bytes};
 
 /// Runs `property` on `cases` byte strings from a fixed xorshift stream.
 fn generated(cases: usize, max_len: usize, property: fn(&[u8]) -> Result<(), String>) {
@@ -24,10 +24,10 @@ fn generated(cases: usize, max_len: usize, property: fn(&[u8]) -> Result<(), Str
     }
 }
 
-/// Every committed input of fuzz/DIR/TARGET (see `swarmalloc::testing::committed_inputs`).
+/// Every committed input of fuzz/DIR/TARGET (see `swarmalloc_testing::committed_inputs`).
 fn committed_inputs(dir: &str, target: &str, property: fn(&[u8]) -> Result<(), String>) -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(dir).join(target);
-    swarmalloc::testing::committed_inputs(&dir, property)
+    swarmalloc_testing::committed_inputs(&dir, property)
 }
 
 #[test]

@@ -1,10 +1,10 @@
-//! Operation sequences against the reference model: `swarmalloc::testing::check_ops_bytes`.
+//! Operation sequences against the reference model: `swarmalloc_testing::check_ops_bytes`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(violation) = swarmalloc::testing::check_ops_bytes(data) {
+    if let Err(violation) = swarmalloc_testing::check_ops_bytes(data) {
         panic!("{violation}");
     }
 });

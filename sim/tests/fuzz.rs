@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use swarmalloc::testing::committed_inputs;
 use swarmalloc_sim::fuzzing::{SmallScenario, check_scenario_bytes, check_scenario_text, check_sim_bytes};
+use swarmalloc_testing::committed_inputs;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

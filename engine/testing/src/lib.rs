@@ -1,11 +1,16 @@
-//! Properties shared by the stable test suite and the fuzz targets (feature `testing`): each takes
-//! a structured input, derives `arbitrary::Arbitrary`, and returns `Err` with a readable account of
-//! the first violation. The fuzz targets are thin wrappers over the `*_bytes` functions, which
-//! decode raw fuzz input exactly as the targets do, so a crash file replays as a stable test.
+//! Properties of the swarmalloc engine shared by the stable test suite and the fuzz targets: each
+//! takes a structured input, derives `arbitrary::Arbitrary`, and returns `Err` with a readable
+//! account of the first violation. The fuzz targets are thin wrappers over the `*_bytes`
+//! functions, which decode raw fuzz input exactly as the targets do, so a crash file replays as a
+//! stable test.
 //!
 //! - [`check_restore`]: restore of any stored state, consistent or not (`restore` target).
 //! - [`model::check_ops`]: operation sequences against the reference model (`engine_ops` target
-//!   and the proptest in `tests/model.rs`).
+//!   and the proptest in `engine/tests/model.rs`).
+//!
+//! A crate of its own, not part of the engine's, so that a fuzz build can leave it
+//! uninstrumented: libFuzzer then steers by the engine's edges alone, not by the model's and the
+//! checks' (`scripts/fuzz-rustc-wrapper.sh`).
 
 pub mod model;
 
@@ -15,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use arbitrary::{Arbitrary, Unstructured};
 use ipnet::IpNet;
 
-use crate::*;
+use swarmalloc::*;
 
 pub use model::{Op, check_ops, check_ops_bytes};
 

@@ -32,7 +32,7 @@ use std::net::IpAddr;
 use arbitrary::{Arbitrary, Unstructured};
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::{
+use swarmalloc::{
     Allocator, ClusterConfig, DriverConfig, DriverScope, EndpointSpec, Finding, Holder, Ipam, IpamConfig, Network,
     NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, PortConfig, Protocol, PublishMode,
     Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId, TaskSpec, TaskState, TaskStatus,
@@ -751,7 +751,7 @@ impl Model {
 
     /// Builds one pass's proposal over every store object: networks (ingress first), services,
     /// tasks, nodes. Per-object errors are expected (exhaustion, conflicts, invalid specs).
-    fn build(&self) -> crate::Proposal {
+    fn build(&self) -> swarmalloc::Proposal {
         let mut tx = self.engine.begin();
         let mut networks: Vec<&Network> = self.networks().collect();
         networks.sort_by_key(|n| !n.is_ingress());
@@ -840,7 +840,7 @@ impl Model {
     }
 
     /// Commits a proposal (`Commit`) or its first `k` updates (`Prefix`) and checks what landed.
-    fn land(&mut self, proposal: crate::Proposal, end: PassEnd) -> Check {
+    fn land(&mut self, proposal: swarmalloc::Proposal, end: PassEnd) -> Check {
         let landed = match end {
             PassEnd::Commit => proposal.len(),
             PassEnd::Prefix(k) => k.index(proposal.len() + 1),
@@ -1546,7 +1546,7 @@ fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
         }
         // The published number of the dynamic port: the endpoint port with the same key that is
         // not one of the spec's fixed ports.
-        let published = |endpoint: &crate::Endpoint| {
+        let published = |endpoint: &swarmalloc::Endpoint| {
             let fixed = |p: &PortConfig| {
                 endpoint.spec.ports.iter().any(|f| {
                     f.publish_mode == PublishMode::Ingress
