@@ -59,6 +59,9 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # engine targets decode their input modulo small option counts, so comparison operands rarely
 # help the mutator, and scenario_parse has a dictionary of the format's keys instead.
 export RUSTFLAGS="--cfg madsim"
+# Coverage of our own crates only (the engine and the simulator), not of the reference model and
+# checks around them or of dependencies: see scripts/fuzz-rustc-wrapper.sh.
+export RUSTC_WRAPPER=scripts/fuzz-rustc-wrapper.sh
 fuzz_flags=(-s none --no-trace-compares --features sim)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
@@ -138,8 +141,9 @@ for t in $targets; do
       path_to_run=${newest:-$path}
       minimized=$(json_string "$path_to_run")
     fi
-    # The build's flags, so that the command reuses this build (and `--features sim` compiles).
-    reproduce="RUSTFLAGS=\"--cfg madsim\" cargo fuzz run ${fuzz_flags[*]} $t $path_to_run"
+    # The build's flags and wrapper, so that the command reuses this build (and `--features sim`
+    # compiles).
+    reproduce="RUSTFLAGS=\"--cfg madsim\" RUSTC_WRAPPER=$RUSTC_WRAPPER cargo fuzz run ${fuzz_flags[*]} $t $path_to_run"
     crashes+=("{\"artifact\":$(json_string "$path"),\"minimized\":$minimized,\"reproduce\":$(json_string "$reproduce")}")
   done
   if [ "${#crashes[@]}" -gt 0 ] || [ "$status" != 0 ]; then
