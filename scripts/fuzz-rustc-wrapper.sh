@@ -14,7 +14,8 @@
 #
 # The default: the engine, the simulator, and the TOML parser that `scenario_parse` feeds (its
 # edges guide that target to well-formed files; no other target links it). Cargo does not see
-# what the wrapper does: after changing FUZZ_INSTRUMENT, remove fuzz/target before building.
+# what the wrapper does: after changing FUZZ_INSTRUMENT or this file, remove fuzz/target before
+# building (scripts/nightly-fuzz.sh does it by itself, from a stamp in fuzz/target).
 set -euo pipefail
 
 rustc=$1

@@ -66,8 +66,17 @@ fuzz_flags=(-s none --no-trace-compares --features sim)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
+# Cargo cannot see what the wrapper does: a build made before it, or with another version of it
+# or another FUZZ_INSTRUMENT, would keep its dependencies' instrumentation (CI restores an older
+# fuzz/target from its cache). Such a build is removed first; the stamp records the current one.
+instrumentation="$(sha256sum "$RUSTC_WRAPPER" | cut -c1-16) FUZZ_INSTRUMENT=${FUZZ_INSTRUMENT-(default)}"
+if [ -d fuzz/target ] && [ "$(cat fuzz/target/instrumentation 2>/dev/null)" != "$instrumentation" ]; then
+  echo "== fuzz/target was built with other instrumentation: removing it"
+  rm -rf fuzz/target
+fi
 echo "== build ($(date -u +%H:%M:%S))"
 cargo fuzz build "${fuzz_flags[@]}"
+echo "$instrumentation" >fuzz/target/instrumentation
 bin_dir="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 # Per-input time limits: an engine input runs in microseconds, a simulation in milliseconds;
