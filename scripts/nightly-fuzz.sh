@@ -59,8 +59,8 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # engine targets decode their input modulo small option counts, so comparison operands rarely
 # help the mutator, and scenario_parse has a dictionary of the format's keys instead.
 export RUSTFLAGS="--cfg madsim"
-# Coverage of our own crates only (the engine and the simulator), not of the reference model and
-# checks around them or of dependencies: see scripts/fuzz-rustc-wrapper.sh.
+# Coverage of the code under test only, not of the reference model and checks around it or of
+# dependencies; scripts/fuzz-rustc-wrapper.sh names the crates.
 export RUSTC_WRAPPER=scripts/fuzz-rustc-wrapper.sh
 fuzz_flags=(-s none --no-trace-compares --features sim)
 if ! cargo fuzz --version >/dev/null 2>&1; then

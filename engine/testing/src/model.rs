@@ -357,7 +357,7 @@ impl<'a> View<'a> {
 struct Model {
     config: ClusterConfig,
     engine: Allocator,
-    store: BTreeMap<ObjectId, Object>,
+    store: Store,
     store_index: u64,
     next_id: u32,
     step: u64,
@@ -1224,7 +1224,7 @@ fn has_room(network: &Network, v6: bool, free: impl Fn(IpAddr) -> bool) -> bool 
     })
 }
 
-fn ingress_networks(store: &BTreeMap<ObjectId, Object>) -> Vec<NetworkId> {
+fn ingress_networks(store: &Store) -> Vec<NetworkId> {
     store
         .values()
         .filter_map(|o| match o {
@@ -1341,7 +1341,7 @@ fn unavailable_addresses(store: View<'_>) -> Held {
 }
 
 /// (c) Invariants of the committed store.
-fn check_store(config: &ClusterConfig, store: &BTreeMap<ObjectId, Object>) -> Check {
+fn check_store(config: &ClusterConfig, store: &Store) -> Check {
     // No address held by two live holders on one network; every address usable in its subnets,
     // stored with the subnet's prefix length.
     let mut seen: BTreeMap<(NetworkId, IpAddr), Holder> = BTreeMap::new();
@@ -1487,7 +1487,7 @@ fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
 
 /// The networks a service needs a VIP on (allocator-spec.md 2.6): the ingress when it publishes
 /// an ingress port, then its non-node-local networks. None when a listed network is missing.
-fn wanted_vip_networks(store: &BTreeMap<ObjectId, Object>, service: &Service) -> Option<BTreeSet<NetworkId>> {
+fn wanted_vip_networks(store: &Store, service: &Service) -> Option<BTreeSet<NetworkId>> {
     let mut wanted = BTreeSet::new();
     if service.spec.resolution_mode() == ResolutionMode::Dnsrr {
         return Some(wanted);
@@ -1509,7 +1509,7 @@ fn wanted_vip_networks(store: &BTreeMap<ObjectId, Object>, service: &Service) ->
 }
 
 /// Whether the committed service is allocated for its current spec.
-fn service_allocated(store: &BTreeMap<ObjectId, Object>, service: &Service) -> bool {
+fn service_allocated(store: &Store, service: &Service) -> bool {
     let Some(endpoint) = &service.endpoint else { return false };
     let spec = service.spec.endpoint.clone().unwrap_or_default();
     let vips: BTreeSet<NetworkId> = endpoint.virtual_ips.iter().map(|v| v.network_id.clone()).collect();

@@ -24,6 +24,10 @@ fn remove_fake(name: &str) {
     std::fs::remove_dir_all(fake_dir(name)).expect("remove the stand-in rustc");
 }
 
+fn wrapper() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fuzz-rustc-wrapper.sh")
+}
+
 /// A stand-in rustc in its own directory (one per test: they run in parallel): prints each
 /// argument on a line.
 fn fake_rustc(name: &str) -> PathBuf {
@@ -38,8 +42,7 @@ fn fake_rustc(name: &str) -> PathBuf {
 
 /// The arguments the wrapper hands rustc for a compile of `crate_name`.
 fn passed_on(name: &str, instrument: Option<&str>, crate_name: &str) -> Vec<String> {
-    let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fuzz-rustc-wrapper.sh");
-    let mut command = Command::new(wrapper);
+    let mut command = Command::new(wrapper());
     command.arg(fake_rustc(name)).args(["--crate-name", crate_name, "src/lib.rs"]).args(COVERAGE).args(OTHER);
     match instrument {
         Some(list) => command.env("FUZZ_INSTRUMENT", list),
@@ -85,8 +88,7 @@ fn fuzz_instrument_replaces_the_list() {
 
 #[test]
 fn a_call_without_a_crate_name_passes_through() {
-    let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fuzz-rustc-wrapper.sh");
-    let output = Command::new(wrapper).arg(fake_rustc("probe")).args(["-vV"]).output().expect("runs");
+    let output = Command::new(wrapper()).arg(fake_rustc("probe")).args(["-vV"]).output().expect("runs");
     remove_fake("probe");
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout), "-vV\n");
