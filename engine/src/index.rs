@@ -12,6 +12,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::config::ClusterConfig;
+use crate::few::Few;
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::objects::{
     DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task, TaskState,
@@ -243,8 +244,8 @@ pub(crate) fn usable_hosts(subnet: &IpNet) -> (u128, u128) {
 /// What a committed network has been allocated, parsed from its stored `ipam` and `driver_state`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NetAlloc {
-    pub(crate) pools: Vec<Pool>,
-    pub(crate) vnis: Vec<u32>,
+    pub(crate) pools: Few<Pool>,
+    pub(crate) vnis: Few<u32>,
     /// Set when this network lost a subnet or VXLAN id to a higher-ranked network.
     pub(crate) conflict: Option<String>,
 }
@@ -385,7 +386,7 @@ impl NetEntry {
 }
 
 fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<NetAlloc, String> {
-    let mut pools = Vec::with_capacity(ipam.configs.len());
+    let mut pools = Few::new();
     for (i, config) in ipam.configs.iter().enumerate() {
         let mut pool = Pool::new(config).map_err(|e| format!("ipam.configs[{i}]: {e}"))?;
         let spec_configs = network.spec.ipam.as_ref().map_or(&[][..], |ipam| &ipam.configs);
@@ -400,7 +401,7 @@ fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<
     }
     let vnis = match driver.options.get(VXLAN_ID_LIST_OPTION) {
         Some(list) => parse_vni_list(list).map_err(|e| format!("driver_state option {VXLAN_ID_LIST_OPTION}: {e}"))?,
-        None => Vec::new(),
+        None => Few::new(),
     };
     if network.scope() == DriverScope::Overlay {
         let v4 = pools.iter().filter(|p| !p.is_v6()).count();
@@ -412,8 +413,8 @@ fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<
 }
 
 /// Parses a comma-separated VXLAN id list.
-pub(crate) fn parse_vni_list(list: &str) -> Result<Vec<u32>, String> {
-    let mut vnis = Vec::new();
+pub(crate) fn parse_vni_list(list: &str) -> Result<Few<u32>, String> {
+    let mut vnis = Few::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let vni: u32 = item.parse().map_err(|_| format!("{item:?} is not a number"))?;
         if vni == 0 || vni > crate::config::VXLAN_ID_MAX {
@@ -442,8 +443,8 @@ pub(crate) struct SubnetEntry {
 /// The resources one service holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ServiceEntry {
-    pub(crate) vips: Vec<(NetworkId, IpNet)>,
-    pub(crate) ports: Vec<(crate::objects::Protocol, u16)>,
+    pub(crate) vips: Few<(NetworkId, IpNet)>,
+    pub(crate) ports: Few<(crate::objects::Protocol, u16)>,
 }
 
 /// The addresses one task holds (or, when retired, keeps in quarantine).
@@ -454,7 +455,7 @@ pub(crate) struct TaskEntry {
     /// container may still run; its addresses are never handed out again while it exists.
     pub(crate) orphaned: bool,
     pub(crate) node: Option<NodeId>,
-    pub(crate) addrs: Vec<(NetworkId, IpNet)>,
+    pub(crate) addrs: Few<(NetworkId, IpNet)>,
 }
 
 impl TaskEntry {
@@ -478,7 +479,7 @@ pub(crate) struct State {
     pub(crate) ports: BTreeMap<(crate::objects::Protocol, u16), Claims<ServiceId>>,
     pub(crate) services: BTreeMap<ServiceId, ServiceEntry>,
     pub(crate) tasks: BTreeMap<TaskId, TaskEntry>,
-    pub(crate) nodes: BTreeMap<NodeId, Vec<(NetworkId, IpNet)>>,
+    pub(crate) nodes: BTreeMap<NodeId, Few<(NetworkId, IpNet)>>,
     /// For each node, how many live tasks on it are attached to each network.
     pub(crate) node_needs: BTreeMap<NodeId, BTreeMap<NetworkId, u32>>,
     /// The legacy flavour this engine runs (last, so that dumps of two engines differ first
@@ -724,7 +725,7 @@ impl State {
         for (network, ip) in &entry.vips {
             self.unclaim_addr(network, ip.addr(), &holder);
         }
-        for key in entry.ports {
+        for &key in entry.ports.iter() {
             unclaim(&mut self.ports, key, id);
         }
     }
@@ -744,7 +745,7 @@ impl State {
     /// A task's entry for `tasks` (None: it holds nothing); the caller counts it in
     /// `node_needs` and claims its addresses.
     fn task_entry(&self, task: &Task) -> Option<TaskEntry> {
-        let addrs: Vec<(NetworkId, IpNet)> =
+        let addrs: Few<(NetworkId, IpNet)> =
             task.networks.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
             return None;
@@ -800,7 +801,7 @@ impl State {
 
     fn observe_node(&mut self, node: &Node) {
         self.forget_node(&node.id);
-        let addrs: Vec<(NetworkId, IpNet)> =
+        let addrs: Few<(NetworkId, IpNet)> =
             node.attachments.iter().flat_map(|a| a.addresses.iter().map(|net| (a.network_id.clone(), *net))).collect();
         if addrs.is_empty() {
             return;

@@ -20,6 +20,7 @@
 
 mod config;
 mod error;
+mod few;
 mod ids;
 mod index;
 #[cfg(feature = "legacy")]

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 
 use crate::config::ClusterConfig;
 use crate::error::AllocError;
+use crate::few::Few;
 use crate::ids::{NetworkId, ServiceId};
 use crate::index::{
     Fnv, Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
@@ -442,7 +443,7 @@ impl<'s> Tx<'s> {
             let mut updated = network.clone();
             updated.driver_state = Some(driver_state(options));
             updated.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.to_string(), configs: Vec::new() });
-            self.networks.insert(id.clone(), NetAlloc { pools: Vec::new(), vnis: Vec::new(), conflict: None });
+            self.networks.insert(id.clone(), NetAlloc { pools: Few::new(), vnis: Few::new(), conflict: None });
             self.push(Object::Network(updated));
             return Ok(Outcome::Updated);
         }
@@ -514,7 +515,7 @@ impl<'s> Tx<'s> {
             configs.push(config);
         }
 
-        let mut vnis = Vec::new();
+        let mut vnis = Few::new();
         if scope == DriverScope::Overlay {
             let v4 = pools.iter().filter(|p| !p.is_v6()).count();
             vnis = match options.get(VXLAN_ID_LIST_OPTION) {
@@ -554,7 +555,7 @@ impl<'s> Tx<'s> {
         if network.is_ingress() {
             self.ingress = Some(id.clone());
         }
-        self.networks.insert(id.clone(), NetAlloc { pools, vnis, conflict: None });
+        self.networks.insert(id.clone(), NetAlloc { pools: pools.into(), vnis, conflict: None });
         self.push(Object::Network(updated));
         Ok(Outcome::Updated)
     }
