@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use crate::config::ClusterConfig;
 use crate::error::AllocError;
 use crate::few::Few;
-use crate::ids::{NetworkId, ServiceId};
+use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::index::{
     Fnv, Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
     parse_vni_list,
@@ -23,6 +23,10 @@ use crate::objects::{
     NetworkAttachmentConfig, Node, Object, ObjectId, PortConfig, Protocol, PublishMode, ResolutionMode, Service, Task,
     TaskState, TaskStatus, VXLAN_ID_LIST_OPTION, VirtualIp,
 };
+
+/// From how many updates a transaction looks its objects up by hash: below it, a scan of the
+/// updates is cheaper than hashing every id.
+const TOUCHED_HASHED_FROM: usize = 32;
 
 /// The status message of a task the allocator moved to PENDING (SwarmKit's wording).
 pub const PENDING_MESSAGE: &str = "pending task scheduling";
@@ -81,11 +85,14 @@ struct NetView<'s> {
 /// An allocation transaction over the committed index. See the module docs.
 pub struct Tx<'s> {
     state: &'s State,
-    /// Updates per kind, in call order: networks, services, tasks, nodes.
-    updates: [Vec<Object>; 4],
-    /// Objects already in the proposal. Only membership is asked, never iteration order.
-    touched: HashSet<ObjectId, BuildHasherDefault<Fnv>>,
-    /// Where each updated service is in `updates[1]`, for its tasks.
+    /// Updates in call order; `finish` orders them by kind (networks, services, tasks, nodes).
+    updates: Vec<Object>,
+    /// Whether `updates` is in kind order already (calls usually come in that order).
+    in_kind_order: bool,
+    /// The ids of `updates` once there are many ([`TOUCHED_HASHED_FROM`]); before that they
+    /// are looked for in `updates` itself. Only membership is asked, never iteration order.
+    touched: Option<HashSet<ObjectId, BuildHasherDefault<Fnv>>>,
+    /// Where each updated service is in `updates`, for its tasks.
     services: BTreeMap<ServiceId, usize>,
     addrs: BTreeMap<NetworkId, Taken>,
     ports: BTreeMap<(Protocol, u16), ServiceId>,
@@ -106,8 +113,9 @@ impl<'s> Tx<'s> {
     pub(crate) fn new(state: &'s State) -> Tx<'s> {
         Tx {
             state,
-            updates: Default::default(),
-            touched: HashSet::default(),
+            updates: Vec::new(),
+            in_kind_order: true,
+            touched: None,
             services: BTreeMap::new(),
             addrs: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -125,18 +133,11 @@ impl<'s> Tx<'s> {
 
     /// The updates collected so far, in dependency order.
     pub fn finish(self) -> Proposal {
-        let [networks, services, tasks, nodes] = self.updates;
-        let kinds = [&networks, &services, &tasks, &nodes].iter().filter(|v| !v.is_empty()).count();
-        let updates = if kinds <= 1 {
-            // The common big batch holds one kind: move it instead of copying 270-byte objects.
-            [networks, services, tasks, nodes].into_iter().find(|v| !v.is_empty()).unwrap_or_default()
-        } else {
-            let mut updates = Vec::with_capacity(networks.len() + services.len() + tasks.len() + nodes.len());
-            for kind in [networks, services, tasks, nodes] {
-                updates.extend(kind);
-            }
-            updates
-        };
+        let mut updates = self.updates;
+        if !self.in_kind_order {
+            // Stable: call order within each kind.
+            updates.sort_by_key(kind_rank);
+        }
         Proposal {
             updates,
             #[cfg(feature = "legacy")]
@@ -145,11 +146,27 @@ impl<'s> Tx<'s> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.touched.is_empty()
+        self.updates.is_empty()
     }
 
-    fn contains(&self, id: ObjectId) -> bool {
-        self.touched.contains(&id)
+    /// Whether the proposal updates the object with this id: `is` tells it among the updates.
+    fn contains(&self, id: impl FnOnce() -> ObjectId, is: impl Fn(&Object) -> bool) -> bool {
+        match &self.touched {
+            Some(touched) => touched.contains(&id()),
+            None => self.updates.iter().any(is),
+        }
+    }
+
+    fn contains_task(&self, id: &TaskId) -> bool {
+        self.contains(|| ObjectId::Task(id.clone()), |o| matches!(o, Object::Task(t) if t.id == *id))
+    }
+
+    fn contains_service(&self, id: &ServiceId) -> bool {
+        self.contains(|| ObjectId::Service(id.clone()), |o| matches!(o, Object::Service(s) if s.id == *id))
+    }
+
+    fn contains_node(&self, id: &NodeId) -> bool {
+        self.contains(|| ObjectId::Node(id.clone()), |o| matches!(o, Object::Node(n) if n.id == *id))
     }
 
     fn config(&self) -> &ClusterConfig {
@@ -318,7 +335,7 @@ impl<'s> Tx<'s> {
     /// back to the store; the object goes into the proposal unchanged.
     #[cfg(feature = "legacy")]
     pub fn rewrite(&mut self, task: &Task) {
-        if task.status.state.is_live() && !self.contains(ObjectId::Task(task.id.clone())) {
+        if task.status.state.is_live() && !self.contains_task(&task.id) {
             self.push(Object::Task(task.clone()));
         }
     }
@@ -644,7 +661,7 @@ impl<'s> Tx<'s> {
     /// still wants (VIPs per kept network, dynamic ports by name/protocol/target), taking the new
     /// before the old is released (the release happens when the update is committed).
     pub fn allocate_service(&mut self, service: &Service) -> Result<Outcome, AllocError> {
-        if self.contains(ObjectId::Service(service.id.clone())) {
+        if self.contains_service(&service.id) {
             return Ok(Outcome::Unchanged);
         }
         let endpoint = self.atomically(|tx| tx.plan_service(service, true))?.expect("planning with take=true");
@@ -879,7 +896,7 @@ impl<'s> Tx<'s> {
     /// address per address family, copies the service endpoint, and moves it to PENDING. A live
     /// task past NEW whose address was lost to a conflict gets a fresh one for that address only.
     pub fn allocate_task(&mut self, task: &Task, service: Option<&Service>) -> Result<Outcome, AllocError> {
-        if !task.status.state.is_live() || self.contains(ObjectId::Task(task.id.clone())) {
+        if !task.status.state.is_live() || self.contains_task(&task.id) {
             return Ok(Outcome::Unchanged);
         }
         let holder = Holder::Task(task.id.clone());
@@ -898,7 +915,7 @@ impl<'s> Tx<'s> {
         let service = match &task.service_id {
             None => None,
             Some(service_id) => {
-                let pending = self.services.get(service_id).map(|&i| &self.updates[1][i]);
+                let pending = self.services.get(service_id).map(|&i| &self.updates[i]);
                 // The caller's service is borrowed; one updated in this proposal is copied
                 // (the proposal is written to while the task is allocated).
                 let service = match pending {
@@ -1022,7 +1039,7 @@ impl<'s> Tx<'s> {
     /// networks of its live tasks), keeping the ones it has; attachments it no longer needs are
     /// dropped, which releases them when the update is committed.
     pub fn allocate_node(&mut self, node: &Node) -> Result<Outcome, AllocError> {
-        if self.contains(ObjectId::Node(node.id.clone())) {
+        if self.contains_node(&node.id) {
             return Ok(Outcome::Unchanged);
         }
         self.atomically(|tx| tx.allocate_node_inner(node))
@@ -1060,12 +1077,22 @@ impl<'s> Tx<'s> {
     }
 
     fn push(&mut self, object: Object) {
-        let kind = kind_rank(&object) as usize;
         if let Object::Service(s) = &object {
-            self.services.insert(s.id.clone(), self.updates[kind].len());
+            self.services.insert(s.id.clone(), self.updates.len());
         }
-        self.touched.insert(object.id());
-        self.updates[kind].push(object);
+        if let Some(last) = self.updates.last() {
+            self.in_kind_order &= kind_rank(last) <= kind_rank(&object);
+        }
+        match &mut self.touched {
+            Some(touched) => {
+                touched.insert(object.id());
+            }
+            None if self.updates.len() + 1 >= TOUCHED_HASHED_FROM => {
+                self.touched = Some(self.updates.iter().chain([&object]).map(Object::id).collect());
+            }
+            None => {}
+        }
+        self.updates.push(object);
     }
 }
 
