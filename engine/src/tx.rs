@@ -402,6 +402,9 @@ impl<'s> Tx<'s> {
         holder: &Holder,
     ) -> Result<Option<Vec<IpNet>>, AllocError> {
         let Some(alloc) = self.net(network).and_then(|n| n.alloc) else { return Ok(None) };
+        if self.intact(alloc, network, addrs, holder) {
+            return Ok(None);
+        }
         let mut repaired = addrs.to_vec();
         let mut lost = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
@@ -417,6 +420,17 @@ impl<'s> Tx<'s> {
             repaired[i] = self.take_new(network, addrs[i].addr().is_ipv6(), holder)?;
         }
         Ok((repaired != addrs).then_some(repaired))
+    }
+
+    /// True when [`Tx::repair`] would change nothing: `holder` still holds every address, each
+    /// stored with its subnet's prefix length. Takes nothing.
+    fn intact(&self, alloc: &NetAlloc, network: &NetworkId, addrs: &[IpNet], holder: &Holder) -> bool {
+        addrs.iter().all(|addr| match alloc.place(addr.addr()) {
+            Placement::Usable(p) => {
+                alloc.pools[p].with_prefix(ip_to_u128(addr.addr())) == *addr && self.holds(network, addr.addr(), holder)
+            }
+            _ => false,
+        })
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1052,6 +1066,22 @@ impl<'s> Tx<'s> {
             && !wanted.contains(&ingress)
         {
             wanted.insert(0, ingress);
+        }
+        // The usual case, without building anything: the node has exactly the attachments it
+        // needs, in order, each intact (what the loop below would build, unchanged).
+        let unchanged = node.attachments.len() == wanted.len()
+            && node.attachments.iter().zip(&wanted).all(|(a, network)| {
+                a.network_id == *network
+                    && !a.addresses.is_empty()
+                    && a.aliases.is_empty()
+                    && a.driver_attachment_opts.is_empty()
+                    && self
+                        .net(network)
+                        .and_then(|n| n.alloc)
+                        .is_some_and(|alloc| self.intact(alloc, network, &a.addresses, &holder))
+            });
+        if unchanged {
+            return Ok(Outcome::Unchanged);
         }
         let mut attachments = Vec::with_capacity(wanted.len());
         for network in wanted {
