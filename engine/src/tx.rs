@@ -467,9 +467,11 @@ impl<'s> Tx<'s> {
                 return Err(AllocError::in_use("the ingress role", format!("network {other}")));
             }
         }
-        let mut options = network.spec.driver.as_ref().map(|d| d.options.clone()).unwrap_or_default();
+        // Copied only once the network is known to get an update (its checks fail often).
+        let spec_options = || network.spec.driver.as_ref().map(|d| d.options.clone()).unwrap_or_default();
         let driver_state = |options| DriverConfig { name: network.driver_name().to_string(), options };
         if scope == DriverScope::NodeLocal {
+            let options = spec_options();
             // Older daemons expect a non-nil IPAM even where the manager allocates nothing.
             let mut updated = network.clone();
             updated.driver_state = Some(driver_state(options));
@@ -479,9 +481,13 @@ impl<'s> Tx<'s> {
             return Ok(Outcome::Updated);
         }
 
-        let spec_configs = network.spec.ipam.as_ref().map(|i| i.configs.clone()).unwrap_or_default();
-        let spec_configs = if spec_configs.is_empty() { vec![IpamConfig::default()] } else { spec_configs };
-        let references = self.state.references(id);
+        let default_configs = [IpamConfig::default()];
+        let spec_configs = match network.spec.ipam.as_ref().map_or(&[][..], |i| &i.configs[..]) {
+            [] => &default_configs[..],
+            configs => configs,
+        };
+        // Looked up once a subnet passed its checks.
+        let mut references: Option<Vec<(IpAddr, Holder)>> = None;
         let mut pools: Vec<Pool> = Vec::with_capacity(spec_configs.len());
         let mut configs = Vec::with_capacity(spec_configs.len());
         for (i, spec) in spec_configs.iter().enumerate() {
@@ -524,7 +530,8 @@ impl<'s> Tx<'s> {
             // Holders may already reference this network (its allocation never reached the store,
             // B11): once committed, their addresses in the new subnet are claims, so the
             // transaction must see them too.
-            for (ip, holder) in &references {
+            let state = self.state;
+            for (ip, holder) in references.get_or_insert_with(|| state.references(id)).iter() {
                 if matches!(pool.place(*ip), Placement::Usable(_)) {
                     pool.claim(*ip, holder.clone());
                 }
@@ -546,6 +553,7 @@ impl<'s> Tx<'s> {
             configs.push(config);
         }
 
+        let mut options = spec_options();
         let mut vnis = Few::new();
         if scope == DriverScope::Overlay {
             let v4 = pools.iter().filter(|p| !p.is_v6()).count();
@@ -568,8 +576,14 @@ impl<'s> Tx<'s> {
                 None => (0..v4).map(|_| self.take_new_vni()).collect::<Result<_, _>>()?,
             };
             if !vnis.is_empty() {
-                let list: Vec<String> = vnis.iter().map(u32::to_string).collect();
-                options.insert(VXLAN_ID_LIST_OPTION.to_string(), list.join(","));
+                let mut list = String::with_capacity(vnis.len() * 9);
+                for (i, vni) in vnis.iter().enumerate() {
+                    if i > 0 {
+                        list.push(',');
+                    }
+                    list.push_str(itoa(*vni, &mut [0; 10]));
+                }
+                options.insert(VXLAN_ID_LIST_OPTION.to_string(), list);
             }
         }
 
@@ -1126,6 +1140,20 @@ impl<'s> Tx<'s> {
     }
 }
 
+/// `value` in decimal, written into the end of `buf` (what `to_string` gives, without a String).
+fn itoa(mut value: u32, buf: &mut [u8; 10]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
+}
+
 /// Rejects port lists SwarmKit's control API would reject.
 fn validate_ports(service: &ServiceId, ports: &[PortConfig]) -> Result<(), AllocError> {
     for (i, port) in ports.iter().enumerate() {
@@ -1250,6 +1278,16 @@ fn first_unclaimed(pool: &Pool, taken: &Taken, from: u128, to: u128) -> Option<u
                 candidate += 1;
             }
             _ => return Some(candidate),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn itoa_writes_what_to_string_writes() {
+        for value in [0, 1, 9, 10, 99, 100, 4096, 16_777_215, 999_999_999, 1_000_000_000, u32::MAX] {
+            assert_eq!(super::itoa(value, &mut [0; 10]), value.to_string());
         }
     }
 }
