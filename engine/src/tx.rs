@@ -1121,22 +1121,22 @@ impl<'s> Tx<'s> {
     }
 
     fn push(&mut self, object: Object) {
-        if let Object::Service(s) = &object {
-            self.services.insert(s.id.clone(), self.updates.len());
-        }
         if let Some(last) = self.updates.last() {
             self.in_kind_order &= kind_rank(last) <= kind_rank(&object);
         }
+        if let Object::Service(s) = &object {
+            self.services.insert(s.id.clone(), self.updates.len());
+        }
+        self.updates.push(object);
         match &mut self.touched {
             Some(touched) => {
-                touched.insert(object.id());
+                touched.insert(self.updates.last().expect("just pushed").id());
             }
-            None if self.updates.len() + 1 >= TOUCHED_HASHED_FROM => {
-                self.touched = Some(self.updates.iter().chain([&object]).map(Object::id).collect());
+            None if self.updates.len() >= TOUCHED_HASHED_FROM => {
+                self.touched = Some(self.updates.iter().map(Object::id).collect());
             }
             None => {}
         }
-        self.updates.push(object);
     }
 }
 
