@@ -298,6 +298,35 @@ enum Order {
     Shuffled(u64),
 }
 
+impl Order {
+    fn name(self) -> &'static str {
+        match self {
+            Order::Store => "store",
+            Order::Reversed => "reversed",
+            Order::Shuffled(_) => "shuffled",
+        }
+    }
+}
+
+/// The objects of the store in one restore order, borrowed.
+enum Sequence<'a> {
+    Store(std::collections::btree_map::Values<'a, ObjectId, Object>),
+    Reversed(std::iter::Rev<std::collections::btree_map::Values<'a, ObjectId, Object>>),
+    Shuffled(std::slice::Iter<'a, &'a Object>),
+}
+
+impl<'a> Iterator for Sequence<'a> {
+    type Item = &'a Object;
+
+    fn next(&mut self) -> Option<&'a Object> {
+        match self {
+            Sequence::Store(objects) => objects.next(),
+            Sequence::Reversed(objects) => objects.next(),
+            Sequence::Shuffled(objects) => objects.next().copied(),
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // The model
 
@@ -991,46 +1020,50 @@ impl Model {
     /// same, and the `restore` property checks the queue.)
     /// Returns the order compared when it was one.
     fn check_restore_equal(&self, orders: Orders) -> Result<Option<Order>, String> {
-        let objects: Vec<&Object> = self.store.values().collect();
         let seed = self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let build = |order: Order| -> (&str, Vec<&Object>) {
-            match order {
-                Order::Store => ("store", objects.clone()),
-                Order::Reversed => ("reversed", objects.iter().rev().copied().collect()),
-                Order::Shuffled(seed) => {
-                    let mut shuffled = objects.clone();
-                    shuffle(&mut shuffled, seed);
-                    ("shuffled", shuffled)
-                }
-            }
-        };
-        let (chosen, one): (Vec<(&str, Vec<&Object>)>, Option<Order>) = match orders {
+        let (chosen, one): ([Option<Order>; 3], Option<Order>) = match orders {
             Orders::One(n) => {
                 let order = match n % 3 {
                     0 => Order::Store,
                     1 => Order::Reversed,
                     _ => Order::Shuffled(seed),
                 };
-                (vec![build(order)], Some(order))
+                ([Some(order), None, None], Some(order))
             }
             Orders::All { compared } => {
                 let all = [Order::Store, Order::Reversed, Order::Shuffled(seed)];
-                (all.into_iter().filter(|o| Some(*o) != compared).map(build).collect(), None)
+                (all.map(|o| Some(o).filter(|o| Some(*o) != compared)), None)
             }
         };
-        let mut done: Vec<&Vec<&Object>> = Vec::new();
-        for (name, order) in &chosen {
+        // The store's order and its reverse are read from the store in place; only a shuffle
+        // needs a list (of references).
+        let shuffled: Vec<&Object> = match chosen.iter().flatten().find(|o| matches!(o, Order::Shuffled(_))) {
+            Some(Order::Shuffled(seed)) => {
+                let mut objects: Vec<&Object> = self.store.values().collect();
+                shuffle(&mut objects, *seed);
+                objects
+            }
+            _ => Vec::new(),
+        };
+        let sequence = |order: Order| match order {
+            Order::Store => Sequence::Store(self.store.values()),
+            Order::Reversed => Sequence::Reversed(self.store.values().rev()),
+            Order::Shuffled(_) => Sequence::Shuffled(shuffled.iter()),
+        };
+        let mut done: [Option<Order>; 3] = [None; 3];
+        for (i, order) in chosen.into_iter().enumerate() {
+            let Some(order) = order else { continue };
             // Restore is a function of its input sequence: an order already checked (a store of
             // one object reversed, a shuffle that moved nothing) would give the same engine.
-            let same = |other: &&Vec<&Object>| other.iter().zip(order).all(|(a, b)| std::ptr::eq(*a, *b));
-            if done.iter().any(same) {
+            let same = |other: &Order| sequence(*other).zip(sequence(order)).all(|(a, b)| std::ptr::eq(a, b));
+            if done.iter().flatten().any(same) {
                 continue;
             }
-            let restored = self.engine.rebuilt(order.iter().map(|o| o.as_ref()));
+            let restored = self.engine.rebuilt(sequence(order).map(Object::as_ref));
             if let Some(diff) = self.engine.diff(&restored) {
-                return Err(format!("engine != restore(store) ({name} order):\n{diff}"));
+                return Err(format!("engine != restore(store) ({} order):\n{diff}", order.name()));
             }
-            done.push(order);
+            done[i] = Some(order);
         }
         // Equal engines have equal findings.
         for finding in &self.engine.findings() {
