@@ -899,13 +899,14 @@ impl Model {
     /// landed nothing, so it is the store). An address is taken when it was unavailable before
     /// the pass or is after it; the holder before the pass is the one named.
     fn check_committed_pass(&self, before: Option<View<'_>>) -> Check {
-        let mut held = unavailable_addresses(View::of(&self.store));
+        let networks = Networks::of(View::of(&self.store));
+        let mut held = unavailable_addresses(View::of(&self.store), &networks);
         if let Some(before) = before {
-            held.extend(unavailable_addresses(before));
+            held.extend(unavailable_addresses(before, &Networks::of(before)));
         }
         let before = before.unwrap_or(View::of(&self.store));
-        self.check_liveness(before, &held)?;
-        self.check_node_attachments(before, &held)
+        self.check_liveness(before, &held, &networks)?;
+        self.check_node_attachments(before, &held, &networks)
     }
 
     /// (f) Allocation converges: without other writes, a pass commits networks, services and
@@ -939,40 +940,49 @@ impl Model {
     /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
     /// attached to. A needed one may be missing only when its pools have no free address.
-    fn check_node_attachments(&self, before: View<'_>, held: &Held) -> Check {
-        let allocated_overlay = |store: View<'_>, id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
-            Some(Object::Network(n)) => n.is_allocated() && n.scope() == DriverScope::Overlay,
-            _ => false,
-        };
+    fn check_node_attachments(&self, before: View<'_>, held: &Held<'_>, networks: &Networks<'_>) -> Check {
+        let allocated_overlay =
+            |n: Option<&Network>| n.is_some_and(|n| n.is_allocated() && n.scope() == DriverScope::Overlay);
         // At most one ingress network is ever allocated; that one is the ingress.
-        let ingress: Vec<NetworkId> = ingress_networks(&self.store)
-            .into_iter()
-            .filter(|id| allocated_overlay(View::of(&self.store), id))
-            .collect();
-        // The networks the live tasks on each node (as committed before the pass) are attached to.
-        let mut by_node: BTreeMap<&NodeId, BTreeSet<NetworkId>> = BTreeMap::new();
+        let ingress: Vec<&NetworkId> =
+            networks.iter().filter(|n| n.is_ingress() && allocated_overlay(Some(n))).map(|n| &n.id).collect();
+        // The networks the live tasks on each node (as committed before the pass) are attached
+        // to, as sorted (node, network) pairs without repeats.
+        let before_networks = Networks::of(before);
+        let mut by_node: Vec<(&NodeId, &NetworkId)> = Vec::new();
         for object in before.values() {
             let Object::Task(task) = object else { continue };
             let Some(node) = task.node_id.as_ref().filter(|_| task.status.state.is_live()) else { continue };
             for attachment in &task.networks {
-                if allocated_overlay(before, &attachment.network_id) {
-                    by_node.entry(node).or_default().insert(attachment.network_id.clone());
+                if allocated_overlay(before_networks.get(&attachment.network_id)) {
+                    by_node.push((node, &attachment.network_id));
                 }
             }
         }
+        by_node.sort_unstable();
+        by_node.dedup();
+        // Sets as sorted lists without repeats, reused from node to node.
+        let (mut wanted, mut has): (Vec<&NetworkId>, Vec<&NetworkId>) = (Vec::new(), Vec::new());
         for node in self.nodes() {
-            let mut wanted: BTreeSet<NetworkId> = by_node.remove(&node.id).unwrap_or_default();
-            wanted.extend(ingress.iter().cloned());
-            let has: BTreeSet<NetworkId> = node.attachments.iter().map(|a| a.network_id.clone()).collect();
+            let first = by_node.partition_point(|(n, _)| *n < &node.id);
+            wanted.clear();
+            wanted.extend(by_node[first..].iter().take_while(|(n, _)| *n == &node.id).map(|(_, id)| *id));
+            wanted.extend(ingress.iter().copied());
+            wanted.sort_unstable();
+            wanted.dedup();
+            has.clear();
+            has.extend(node.attachments.iter().map(|a| &a.network_id));
+            has.sort_unstable();
+            has.dedup();
             let room = |id: &NetworkId| {
-                self.network(id).is_some_and(|n| {
+                networks.get(id).is_some_and(|n| {
                     [false, true]
                         .iter()
-                        .all(|v6| !has_family(n, *v6) || has_room(n, *v6, |ip| !held.contains_key(&(id.clone(), ip))))
+                        .all(|v6| !has_family(n, *v6) || has_room(n, *v6, |ip| !held.contains_key(&(id, ip))))
                 })
             };
-            let missing: Vec<&NetworkId> = wanted.difference(&has).collect();
-            let extra: Vec<&NetworkId> = has.difference(&wanted).collect();
+            let missing: Vec<&NetworkId> = wanted.iter().filter(|id| has.binary_search(id).is_err()).copied().collect();
+            let extra: Vec<&NetworkId> = has.iter().filter(|id| wanted.binary_search(id).is_err()).copied().collect();
             let full: Vec<&&NetworkId> = missing.iter().filter(|id| !room(id)).collect();
             if NODE_LB_PER_NETWORK {
                 if let Some(id) = missing.iter().find(|id| room(id)) {
@@ -1114,8 +1124,8 @@ impl Model {
 
     /// (d) Every NEW task whose dependencies are allocated and whose pools have room was moved
     /// to PENDING by the pass that just committed. `before` is the store before the pass.
-    fn check_liveness(&self, before: View<'_>, held: &Held) -> Check {
-        let held = |network: &NetworkId, ip: IpAddr| held.get(&(network.clone(), ip));
+    fn check_liveness(&self, before: View<'_>, held: &Held<'_>, networks: &Networks<'_>) -> Check {
+        let held = |network, ip: IpAddr| held.get(&(network, ip));
         for task in self.tasks() {
             if task.status.state != TaskState::New || task.desired_state > TaskState::Running {
                 continue;
@@ -1142,7 +1152,7 @@ impl Model {
             configs.extend(task.spec.networks.iter().cloned());
             let mut satisfiable = true;
             for config in &configs {
-                let Some(network) = self.network(&config.target) else { continue };
+                let Some(network) = networks.get(&config.target) else { continue };
                 if network.scope() == DriverScope::NodeLocal {
                     continue;
                 }
@@ -1156,8 +1166,8 @@ impl Model {
                     }
                     let ok = match config.addresses.iter().find(|ip| ip.is_ipv6() == v6) {
                         Some(ip) => {
-                            subnets_of(network).iter().any(|s| usable(s, *ip))
-                                && held(&network.id, *ip).is_none_or(|h| *h == Holder::Task(task.id.clone()))
+                            subnets(network).any(|s| usable(&s, *ip))
+                                && held(&network.id, *ip).is_none_or(|h| *h == Claimant::Task(&task.id))
                         }
                         None => has_room(network, v6, |ip| held(&network.id, ip).is_none()),
                     };
@@ -1240,12 +1250,74 @@ fn port_config(port: &PortGen) -> PortConfig {
 // The reference model's view of committed objects: written from allocator-spec.md, not from the
 // engine's index.
 
+/// A network's subnets, in config order.
+fn subnets(network: &Network) -> impl Iterator<Item = IpNet> + '_ {
+    network.ipam.iter().flat_map(|i| &i.configs).filter_map(|c| c.subnet)
+}
+
+/// A network's subnets as a list (for messages).
 fn subnets_of(network: &Network) -> Vec<IpNet> {
-    network.ipam.iter().flat_map(|i| &i.configs).filter_map(|c| c.subnet).collect()
+    subnets(network).collect()
 }
 
 fn has_family(network: &Network, v6: bool) -> bool {
-    subnets_of(network).iter().any(|s| matches!(s, IpNet::V6(_)) == v6)
+    subnets(network).any(|s| matches!(s, IpNet::V6(_)) == v6)
+}
+
+/// The networks of a store (or of a view of one) in id order, found by id without building an
+/// `ObjectId` (a clone of the id) for a store lookup.
+struct Networks<'a>(Vec<&'a Network>);
+
+impl<'a> Networks<'a> {
+    fn of(store: View<'a>) -> Networks<'a> {
+        Networks(
+            store
+                .values()
+                .filter_map(|o| match o {
+                    Object::Network(n) => Some(n),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// What `store.get(&ObjectId::Network(id))` finds: the store lists networks in id order.
+    fn get(&self, id: &NetworkId) -> Option<&'a Network> {
+        self.0.binary_search_by(|n| n.id.cmp(id)).ok().map(|i| self.0[i])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a Network> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// A [`Holder`] borrowed from the store object that names it (no id cloned); compares and
+/// prints as the `Holder` it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claimant<'a> {
+    Gateway(&'a NetworkId),
+    Vip(&'a ServiceId),
+    NodeLb(&'a NodeId),
+    Task(&'a TaskId),
+    Retired(&'a TaskId),
+}
+
+impl Claimant<'_> {
+    fn holder(self) -> Holder {
+        match self {
+            Claimant::Gateway(id) => Holder::Gateway(id.clone()),
+            Claimant::Vip(id) => Holder::Vip(id.clone()),
+            Claimant::NodeLb(id) => Holder::NodeLb(id.clone()),
+            Claimant::Task(id) => Holder::Task(id.clone()),
+            Claimant::Retired(id) => Holder::Retired(id.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Claimant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.holder(), f)
+    }
 }
 
 /// Whether a new pick of one family can succeed: some usable address inside a config's range
@@ -1300,14 +1372,20 @@ fn hosts(subnet: &IpNet) -> impl Iterator<Item = IpAddr> + '_ {
         .filter(move |ip| usable(subnet, *ip))
 }
 
+/// An address a live holder has on a network, borrowed from the store.
+struct Live<'a> {
+    network: &'a NetworkId,
+    addr: IpNet,
+    holder: Claimant<'a>,
+}
+
 /// Every address a live holder has in the store, by (network, address), naming the holder.
 /// Live holders: gateways, VIPs, node LB attachments, attachments of tasks with state <= RUNNING.
 /// Networks missing from the store or node-local are skipped (nothing is allocated there).
-fn live_holders(store: View<'_>) -> Vec<(NetworkId, IpNet, Holder)> {
-    let allocated = |id: &NetworkId| match store.get(&ObjectId::Network(id.clone())) {
-        Some(Object::Network(n)) => n.is_allocated() && n.scope() != DriverScope::NodeLocal,
-        _ => false,
-    };
+/// `networks` are the store's.
+fn live_holders<'a>(store: View<'a>, networks: &Networks<'a>) -> Vec<Live<'a>> {
+    let allocated =
+        |id: &NetworkId| networks.get(id).is_some_and(|n| n.is_allocated() && n.scope() != DriverScope::NodeLocal);
     let mut out = Vec::new();
     for object in store.values() {
         match object {
@@ -1316,21 +1394,21 @@ fn live_holders(store: View<'_>) -> Vec<(NetworkId, IpNet, Holder)> {
                     if let (Some(gateway), Some(subnet)) = (config.gateway, config.subnet) {
                         let with_prefix =
                             IpNet::new(gateway, subnet.prefix_len()).expect("a gateway of the subnet's family");
-                        out.push((n.id.clone(), with_prefix, Holder::Gateway(n.id.clone())));
+                        out.push(Live { network: &n.id, addr: with_prefix, holder: Claimant::Gateway(&n.id) });
                     }
                 }
             }
             Object::Service(s) => {
                 for vip in s.endpoint.iter().flat_map(|e| &e.virtual_ips) {
                     if allocated(&vip.network_id) {
-                        out.push((vip.network_id.clone(), vip.addr, Holder::Vip(s.id.clone())));
+                        out.push(Live { network: &vip.network_id, addr: vip.addr, holder: Claimant::Vip(&s.id) });
                     }
                 }
             }
             Object::Task(t) if t.status.state.is_live() => {
                 for attachment in t.networks.iter().filter(|a| allocated(&a.network_id)) {
                     for addr in &attachment.addresses {
-                        out.push((attachment.network_id.clone(), *addr, Holder::Task(t.id.clone())));
+                        out.push(Live { network: &attachment.network_id, addr: *addr, holder: Claimant::Task(&t.id) });
                     }
                 }
             }
@@ -1338,7 +1416,11 @@ fn live_holders(store: View<'_>) -> Vec<(NetworkId, IpNet, Holder)> {
             Object::Node(n) => {
                 for attachment in n.attachments.iter().filter(|a| allocated(&a.network_id)) {
                     for addr in &attachment.addresses {
-                        out.push((attachment.network_id.clone(), *addr, Holder::NodeLb(n.id.clone())));
+                        out.push(Live {
+                            network: &attachment.network_id,
+                            addr: *addr,
+                            holder: Claimant::NodeLb(&n.id),
+                        });
                     }
                 }
             }
@@ -1348,16 +1430,13 @@ fn live_holders(store: View<'_>) -> Vec<(NetworkId, IpNet, Holder)> {
 }
 
 /// Addresses by (network, address), naming a holder.
-type Held = BTreeMap<(NetworkId, IpAddr), Holder>;
-
-fn live_addresses(store: View<'_>) -> Held {
-    live_holders(store).into_iter().map(|(network, addr, holder)| ((network, addr.addr()), holder)).collect()
-}
+type Held<'a> = BTreeMap<(&'a NetworkId, IpAddr), Claimant<'a>>;
 
 /// Addresses an allocation may not take: those of live holders, and those of ORPHANED tasks
-/// (their containers may still run).
-fn unavailable_addresses(store: View<'_>) -> Held {
-    let mut held = live_addresses(store);
+/// (their containers may still run). `networks` are the store's.
+fn unavailable_addresses<'a>(store: View<'a>, networks: &Networks<'a>) -> Held<'a> {
+    let mut held: Held<'a> =
+        live_holders(store, networks).into_iter().map(|l| ((l.network, l.addr.addr()), l.holder)).collect();
     for object in store.values() {
         let Object::Task(t) = object else { continue };
         if t.status.state != TaskState::Orphaned {
@@ -1365,8 +1444,7 @@ fn unavailable_addresses(store: View<'_>) -> Held {
         }
         for attachment in &t.networks {
             for addr in &attachment.addresses {
-                held.entry((attachment.network_id.clone(), addr.addr()))
-                    .or_insert_with(|| Holder::Retired(t.id.clone()));
+                held.entry((&attachment.network_id, addr.addr())).or_insert(Claimant::Retired(&t.id));
             }
         }
     }
@@ -1375,24 +1453,25 @@ fn unavailable_addresses(store: View<'_>) -> Held {
 
 /// (c) Invariants of the committed store.
 fn check_store(config: &ClusterConfig, store: &Store) -> Check {
+    let networks = Networks::of(View::of(store));
     // No address held by two live holders on one network; every address usable in its subnets,
     // stored with the subnet's prefix length.
-    let mut seen: BTreeMap<(NetworkId, IpAddr), Holder> = BTreeMap::new();
-    for (network_id, addr, holder) in live_holders(View::of(store)) {
-        let Some(Object::Network(network)) = store.get(&ObjectId::Network(network_id.clone())) else { continue };
-        let subnets = subnets_of(network);
-        match subnets.iter().find(|s| s.contains(&addr.addr())) {
-            Some(subnet) if usable(subnet, addr.addr()) && subnet.prefix_len() == addr.prefix_len() => {}
+    let mut seen: BTreeMap<(&NetworkId, IpAddr), Claimant> = BTreeMap::new();
+    for Live { network: network_id, addr, holder } in live_holders(View::of(store), &networks) {
+        let Some(network) = networks.get(network_id) else { continue };
+        match subnets(network).find(|s| s.contains(&addr.addr())) {
+            Some(subnet) if usable(&subnet, addr.addr()) && subnet.prefix_len() == addr.prefix_len() => {}
             Some(subnet) => {
                 return Err(format!(
                     "{holder} has {addr} on network {network_id}: reserved address or wrong prefix in {subnet}"
                 ));
             }
             None => {
+                let subnets = subnets_of(network);
                 return Err(format!("{holder} has {addr} outside every subnet {subnets:?} of network {network_id}"));
             }
         }
-        if let Some(other) = seen.insert((network_id.clone(), addr.addr()), holder.clone()) {
+        if let Some(other) = seen.insert((network_id, addr.addr()), holder) {
             return Err(format!("address {addr} on network {network_id} held by both {other} and {holder}"));
         }
     }
@@ -1400,12 +1479,12 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
     // One address per address family per attachment, and one VIP per network per service.
     for object in store.values() {
         let (attachments, who) = match object {
-            Object::Task(t) if t.status.state.is_live() => (&t.networks, Holder::Task(t.id.clone())),
-            Object::Node(n) => (&n.attachments, Holder::NodeLb(n.id.clone())),
+            Object::Task(t) if t.status.state.is_live() => (&t.networks, Claimant::Task(&t.id)),
+            Object::Node(n) => (&n.attachments, Claimant::NodeLb(&n.id)),
             Object::Service(s) => {
-                let mut networks = BTreeSet::new();
-                for vip in s.endpoint.iter().flat_map(|e| &e.virtual_ips) {
-                    if !networks.insert(&vip.network_id) {
+                let vips = s.endpoint.as_ref().map(|e| e.virtual_ips.as_slice()).unwrap_or_default();
+                for (i, vip) in vips.iter().enumerate() {
+                    if vips[..i].iter().any(|v| v.network_id == vip.network_id) {
                         return Err(format!("service {} has two VIPs on network {}", s.id, vip.network_id));
                     }
                 }
@@ -1414,17 +1493,17 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
             _ => continue,
         };
         for attachment in attachments {
-            let Some(Object::Network(network)) = store.get(&ObjectId::Network(attachment.network_id.clone())) else {
+            let Some(network) = networks.get(&attachment.network_id) else {
                 continue;
             };
             if !network.is_allocated() || network.scope() == DriverScope::NodeLocal {
                 continue;
             }
-            let subnets = subnets_of(network);
             for v6 in [false, true] {
-                let wanted = usize::from(subnets.iter().any(|s| matches!(s, IpNet::V6(_)) == v6));
+                let wanted = usize::from(has_family(network, v6));
                 let got = attachment.addresses.iter().filter(|a| matches!(a, IpNet::V6(_)) == v6).count();
                 if got != wanted {
+                    let subnets = subnets_of(network);
                     return Err(format!(
                         "{who} has {got} IPv{} addresses on network {} (subnets {subnets:?}): {:?}",
                         if v6 { 6 } else { 4 },
@@ -1437,35 +1516,42 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
     }
 
     // Subnets never overlap; VXLAN ids unique, one per IPv4 subnet of overlay networks.
-    let mut all_subnets: Vec<(IpNet, NetworkId)> = Vec::new();
-    let mut vnis: BTreeMap<u32, NetworkId> = BTreeMap::new();
-    for object in store.values() {
-        let Object::Network(network) = object else { continue };
+    let mut all_subnets: Vec<(IpNet, &NetworkId)> = Vec::new();
+    let mut vnis: BTreeMap<u32, &NetworkId> = BTreeMap::new();
+    for network in networks.iter() {
         if !network.is_allocated() {
             continue;
         }
-        for subnet in subnets_of(network) {
+        for subnet in subnets(network) {
             if let Some((other, owner)) = all_subnets.iter().find(|(o, _)| o.contains(&subnet) || subnet.contains(o)) {
                 return Err(format!("subnet {subnet} of network {} overlaps {other} of network {owner}", network.id));
             }
-            all_subnets.push((subnet, network.id.clone()));
+            all_subnets.push((subnet, &network.id));
         }
         let list = network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION));
-        let ids: Vec<u32> = match list.map(|l| l.split(',').map(|v| v.trim().parse()).collect()) {
-            None => Vec::new(),
-            Some(Ok(ids)) => ids,
-            Some(Err(e)) => return Err(format!("network {} has a malformed VXLAN id list {list:?}: {e}", network.id)),
-        };
-        if network.scope() == DriverScope::Overlay {
-            let v4 = subnets_of(network).iter().filter(|s| matches!(s, IpNet::V4(_))).count();
-            if ids.len() != v4 {
-                return Err(format!("overlay network {} has VXLAN ids {ids:?} for {v4} IPv4 subnets", network.id));
-            }
-        } else if !ids.is_empty() {
-            return Err(format!("{:?} network {} has VXLAN ids {ids:?}", network.scope(), network.id));
+        // The list's ids, parsed as they are read (a list is needed only for a message).
+        fn parsed(list: &str) -> impl Iterator<Item = Result<u32, std::num::ParseIntError>> + '_ {
+            list.split(',').map(|v| v.trim().parse())
         }
-        for id in ids {
-            if let Some(owner) = vnis.insert(id, network.id.clone()) {
+        if let Some(Err(e)) = list.and_then(|l| parsed(l).find(Result::is_err)) {
+            return Err(format!("network {} has a malformed VXLAN id list {list:?}: {e}", network.id));
+        }
+        let ids = || list.into_iter().flat_map(|l| parsed(l)).flatten();
+        let listed = || ids().collect::<Vec<u32>>();
+        if network.scope() == DriverScope::Overlay {
+            let v4 = subnets(network).filter(|s| matches!(s, IpNet::V4(_))).count();
+            if ids().count() != v4 {
+                return Err(format!(
+                    "overlay network {} has VXLAN ids {:?} for {v4} IPv4 subnets",
+                    network.id,
+                    listed()
+                ));
+            }
+        } else if ids().next().is_some() {
+            return Err(format!("{:?} network {} has VXLAN ids {:?}", network.scope(), network.id, listed()));
+        }
+        for id in ids() {
+            if let Some(owner) = vnis.insert(id, &network.id) {
                 return Err(format!("VXLAN id {id} held by networks {owner} and {}", network.id));
             }
         }
@@ -1473,7 +1559,7 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
 
     // Ingress published ports unique per protocol (across and within services); dynamic ports in
     // range; the endpoint reflects the spec it was allocated for.
-    let mut ports: BTreeMap<(Protocol, u16), ServiceId> = BTreeMap::new();
+    let mut ports: BTreeMap<(Protocol, u16), &ServiceId> = BTreeMap::new();
     for object in store.values() {
         let Object::Service(service) = object else { continue };
         let Some(endpoint) = &service.endpoint else { continue };
@@ -1481,7 +1567,7 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
             if port.published_port == 0 {
                 return Err(format!("service {} has an ingress port without a published port: {port:?}", service.id));
             }
-            if let Some(other) = ports.insert((port.protocol, port.published_port), service.id.clone()) {
+            if let Some(other) = ports.insert((port.protocol, port.published_port), &service.id) {
                 return Err(format!(
                     "ingress port {}/{} published by service {other} and by service {}",
                     port.protocol, port.published_port, service.id
