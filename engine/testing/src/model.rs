@@ -34,8 +34,8 @@ use ipnet::{IpNet, Ipv4Net};
 
 use swarmalloc::{
     Allocator, ClusterConfig, DriverConfig, DriverScope, EndpointSpec, Finding, Holder, Ipam, IpamConfig, Network,
-    NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, PortConfig, Protocol, PublishMode,
-    Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId, TaskSpec, TaskState, TaskStatus,
+    NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, ObjectRef, PortConfig, Protocol,
+    PublishMode, Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId, TaskSpec, TaskState, TaskStatus,
     VXLAN_ID_LIST_OPTION, Version,
 };
 
@@ -383,6 +383,36 @@ impl<'a> View<'a> {
     }
 }
 
+/// An id [`Model::fresh_id`] made, without a `String` of its own.
+struct FreshId {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl FreshId {
+    fn new(prefix: &str, n: u32) -> FreshId {
+        let mut digits = [b'0'; 10];
+        let (mut rest, mut count) = (n, 0);
+        while rest > 0 || count < 3 {
+            digits[count] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            count += 1;
+        }
+        let mut id = FreshId { bytes: [0; 16], len: prefix.len() + count };
+        id.bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        for (at, digit) in id.bytes[prefix.len()..id.len].iter_mut().zip(digits[..count].iter().rev()) {
+            *at = *digit;
+        }
+        id
+    }
+}
+
+impl AsRef<str> for FreshId {
+    fn as_ref(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII")
+    }
+}
+
 struct Model {
     config: ClusterConfig,
     engine: Allocator,
@@ -419,9 +449,11 @@ impl Model {
         }
     }
 
-    fn fresh_id(&mut self, prefix: &str) -> String {
+    /// The next id: `prefix` and a counter of at least three digits (`format!("{prefix}{:03}")`),
+    /// written on the stack.
+    fn fresh_id(&mut self, prefix: &str) -> FreshId {
         self.next_id += 1;
-        format!("{prefix}{:03}", self.next_id)
+        FreshId::new(prefix, self.next_id)
     }
 
     /// A committed write by someone other than the allocator: store it and mirror it.
@@ -433,6 +465,27 @@ impl Model {
         self.store_changed = true;
         self.engine_changed = true;
         self.store.insert(object.id(), object)
+    }
+
+    /// A committed update of the task `index` picks among those `filter` keeps (as
+    /// [`Model::pick`] over [`Model::tasks`]) by someone other than the allocator: made in place
+    /// (as [`Model::write`] of an updated copy would leave the store) and mirrored.
+    fn update_task(&mut self, index: &Pick, filter: impl Fn(&Task) -> bool, update: impl FnOnce(&mut Task)) {
+        let len = self.tasks().filter(|t| filter(t)).count();
+        if len == 0 {
+            return;
+        }
+        let mut picked = self.store.values_mut().filter_map(|o| match o {
+            Object::Task(t) if filter(t) => Some(t),
+            _ => None,
+        });
+        let Some(task) = picked.nth(index.index(len)) else { return };
+        update(task);
+        self.store_index += 1;
+        task.version = Version(self.store_index);
+        self.engine.observe(ObjectRef::Task(task));
+        self.store_changed = true;
+        self.engine_changed = true;
     }
 
     fn delete(&mut self, id: ObjectId) {
@@ -531,36 +584,45 @@ impl Model {
                 }));
             }
             Op::AssignTask(task, node) => {
-                let pending = self.tasks().filter(|t| t.status.state == TaskState::Pending);
-                let task = Self::pick(pending, task).cloned();
-                let node = Self::pick(self.nodes(), node).map(|n| n.id.clone());
-                if let (Some(mut task), Some(node)) = (task, node) {
-                    // A standalone container's task already names its node.
-                    task.node_id.get_or_insert(node);
-                    task.status = TaskStatus { state: TaskState::Assigned, message: "scheduler assigned task".into() };
-                    self.write(Object::Task(task));
+                if let Some(node) = Self::pick(self.nodes(), node).map(|n| n.id.clone()) {
+                    self.update_task(
+                        task,
+                        |t| t.status.state == TaskState::Pending,
+                        |task| {
+                            // A standalone container's task already names its node.
+                            task.node_id.get_or_insert(node);
+                            task.status =
+                                TaskStatus { state: TaskState::Assigned, message: "scheduler assigned task".into() };
+                        },
+                    );
                 }
             }
             Op::RunTask(task) => {
-                let assigned = self.tasks().filter(|t| t.status.state == TaskState::Assigned);
-                if let Some(mut task) = Self::pick(assigned, task).cloned() {
-                    task.status = TaskStatus { state: TaskState::Running, message: "started".into() };
-                    self.write(Object::Task(task));
-                }
+                self.update_task(
+                    task,
+                    |t| t.status.state == TaskState::Assigned,
+                    |task| {
+                        task.status = TaskStatus { state: TaskState::Running, message: "started".into() };
+                    },
+                );
             }
             Op::EndTask(task, state) => {
-                let live = self.tasks().filter(|t| t.status.state.is_live());
-                if let Some(mut task) = Self::pick(live, task).cloned() {
-                    task.status = TaskStatus { state: state.state(), message: "finished".into() };
-                    self.write(Object::Task(task));
-                }
+                self.update_task(
+                    task,
+                    |t| t.status.state.is_live(),
+                    |task| {
+                        task.status = TaskStatus { state: state.state(), message: "finished".into() };
+                    },
+                );
             }
             Op::StopTask(task) => {
-                let running = self.tasks().filter(|t| t.desired_state <= TaskState::Running);
-                if let Some(mut task) = Self::pick(running, task).cloned() {
-                    task.desired_state = TaskState::Shutdown;
-                    self.write(Object::Task(task));
-                }
+                self.update_task(
+                    task,
+                    |t| t.desired_state <= TaskState::Running,
+                    |task| {
+                        task.desired_state = TaskState::Shutdown;
+                    },
+                );
             }
             Op::DeleteTask(index) => {
                 if let Some(id) = Self::pick(self.tasks(), index).map(|t| t.id.clone()) {
@@ -592,7 +654,7 @@ impl Model {
 
     fn create_network(&mut self, kind: &NetKind) {
         let id = NetworkId::new(self.fresh_id("n"));
-        let mut spec = NetworkSpec { name: format!("net-{id}"), ..NetworkSpec::default() };
+        let mut spec = NetworkSpec { name: ["net-", id.as_str()].concat(), ..NetworkSpec::default() };
         let ipam = |subnets: &[&str]| Ipam {
             driver: String::new(),
             configs: subnets
@@ -607,10 +669,10 @@ impl Model {
                 spec.attachable = true;
             }
             NetKind::DualStack(k) => {
-                let k = k % 3;
-                let v4 = format!("172.16.{k}.0/28");
-                let v6 = format!("fd00:0:0:{k}::/125");
-                spec.ipam = Some(ipam(&[&v4, &v6]));
+                let k = usize::from(k % 3);
+                let v4 = ["172.16.0.0/28", "172.16.1.0/28", "172.16.2.0/28"][k];
+                let v6 = ["fd00:0:0:0::/125", "fd00:0:0:1::/125", "fd00:0:0:2::/125"][k];
+                spec.ipam = Some(ipam(&[v4, v6]));
                 spec.attachable = true;
             }
             NetKind::NodeLocal(i) => {
@@ -622,7 +684,7 @@ impl Model {
                 spec.attachable = true;
             }
             NetKind::V6Only(k) => {
-                spec.ipam = Some(ipam(&[&format!("fd00:0:1:{}::/125", k % 2)]));
+                spec.ipam = Some(ipam(&[["fd00:0:1:0::/125", "fd00:0:1:1::/125"][usize::from(k % 2)]]));
                 spec.attachable = true;
             }
             NetKind::PinnedVni(vni) => {
@@ -782,9 +844,8 @@ impl Model {
     /// tasks, nodes. Per-object errors are expected (exhaustion, conflicts, invalid specs).
     fn build(&self) -> swarmalloc::Proposal {
         let mut tx = self.engine.begin();
-        let mut networks: Vec<&Network> = self.networks().collect();
-        networks.sort_by_key(|n| !n.is_ingress());
-        for network in networks {
+        // Ingress first, each group in store order (a stable sort by "not ingress").
+        for network in self.networks().filter(|n| n.is_ingress()).chain(self.networks().filter(|n| !n.is_ingress())) {
             let _ = tx.allocate_network(network);
         }
         for service in self.services() {
@@ -1694,4 +1755,18 @@ fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FreshId;
+
+    #[test]
+    fn fresh_ids_are_the_prefix_and_three_digits_or_more() {
+        for n in [0, 1, 9, 10, 99, 100, 999, 1000, 12_345, u32::MAX] {
+            for prefix in ["", "n", "s"] {
+                assert_eq!(FreshId::new(prefix, n).as_ref(), format!("{prefix}{n:03}"));
+            }
+        }
+    }
 }
