@@ -962,12 +962,15 @@ impl Model {
     fn check_committed_pass(&self, before: Option<View<'_>>) -> Check {
         let networks = Networks::of(View::of(&self.store));
         let mut held = unavailable_addresses(View::of(&self.store), &networks);
-        if let Some(before) = before {
-            held.extend(unavailable_addresses(before, &Networks::of(before)));
+        // The networks before the pass: those of the store when it landed nothing.
+        let before_networks = before.map(Networks::of);
+        if let (Some(before), Some(before_networks)) = (before, &before_networks) {
+            held.extend(unavailable_addresses(before, before_networks));
         }
         let before = before.unwrap_or(View::of(&self.store));
+        let before_networks = before_networks.as_ref().unwrap_or(&networks);
         self.check_liveness(before, &held, &networks)?;
-        self.check_node_attachments(before, &held, &networks)
+        self.check_node_attachments(before, before_networks, &held, &networks)
     }
 
     /// (f) Allocation converges: without other writes, a pass commits networks, services and
@@ -1001,7 +1004,14 @@ impl Model {
     /// it needs (allocator-spec.md 2.8): the ingress, plus every allocated network whose driver
     /// is literally `overlay` that a live task on the node (as committed before the pass) is
     /// attached to. A needed one may be missing only when its pools have no free address.
-    fn check_node_attachments(&self, before: View<'_>, held: &Held<'_>, networks: &Networks<'_>) -> Check {
+    /// `before_networks` are those of `before`, `networks` those of the store.
+    fn check_node_attachments(
+        &self,
+        before: View<'_>,
+        before_networks: &Networks<'_>,
+        held: &Held<'_>,
+        networks: &Networks<'_>,
+    ) -> Check {
         let allocated_overlay =
             |n: Option<&Network>| n.is_some_and(|n| n.is_allocated() && n.scope() == DriverScope::Overlay);
         // At most one ingress network is ever allocated; that one is the ingress.
@@ -1009,7 +1019,6 @@ impl Model {
             networks.iter().filter(|n| n.is_ingress() && allocated_overlay(Some(n))).map(|n| &n.id).collect();
         // The networks the live tasks on each node (as committed before the pass) are attached
         // to, as sorted (node, network) pairs without repeats.
-        let before_networks = Networks::of(before);
         let mut by_node: Vec<(&NodeId, &NetworkId)> = Vec::new();
         for object in before.values() {
             let Object::Task(task) = object else { continue };
@@ -1039,7 +1048,7 @@ impl Model {
                 networks.get(id).is_some_and(|n| {
                     [false, true]
                         .iter()
-                        .all(|v6| !has_family(n, *v6) || has_room(n, *v6, |ip| !held.contains_key(&(id, ip))))
+                        .all(|v6| !has_family(n, *v6) || has_room(n, *v6, |ip| !held.contains_key(&(ip, id))))
                 })
             };
             let missing: Vec<&NetworkId> = wanted.iter().filter(|id| has.binary_search(id).is_err()).copied().collect();
@@ -1186,7 +1195,7 @@ impl Model {
     /// (d) Every NEW task whose dependencies are allocated and whose pools have room was moved
     /// to PENDING by the pass that just committed. `before` is the store before the pass.
     fn check_liveness(&self, before: View<'_>, held: &Held<'_>, networks: &Networks<'_>) -> Check {
-        let held = |network, ip: IpAddr| held.get(&(network, ip));
+        let held = |network, ip: IpAddr| held.get(&(ip, network));
         for task in self.tasks() {
             if task.status.state != TaskState::New || task.desired_state > TaskState::Running {
                 continue;
@@ -1490,14 +1499,15 @@ fn live_holders<'a>(store: View<'a>, networks: &Networks<'a>) -> Vec<Live<'a>> {
     out
 }
 
-/// Addresses by (network, address), naming a holder.
-type Held<'a> = BTreeMap<(&'a NetworkId, IpAddr), Claimant<'a>>;
+/// Addresses by (network, address), naming a holder. Keyed address first: a map is the same
+/// map in any key order, and addresses tell most keys apart without comparing id strings.
+type Held<'a> = BTreeMap<(IpAddr, &'a NetworkId), Claimant<'a>>;
 
 /// Addresses an allocation may not take: those of live holders, and those of ORPHANED tasks
 /// (their containers may still run). `networks` are the store's.
 fn unavailable_addresses<'a>(store: View<'a>, networks: &Networks<'a>) -> Held<'a> {
     let mut held: Held<'a> =
-        live_holders(store, networks).into_iter().map(|l| ((l.network, l.addr.addr()), l.holder)).collect();
+        live_holders(store, networks).into_iter().map(|l| ((l.addr.addr(), l.network), l.holder)).collect();
     for object in store.values() {
         let Object::Task(t) = object else { continue };
         if t.status.state != TaskState::Orphaned {
@@ -1505,7 +1515,7 @@ fn unavailable_addresses<'a>(store: View<'a>, networks: &Networks<'a>) -> Held<'
         }
         for attachment in &t.networks {
             for addr in &attachment.addresses {
-                held.entry((&attachment.network_id, addr.addr())).or_insert(Claimant::Retired(&t.id));
+                held.entry((addr.addr(), &attachment.network_id)).or_insert(Claimant::Retired(&t.id));
             }
         }
     }
@@ -1517,7 +1527,8 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
     let networks = Networks::of(View::of(store));
     // No address held by two live holders on one network; every address usable in its subnets,
     // stored with the subnet's prefix length.
-    let mut seen: BTreeMap<(&NetworkId, IpAddr), Claimant> = BTreeMap::new();
+    // Keyed address first, as `Held` is: the insert that finds a repeat is the same.
+    let mut seen: BTreeMap<(IpAddr, &NetworkId), Claimant> = BTreeMap::new();
     for Live { network: network_id, addr, holder } in live_holders(View::of(store), &networks) {
         let Some(network) = networks.get(network_id) else { continue };
         match subnets(network).find(|s| s.contains(&addr.addr())) {
@@ -1532,7 +1543,7 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
                 return Err(format!("{holder} has {addr} outside every subnet {subnets:?} of network {network_id}"));
             }
         }
-        if let Some(other) = seen.insert((network_id, addr.addr()), holder) {
+        if let Some(other) = seen.insert((addr.addr(), network_id), holder) {
             return Err(format!("address {addr} on network {network_id} held by both {other} and {holder}"));
         }
     }
