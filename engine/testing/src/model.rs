@@ -1601,28 +1601,20 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
             all_subnets.push((subnet, &network.id));
         }
         let list = network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION));
-        // The list's ids, parsed as they are read (a list is needed only for a message).
-        fn parsed(list: &str) -> impl Iterator<Item = Result<u32, std::num::ParseIntError>> + '_ {
-            list.split(',').map(|v| v.trim().parse())
-        }
-        if let Some(Err(e)) = list.and_then(|l| parsed(l).find(Result::is_err)) {
-            return Err(format!("network {} has a malformed VXLAN id list {list:?}: {e}", network.id));
-        }
-        let ids = || list.into_iter().flat_map(|l| parsed(l)).flatten();
-        let listed = || ids().collect::<Vec<u32>>();
+        let ids: Vec<u32> = match list.map(|l| l.split(',').map(|v| v.trim().parse()).collect()) {
+            None => Vec::new(),
+            Some(Ok(ids)) => ids,
+            Some(Err(e)) => return Err(format!("network {} has a malformed VXLAN id list {list:?}: {e}", network.id)),
+        };
         if network.scope() == DriverScope::Overlay {
             let v4 = subnets(network).filter(|s| matches!(s, IpNet::V4(_))).count();
-            if ids().count() != v4 {
-                return Err(format!(
-                    "overlay network {} has VXLAN ids {:?} for {v4} IPv4 subnets",
-                    network.id,
-                    listed()
-                ));
+            if ids.len() != v4 {
+                return Err(format!("overlay network {} has VXLAN ids {ids:?} for {v4} IPv4 subnets", network.id));
             }
-        } else if ids().next().is_some() {
-            return Err(format!("{:?} network {} has VXLAN ids {:?}", network.scope(), network.id, listed()));
+        } else if !ids.is_empty() {
+            return Err(format!("{:?} network {} has VXLAN ids {ids:?}", network.scope(), network.id));
         }
-        for id in ids() {
+        for id in ids {
             if let Some(owner) = vnis.insert(id, &network.id) {
                 return Err(format!("VXLAN id {id} held by networks {owner} and {}", network.id));
             }
