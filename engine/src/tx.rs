@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
@@ -581,7 +582,7 @@ impl<'s> Tx<'s> {
                     if i > 0 {
                         list.push(',');
                     }
-                    list.push_str(itoa(*vni, &mut [0; 10]));
+                    write!(list, "{vni}").expect("writing to a String");
                 }
                 options.insert(VXLAN_ID_LIST_OPTION.to_string(), list);
             }
@@ -1140,20 +1141,6 @@ impl<'s> Tx<'s> {
     }
 }
 
-/// `value` in decimal, written into the end of `buf` (what `to_string` gives, without a String).
-fn itoa(mut value: u32, buf: &mut [u8; 10]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
-}
-
 /// Rejects port lists SwarmKit's control API would reject.
 fn validate_ports(service: &ServiceId, ports: &[PortConfig]) -> Result<(), AllocError> {
     for (i, port) in ports.iter().enumerate() {
@@ -1278,16 +1265,6 @@ fn first_unclaimed(pool: &Pool, taken: &Taken, from: u128, to: u128) -> Option<u
                 candidate += 1;
             }
             _ => return Some(candidate),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn itoa_writes_what_to_string_writes() {
-        for value in [0, 1, 9, 10, 99, 100, 4096, 16_777_215, 999_999_999, 1_000_000_000, u32::MAX] {
-            assert_eq!(super::itoa(value, &mut [0; 10]), value.to_string());
         }
     }
 }

@@ -383,36 +383,6 @@ impl<'a> View<'a> {
     }
 }
 
-/// An id [`Model::fresh_id`] made, without a `String` of its own.
-struct FreshId {
-    bytes: [u8; 16],
-    len: usize,
-}
-
-impl FreshId {
-    fn new(prefix: &str, n: u32) -> FreshId {
-        let mut digits = [b'0'; 10];
-        let (mut rest, mut count) = (n, 0);
-        while rest > 0 || count < 3 {
-            digits[count] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            count += 1;
-        }
-        let mut id = FreshId { bytes: [0; 16], len: prefix.len() + count };
-        id.bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
-        for (at, digit) in id.bytes[prefix.len()..id.len].iter_mut().zip(digits[..count].iter().rev()) {
-            *at = *digit;
-        }
-        id
-    }
-}
-
-impl AsRef<str> for FreshId {
-    fn as_ref(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII")
-    }
-}
-
 struct Model {
     config: ClusterConfig,
     engine: Allocator,
@@ -449,11 +419,9 @@ impl Model {
         }
     }
 
-    /// The next id: `prefix` and a counter of at least three digits (`format!("{prefix}{:03}")`),
-    /// written on the stack.
-    fn fresh_id(&mut self, prefix: &str) -> FreshId {
+    fn fresh_id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
-        FreshId::new(prefix, self.next_id)
+        format!("{prefix}{:03}", self.next_id)
     }
 
     /// A committed write by someone other than the allocator: store it and mirror it.
@@ -1758,18 +1726,4 @@ fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FreshId;
-
-    #[test]
-    fn fresh_ids_are_the_prefix_and_three_digits_or_more() {
-        for n in [0, 1, 9, 10, 99, 100, 999, 1000, 12_345, u32::MAX] {
-            for prefix in ["", "n", "s"] {
-                assert_eq!(FreshId::new(prefix, n).as_ref(), format!("{prefix}{n:03}"));
-            }
-        }
-    }
 }
