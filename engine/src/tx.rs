@@ -88,8 +88,6 @@ pub struct Tx<'s> {
     state: &'s State,
     /// Updates in call order; `finish` orders them by kind (networks, services, tasks, nodes).
     updates: Vec<Object>,
-    /// Whether `updates` is in kind order already (calls usually come in that order).
-    in_kind_order: bool,
     /// The ids of `updates` once there are many ([`TOUCHED_HASHED_FROM`]); before that they
     /// are looked for in `updates` itself. Only membership is asked, never iteration order.
     touched: Option<HashSet<ObjectId, BuildHasherDefault<Fnv>>>,
@@ -115,7 +113,6 @@ impl<'s> Tx<'s> {
         Tx {
             state,
             updates: Vec::new(),
-            in_kind_order: true,
             touched: None,
             services: BTreeMap::new(),
             addrs: BTreeMap::new(),
@@ -135,8 +132,9 @@ impl<'s> Tx<'s> {
     /// The updates collected so far, in dependency order.
     pub fn finish(self) -> Proposal {
         let mut updates = self.updates;
-        if !self.in_kind_order {
-            // Stable: call order within each kind.
+        // Stable: call order within each kind. Calls usually come in kind order already, which
+        // the sort finds in one pass.
+        if !updates.is_sorted_by_key(kind_rank) {
             updates.sort_by_key(kind_rank);
         }
         Proposal {
@@ -1122,9 +1120,6 @@ impl<'s> Tx<'s> {
     }
 
     fn push(&mut self, object: Object) {
-        if let Some(last) = self.updates.last() {
-            self.in_kind_order &= kind_rank(last) <= kind_rank(&object);
-        }
         if let Object::Service(s) = &object {
             self.services.insert(s.id.clone(), self.updates.len());
         }
