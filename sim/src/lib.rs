@@ -17,7 +17,6 @@ compile_error!(
 pub mod agent;
 pub mod alloc_loop;
 pub mod check;
-pub mod cli;
 pub mod client;
 pub mod duties;
 pub mod failure;

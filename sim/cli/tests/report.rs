@@ -3,16 +3,16 @@
 //! is compared with the simulator's own `RunResult`. Then `allocsim report` and `allocsim check`
 //! end to end: exit codes, the files they write, and bad input that leaves old output alone.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use swarmalloc_reports::{Line, Place, SweepOptions, parse_line, read_sweep};
 use swarmalloc_sim::RunResult;
 
 fn allocsim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_allocsim")).args(args).output().expect("run allocsim");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    let out = common::allocsim(args);
+    (out.status.code().unwrap_or(-1), common::utf8(&out.stdout), common::utf8(&out.stderr))
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -95,7 +95,7 @@ fn report_writes_its_files_and_bad_input_keeps_the_old_ones() {
 
 #[test]
 fn check_exits_by_verdict_and_writes_json_and_a_page() {
-    let dumps = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/dumps");
+    let dumps = common::repo().join("reports/tests/dumps");
     let dir = temp_dir("check");
     let out = dir.join("out");
     let (code, stdout, stderr) = allocsim(&["check", path(&dumps.join("clean")), "--out", path(&out)]);
