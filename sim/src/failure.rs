@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultPlan;
-use crate::run::RunResult;
+use crate::result::RunResult;
+use crate::result::Violation;
 use crate::scenario::Scenario;
-use crate::world::Violation;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

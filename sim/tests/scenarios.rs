@@ -468,7 +468,7 @@ fn the_scenario_readme_shows_every_key_the_format_accepts() {
 /// same checker, a different (vacuous) failure that shrinking must not slide to.
 const TWO_ASSERTIONS: &str = include_str!("fixtures/two-assertions.toml");
 
-fn assertion_key(violation: &swarmalloc_sim::world::Violation) -> Option<&str> {
+fn assertion_key(violation: &swarmalloc_sim::Violation) -> Option<&str> {
     swarmalloc_sim::check::assertion_of(violation)
 }
 

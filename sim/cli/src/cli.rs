@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
+use swarmalloc_sim::RunResult;
 use swarmalloc_sim::failure::{FailureFile, write_atomically};
-use swarmalloc_sim::run::{RunOptions, RunResult, run};
+use swarmalloc_sim::run::{RunOptions, run};
 use swarmalloc_sim::scenario::{CHECKERS, LegacyFlavour, Scenario};
 use swarmalloc_sim::scenario_file;
 use swarmalloc_sim::shrink::{self, Limits, Signature, decompile, is_explicit};

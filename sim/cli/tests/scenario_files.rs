@@ -105,8 +105,7 @@ fn the_cli_shrinks_to_a_file_that_replays_the_same_failure_and_counts_its_runs()
     assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stderr));
     let line: serde_json::Value =
         serde_json::from_str(utf8(&out.stdout).lines().next().expect("a line")).expect("JSON");
-    let replayed: swarmalloc_sim::world::Violation =
-        serde_json::from_value(line["violation"].clone()).expect("a violation");
+    let replayed: swarmalloc_sim::Violation = serde_json::from_value(line["violation"].clone()).expect("a violation");
     let original = run(&scenario_file::load(&source).expect("valid"), 0, &RunOptions::default());
     let original = original.violation.expect("it fails");
     assert!(Signature::of(&original).matches(&replayed), "{original}\nreplayed: {replayed}");
