@@ -15,8 +15,8 @@
 //! std::process::exit(Status::of(&result).code().into());                   // 0 clean, 1 problems, 2 unreadable
 //! ```
 //!
-//! Architecture invariants: this crate does not depend on the simulator (it reads its JSON
-//! lines); the check never changes the dump and never panics on its content; everything it
+//! Architecture invariants: the simulator owns the result-line types and this crate only reads
+//! them (the simulator does not depend on it); the check never changes the dump and never panics on its content; everything it
 //! concludes comes from `Allocator::restore` and a dropped `Tx`; a report is a function of its
 //! inputs, except the values under `wall_clock`.
 
@@ -46,11 +46,7 @@ pub use error::{InputError, JsonPath, path_at};
 pub use fuzz::{FuzzCrash, FuzzSummary, FuzzTarget, read_fuzz};
 pub use output::{Output, write_files};
 pub use report::{ReportOptions, make_report};
-pub use results::{
-    FaultWindow, LeaderTerm, Line, Place, PoolSample, Progress, Restore, SeedResult, Series, SummaryLine, Violation,
-    parse_line, read_lines,
-};
-pub use stats::Histogram;
+pub use results::{Line, Place, Progress, fault_text, parse_line, problem, read_lines};
 pub use sweep::{
     ChartData, Distribution, FailureDetail, FailureSummary, REPORT_SCHEMA, ScenarioSummary, Sweep, SweepOptions,
     SweepReport, SweepVerdict, WallClock, read_sweep,

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::results::{Line, Place, Progress, SeedResult, Series, SummaryLine, Violation, read_lines};
+use swarmalloc_sim::series::{FaultWindow, Series};
+use swarmalloc_sim::{RunResult, SummaryLine, Violation};
+
+use crate::results::{Line, Place, Progress, fault_text, read_lines};
 use crate::stats::{Histogram, Overflow, PPM, add, ppm, round};
 
 /// Names the JSON schema of `report.json`; bumped on any incompatible change.
@@ -457,7 +460,7 @@ impl Accumulator {
         Ok(())
     }
 
-    fn result(&mut self, r: &SeedResult, place: &Place) -> Result<(), InputError> {
+    fn result(&mut self, r: &RunResult, place: &Place) -> Result<(), InputError> {
         let overflow = |o: Overflow| InputError::Line {
             file: place.file.clone(),
             line: place.line,
@@ -468,7 +471,8 @@ impl Accumulator {
         acc.counters(r).map_err(overflow)?;
         if let Some(v) = &r.violation {
             acc.failed.insert(r.seed, v.checker.clone());
-            self.failures.insert((r.scenario.clone(), r.seed), (v.clone(), r.faults.to_text(), r.trace_hash.clone()));
+            self.failures
+                .insert((r.scenario.clone(), r.seed), (v.clone(), fault_text(&r.faults), r.trace_hash.clone()));
             let detail = FailureDetail {
                 sim_ms: r.sim_ms,
                 series: r.series.clone(),
@@ -606,7 +610,7 @@ fn share(part: u64, whole: u64) -> f64 {
 impl ScenarioAcc {
     /// Adds a seed's counters. Sums of values read are checked (`Overflow` names the field);
     /// counts of lines and list entries read cannot reach `u64::MAX`.
-    fn counters(&mut self, r: &SeedResult) -> Result<(), Overflow> {
+    fn counters(&mut self, r: &RunResult) -> Result<(), Overflow> {
         self.seeds.insert(r.seed);
         add(&mut self.sim_ms, r.sim_ms, "sim_ms")?;
         add(&mut self.wall_ms, r.wall_ms, "wall_ms")?;
@@ -624,7 +628,7 @@ impl ScenarioAcc {
     }
 
     /// Adds a seed's series; `r.problem()` has bounded its values (buckets, times within the run).
-    fn series(&mut self, r: &SeedResult, series: &Series) -> Result<(), Overflow> {
+    fn series(&mut self, r: &RunResult, series: &Series) -> Result<(), Overflow> {
         self.series_seeds += 1;
         add(&mut self.series_dropped, series.dropped, "series.dropped")?;
         let bucket_ms = series.bucket_ms;
@@ -652,9 +656,8 @@ impl ScenarioAcc {
         }
         let end_of = |end: Option<u64>| end.unwrap_or(r.sim_ms);
         let (message, other): (Vec<_>, Vec<_>) = series.faults.iter().partition(|w| is_message_fault(&w.kind));
-        let windows = |list: Vec<&crate::results::FaultWindow>| {
-            union(list.into_iter().map(|w| (w.start_ms, end_of(w.end_ms))).collect())
-        };
+        let windows =
+            |list: Vec<&FaultWindow>| union(list.into_iter().map(|w| (w.start_ms, end_of(w.end_ms))).collect());
         spread(&windows(other), bucket_ms, &mut self.fault_ms, "series.faults")?;
         spread(&windows(message), bucket_ms, &mut self.message_fault_ms, "series.faults")?;
         let terms = union(series.leaders.iter().map(|t| (t.start_ms, end_of(t.end_ms))).collect());

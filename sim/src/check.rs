@@ -12,9 +12,10 @@ use swarmalloc::{
     VXLAN_ID_LIST_OPTION, VirtualIp,
 };
 
+use crate::result::Violation;
 use crate::scenario::{Assertion, Checks};
 use crate::store::{Event, Store};
-use crate::world::{ContainerAddrs, Finding, Violation, World};
+use crate::world::{ContainerAddrs, Finding, World};
 
 /// Who holds an address, in the checker's own words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

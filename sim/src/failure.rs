@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultPlan;
-use crate::run::RunResult;
+use crate::result::RunResult;
+use crate::result::Violation;
 use crate::scenario::Scenario;
-use crate::world::Violation;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,10 +40,7 @@ impl FailureFile {
     /// Writes `DIR/SCENARIO-SEED.json` and returns its path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
-        #[cfg(not(feature = "legacy"))]
-        let name = self.scenario.name.clone();
-        #[cfg(feature = "legacy")]
-        let name = match self.scenario.legacy {
+        let name = match self.scenario.legacy_flavour() {
             Some(flavour) => format!("{}-legacy-{flavour}", self.scenario.name),
             None => self.scenario.name.clone(),
         };
@@ -70,7 +67,7 @@ impl FailureFile {
 
 /// Writes `text` to `path` through a temporary file in the same directory and a rename, so
 /// that an interrupted write leaves either the old file or the new one, never half of one.
-pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
     let name = path.file_name().ok_or_else(|| format!("{}: expected a file name", path.display()))?;
     let temp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));

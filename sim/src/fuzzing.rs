@@ -80,7 +80,8 @@ mod small {
     };
 
     use crate::faults::FaultSpace;
-    use crate::run::{RunOptions, RunResult, run};
+    use crate::result::RunResult;
+    use crate::run::{RunOptions, run};
     use crate::scenario::{Action, Checks, ClientOp, MessageFault, Scenario, Step, Target, Workload};
     use crate::scenario_file::to_toml;
     use crate::store::Origin;

@@ -17,14 +17,15 @@ compile_error!(
 pub mod agent;
 pub mod alloc_loop;
 pub mod check;
-pub mod cli;
 pub mod client;
 pub mod duties;
 pub mod failure;
 pub mod faults;
 pub mod fuzzing;
+pub mod histogram;
 pub mod manager;
 pub mod net;
+pub mod result;
 pub mod rng;
 pub mod run;
 pub mod scenario;
@@ -37,6 +38,7 @@ pub mod trace;
 pub mod world;
 
 pub use failure::FailureFile;
-pub use run::{RunOptions, RunResult, run};
+pub use result::{Metrics, RunResult, SummaryLine, Violation};
+pub use run::{RunOptions, run};
 pub use scenario::Scenario;
 pub use sweep::{Divergence, check_determinism, sweep};

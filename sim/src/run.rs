@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use madsim::runtime::{Handle, Runtime};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::agent::{self, AgentDisk};
@@ -18,10 +17,10 @@ use crate::client;
 use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
 use crate::net::{client_ip, manager_ip, worker_ip};
+use crate::result::{Metrics, RunResult, Violation};
 use crate::rng::{Draw, SimRng, sim};
 use crate::scenario::{Action, MessageFault, Scenario, Step, Target, TimedOp};
-use crate::series::Series;
-use crate::world::{Finding, Metrics, Script, Shared, StoreHook, Violation, World};
+use crate::world::{Finding, Script, Shared, StoreHook, World};
 
 /// Extra knobs of a run that are not part of the scenario.
 #[derive(Clone, Default)]
@@ -32,41 +31,6 @@ pub struct RunOptions {
     pub keep_trace: bool,
     /// Keep the user requests sent and the random fault decisions made (for decompile).
     pub keep_decisions: bool,
-}
-
-/// The outcome of one run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub scenario: String,
-    pub seed: u64,
-    pub faults: FaultPlan,
-    pub violation: Option<Violation>,
-    pub trace_hash: String,
-    pub trace_lines: u64,
-    pub sim_ms: u64,
-    pub wall_ms: u64,
-    pub metrics: Metrics,
-    /// Simulated-time series for the sweep report.
-    #[serde(default)]
-    pub series: Series,
-    /// The last trace lines of a failed run (empty, and left out of the JSON, when it passed).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub trace_tail: Vec<String>,
-    /// The whole trace when `keep_trace` was set.
-    #[serde(skip)]
-    pub trace: Vec<String>,
-    /// The random fault decisions as explicit steps, when `keep_decisions` was set.
-    #[serde(skip)]
-    pub decisions: Vec<Step>,
-    /// Every user request sent, when `keep_decisions` was set.
-    #[serde(skip)]
-    pub ops: Vec<TimedOp>,
-}
-
-impl RunResult {
-    pub fn passed(&self) -> bool {
-        self.violation.is_none()
-    }
 }
 
 const TRACE_TAIL: usize = 200;
@@ -121,7 +85,7 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
                 sim_ms: 0,
                 wall_ms: 0,
                 metrics: Metrics::default(),
-                series: Series::default(),
+                series: None,
                 trace_tail: Vec::new(),
                 trace: Vec::new(),
                 decisions: Vec::new(),
@@ -215,7 +179,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             sim_ms: w.now_ms(),
             wall_ms: 0,
             metrics: w.metrics.clone(),
-            series: w.series.series().clone(),
+            series: Some(w.series.series().clone()),
             trace_tail: if w.violation.is_some() { w.trace.tail(TRACE_TAIL) } else { Vec::new() },
             trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
             decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },

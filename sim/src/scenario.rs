@@ -415,8 +415,64 @@ pub struct Scenario {
     pub legacy: Option<swarmalloc::legacy::Flavour>,
 }
 
+/// A legacy flavour as a command line names it (`--legacy FLAVOUR`): the engine's flavour in a
+/// build with the `legacy` feature.
+#[cfg(feature = "legacy")]
+pub use swarmalloc::legacy::Flavour as LegacyFlavour;
+
+/// In a build without the `legacy` feature, a flavour is a type with no values: parsing one is
+/// always refused (`--legacy` exits 2 with [`crate::scenario_file::LEGACY_HINT`]), so callers
+/// need no feature of their own.
+#[cfg(not(feature = "legacy"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegacyFlavour {}
+
+#[cfg(not(feature = "legacy"))]
+impl std::str::FromStr for LegacyFlavour {
+    type Err = String;
+
+    fn from_str(_: &str) -> Result<LegacyFlavour, String> {
+        Err(format!("this allocsim has no legacy flavours{}", crate::scenario_file::LEGACY_HINT))
+    }
+}
+
+#[cfg(not(feature = "legacy"))]
+impl std::fmt::Display for LegacyFlavour {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {}
+    }
+}
+
 impl Scenario {
     pub const BUILT_IN: [&'static str; 3] = ["default", "smoke", "throughput"];
+
+    /// The legacy flavour this scenario runs, if any (always `None` without the feature).
+    pub fn legacy_flavour(&self) -> Option<LegacyFlavour> {
+        #[cfg(feature = "legacy")]
+        return self.legacy;
+        #[cfg(not(feature = "legacy"))]
+        None
+    }
+
+    /// Runs this scenario with `flavour` (a command line's `--legacy`); `None` keeps the file's.
+    pub fn set_legacy(&mut self, flavour: Option<LegacyFlavour>) {
+        #[cfg(feature = "legacy")]
+        if flavour.is_some() {
+            self.legacy = flavour;
+        }
+        #[cfg(not(feature = "legacy"))]
+        if let Some(flavour) = flavour {
+            match flavour {}
+        }
+    }
+
+    /// The scenario's name, with the legacy flavour it runs: `default [legacy B3]`.
+    pub fn label(&self) -> String {
+        match self.legacy_flavour() {
+            Some(flavour) => format!("{} [legacy {flavour}]", self.name),
+            None => self.name.clone(),
+        }
+    }
 
     /// A built-in scenario by name.
     pub fn built_in(name: &str) -> Option<Scenario> {

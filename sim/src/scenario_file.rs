@@ -127,7 +127,7 @@ pub fn derived_name(base: &str, suffix: &str) -> String {
 
 /// Why a build refuses the `legacy` key and `--legacy`.
 pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
-     (cargo build --release -p swarmalloc-sim --features legacy)";
+     (cargo build --release -p allocsim --features legacy)";
 
 /// Writes a scenario as scenario-file text (comments are not kept). Steps and initial objects
 /// are written the way people write them: one `[[step]]` or `[[initial.networks]]` table each,

@@ -1,8 +1,9 @@
-//! Records the simulated-time series of one run for the sweep report (`allocsim report`): tasks
-//! moved NEW -> PENDING per simulated second, the NEW -> PENDING latency histogram, leader terms,
-//! fault windows, the restore at each leader change, and pool usage at the end. The types are
-//! the report's own (`swarmalloc_reports::Series` and its parts, one definition for writer and
-//! reader); their meanings are the result-line schema in `reports/README.md`.
+//! The simulated-time series of one run, which its result line carries for the sweep report
+//! (`allocsim report`): tasks moved NEW -> PENDING per simulated second, the NEW -> PENDING
+//! latency histogram, leader terms, fault windows, the restore at each leader change, and pool
+//! usage at the end. [`Series`] and its parts are the one definition, written here and read by
+//! `swarmalloc_reports`; their meanings are the result-line schema in `reports/README.md`.
+//! [`Recorder`] records them during a run.
 //!
 //! Architecture invariant: recording draws no random number and writes no trace line, so it
 //! cannot change a run or its trace hash. Everything is in simulated milliseconds.
@@ -12,16 +13,107 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use swarmalloc::{Allocator, TaskId};
-pub use swarmalloc_reports::{FaultWindow, Histogram, LeaderTerm, PoolSample, Restore, Series};
 
 use crate::faults::FaultKind;
+pub use crate::histogram::Histogram;
 
 /// Most entries kept in each list of a run's series.
 pub const LIST_MAX: usize = 200;
 
 /// Width of a throughput bucket.
 pub const THROUGHPUT_BUCKET_MS: u64 = 1_000;
+
+/// Simulated-time series of one run, as its result line carries it. All times in simulated
+/// milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    /// Width of each `pending` bucket.
+    pub bucket_ms: u64,
+    /// Tasks moved NEW -> PENDING in each bucket, from time 0; trailing empty buckets omitted.
+    pub pending: Vec<u64>,
+    /// NEW -> PENDING latency of every task that made the move (creation applied to PENDING applied).
+    pub latency: Histogram,
+    /// Who led when: a term ends when its leader steps down or is killed, or a newer leader starts.
+    pub leaders: Vec<LeaderTerm>,
+    /// Faults while they were on (a dropped proposal or an allocator restart is an instant).
+    pub faults: Vec<FaultWindow>,
+    /// The allocator's restore at each leader change.
+    pub restores: Vec<Restore>,
+    /// Every subnet of every allocated network, as the leader's engine sees it at the end checks.
+    pub pools: Vec<PoolSample>,
+    /// Entries left out of the lists above because one reached the simulator's cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderTerm {
+    pub term: u64,
+    pub node: String,
+    pub start_ms: u64,
+    /// `None` only while the term is open; every term is closed at the end of the run.
+    pub end_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// The fault kind's name (`leader_partition`, `message_loss`, ...).
+    pub kind: String,
+    /// The node the fault hit; `None` for message faults, which hit every link.
+    pub node: Option<String>,
+    pub start_ms: u64,
+    /// `None` only while the fault is on; every window is closed at the end of the run.
+    pub end_ms: Option<u64>,
+}
+
+/// A new leader's first restore: from becoming leader (`leader_ms`) to the restore, after which
+/// the allocator's first pass runs in the same tick (`restored_ms`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    pub term: u64,
+    pub node: String,
+    pub leader_ms: u64,
+    pub restored_ms: u64,
+    /// Objects in the applied store the engine was restored from.
+    pub objects: u64,
+    /// Objects restore queued for the first pass.
+    pub queued: u64,
+    /// Conflicts restore found in stored state.
+    pub findings: u64,
+}
+
+impl Restore {
+    pub fn duration_ms(&self) -> u64 {
+        self.restored_ms.saturating_sub(self.leader_ms)
+    }
+}
+
+/// One subnet's use at the end. Counts saturate at `u64::MAX` (an IPv6 subnet can be larger).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSample {
+    pub network: String,
+    pub subnet: String,
+    /// Addresses new picks are drawn from.
+    pub capacity: u64,
+    /// Addresses with a live holder.
+    pub live: u64,
+    /// Addresses quarantined by terminal tasks still in the store.
+    pub retired: u64,
+    /// The longest run of consecutive free addresses.
+    pub largest_free_run: u64,
+}
+
+impl PoolSample {
+    pub fn free(&self) -> u64 {
+        self.capacity.saturating_sub(self.live).saturating_sub(self.retired)
+    }
+}
 
 /// Records one run's `Series`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -15,10 +15,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::faults::{FaultKind, FaultSpace};
-use crate::run::{RunOptions, RunResult, run};
+use crate::result::RunResult;
+use crate::result::Violation;
+use crate::run::{RunOptions, run};
 use crate::scenario::{Action, MessageFault, Scenario, Step, Workload};
 use crate::scenario_file::derived_name;
-use crate::world::Violation;
 
 /// The explicit form of `scenario` at `seed`, and the original run it was read from.
 pub fn decompile(scenario: &Scenario, seed: u64, options: &RunOptions) -> (Scenario, RunResult) {

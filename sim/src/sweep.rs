@@ -5,7 +5,8 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Mutex;
 use std::sync::mpsc;
 
-use crate::run::{RunOptions, RunResult, run};
+use crate::result::RunResult;
+use crate::run::{RunOptions, run};
 use crate::scenario::Scenario;
 
 /// Runs every seed in `seeds` (`a..b` or `a..=b`; `..=u64::MAX` included) with `jobs` runs at a

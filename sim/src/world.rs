@@ -10,20 +10,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use swarmalloc::{NetworkId, ServiceId, TaskId, VirtualIp};
 
 use crate::faults::{FaultKind, FaultPlan};
+use crate::result::{Metrics, Violation};
 use crate::rng::SimRng;
 use crate::scenario::{Action, MessageFault, Scenario, Step};
 use crate::series::Recorder;
 use crate::store::{Origin, Store};
 use crate::trace::Trace;
-
-/// A broken invariant: which checker, what objects, when and where (the result lines'
-/// definition, which the reports read back).
-pub use swarmalloc_reports::Violation;
 
 /// What a checker reports before the world stamps time and place on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,25 +40,6 @@ pub type StoreHook = Arc<dyn Fn(&Store) -> Option<Finding> + Send + Sync>;
 
 /// Data-plane addresses of one running container.
 pub type ContainerAddrs = Vec<(NetworkId, IpNet)>;
-
-/// Run counters, reported with the verdict.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub entries_applied: u64,
-    pub txns_rejected: u64,
-    pub leader_changes: u64,
-    pub allocator_batches: u64,
-    pub allocator_batches_cut: u64,
-    pub allocator_restores: u64,
-    pub tasks_created: u64,
-    /// Tasks moved from NEW to PENDING (counted once each).
-    pub tasks_pending: u64,
-    /// Simulated time when the first task was created and when the last one became PENDING.
-    pub first_task_ms: Option<u64>,
-    pub last_pending_ms: Option<u64>,
-    pub faults_injected: u64,
-    pub messages_sent: u64,
-}
 
 /// Settings the message layer reads on every send.
 #[derive(Clone, Debug, Default)]

@@ -9,13 +9,12 @@
 #![cfg(feature = "legacy")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use swarmalloc::legacy::Flavour;
 use swarmalloc_sim::scenario::Action;
 use swarmalloc_sim::scenario_file;
 use swarmalloc_sim::shrink::{Limits, Signature, decompile, shrink};
-use swarmalloc_sim::{FailureFile, RunOptions, RunResult, Scenario, run, sweep};
+use swarmalloc_sim::{RunOptions, RunResult, Scenario, run, sweep};
 
 /// One row of the table.
 struct Case {
@@ -188,28 +187,4 @@ fn a_legacy_failure_shrinks_to_the_steps_that_cause_it() {
     let text = scenario_file::to_toml(&shrunk.scenario).expect("writes");
     assert!(text.contains("legacy = \"B3\""), "{text}");
     assert_eq!(scenario_file::parse("shrunk", &text).expect("parses back"), shrunk.scenario);
-}
-
-#[test]
-fn the_cli_runs_a_flavour_writes_it_into_the_failure_file_and_refuses_unknown_ones() {
-    let (path, _) = library("b08-port-conflicts-after-restart");
-    let dir = std::env::temp_dir().join(format!("allocsim-legacy-{}", std::process::id()));
-    let allocsim = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_allocsim")).args(args).output().expect("run");
-    let file = path.to_str().expect("utf-8");
-    let out = allocsim(&["run", file, "--seed", "0", "--legacy", "B8", "--failures", dir.to_str().expect("utf-8")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("[legacy B8]") && stdout.contains("ingress_ports_unique"), "{stdout}");
-    let failure = dir.join("b08-port-conflicts-after-restart-legacy-B8-0.json");
-    let recorded = FailureFile::read(&failure).expect("the failure file");
-    assert_eq!(recorded.scenario.legacy, Some(Flavour::B8));
-    let replay = allocsim(&["replay", failure.to_str().expect("utf-8")]);
-    assert!(String::from_utf8_lossy(&replay.stdout).contains("reproduced"), "{replay:?}");
-    // Without the flavour the same seed passes.
-    assert_eq!(allocsim(&["run", file, "--seed", "0"]).status.code(), Some(0));
-    let bad = allocsim(&["run", file, "--legacy", "B7"]);
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("unknown legacy flavour \"B7\"") && stderr.contains("flag-init"), "{stderr}");
-    std::fs::remove_dir_all(&dir).expect("clean up");
 }

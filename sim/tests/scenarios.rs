@@ -1,11 +1,10 @@
 //! The scenario library and the scenario file format: every library file passes on fixed
 //! seeds and writes back to itself; a file with a syntax error, an unknown key or a wrong type
-//! gives the documented error and exit 2; replay reproduces a run's trace hash; decompile and
-//! shrink turn a failing random run of 100+ steps into a small explicit scenario that fails
-//! the same way.
+//! gives the documented error; decompile and shrink turn a failing random run of 100+ steps
+//! into a small explicit scenario that fails the same way. (The same through the command line:
+//! `sim/cli/tests/scenario_files.rs`.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use swarmalloc_sim::scenario_file::{self, ScenarioError};
 use swarmalloc_sim::shrink::{Limits, Signature, decompile, is_explicit, shrink};
@@ -62,14 +61,6 @@ fn library() -> Vec<(String, Scenario)> {
             (stem, scenario)
         })
         .collect()
-}
-
-fn allocsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allocsim")).args(args).output().expect("run allocsim")
-}
-
-fn utf8(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -149,10 +140,6 @@ fn check_error(name: &str, text: &str, line: usize, column: usize, key: &str, me
     let expected =
         ScenarioError { file: file.clone(), line, column, key: Some(key.to_string()), message: message.to_string() };
     assert_eq!(error, expected);
-    let out = allocsim(&["run", &file]);
-    assert_eq!(out.status.code(), Some(2), "{name}: {}", utf8(&out.stderr));
-    assert_eq!(utf8(&out.stderr), format!("allocsim: {expected}\n"), "{name}: one line naming the file, no usage");
-    assert!(out.stdout.is_empty(), "{name}: {}", utf8(&out.stdout));
 }
 
 #[test]
@@ -348,57 +335,9 @@ fn a_value_the_simulator_cannot_use_names_the_files_key_and_where_it_is() {
     );
 }
 
-#[test]
-fn replay_of_a_scenario_file_at_a_seed_gives_the_same_trace_hash_as_its_run() {
-    let path = library_dir().join("b02-vip-not-restored.toml");
-    let path = path.to_str().expect("utf-8 path");
-    let hash = |out: Output| -> String {
-        assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stderr));
-        let line = utf8(&out.stdout);
-        let result: serde_json::Value = serde_json::from_str(line.lines().next().expect("a line")).expect("JSON");
-        result["trace_hash"].as_str().expect("a trace hash").to_string()
-    };
-    let ran = hash(allocsim(&["run", path, "--seed", "7", "--json"]));
-    let replayed = hash(allocsim(&["replay", path, "--seed", "7", "--json"]));
-    assert_eq!(ran, replayed);
-}
-
 /// A random workload of more than 100 operations with faults, plus a service that cannot fit
 /// its /29 network, so that tasks stay in NEW and the end assertion fails.
-const FAILING_RANDOM_RUN: &str = r#"
-name = "too-small"
-description = "random churn plus a service that cannot fit its /29"
-
-[cluster]
-managers = 3
-workers = 2
-duration = "25s"
-faults_until = "12s"
-batch_max = 20
-
-[random.workload]
-networks = 4
-services = 8
-replicas_min = 1
-replicas_max = 4
-changes = 100
-ops_until = "12s"
-
-[random.faults]
-kinds = ["leader_partition", "allocator_restart", "batch_cut", "message_delay"]
-
-[[step]]
-at = "3s"
-create_network = { id = "tiny", subnet = "10.99.0.0/29" }
-
-[[step]]
-at = "4s"
-create_service = { id = "big", replicas = 6, networks = ["tiny"] }
-
-[expect]
-[[expect.assert]]
-no_task_in = "new"
-"#;
+const FAILING_RANDOM_RUN: &str = include_str!("fixtures/too-small.toml");
 
 const FAILING_SEED: u64 = 4;
 
@@ -442,50 +381,6 @@ fn shrink_reduces_a_failing_random_run_of_over_100_steps_to_at_most_10() {
         let mut smaller = shrunk.scenario.clone();
         smaller.steps.remove(i);
         assert!(run(&smaller, FAILING_SEED, &options).passed(), "step {i} can go: not minimal");
-    }
-}
-
-#[test]
-fn the_cli_decompiles_and_shrinks_a_failure_file_and_both_outputs_replay_it() {
-    let dir = TempDir::new("shrink-cli");
-    let source = dir.file("too-small.toml", FAILING_RANDOM_RUN);
-    let failures = dir.0.join("failures");
-    let seed = FAILING_SEED.to_string();
-    let out = allocsim(&[
-        "run",
-        source.to_str().expect("utf-8"),
-        "--seed",
-        &seed,
-        "--failures",
-        failures.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
-    let failure = failures.join(format!("too-small-{seed}.json"));
-    assert!(utf8(&out.stdout).contains(&format!("replay: allocsim replay {}", failure.display())));
-    let failure = failure.to_str().expect("utf-8");
-
-    let out = allocsim(&["decompile", failure]);
-    assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stdout));
-    let decompiled = failures.join(format!("too-small-{seed}.decompiled.toml"));
-    let explicit = scenario_file::load(&decompiled).expect("the decompiled file parses");
-    assert!(is_explicit(&explicit) && explicit.steps.len() > 100);
-
-    let out = allocsim(&["shrink", failure, "--jobs", "2"]);
-    let stdout = utf8(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let shrunk_path = failures.join(format!("too-small-{seed}.shrunk.toml"));
-    let shrunk = scenario_file::load(&shrunk_path).expect("the shrunk file parses");
-    assert!((1..=10).contains(&shrunk.steps.len()), "{stdout}");
-    let counts = format!("steps: {} -> {}", explicit.steps.len(), shrunk.steps.len());
-    assert!(stdout.contains(&counts), "expected {counts:?} in:\n{stdout}");
-    assert!(stdout.contains(&format!("replay: allocsim replay {}", shrunk_path.display())), "{stdout}");
-
-    // Both files replay the failure on their own: the seed is written in them.
-    for path in [&decompiled, &shrunk_path] {
-        let out = allocsim(&["replay", path.to_str().expect("utf-8")]);
-        let stdout = utf8(&out.stdout);
-        assert_eq!(out.status.code(), Some(1), "{}: {stdout}", path.display());
-        assert!(stdout.contains("violation: assertion"), "{}: {stdout}", path.display());
     }
 }
 
@@ -571,45 +466,9 @@ fn the_scenario_readme_shows_every_key_the_format_accepts() {
 /// Two end-state assertions: network x allocated (holds when its step runs) and network y gone
 /// (fails when its step runs). Without the step creating x, assertion 0 fails instead: the
 /// same checker, a different (vacuous) failure that shrinking must not slide to.
-const TWO_ASSERTIONS: &str = r#"
-name = "two-assertions"
-description = "assertion 1 fails; assertion 0 fails too once its network is gone"
+const TWO_ASSERTIONS: &str = include_str!("fixtures/two-assertions.toml");
 
-[cluster]
-managers = 1
-duration = "8s"
-
-[[step]]
-at = "1s"
-create_network = { id = "x" }
-
-[[step]]
-at = "1s"
-create_network = { id = "y" }
-
-[[expect.assert]]
-network = "x"
-allocated = true
-
-[[expect.assert]]
-network = "y"
-gone = true
-"#;
-
-/// A scenario that passes, in a few simulated seconds: the steps of `TWO_ASSERTIONS` alone.
-fn quick_pass() -> String {
-    let steps = TWO_ASSERTIONS.split("[[expect.assert]]").next().expect("the part before the assertions");
-    steps.replace("two-assertions", "quick-pass")
-}
-
-/// `allocsim shrink` of `TWO_ASSERTIONS`, written to DIR/two.toml, with more arguments.
-fn shrink_two_assertions(dir: &TempDir, more: &[&str]) -> (PathBuf, Output) {
-    let source = dir.file("two.toml", TWO_ASSERTIONS);
-    let out = allocsim(&[&["shrink", source.to_str().expect("utf-8")], more].concat());
-    (source, out)
-}
-
-fn assertion_key(violation: &swarmalloc_sim::world::Violation) -> Option<&str> {
+fn assertion_key(violation: &swarmalloc_sim::Violation) -> Option<&str> {
     swarmalloc_sim::check::assertion_of(violation)
 }
 
@@ -638,110 +497,6 @@ fn shrink_keeps_the_failing_assertion_and_does_not_slide_to_another_one() {
 }
 
 #[test]
-fn the_cli_shrinks_to_a_file_that_replays_the_same_failure_and_counts_its_runs() {
-    let dir = TempDir::new("shrink-same-failure");
-    let (source, out) = shrink_two_assertions(&dir, &["--jobs", "2"]);
-    let stdout = utf8(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", utf8(&out.stderr));
-    assert!(stdout.contains("(assertion expect.assert[1] [network]) in "), "{stdout}");
-    let runs: usize = stdout
-        .split(") in ")
-        .nth(1)
-        .and_then(|rest| rest.split(" runs").next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no run count in {stdout}"));
-    // The input, then each step left out alone (both fail differently or pass): 3 runs.
-    assert_eq!(runs, 3, "{stdout}");
-    let shrunk = dir.0.join("two.shrunk.toml");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
-        .expect("readable")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-
-    let out = allocsim(&["replay", shrunk.to_str().expect("utf-8"), "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stderr));
-    let line: serde_json::Value =
-        serde_json::from_str(utf8(&out.stdout).lines().next().expect("a line")).expect("JSON");
-    let replayed: swarmalloc_sim::world::Violation =
-        serde_json::from_value(line["violation"].clone()).expect("a violation");
-    let original = run(&scenario_file::load(&source).expect("valid"), 0, &RunOptions::default());
-    let original = original.violation.expect("it fails");
-    assert!(Signature::of(&original).matches(&replayed), "{original}\nreplayed: {replayed}");
-}
-
-#[test]
-fn shrink_refuses_an_unknown_checker_and_lists_the_known_ones() {
-    let dir = TempDir::new("shrink-bogus-checker");
-    let (_, out) = shrink_two_assertions(&dir, &["--checker", "bogus"]);
-    let stderr = utf8(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--checker \"bogus\": expected one of"), "{stderr}");
-    for checker in swarmalloc_sim::scenario::CHECKERS {
-        assert!(stderr.contains(checker), "{checker} is not listed: {stderr}");
-    }
-    assert!(out.stdout.is_empty() && !dir.0.join("two.shrunk.toml").exists(), "nothing ran, nothing written");
-}
-
-#[test]
-fn decompile_and_shrink_refuse_to_write_over_their_input_however_it_is_spelled() {
-    let dir = TempDir::new("shrink-overwrite");
-    let source = dir.file("two.toml", TWO_ASSERTIONS);
-    std::fs::create_dir_all(dir.0.join("sub")).expect("mkdir");
-    std::os::unix::fs::symlink(&source, dir.0.join("link.toml")).expect("symlink");
-    let failures = dir.0.join("failures");
-    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
-    let failure = failures.join("two-assertions-0.json");
-    let failure_text = std::fs::read_to_string(&failure).expect("the failure file");
-
-    let spellings = [dir.0.join("sub/../two.toml"), dir.0.join("link.toml")];
-    for spelled in &spellings {
-        let out = allocsim(&["shrink", source.to_str().expect("utf-8"), "--out", spelled.to_str().expect("utf-8")]);
-        let stderr = utf8(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", spelled.display());
-        assert!(stderr.contains("refusing to overwrite"), "{stderr}");
-        assert_eq!(std::fs::read_to_string(&source).expect("still there"), TWO_ASSERTIONS);
-    }
-    let spelled = failures.join("../failures/two-assertions-0.json");
-    let out = allocsim(&["decompile", failure.to_str().expect("utf-8"), "--out", spelled.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stderr));
-    assert_eq!(std::fs::read_to_string(&failure).expect("still there"), failure_text);
-    // A directory that does not exist is refused before anything runs.
-    let nowhere = dir.0.join("missing/out.toml");
-    let out = allocsim(&["shrink", source.to_str().expect("utf-8"), "--out", nowhere.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stderr));
-    assert!(out.stdout.is_empty(), "{}", utf8(&out.stdout));
-}
-
-#[test]
-fn seeds_run_up_to_u64_max_and_an_empty_range_is_a_usage_error() {
-    let dir = TempDir::new("seed-ranges");
-    let source = dir.file("quick.toml", &quick_pass());
-    let source = source.to_str().expect("utf-8");
-    let out = allocsim(&["run", source, "--seed", "18446744073709551615"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", utf8(&out.stdout), utf8(&out.stderr));
-    assert!(utf8(&out.stdout).contains("seed 18446744073709551615 PASS"), "{}", utf8(&out.stdout));
-
-    let out = allocsim(&["run", source, "--seeds", "18446744073709551614..=18446744073709551615", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stderr));
-    let seeds: Vec<u64> = utf8(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["seed"].as_u64())
-        .collect();
-    assert_eq!(seeds, [u64::MAX - 1, u64::MAX]);
-
-    for empty in ["5..5", "7..3", "7..=3", "0..0", "3..", "..3", "1..18446744073709551616", "a..b", "5"] {
-        let out = allocsim(&["run", source, "--seeds", empty]);
-        let stderr = utf8(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "--seeds {empty}: {stderr}");
-        assert!(stderr.contains(&format!("--seeds {empty:?}")), "--seeds {empty}: {stderr}");
-        assert!(out.stdout.is_empty(), "--seeds {empty}: nothing runs");
-    }
-}
-
-#[test]
 fn a_scenario_name_that_is_not_a_plain_file_name_is_refused() {
     let expected = |name: &str| {
         format!(
@@ -760,35 +515,6 @@ fn a_scenario_name_that_is_not_a_plain_file_name_is_refused() {
         let text = format!("name = {}\n[cluster]\nduration = \"3s\"\n", toml_string(name));
         let scenario = scenario_file::parse("ok.toml", &text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(scenario.name, name);
-    }
-    // A failing scenario named to escape --failures writes nothing anywhere.
-    let dir = TempDir::new("bad-name-run");
-    let escaping = TWO_ASSERTIONS.replace("name = \"two-assertions\"", "name = \"../escaped\"");
-    let source = dir.file("escape.toml", &escaping);
-    let failures = dir.0.join("failures");
-    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(2), "{}", utf8(&out.stdout));
-    assert!(!dir.0.join("escaped-0.json").exists() && !failures.exists());
-}
-
-#[test]
-fn a_failure_file_whose_scenario_name_is_not_a_plain_file_name_is_refused() {
-    let dir = TempDir::new("bad-name-failure");
-    let source = dir.file("two.toml", TWO_ASSERTIONS);
-    let failures = dir.0.join("failures");
-    let out = allocsim(&["run", source.to_str().expect("utf-8"), "--failures", failures.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{}", utf8(&out.stdout));
-    let failure = failures.join("two-assertions-0.json");
-    let text = std::fs::read_to_string(&failure).expect("the failure file");
-    std::fs::write(&failure, text.replacen("\"two-assertions\"", "\"../../escaped\"", 1)).expect("rewrite");
-    for command in ["replay", "shrink", "decompile"] {
-        let out = allocsim(&[command, failure.to_str().expect("utf-8")]);
-        let stderr = utf8(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
-        assert!(
-            stderr.contains(&format!("{}: scenario.name = \"../../escaped\": expected", failure.display())),
-            "{stderr}"
-        );
     }
 }
 

@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
-use crate::failure::{FailureFile, write_atomically};
-use crate::run::{RunOptions, RunResult, run};
-use crate::scenario::{CHECKERS, Scenario};
-use crate::scenario_file;
-use crate::shrink::{self, Limits, Signature, decompile, is_explicit};
-use crate::sweep::{check_determinism, sweep};
+use swarmalloc_sim::RunResult;
+use swarmalloc_sim::failure::{FailureFile, write_atomically};
+use swarmalloc_sim::run::{RunOptions, run};
+use swarmalloc_sim::scenario::{CHECKERS, LegacyFlavour, Scenario};
+use swarmalloc_sim::scenario_file;
+use swarmalloc_sim::shrink::{self, Limits, Signature, decompile, is_explicit};
+use swarmalloc_sim::sweep::{check_determinism, sweep};
 
 pub const USAGE: &str = "\
 usage:
@@ -119,25 +120,13 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, S
     args.get(*i).map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
 }
 
-/// `--legacy FLAVOUR` in a build with the flavours.
-#[cfg(feature = "legacy")]
-fn legacy_flag(args: &[String], i: &mut usize) -> Result<swarmalloc::legacy::Flavour, ArgError> {
-    Ok(value(args, i, "--legacy")?.parse().map_err(|e| format!("--legacy: {e}"))?)
+/// `--legacy FLAVOUR`: refused (exit 2) by a build without the flavours.
+fn legacy_flag(args: &[String], i: &mut usize) -> Result<LegacyFlavour, ArgError> {
+    value(args, i, "--legacy")?.parse().map_err(|e| ArgError::Input(format!("--legacy: {e}")))
 }
 
-/// `--legacy` in a build without them: refused (exit 2).
-#[cfg(not(feature = "legacy"))]
-fn legacy_flag(_: &[String], _: &mut usize) -> Result<std::convert::Infallible, ArgError> {
-    Err(ArgError::Input(format!("--legacy: this allocsim has no legacy flavours{}", scenario_file::LEGACY_HINT)))
-}
-
-/// A scenario's name, with the legacy flavour it runs.
 fn label(scenario: &Scenario) -> String {
-    #[cfg(feature = "legacy")]
-    if let Some(flavour) = scenario.legacy {
-        return format!("{} [legacy {flavour}]", scenario.name);
-    }
-    scenario.name.clone()
+    scenario.label()
 }
 
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
@@ -200,15 +189,11 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
         failures: PathBuf::from("allocsim-failures"),
     };
     let mut seeds_given = false;
-    #[cfg(feature = "legacy")]
     let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            #[cfg(feature = "legacy")]
             "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
-            #[cfg(not(feature = "legacy"))]
-            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => {
                 let seed: u64 = number(value(args, &mut i, "--seed")?, "--seed")?;
                 if seeds_given {
@@ -242,9 +227,8 @@ fn parse_run(args: &[String]) -> Result<RunArgs, ArgError> {
     if parsed.scenarios.is_empty() {
         parsed.scenarios.push(Scenario::default_workload());
     }
-    #[cfg(feature = "legacy")]
-    for scenario in parsed.scenarios.iter_mut().filter(|_| legacy.is_some()) {
-        scenario.legacy = legacy;
+    for scenario in &mut parsed.scenarios {
+        scenario.set_legacy(legacy);
     }
     // A single scenario file that records its seed (decompiled and shrunk files do) runs at it.
     if let ([scenario], false) = (parsed.scenarios.as_slice(), seeds_given)
@@ -265,8 +249,7 @@ struct ReplayArgs {
     file: PathBuf,
     seed: Option<u64>,
     json: bool,
-    #[cfg(feature = "legacy")]
-    legacy: Option<swarmalloc::legacy::Flavour>,
+    legacy: Option<LegacyFlavour>,
 }
 
 fn is_scenario_file(path: &Path) -> bool {
@@ -277,16 +260,12 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     let mut file = None;
     let mut seed = None;
     let mut json = false;
-    #[cfg(feature = "legacy")]
     let mut legacy = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--json" => json = true,
-            #[cfg(feature = "legacy")]
             "--legacy" => legacy = Some(legacy_flag(args, &mut i)?),
-            #[cfg(not(feature = "legacy"))]
-            "--legacy" => match legacy_flag(args, &mut i)? {},
             "--seed" => seed = Some(number(value(args, &mut i, "--seed")?, "--seed")?),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
@@ -298,17 +277,10 @@ fn parse_replay(args: &[String]) -> Result<ReplayArgs, ArgError> {
     if seed.is_some() && !is_scenario_file(&file) {
         return Err("--seed goes with a scenario file; a failure file has its own seed".into());
     }
-    #[cfg(feature = "legacy")]
     if legacy.is_some() && !is_scenario_file(&file) {
         return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
     }
-    Ok(ReplayArgs {
-        file,
-        seed,
-        json,
-        #[cfg(feature = "legacy")]
-        legacy,
-    })
+    Ok(ReplayArgs { file, seed, json, legacy })
 }
 
 fn parse_decompile(args: &[String]) -> Result<(PathBuf, Option<PathBuf>), ArgError> {
@@ -334,8 +306,7 @@ struct ShrinkArgs {
     out: Option<PathBuf>,
     jobs: usize,
     max_runs: usize,
-    #[cfg(feature = "legacy")]
-    legacy: Option<swarmalloc::legacy::Flavour>,
+    legacy: Option<LegacyFlavour>,
 }
 
 fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
@@ -346,7 +317,6 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
         out: None,
         jobs: 2,
         max_runs: 2_000,
-        #[cfg(feature = "legacy")]
         legacy: None,
     };
     let mut file = None;
@@ -367,10 +337,7 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
             "--out" => parsed.out = Some(PathBuf::from(value(args, &mut i, "--out")?)),
             "--jobs" => parsed.jobs = number(value(args, &mut i, "--jobs")?, "--jobs")?,
             "--max-runs" => parsed.max_runs = number(value(args, &mut i, "--max-runs")?, "--max-runs")?,
-            #[cfg(feature = "legacy")]
             "--legacy" => parsed.legacy = Some(legacy_flag(args, &mut i)?),
-            #[cfg(not(feature = "legacy"))]
-            "--legacy" => match legacy_flag(args, &mut i)? {},
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}").into()),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("unexpected argument {extra:?}").into()),
@@ -384,7 +351,6 @@ fn parse_shrink(args: &[String]) -> Result<ShrinkArgs, ArgError> {
     if (parsed.seed.is_some() || parsed.checker.is_some()) && !is_scenario_file(&parsed.file) {
         return Err("--seed and --checker go with a scenario file; a failure file has its own".into());
     }
-    #[cfg(feature = "legacy")]
     if parsed.legacy.is_some() && !is_scenario_file(&parsed.file) {
         return Err("--legacy goes with a scenario file; a failure file has its own flavour".into());
     }
@@ -554,10 +520,9 @@ fn run_one(args: &RunArgs, scenario: &Scenario, options: &RunOptions) -> i32 {
 fn cmd_replay(args: &ReplayArgs) -> i32 {
     let (scenario, seed, expected) = if is_scenario_file(&args.file) {
         match scenario_file::load(&args.file) {
-            Ok(scenario) => {
+            Ok(mut scenario) => {
                 let seed = args.seed.or(scenario.seed).unwrap_or(0);
-                #[cfg(feature = "legacy")]
-                let scenario = Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario };
+                scenario.set_legacy(args.legacy);
                 (scenario, seed, None)
             }
             Err(e) => {
@@ -698,12 +663,10 @@ fn cmd_shrink(args: &ShrinkArgs) -> i32 {
         FailureFile::read(&args.file).map(|f| (f.scenario, f.seed, f.violation))
     };
     let (scenario, seed, recorded) = match loaded {
-        #[cfg(feature = "legacy")]
-        Ok((scenario, seed, recorded)) => {
-            (Scenario { legacy: args.legacy.or(scenario.legacy), ..scenario }, seed, recorded)
+        Ok((mut scenario, seed, recorded)) => {
+            scenario.set_legacy(args.legacy);
+            (scenario, seed, recorded)
         }
-        #[cfg(not(feature = "legacy"))]
-        Ok(x) => x,
         Err(e) => {
             eprintln!("allocsim: {e}");
             return EXIT_USAGE;
