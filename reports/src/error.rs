@@ -80,16 +80,11 @@ fn show_path(path: &str) -> &str {
 
 /// A location inside a JSON document, rendered as `[3].Spec.Networks[0].Target`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct JsonPath(String);
+pub(crate) struct JsonPath(String);
 
 impl JsonPath {
     pub fn root() -> JsonPath {
         JsonPath(String::new())
-    }
-
-    /// The root of the `n`-th (1-based) of several JSON documents in one file.
-    pub fn document(n: usize) -> JsonPath {
-        JsonPath(format!("(document {n})"))
     }
 
     pub fn key(&self, key: &str) -> JsonPath {
@@ -98,10 +93,6 @@ impl JsonPath {
 
     pub fn index(&self, index: usize) -> JsonPath {
         JsonPath(format!("{}[{index}]", self.0))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -114,7 +105,7 @@ impl fmt::Display for JsonPath {
 /// The JSON path of the value that contains byte `offset` of `text` (or ends just before it).
 /// serde reports type errors of typed documents by line and column only; this turns the
 /// position back into a path by scanning the document's brackets, keys and commas.
-pub fn path_at(text: &str, offset: usize) -> String {
+pub(crate) fn path_at(text: &str, offset: usize) -> String {
     path_at_inner(text, offset, false)
 }
 
@@ -207,7 +198,7 @@ fn one_based(text: &str, line: usize, column: usize) -> (usize, usize) {
 }
 
 /// The byte offset of a 1-based line and column as serde_json reports them.
-pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
+pub(crate) fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
     (line_start + column.saturating_sub(1)).min(text.len())
 }

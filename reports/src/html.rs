@@ -21,7 +21,7 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif; margin: 0 auto;
        max-width: 1100px; padding: 16px 24px 48px; color: #1d2329; background: #fff; line-height: 1.45; }
 h1 { font-size: 1.6em; margin: 0.4em 0; }

@@ -39,10 +39,13 @@ use std::path::Path;
 
 pub use baseline::{BaselineDiff, Change, ThroughputChange};
 pub use charts::Chart;
-pub use check::{Action, CheckReport, Counts, Problem, ProblemKind, SCHEMA, Status, Verdict, check_dump, kind_name};
-pub use docker::{Kind, Read, classify};
-pub use dump::{Dump, Skipped, Snapshot, load};
-pub use error::{InputError, JsonPath, path_at};
+pub use check::{
+    Action, CheckReport, ConfigShown, Counts, Named, Names, Outcomes, Problem, ProblemKind, SCHEMA, Status, Verdict,
+    check_dump, kind_name, show,
+};
+pub use docker::{GATHER_SCHEMA, GatherManifest, GoneNetwork, Kind, classify};
+pub use dump::{Dump, Skipped, Unreadable, load, load_texts};
+pub use error::InputError;
 pub use fuzz::{FuzzCrash, FuzzSummary, FuzzTarget, read_fuzz};
 pub use output::{Output, write_files};
 pub use report::{ReportOptions, make_report};

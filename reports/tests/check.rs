@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use swarmalloc::{Holder, NetworkId, ObjectId, Protocol, ServiceId, TaskId, TaskState};
-use swarmalloc_reports::{Action, CheckReport, InputError, ProblemKind, SCHEMA, Status, check_path};
+use swarmalloc_reports::{CheckReport, InputError, Kind, Outcomes, ProblemKind, SCHEMA, Status, check_path};
 
 fn dump(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dumps").join(name)
@@ -38,10 +38,10 @@ fn check(name: &str, expected: &[(ProblemKind, Vec<Does>)]) -> CheckReport {
             let does = p
                 .actions
                 .iter()
-                .map(|a| match a {
-                    Action::NotQueued { object } => Does::NotQueued(object.clone()),
-                    Action::Allocated { object, .. } | Action::Unchanged { object } => Does::Allocates(object.clone()),
-                    Action::Fails { object, .. } => Does::Fails(object.clone()),
+                .map(|a| match &a.outcome {
+                    Outcomes::NotQueued => Does::NotQueued(a.object.clone()),
+                    Outcomes::Allocated { .. } | Outcomes::Unchanged => Does::Allocates(a.object.clone()),
+                    Outcomes::Fails { .. } => Does::Fails(a.object.clone()),
                 })
                 .collect();
             (p.kind.clone(), does)
@@ -100,7 +100,8 @@ fn duplicate_address_between_two_tasks() {
             vec![Does::Allocates(task(TASK_2))],
         )],
     );
-    assert_eq!(report.queue, vec![task(TASK_2)]);
+    let queue: Vec<ObjectId> = report.queue.iter().map(|n| n.object.clone()).collect();
+    assert_eq!(queue, vec![task(TASK_2)]);
 }
 
 #[test]
@@ -148,7 +149,9 @@ fn overlapping_subnets_between_two_networks() {
             vec![Does::Allocates(ObjectId::Network(net("bbbbackendnet0000000000000")))],
         )],
     );
-    let Action::Allocated { changes, .. } = &report.problems[0].actions[0] else { unreachable!("asserted above") };
+    let Outcomes::Allocated { changes } = &report.problems[0].actions[0].outcome else {
+        unreachable!("asserted above")
+    };
     assert!(changes[0].starts_with("set the subnets from 10.0.0.0/16 to "), "{changes:?}");
 }
 
@@ -165,7 +168,9 @@ fn duplicate_vxlan_id() {
             vec![Does::Allocates(ObjectId::Network(net("bbbbackendnet0000000000000")))],
         )],
     );
-    let Action::Allocated { changes, .. } = &report.problems[0].actions[0] else { unreachable!("asserted above") };
+    let Outcomes::Allocated { changes } = &report.problems[0].actions[0].outcome else {
+        unreachable!("asserted above")
+    };
     assert!(changes[0].starts_with("set the VXLAN ids from 4097 to "), "{changes:?}");
 }
 
@@ -215,7 +220,9 @@ fn task_stuck_in_new() {
             vec![Does::Allocates(task(TASK_1))],
         )],
     );
-    let Action::Allocated { changes, .. } = &report.problems[0].actions[0] else { unreachable!("asserted above") };
+    let Outcomes::Allocated { changes } = &report.problems[0].actions[0].outcome else {
+        unreachable!("asserted above")
+    };
     assert_eq!(changes.last().map(String::as_str), Some("move it from new to pending"), "{changes:?}");
 }
 
@@ -244,15 +251,20 @@ fn json_is_versioned_and_stable() {
     assert_eq!(value["verdict"], "problems");
     assert_eq!(value["problems"][0]["kind"], "duplicate_address");
     assert_eq!(value["problems"][0]["actions"][0]["outcome"], "allocated");
-    assert_eq!(value["queue"][0], serde_json::json!({"kind": "task", "id": TASK_2}));
+    assert_eq!(value["queue"][0], serde_json::json!({"kind": "task", "id": TASK_2, "name": "db.2"}));
+    let problem = &value["problems"][0];
+    assert_eq!(problem["objects"][2], serde_json::json!({"kind": "task", "id": TASK_2, "name": "db.2"}));
+    assert_eq!(problem["actions"][0]["name"], "db.2");
+    assert!(problem["message"].as_str().unwrap().contains("task db.2 (dbtask2aaaaaaaaaaaaaaaaaaa)"), "{problem}");
 }
 
 #[test]
 fn text_names_each_problem_and_the_verdict() {
     let text = read("duplicate_port.json").to_text();
     let expected_lines = [
-        "1. [duplicate_port] port tcp/8080 published by service aaawebsvc00000000000000000 and also by bbbapisvc00000000000000000",
-        "   - service bbbapisvc00000000000000000: queued; the next pass would fail (published port tcp/8080 is already in use by service aaawebsvc00000000000000000) and retry on every pass",
+        "1. [duplicate_port] port tcp/8080 is published by service web (aaawebsvc00000000000000000) and also by service api (bbbapisvc00000000000000000)",
+        "   restore: restore gives tcp/8080 to service web (aaawebsvc00000000000000000) only; service api (bbbapisvc00000000000000000) loses it",
+        "   - service api (bbbapisvc00000000000000000): queued; the next pass would fail (published port tcp/8080 is already in use by service aaawebsvc00000000000000000) and retry on every pass",
         "PROBLEMS: 1 found (1 duplicate_port)",
     ];
     for line in expected_lines {
@@ -351,7 +363,9 @@ fn stale_attachments_of_a_task_and_a_node_on_a_missing_network() {
             ),
         ],
     );
-    let Action::Allocated { changes, .. } = &report.problems[1].actions[0] else { unreachable!("asserted above") };
+    let Outcomes::Allocated { changes } = &report.problems[1].actions[0].outcome else {
+        unreachable!("asserted above")
+    };
     assert_eq!(
         changes,
         &["set the load-balancer address on network gonenet0000000000000000000 from 10.0.7.4/24 to none"]
@@ -411,14 +425,14 @@ fn the_dumps_cover_every_problem_kind_the_issue_names() {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dump(""))
         .expect("tests/dumps")
         .map(|e| e.expect("an entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "malformed"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "malformed" && n != "real"))
         .collect();
     entries.sort();
     for path in entries {
         let report = check_path(&path).unwrap_or_else(|e| panic!("{} is readable, but: {e}", path.display()));
         for problem in &report.problems {
             assert!(
-                !problem.actions.is_empty(),
+                !problem.actions.is_empty() || problem.kind_name() == "unreadable_object",
                 "{}: {} says nothing about a restore",
                 path.display(),
                 problem.message
@@ -463,41 +477,83 @@ fn bad_json_gives_line_and_column() {
     assert_eq!(text, ": line 5 column 5, in [0]: invalid JSON: key must be a string");
 }
 
+/// One malformed object: the check reports it (file, object, JSON path, what was expected) as an
+/// `unreadable_object` problem, checks everything else, and exits 1, not 2.
+#[track_caller]
+fn malformed_object(name: &str) -> (ProblemKind, String, CheckReport) {
+    let path = dump(&format!("malformed/{name}"));
+    let report = check_path(&path).unwrap_or_else(|e| panic!("{name}: one bad object refuses the dump: {e}"));
+    assert_eq!(report.status(), Status::ProblemsFound);
+    let bad: Vec<_> = report.problems.iter().filter(|p| p.kind_name() == "unreadable_object").collect();
+    let [problem] = bad.as_slice() else { panic!("one unreadable object in {name}:\n{}", report.to_text()) };
+    assert_eq!(report.objects.unreadable, 1);
+    assert!(problem.actions.is_empty());
+    let message = problem.message.strip_prefix(&path.display().to_string()).expect("names the file").to_string();
+    (problem.kind.clone(), message, report)
+}
+
 #[test]
-fn wrong_type_names_the_path() {
-    let (error, text) = unreadable("wrong_type.json");
-    assert_eq!(text, ": at [1].Spec.TaskTemplate.Networks[0].Target: expected a string, found the number 42");
-    assert!(matches!(error, InputError::Field { .. }), "{error:?}");
+fn wrong_type_is_one_problem_and_the_rest_is_checked() {
+    let (kind, message, report) = malformed_object("wrong_type.json");
+    assert_eq!(
+        message,
+        ": [1]: service api (apisvc00000000000000000000) cannot be read at Spec.TaskTemplate.Networks[0].Target: \
+         invalid type: integer `42`, expected a string"
+    );
+    let ProblemKind::UnreadableObject { at, object_kind, id, .. } = kind else { unreachable!("filtered above") };
+    assert_eq!(at, "Spec.TaskTemplate.Networks[0].Target");
+    assert_eq!(object_kind, Some(Kind::Service));
+    assert_eq!(id.as_deref(), Some("apisvc00000000000000000000"));
+    assert_eq!(report.objects.services, 1, "the other service is read and checked");
 }
 
 #[test]
 fn bad_address_names_the_path_and_the_form() {
-    let (_, text) = unreadable("bad_address.json");
+    let (_, message, _) = malformed_object("bad_address.json");
     assert_eq!(
-        text,
-        ": at [0].NetworksAttachments[0].Addresses[0]: expected an address such as \"10.0.0.5/24\" or \"10.0.0.5\", found the string \"10.0.1.300/24\""
+        message,
+        ": [0]: task dbtask1aaaaaaaaaaaaaaaaaaa cannot be read at NetworksAttachments[0].Addresses[0]: invalid value: \
+         string \"10.0.1.300/24\", expected an address such as \"10.0.0.5/24\" or \"10.0.0.5\""
     );
 }
 
 #[test]
 fn unknown_task_state_lists_the_states() {
-    let (_, text) = unreadable("bad_state.json");
-    assert!(text.starts_with(": at [0].Status.State: expected one of \"new\", \"pending\", "), "{text}");
-    assert!(text.ends_with(", found the string \"sleeping\""), "{text}");
+    let (_, message, _) = malformed_object("bad_state.json");
+    assert!(message.contains(" cannot be read at Status.State: invalid value: string \"sleeping\", expected one of \"new\", \"pending\", "), "{message}");
+    assert!(message.ends_with(", \"remove\", \"orphaned\""), "{message}");
 }
 
 #[test]
 fn object_of_no_known_kind() {
-    let (_, text) = unreadable("unknown_object.json");
-    assert!(text.starts_with(": at [0]: an object that is no Docker network"), "{text}");
+    let (_, message, _) = malformed_object("unknown_object.json");
+    assert!(message.starts_with(": [0]: object cfg000000000000000000000000 (of no known kind) cannot be read: an object that is no Docker network"), "{message}");
 }
 
 #[test]
-fn snapshot_type_error_gives_position_and_path() {
-    let (error, text) = unreadable("snapshot_wrong_type.json");
-    assert!(matches!(&error, InputError::Typed { path, .. } if path == "tasks[1].status.state"), "{error:?}");
-    assert!(text.starts_with(": line 10 column "), "{text}");
-    assert!(text.contains(", at tasks[1].status.state: "), "{text}");
+fn snapshot_type_error_names_the_object_and_path() {
+    let (_, message, report) = malformed_object("snapshot_wrong_type.json");
+    assert_eq!(
+        message,
+        ": tasks[1]: task dbtask2aaaaaaaaaaaaaaaaaaa cannot be read at status.state: invalid type: integer `512`, \
+         expected string or map"
+    );
+    assert_eq!(report.objects.tasks, 1, "the other task is read");
+}
+
+/// A malformed network is named where its holders point at it: not "missing", but unreadable.
+#[test]
+fn holders_of_an_unreadable_network_say_where_it_is() {
+    let report = read("malformed_network.json");
+    let texts: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(texts.len(), 2, "{}", report.to_text());
+    assert!(texts[0].starts_with("task db.1 (dbtask1aaaaaaaaaaaaaaaaaaa) has an attachment to network backendnet0000000000000000, which the check could not read ("), "{}", texts[0]);
+    assert!(texts[0].ends_with("/malformed_network.json: [0])"), "{}", texts[0]);
+    assert!(
+        texts[1].contains("network backend (backendnet0000000000000000) cannot be read at IPAM.Config[0].Subnet: "),
+        "{}",
+        texts[1]
+    );
 }
 
 #[test]
@@ -533,4 +589,73 @@ fn two_different_copies_of_one_version() {
         dir = path.display()
     );
     assert_eq!(text, expected);
+}
+
+/// Point 18 of issue 15: a network that overlaps a kept subnet and repeats a kept VXLAN id is
+/// reported for both, where restore's finding names the first conflict only.
+#[test]
+fn network_that_overlaps_and_repeats_a_vxlan_id_is_reported_for_both() {
+    let loser = net("bbbbackendnet0000000000000");
+    let winner = net("aaafrontendnet000000000000");
+    let allocates = || vec![Does::Allocates(ObjectId::Network(loser.clone()))];
+    let report = check(
+        "overlap_and_vxlan_id.json",
+        &[
+            (
+                ProblemKind::OverlappingSubnet {
+                    network: loser.clone(),
+                    subnet: "10.0.0.0/16".into(),
+                    other_network: winner.clone(),
+                    other_subnet: "10.0.1.0/24".into(),
+                },
+                allocates(),
+            ),
+            (
+                ProblemKind::DuplicateVxlanId { network: loser.clone(), vxlan_id: 4097, other_network: winner.clone() },
+                allocates(),
+            ),
+        ],
+    );
+    assert_eq!(
+        report.problems[1].message,
+        "network <b>backend</b> (bbbbackendnet0000000000000) has VXLAN id 4097, which network frontend \
+         (aaafrontendnet000000000000) has too"
+    );
+}
+
+/// The page is an askama template: every value from the dump is escaped (this network's name is
+/// `<b>backend</b>`), and the page names objects as the text does.
+#[test]
+fn page_escapes_what_the_dump_says_and_names_objects() {
+    let html = read("overlap_and_vxlan_id.json").to_html();
+    assert!(!html.contains("<b>backend</b>"), "unescaped name in the page");
+    assert!(
+        html.contains("network &#60;b&#62;backend&#60;/b&#62; (bbbbackendnet0000000000000)")
+            || html.contains("network &lt;b&gt;backend&lt;/b&gt; (bbbbackendnet0000000000000)"),
+        "{html}"
+    );
+    assert!(html.find("id=\"verdict\"") < html.find("id=\"problems\""));
+    assert!(html.contains("<strong>Restore:</strong> restore keeps 10.0.1.0/24 for network frontend"), "{html}");
+}
+
+/// Issue 15 point 5: Docker shows a service without a stored endpoint as `"Endpoint": {"Spec":
+/// {}}`; that is no endpoint, not an empty one.
+#[test]
+fn an_empty_endpoint_spec_is_no_endpoint() {
+    let report = read("malformed_network.json");
+    assert!(!report.problems.iter().any(|p| p.message.contains("service db ")), "{}", report.to_text());
+}
+
+/// The states of a real dockerd 20.10 swarm (reports/tests/dumps/real/make.sh) that check CLEAN
+/// with this engine. The fixtures of make.sh not listed here do not yet, for engine reasons the
+/// report of the check round names (issue 15 points 1-14).
+const REAL_CLEAN: &[&str] = &["default_pools", "explicit_subnets"];
+
+#[test]
+fn healthy_real_swarms_check_clean() {
+    for name in REAL_CLEAN {
+        let report = read(&format!("real/{name}"));
+        assert!(report.problems.is_empty(), "real/{name}:\n{}", report.to_text());
+        assert!(report.config.from.is_some(), "real/{name}: the gather shows the address pools");
+    }
 }

@@ -101,10 +101,10 @@ fn check_exits_by_verdict_and_writes_json_and_a_page() {
     assert!(json.contains("\"kind\": \"duplicate_address\""), "{json}");
     let page = std::fs::read_to_string(out.join("index.html")).expect("written");
     assert!(page.contains("<strong>PROBLEMS</strong>") && page.contains("id=\"problems\""), "{page}");
-    let malformed = dumps.join("malformed/wrong_type.json");
+    let malformed = dumps.join("malformed/bad_json.json");
     let (code, _, stderr) = allocsim(&["check", path(&malformed), "--out", path(&out)]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("at [1].Spec.TaskTemplate.Networks[0].Target: expected a string"), "{stderr}");
+    assert!(stderr.contains(": line 5 column 5, in [0]: invalid JSON: key must be a string"), "{stderr}");
     assert_eq!(std::fs::read_to_string(out.join("index.html")).expect("kept"), page, "the old page is kept");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub mod gather;
+
 /// Where a Docker Engine API listens. Only unix sockets: the tools read a swarm on this
 /// machine (a remote daemon is reached with `ssh -L` to a local socket).
 #[derive(Clone, Debug, PartialEq, Eq)]

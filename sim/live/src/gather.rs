@@ -1,0 +1,251 @@
+//! Gathers a live swarm's state for `allocsim check` through the Docker Engine API, read-only
+//! (GET requests only: version, info, networks, services, tasks, nodes; bollard negotiates the
+//! API version, the JSON is read raw because bollard's models leave out a task's
+//! `NetworksAttachments`), into the files a dump
+//! directory holds, in the shapes `docker ... inspect` prints, so that one parser
+//! (`swarmalloc_reports::load_texts`) reads a live swarm, a saved gather and a hand-made dump.
+//!
+//! What it gathers beyond the README's `docker ... inspect` recipe, all seen on a real swarm:
+//! - the network-attachment tasks of standalone containers (`docker run --network NET`), which
+//!   `GET /tasks` lists only with the filter `runtime=attachment`;
+//! - tasks of removed services still shutting down (`GET /tasks` lists every task in the store);
+//! - the cluster's default address pools and subnet size (`.Swarm.Cluster` of `GET /info`);
+//! - the load balancer of the node that answers, on each network in use there: a network's
+//!   inspect on that node lists it as the `lb-NAME` (`ingress-sbox`) endpoint;
+//! - networks that `GET /networks` lists from the answering node's own copy only, because they
+//!   are already gone from the store (a removal still in progress there), named in `gather.json`.
+//!
+//! The files: `swarm.json` (`.Swarm` of `GET /info`, without the CA certificate), `networks.json`,
+//! `services.json`, `tasks.json`, `nodes.json` (arrays sorted by id) and `gather.json` (see
+//! `swarmalloc_reports::GatherManifest`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyperlocal::{UnixClientExt, UnixConnector};
+use serde_json::{Map, Value};
+use swarmalloc_reports::{CheckReport, GATHER_SCHEMA, GatherManifest, GoneNetwork, InputError, check_dump, load_texts};
+
+use crate::Endpoint;
+
+/// Why a live swarm could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error("cannot start a runtime for the Docker API client: {0}")]
+    Runtime(std::io::Error),
+    #[error("{socket}: {what}: {source}")]
+    Api { socket: String, what: &'static str, source: bollard::errors::Error },
+    #[error("{socket}: {what}: {message}")]
+    Http { socket: String, what: &'static str, message: String },
+    #[error(
+        "{socket}: this daemon is not a swarm manager (`docker info` says LocalNodeState={state:?}, ControlAvailable={manager}): the swarm's store can be read only from a manager"
+    )]
+    NotManager { socket: String, state: String, manager: bool },
+    #[error("{file}: cannot write: {source}")]
+    Write { file: PathBuf, source: std::io::Error },
+}
+
+/// The gathered files, as (file name, JSON text), in the order a directory read gives them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gathered {
+    /// `unix:///path/to/docker.sock`.
+    pub source: String,
+    pub files: Vec<(PathBuf, String)>,
+}
+
+impl Gathered {
+    /// Writes the files into `dir` (created if missing), for sharing: `allocsim check DIR` reads
+    /// them back to the same problems.
+    pub fn save(&self, dir: &Path) -> Result<(), GatherError> {
+        std::fs::create_dir_all(dir).map_err(|source| GatherError::Write { file: dir.to_path_buf(), source })?;
+        for (name, text) in &self.files {
+            let file = dir.join(name);
+            std::fs::write(&file, text).map_err(|source| GatherError::Write { file, source })?;
+        }
+        Ok(())
+    }
+
+    /// Checks the gathered state, as `allocsim check` of the saved directory would.
+    pub fn check(&self) -> Result<CheckReport, InputError> {
+        let dump = load_texts(&self.files)?;
+        check_dump(&dump, &self.source)
+    }
+}
+
+/// Gathers the swarm that `endpoint` serves, in a runtime of its own.
+pub fn gather(endpoint: &Endpoint, timeout_s: u64) -> Result<Gathered, GatherError> {
+    let runtime =
+        real_tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(GatherError::Runtime)?;
+    runtime.block_on(gather_from(endpoint, timeout_s))
+}
+
+/// A read-only client: GET requests of raw JSON, at the API version bollard negotiated.
+struct Api {
+    client: Client<UnixConnector, Full<Bytes>>,
+    socket: PathBuf,
+    source: String,
+    version: String,
+}
+
+impl Api {
+    async fn get(&self, what: &'static str, path: &str) -> Result<Value, GatherError> {
+        let fail = |message: String| GatherError::Http { socket: self.source.clone(), what, message };
+        let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", self.version)).into();
+        let response = self.client.get(uri).await.map_err(|e| fail(e.to_string()))?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
+        if !status.is_success() {
+            return Err(fail(format!("{status}: {}", String::from_utf8_lossy(&body).trim())));
+        }
+        serde_json::from_slice(&body).map_err(|e| fail(format!("the answer is not JSON: {e}")))
+    }
+}
+
+/// Gathers through the endpoint (GET requests only).
+pub async fn gather_from(endpoint: &Endpoint, timeout_s: u64) -> Result<Gathered, GatherError> {
+    let source = format!("unix://{}", endpoint.socket.display());
+    let docker = endpoint.connect(timeout_s).await.map_err(|e| GatherError::Api {
+        socket: source.clone(),
+        what: "connect",
+        source: e,
+    })?;
+    let api = Api {
+        client: Client::unix(),
+        socket: endpoint.socket.clone(),
+        source: source.clone(),
+        version: docker.client_version().to_string(),
+    };
+    let version = api.get("GET /version", "/version").await?;
+    let info = api.get("GET /info", "/info").await?;
+    let mut swarm = info.get("Swarm").cloned().unwrap_or(Value::Null);
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let manager = swarm.get("ControlAvailable").and_then(Value::as_bool).unwrap_or(false);
+    if !manager {
+        return Err(GatherError::NotManager { socket: source, state: text(&swarm, "LocalNodeState"), manager });
+    }
+    // The CA certificate is no part of the allocator's state; leave it out of shared dumps.
+    if let Some(cluster) = swarm.get_mut("Cluster").and_then(Value::as_object_mut) {
+        cluster.remove("TLSInfo");
+    }
+    let mut manifest = GatherManifest {
+        schema: GATHER_SCHEMA.to_string(),
+        source: source.clone(),
+        daemon: text(&version, "Version"),
+        api_version: api.version.clone(),
+        not_in_store: Vec::new(),
+    };
+    let mut networks = Vec::new();
+    for mut network in list(api.get("GET /networks", "/networks").await?) {
+        let id = text(&network, "Id");
+        if network.get("Scope").and_then(Value::as_str) != Some("swarm") {
+            networks.push(network);
+            continue;
+        }
+        // The list takes swarm networks from the store, without endpoints (`"Containers":
+        // null`), and adds the answering node's own copies of networks the store no longer
+        // has, with their endpoints (`{}` or more).
+        if network.get("Containers").is_some_and(|c| !c.is_null()) {
+            manifest.not_in_store.push(GoneNetwork { id, name: text(&network, "Name") });
+            continue;
+        }
+        // The node's endpoints (its load balancer among them) are in the network's inspect; the
+        // allocation is taken from the store's copy in the list.
+        match api.get("GET /networks/{id}", &format!("/networks/{id}")).await {
+            Ok(inspect) => {
+                if let (Some(object), Some(containers)) = (network.as_object_mut(), inspect.get("Containers")) {
+                    object.insert("Containers".into(), containers.clone());
+                }
+            }
+            // Removed between the list and the inspect: keep what the list showed.
+            Err(GatherError::Http { message, .. }) if message.starts_with("404") => {}
+            Err(e) => return Err(e),
+        }
+        networks.push(network);
+    }
+    let services = list(api.get("GET /services", "/services").await?);
+    let mut tasks: BTreeMap<String, Value> = BTreeMap::new();
+    for task in list(api.get("GET /tasks", "/tasks").await?) {
+        tasks.insert(text(&task, "ID"), task);
+    }
+    // Network-attachment tasks of standalone containers: listed only when asked for by runtime.
+    let filter = "/tasks?filters=%7B%22runtime%22%3A%5B%22attachment%22%5D%7D";
+    for task in list(api.get("GET /tasks?filters={\"runtime\":[\"attachment\"]}", filter).await?) {
+        tasks.insert(text(&task, "ID"), task);
+    }
+    let nodes = list(api.get("GET /nodes", "/nodes").await?);
+    let manifest = serde_json::to_value(&manifest).expect("the manifest is plain data");
+    let files = vec![
+        (PathBuf::from("gather.json"), pretty(&manifest)),
+        (PathBuf::from("networks.json"), pretty(&by_id(networks, "Id"))),
+        (PathBuf::from("nodes.json"), pretty(&by_id(nodes, "ID"))),
+        (PathBuf::from("services.json"), pretty(&by_id(services, "ID"))),
+        (PathBuf::from("swarm.json"), pretty(&sorted(swarm))),
+        (PathBuf::from("tasks.json"), pretty(&Value::Array(tasks.into_values().map(sorted).collect()))),
+    ];
+    Ok(Gathered { source, files })
+}
+
+fn list(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// The value with every object's keys in order, whatever map type serde_json was built with: a
+/// saved dump is the same for the same state.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().collect::<Map<String, Value>>())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+fn by_id(items: Vec<Value>, key: &str) -> Value {
+    let mut items: Vec<Value> = items.into_iter().map(sorted).collect();
+    items.sort_by(|a, b| a.get(key).and_then(Value::as_str).cmp(&b.get(key).and_then(Value::as_str)));
+    Value::Array(items)
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("a JSON value prints");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_values_have_sorted_keys_at_every_depth() {
+        let value = serde_json::json!({"b": [{"z": 1, "a": 2}], "a": {"y": null, "x": true}});
+        let text = serde_json::to_string(&sorted(value)).unwrap();
+        assert_eq!(text, r#"{"a":{"x":true,"y":null},"b":[{"a":2,"z":1}]}"#);
+    }
+
+    /// Saves the swarm `DOCKER_HOST` names into `SWARMALLOC_GATHER_DIR` and checks that the saved
+    /// directory reads back to the same problems: how `reports/tests/dumps/real/make.sh` makes
+    /// the committed fixtures. Needs a running swarm manager, so it runs only when asked.
+    #[test]
+    #[ignore = "needs a live swarm: DOCKER_HOST and SWARMALLOC_GATHER_DIR"]
+    fn gather_the_swarm_docker_host_names() {
+        let dir = PathBuf::from(std::env::var("SWARMALLOC_GATHER_DIR").expect("SWARMALLOC_GATHER_DIR"));
+        let endpoint = Endpoint::from_env().expect("DOCKER_HOST");
+        let gathered = gather(&endpoint, 30).unwrap_or_else(|e| panic!("{e}"));
+        gathered.save(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let live = gathered.check().unwrap_or_else(|e| panic!("{e}"));
+        let saved = swarmalloc_reports::check_path(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(live.problems, saved.problems);
+        assert_eq!(live.queue, saved.queue);
+        println!("{}", saved.to_text());
+    }
+}
