@@ -96,3 +96,43 @@ fn planted() -> StoreHook {
         })
     })
 }
+
+/// What people expect of a command line: `--help` for every subcommand, `--version`,
+/// `--flag=value`, a suggestion for a typo, and a usage mistake as one short error with a
+/// pointer to the subcommand's help (not the whole usage), exit 2.
+#[test]
+fn usage_mistakes_get_one_short_error_and_a_pointer_to_the_help() {
+    for command in ["run", "replay", "decompile", "shrink", "bench", "report", "check"] {
+        let out = allocsim(&[command, "--help"]);
+        let stdout = utf8(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{command} --help: {}", utf8(&out.stderr));
+        assert!(stdout.contains(&format!("Usage: allocsim {command}")), "{command} --help: {stdout}");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for command in ["run", "shrink", "bench"] {
+        let help = utf8(&allocsim(&[command, "--help"]).stdout);
+        assert!(help.contains(&format!("[default: {cores}]")), "{command}: --jobs defaults to the cores: {help}");
+    }
+    let out = allocsim(&["--version"]);
+    assert_eq!((out.status.code(), utf8(&out.stdout)), (Some(0), format!("allocsim {}\n", env!("CARGO_PKG_VERSION"))));
+
+    let out = allocsim(&["run", "smoke", "--seed=3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "--flag=value: {}", utf8(&out.stderr));
+
+    for (args, says) in [
+        (vec!["run", "--jsno"], "tip: a similar argument exists: '--json'"),
+        (vec!["repaly", "x.json"], "tip: a similar subcommand exists: 'replay'"),
+        (vec!["run", "--seed", "1", "--seeds", "1..3"], "cannot be used with"),
+        (vec!["run", "--jobs", "0"], "invalid value '0' for '--jobs <J>': expected at least 1"),
+    ] {
+        let out = allocsim(&args);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("allocsim: ") && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Usage:") && stderr.lines().count() <= 5, "{args:?}: a short error: {stderr}");
+        assert!(stderr.trim_end().ends_with("--help'."), "{args:?}: a pointer to the help: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing runs");
+    }
+    let stderr = utf8(&allocsim(&["run", "--jsno"]).stderr);
+    assert!(stderr.contains("try 'allocsim run --help'"), "{stderr}");
+}
