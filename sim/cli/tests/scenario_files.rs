@@ -97,7 +97,7 @@ fn the_cli_shrinks_to_a_file_that_replays_the_same_failure_and_counts_its_runs()
     let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
         .expect("readable")
         .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
+        .filter(|n| n.starts_with(".") || n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 
