@@ -5,6 +5,7 @@
 
 mod args;
 mod bench;
+mod progress;
 mod report;
 mod run;
 mod shrink;

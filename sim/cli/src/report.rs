@@ -1,31 +1,12 @@
 //! `allocsim report` (the sweep report) and `allocsim check` (a swarm's state): thin wrappers
 //! over `swarmalloc_reports`.
 
-use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
 
 use crate::args::{CheckArgs, ReportArgs};
 use crate::{Error, Outcome};
-
-/// Shows reading progress on stderr for inputs of more than a few megabytes.
-fn reading_progress(progress: swarmalloc_reports::Progress) {
-    const SHOW_ABOVE_BYTES: u64 = 8 << 20;
-    if progress.bytes_total < SHOW_ABOVE_BYTES {
-        return;
-    }
-    let percent = progress.bytes_read * 100 / progress.bytes_total.max(1);
-    let text = format!("reading {}: {percent}% ({} lines)", progress.file.display(), progress.lines);
-    if std::io::stderr().is_terminal() {
-        eprint!("\r{text}   ");
-        if progress.bytes_read >= progress.bytes_total {
-            eprintln!();
-        }
-    } else {
-        eprintln!("{text}");
-    }
-}
 
 /// Writes a report's files; a failure names the file (exit 2).
 fn write_out(dir: &Path, files: &swarmalloc_reports::Output) -> Result<(), Error> {
@@ -40,7 +21,26 @@ pub fn report(args: &ReportArgs) -> Outcome {
         ..ReportOptions::default()
     };
     options.sweep.failures_dir = args.failures.clone();
-    let sweep = make_report(&options, &mut reading_progress).map_err(|e| Error::Input(e.to_string()))?;
+    // One bar per file, in bytes; small files finish before a bar would show.
+    let mut bar: Option<(PathBuf, indicatif::ProgressBar)> = None;
+    let mut progress = |p: swarmalloc_reports::Progress| {
+        if bar.as_ref().is_none_or(|(file, _)| file != p.file) {
+            let template = "reading {msg}: {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})";
+            let new = crate::progress::bar(p.bytes_total, template);
+            new.set_message(p.file.display().to_string());
+            if let Some((_, old)) = bar.replace((p.file.to_path_buf(), new)) {
+                old.finish_and_clear();
+            }
+        }
+        if let Some((_, bar)) = &bar {
+            bar.set_position(p.bytes_read);
+        }
+    };
+    let made = make_report(&options, &mut progress);
+    if let Some((_, bar)) = bar {
+        bar.finish_and_clear();
+    }
+    let sweep = made.map_err(|e| Error::Input(e.to_string()))?;
     let files = sweep.files();
     write_out(&args.out, &files)?;
     if args.json {

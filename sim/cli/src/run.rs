@@ -1,6 +1,5 @@
 //! `allocsim run` (one seed, a sweep, a determinism check) and `allocsim replay`.
 
-use std::io::{IsTerminal, Write};
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Instant;
@@ -103,7 +102,7 @@ fn json_line(value: &impl serde::Serialize) -> String {
 
 fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>, options: &RunOptions) -> u8 {
     let started = Instant::now();
-    let progress = Progress::new(seed_count(seeds).saturating_mul(scenarios.len() as u64));
+    let progress = crate::progress::seeds(seed_count(seeds).saturating_mul(scenarios.len() as u64));
     let mut failed = 0u64;
     let mut total = 0u64;
     let mut summaries = Vec::new();
@@ -117,24 +116,26 @@ fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>
             if let Some(v) = &result.violation {
                 failed += 1;
                 scenario_failed.push(result.seed);
-                progress.clear();
                 let replay = report_failure(scenario, result, &args.failures);
-                if args.json {
-                    eprintln!("FAIL {} seed {}: {replay}", scenario.label(), result.seed);
-                } else {
-                    let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
-                    println!("FAIL {} seed {} ({}): {first_line}", scenario.label(), result.seed, result.faults);
-                    println!("  {replay}");
-                }
+                progress.suspend(|| {
+                    if args.json {
+                        eprintln!("FAIL {} seed {}: {replay}", scenario.label(), result.seed);
+                    } else {
+                        let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
+                        println!("FAIL {} seed {} ({}): {first_line}", scenario.label(), result.seed, result.faults);
+                        println!("  {replay}");
+                    }
+                });
+                progress.set_message(format!("{failed} failed"));
             }
-            progress.tick(failed);
+            progress.inc(1);
         });
         total += results.len() as u64;
         scenario_failed.sort_unstable();
         let secs = scenario_started.elapsed().as_secs_f64();
         summaries.push((scenario.label(), results.len() as u64, scenario_failed, secs));
     }
-    progress.clear();
+    progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let line = |name: &str, seeds: u64, failed: usize, secs: f64| {
         format!(
@@ -240,43 +241,4 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
         }
     }
     Ok(if !same || result.violation.is_some() { 1 } else { 0 })
-}
-
-/// A one-line progress bar on a terminal; a line per tenth otherwise.
-struct Progress {
-    total: u64,
-    done: std::cell::Cell<u64>,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: u64) -> Progress {
-        Progress { total, done: std::cell::Cell::new(0), terminal: std::io::stderr().is_terminal() }
-    }
-
-    fn tick(&self, failed: u64) {
-        let done = self.done.get() + 1;
-        self.done.set(done);
-        let mut err = std::io::stderr();
-        if self.terminal {
-            let width = 40;
-            let filled = (done * width / self.total) as usize;
-            let _ = write!(
-                err,
-                "\r[{}{}] {done}/{} seeds, {failed} failed",
-                "=".repeat(filled),
-                " ".repeat(width as usize - filled),
-                self.total
-            );
-            let _ = err.flush();
-        } else if done * 10 / self.total != (done - 1) * 10 / self.total || done == self.total {
-            let _ = writeln!(err, "progress: {done}/{} seeds, {failed} failed", self.total);
-        }
-    }
-
-    fn clear(&self) {
-        if self.terminal {
-            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(70));
-        }
-    }
 }

@@ -1,7 +1,6 @@
 //! `allocsim decompile` and `allocsim shrink`: a failure to an explicit, small scenario file
 //! that replays it (`swarmalloc_sim::shrink` does the work).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -132,16 +131,18 @@ pub fn shrink(args: &ShrinkArgs) -> Outcome {
         explicit
     };
     let started = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
     let limits = Limits { jobs: args.jobs, max_runs: args.max_runs };
+    // The bar's length is the run budget: its ETA is an upper bound.
+    let progress = crate::progress::bar(
+        (runs_before + args.max_runs) as u64,
+        "shrinking: {pos} runs of at most {len}, {msg} ({per_sec}, ETA at most {eta})",
+    );
+    progress.set_position(runs_before as u64);
     let shrunk = shrink::shrink(&explicit, seed, target.as_ref(), &options, limits, |runs, units| {
-        if terminal {
-            eprint!("\rshrinking: {} runs, {units} parts left   ", runs_before + runs);
-        }
+        progress.set_position((runs_before + runs) as u64);
+        progress.set_message(format!("{units} parts left"));
     });
-    if terminal {
-        eprint!("\r{}\r", " ".repeat(50));
-    }
+    progress.finish_and_clear();
     let shrunk = match shrunk {
         Ok(s) => s,
         // Without a failure to keep, the only refusal is a scenario that passes: bad input.
