@@ -107,13 +107,15 @@ pub struct RunArgs {
     pub legacy: Option<LegacyFlavour>,
 }
 
-/// Exit codes: 0 the run passed and, for a failure file, has its trace hash; 1 a checker fired
-/// or the trace hash differs (DIVERGED); 2 bad input or usage.
+/// Exit codes for a failure file: 1 reproduced (the same trace hash, so the same failure), 3
+/// diverged (another trace hash: the code or the build changed the run). For a scenario: 0 it
+/// passed, 1 a checker fired. 2 bad input or usage.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A failure file (FAILURE.json, written by a failing run) or a scenario file.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// A failure file (NAME-SEED.json, written by a failing run), a scenario file, or a built-in
+    /// scenario (default, smoke, throughput).
+    #[arg(value_name = "FAILURE|SCENARIO")]
+    pub file: String,
     /// The seed to run a scenario at (default: the seed the file records, else 0); a failure
     /// file has its own.
     #[arg(long, value_name = "N")]

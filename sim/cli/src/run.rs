@@ -201,26 +201,31 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64, options: &RunOptions)
     Ok(0)
 }
 
-fn is_scenario_file(path: &Path) -> bool {
-    path.extension().is_some_and(|x| x == "toml")
-}
+/// `replay`'s exit code when the failure file's run has another trace hash.
+pub const EXIT_DIVERGED: u8 = 3;
 
 pub fn replay(args: &ReplayArgs) -> Outcome {
     let usage = |message: &str| Err(Error::Usage { command: "replay", message: message.to_string() });
-    let (scenario, seed, expected) = if is_scenario_file(&args.file) {
-        let mut scenario = scenario_file::load(&args.file).map_err(|e| e.to_string())?;
-        let seed = args.seed.or(scenario.seed).unwrap_or(0);
-        scenario.set_legacy(args.legacy);
-        (scenario, seed, None)
-    } else {
+    let is_failure_file = Path::new(&args.file).extension().is_some_and(|x| x == "json");
+    let (scenario, seed, expected) = if is_failure_file {
         if args.seed.is_some() {
-            return usage("--seed goes with a scenario file; a failure file has its own seed");
+            return usage("--seed goes with a scenario; a failure file has its own seed");
         }
         if args.legacy.is_some() {
-            return usage("--legacy goes with a scenario file; a failure file has its own flavour");
+            return usage("--legacy goes with a scenario; a failure file has its own flavour");
         }
-        let file = FailureFile::read(&args.file)?;
+        let file = FailureFile::read(Path::new(&args.file))?;
         (file.scenario, file.seed, Some(file.trace_hash))
+    } else {
+        let mut scenarios = scenario_file::resolve(&args.file).map_err(|e| e.to_string())?;
+        if scenarios.len() != 1 {
+            return usage("replay runs one scenario: give a scenario file or a built-in name, not a directory");
+        }
+        let mut scenario = scenarios.remove(0);
+        let seed = args.seed.or(scenario.seed).unwrap_or(0);
+        scenario.set_legacy(args.legacy);
+        scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+        (scenario, seed, None)
     };
     let result = run_seed(&scenario, seed, &RunOptions::default());
     let same = expected.as_ref().is_none_or(|h| *h == result.trace_hash);
@@ -235,10 +240,8 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
         match &expected {
             Some(hash) if same => println!("reproduced: trace hash {hash} matches the failure file"),
             Some(hash) => println!("DIVERGED: trace hash {} but the failure file has {hash}", result.trace_hash),
-            None => {
-                println!("trace hash {} (the same for every replay of this file at seed {seed})", result.trace_hash)
-            }
+            None => println!("trace hash {} (the same for every replay at seed {seed})", result.trace_hash),
         }
     }
-    Ok(if !same || result.violation.is_some() { 1 } else { 0 })
+    Ok(if !same { EXIT_DIVERGED } else { u8::from(result.violation.is_some()) })
 }

@@ -75,10 +75,11 @@ fn a_planted_checker_fires_and_its_failure_file_replays_the_same_hash() {
     let replayed = run(&file.scenario, file.seed, &options);
     assert_eq!(replayed.trace_hash, file.trace_hash);
     assert_eq!(replayed.violation, Some(violation));
-    // Without the planted checker the same seed passes, and the CLI says its hash differs.
+    // Without the planted checker the same seed passes, and the CLI says its hash differs:
+    // exit 3, not 1 (which says the failure was reproduced).
     let out = allocsim(&["replay", path.to_str().expect("utf-8 path")]);
     let stdout = utf8(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("DIVERGED"), "{stdout}");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
@@ -135,4 +136,22 @@ fn usage_mistakes_get_one_short_error_and_a_pointer_to_the_help() {
     }
     let stderr = utf8(&allocsim(&["run", "--jsno"]).stderr);
     assert!(stderr.contains("try 'allocsim run --help'"), "{stderr}");
+}
+
+/// A built-in scenario replays at a seed like a scenario file: the same trace hash as its run.
+#[test]
+fn replay_of_a_built_in_scenario_at_a_seed_gives_its_runs_trace_hash() {
+    let hash = |args: &[&str]| {
+        let out = allocsim(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", utf8(&out.stderr));
+        let line: serde_json::Value = serde_json::from_str(utf8(&out.stdout).trim()).expect("one JSON line");
+        line["trace_hash"].as_str().expect("a trace hash").to_string()
+    };
+    let ran = hash(&["run", "smoke", "--seed", "7", "--json"]);
+    assert_eq!(hash(&["replay", "smoke", "--seed", "7", "--json"]), ran);
+    let library = common::library_dir();
+    let out = allocsim(&["replay", library.to_str().expect("utf-8"), "--seed", "7"]);
+    let stderr = utf8(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("replay runs one scenario"), "{stderr}");
 }
