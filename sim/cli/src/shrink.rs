@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use swarmalloc_sim::RunResult;
+use swarmalloc_sim::Violation;
 use swarmalloc_sim::failure::{FailureFile, write_atomically};
 use swarmalloc_sim::run::{RunOptions, run};
 use swarmalloc_sim::scenario::Scenario;
@@ -64,14 +64,14 @@ fn write_scenario(path: &Path, scenario: &Scenario, header: &str) -> Result<(), 
     write_atomically(path, &format!("{comments}\n{text}"))
 }
 
+/// Decompiles a failure file, and writes the explicit scenario only once its own run fails the
+/// way the failure file records (the same `Signature`): a file that does not reproduce the
+/// failure is never written (exit 1).
 pub fn decompile(args: &DecompileArgs) -> Outcome {
     let (file, out) = (&args.file, &args.out);
     let failure = FailureFile::read(file)?;
     let path = output_path(file, out, ".decompiled")?;
     let (explicit, original) = shrink::decompile(&failure.scenario, failure.seed, &RunOptions::default());
-    let header =
-        format!("Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {}", file.display(), path.display());
-    write_scenario(&path, &explicit, &header)?;
     let check = run(&explicit, failure.seed, &RunOptions::default());
     println!(
         "decompiled {} seed {}: {} steps ({} faults), no random part",
@@ -80,20 +80,23 @@ pub fn decompile(args: &DecompileArgs) -> Outcome {
         explicit.steps.len(),
         shrink::count_faults(&explicit)
     );
-    let show = |r: &RunResult| r.violation.as_ref().map_or("PASS".to_string(), |v| format!("FAIL {v}"));
-    println!("original run:   {}", show(&original));
-    println!("decompiled run: {}", show(&check));
-    println!("wrote {}", path.display());
-    println!("replay: allocsim replay {}", path.display());
-    let same = match (&original.violation, &check.violation) {
-        (Some(a), Some(b)) => Signature::of(a).matches(b),
-        (None, None) => true,
+    let show = |v: Option<&Violation>| v.map_or("PASS".to_string(), |v| format!("FAIL {v}"));
+    println!("failure file:   {}", show(failure.violation.as_ref()));
+    println!("original run:   {}", show(original.violation.as_ref()));
+    println!("decompiled run: {}", show(check.violation.as_ref()));
+    let same = match (&failure.violation, &check.violation) {
+        (Some(recorded), Some(now)) => Signature::of(recorded).matches(now),
         _ => false,
     };
     if !same {
-        println!("the decompiled scenario does NOT fail the same way as the original run");
+        println!("not written: the decompiled scenario does not fail the way the failure file records");
         return Ok(1);
     }
+    let header =
+        format!("Decompiled by `allocsim decompile {}`.\nReplay: allocsim replay {}", file.display(), path.display());
+    write_scenario(&path, &explicit, &header)?;
+    println!("wrote {}", path.display());
+    println!("replay: allocsim replay {}", path.display());
     Ok(0)
 }
 

@@ -60,7 +60,7 @@ fn a_json_sweep_prints_a_result_per_seed_and_a_summary() {
 }
 
 #[test]
-fn a_planted_checker_fires_and_its_failure_file_replays_the_same_hash() {
+fn a_planted_checker_fires_its_failure_file_replays_and_decompile_writes_only_what_fails_the_same_way() {
     let scenario = Scenario::smoke();
     let options = RunOptions { hooks: vec![planted()], ..Default::default() };
     let result = run(&scenario, 5, &options);
@@ -81,6 +81,16 @@ fn a_planted_checker_fires_and_its_failure_file_replays_the_same_hash() {
     let stdout = utf8(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("DIVERGED"), "{stdout}");
+    // Decompiling it gives a run that passes: no file is written.
+    let out = allocsim(&["decompile", path.to_str().expect("utf-8 path")]);
+    let stdout = utf8(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not written"), "{stdout}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("listable")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    assert_eq!(names, [path.file_name().expect("a name").to_str().expect("utf-8")], "only the failure file");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
