@@ -1,13 +1,11 @@
 //! Writes a report's files into its output directory without losing what was there, and without
-//! leaving files of an earlier report behind. Everything is first written under temporary names
-//! in the directory (a directory the report owns, such as `charts/`, as a fresh temporary
-//! directory); only when all of it is written are the temporary names renamed into place, in
-//! order. A failure at any point removes the temporaries and puts back what was replaced, so a
+//! leaving files of an earlier report behind. Everything is first written into a temporary
+//! directory inside it (tempfile; a directory the report owns, such as `charts/`, is written
+//! whole); only when all of it is written are the entries renamed into place, in order. A failure at any point removes the temporaries and puts back what was replaced, so a
 //! failed run changes nothing and a reader never sees half a file. Nothing is written before
 //! every input was read.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::InputError;
 
@@ -35,20 +33,16 @@ pub fn write_files(dir: &Path, output: &Output) -> Result<Vec<PathBuf>, InputErr
         file: dir.to_path_buf(),
         message: format!("cannot create the output directory: {e}"),
     })?;
-    let tag = unique_tag();
-    let mut entries: Vec<Entry> = Vec::new();
-    let staged = stage(dir, output, &tag, &mut entries);
-    let committed = staged.and_then(|written| commit(dir, &entries, &tag).map(|()| written));
-    for entry in &entries {
-        let _ = remove(&entry.staged, entry.is_dir);
-    }
-    committed
-}
-
-/// A tag no other write into the same directory uses at the same time.
-fn unique_tag() -> String {
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed))
+    // Both are inside `dir`, so that every rename stays on one file system; tempfile names them
+    // so that concurrent writes into one directory do not collide, and removes them (with
+    // whatever is left in them) when dropped.
+    let temporary =
+        |prefix: &str| tempfile::Builder::new().prefix(prefix).tempdir_in(dir).map_err(|e| cannot_write(dir, e));
+    let staging = temporary(".staging-")?;
+    let (written, entries) = stage(dir, staging.path(), output)?;
+    let replaced = temporary(".replaced-")?;
+    commit(&entries, replaced.path())?;
+    Ok(written)
 }
 
 fn cannot_write(path: &Path, e: std::io::Error) -> InputError {
@@ -59,47 +53,41 @@ fn remove(path: &Path, is_dir: bool) -> std::io::Result<()> {
     if is_dir { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
 }
 
-/// Writes every file under its temporary name; `entries` lists what was created, in order.
-fn stage(dir: &Path, output: &Output, tag: &str, entries: &mut Vec<Entry>) -> Result<Vec<PathBuf>, InputError> {
+/// Writes every file under `staging`; the entries are the top-level names to put in place.
+fn stage(dir: &Path, staging: &Path, output: &Output) -> Result<(Vec<PathBuf>, Vec<Entry>), InputError> {
     let mut written = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     let nested = output.files.iter().filter_map(|(name, _)| name.split_once('/').map(|(top, _)| top));
     for name in output.dirs.iter().map(String::as_str).chain(nested) {
         if entries.iter().any(|e| e.path == dir.join(name)) {
             continue;
         }
-        let staged = dir.join(format!(".{name}.new-{tag}"));
-        std::fs::create_dir(&staged).map_err(|e| cannot_write(&staged, e))?;
+        let staged = staging.join(name);
+        std::fs::create_dir(&staged).map_err(|e| cannot_write(&dir.join(name), e))?;
         entries.push(Entry { staged, path: dir.join(name), is_dir: true });
     }
     for (name, contents) in &output.files {
         let path = dir.join(name);
-        let staged = match name.split_once('/') {
-            Some((top, rest)) => {
-                let staged = dir.join(format!(".{top}.new-{tag}")).join(rest);
-                if let Some(parent) = staged.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| cannot_write(&path, e))?;
-                }
-                staged
-            }
-            None => {
-                let staged = dir.join(format!(".{name}.new-{tag}"));
-                entries.push(Entry { staged: staged.clone(), path: path.clone(), is_dir: false });
-                staged
-            }
-        };
+        let staged = staging.join(name);
+        if let Some(parent) = staged.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| cannot_write(&path, e))?;
+        }
+        if !name.contains('/') {
+            entries.push(Entry { staged: staged.clone(), path: path.clone(), is_dir: false });
+        }
         std::fs::write(&staged, contents).map_err(|e| cannot_write(&path, e))?;
         written.push(path);
     }
-    Ok(written)
+    Ok((written, entries))
 }
 
-/// Renames every staged entry into place, keeping what it replaces until all are in place; on a
-/// failure, puts every replaced entry back.
-fn commit(dir: &Path, entries: &[Entry], tag: &str) -> Result<(), InputError> {
+/// Renames every staged entry into place, keeping what it replaces in `replaced` until all are
+/// in place; on a failure, puts every replaced entry back.
+fn commit(entries: &[Entry], replaced: &Path) -> Result<(), InputError> {
     let mut done: Vec<(&Entry, Option<PathBuf>)> = Vec::new();
     let mut result = Ok(());
     for entry in entries {
-        match replace(dir, entry, tag) {
+        match replace(entry, replaced) {
             Ok(backup) => done.push((entry, backup)),
             Err(e) => {
                 result = Err(e);
@@ -107,20 +95,18 @@ fn commit(dir: &Path, entries: &[Entry], tag: &str) -> Result<(), InputError> {
             }
         }
     }
-    for (entry, backup) in done.iter().rev() {
-        match (&result, backup) {
-            (Ok(()), Some(backup)) => {
-                let _ = remove(backup, entry.is_dir);
-            }
-            (Ok(()), None) => {}
-            (Err(_), Some(backup)) => {
-                if entry.is_dir {
-                    let _ = std::fs::remove_dir_all(&entry.path);
+    if result.is_err() {
+        for (entry, backup) in done.iter().rev() {
+            match backup {
+                Some(backup) => {
+                    if entry.is_dir {
+                        let _ = std::fs::remove_dir_all(&entry.path);
+                    }
+                    let _ = std::fs::rename(backup, &entry.path);
                 }
-                let _ = std::fs::rename(backup, &entry.path);
-            }
-            (Err(_), None) => {
-                let _ = remove(&entry.path, entry.is_dir);
+                None => {
+                    let _ = remove(&entry.path, entry.is_dir);
+                }
             }
         }
     }
@@ -130,9 +116,9 @@ fn commit(dir: &Path, entries: &[Entry], tag: &str) -> Result<(), InputError> {
 /// Puts one staged entry in place; returns where the entry it replaced was kept. A file is
 /// replaced by one rename (its old version kept as a hard link), a directory by moving the old
 /// one aside first.
-fn replace(dir: &Path, entry: &Entry, tag: &str) -> Result<Option<PathBuf>, InputError> {
-    let name = entry.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let backup = dir.join(format!(".{name}.old-{tag}"));
+fn replace(entry: &Entry, replaced: &Path) -> Result<Option<PathBuf>, InputError> {
+    let name = entry.path.file_name().unwrap_or_default();
+    let backup = replaced.join(name);
     let exists = std::fs::symlink_metadata(&entry.path).is_ok();
     if exists {
         let kept =

@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use swarmalloc_sim::faults::FaultPlan;
 use swarmalloc_sim::{RunResult, SummaryLine};
 
-use crate::error::{InputError, serde_position};
+use crate::error::InputError;
 
 /// The fault choice of a seed as the report shows it: `batch_max=N kind=rate ...`, the kinds in
 /// name order, rates rounded to 4 decimals.
@@ -127,19 +127,37 @@ pub fn read_lines(
     Ok(lines)
 }
 
-/// Parses one non-empty line.
-pub fn parse_line(line: &str, place: &Place) -> Result<Line, InputError> {
-    let positioned = |e: serde_json::Error, syntax: bool| {
-        let (_, column, path, message) = serde_position(line, &e);
-        let file = place.file.clone();
-        if syntax {
-            InputError::Syntax { file, line: place.line, column, path, message }
+/// Reads one JSON value of type `T` from `line`; an error names the JSON path of the value
+/// (serde_path_to_error tracks it while serde reads) and the line and column.
+fn read<'a, T: Deserialize<'a>>(line: &'a str, place: &Place) -> Result<T, InputError> {
+    let error = |inner: serde_json::Error, path: String| {
+        let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = inner.to_string();
+        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+        // At the end of the input serde points past the line's newline (line 2, column 0): say
+        // the last character of the line instead.
+        let last = line.trim_end_matches(['\n', '\r']).len().max(1);
+        let column = if inner.line() > 1 || inner.column() == 0 { last } else { inner.column() };
+        let (file, line) = (place.file.clone(), place.line);
+        if inner.is_syntax() || inner.is_eof() {
+            InputError::Syntax { file, line, column, path, message }
         } else {
-            InputError::Typed { file, line: place.line, column, path, message }
+            InputError::Typed { file, line, column, path, message }
         }
     };
+    let mut reader = serde_json::Deserializer::from_str(line);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        error(e.into_inner(), if path == "." { String::new() } else { path })
+    })?;
+    reader.end().map_err(|e| error(e, String::new()))?;
+    Ok(value)
+}
+
+/// Parses one non-empty line.
+pub fn parse_line(line: &str, place: &Place) -> Result<Line, InputError> {
     if !line.trim_start().starts_with('{') {
-        serde_json::from_str::<IgnoredAny>(line).map_err(|e| positioned(e, true))?;
+        read::<IgnoredAny>(line, place)?;
         return Err(InputError::Line {
             file: place.file.clone(),
             line: place.line,
@@ -147,15 +165,11 @@ pub fn parse_line(line: &str, place: &Place) -> Result<Line, InputError> {
             message: "expected a JSON object: a result line or a summary line of `allocsim run --json`".into(),
         });
     }
-    let probe: Probe = serde_json::from_str(line).map_err(|e| {
-        let syntax = e.is_syntax() || e.is_eof();
-        positioned(e, syntax)
-    })?;
+    let probe: Probe = read(line, place)?;
     if probe.summary.is_some() {
-        let summary: SummaryLine = serde_json::from_str(line).map_err(|e| positioned(e, false))?;
-        return Ok(Line::Summary(summary));
+        return Ok(Line::Summary(read(line, place)?));
     }
-    let result: RunResult = serde_json::from_str(line).map_err(|e| positioned(e, false))?;
+    let result: RunResult = read(line, place)?;
     if let Some((path, message)) = problem(&result) {
         return Err(InputError::Line { file: place.file.clone(), line: place.line, path, message });
     }

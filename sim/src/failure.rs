@@ -65,16 +65,22 @@ impl FailureFile {
     }
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory and a rename, so
-/// that an interrupted write leaves either the old file or the new one, never half of one.
+/// Writes `text` to `path` through a temporary file in the same directory (tempfile) and a
+/// rename, so that an interrupted write leaves either the old file or the new one, never half
+/// of one, and no temporary file.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let name = path.file_name().ok_or_else(|| format!("{}: expected a file name", path.display()))?;
-    let temp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        format!("{}: cannot write: {e}", path.display())
-    })
+    let cannot = |e: &dyn std::fmt::Display| format!("{}: cannot write: {e}", path.display());
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() {
+        return Err(format!("{}: expected a file name", path.display()));
+    }
+    let mut temp = tempfile::Builder::new().prefix(".allocsim-").tempfile_in(dir).map_err(|e| cannot(&e))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(|e| cannot(&e))?;
+    temp.persist(path).map_err(|e| cannot(&e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

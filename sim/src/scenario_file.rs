@@ -67,6 +67,31 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(&file, &text)
 }
 
+/// The scenarios a command-line argument names: a built-in name, a scenario file, or a
+/// directory (every `*.toml` in it, in name order).
+pub fn resolve(name: &str) -> Result<Vec<Scenario>, ScenarioError> {
+    let path = Path::new(name);
+    let error = |message: String| ScenarioError { file: name.to_string(), line: 0, column: 0, key: None, message };
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| error(format!("cannot read the directory: {e}")))?;
+        let mut files: Vec<std::path::PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(error("no scenario files (*.toml) in this directory".into()));
+        }
+        return files.iter().map(|f| load(f)).collect();
+    }
+    if path.extension().is_some() || name.contains('/') {
+        return load(path).map(|s| vec![s]);
+    }
+    Scenario::built_in(name).map(|s| vec![s]).ok_or_else(|| {
+        error(format!("not a built-in scenario ({}), a scenario file or a directory", Scenario::BUILT_IN.join(", ")))
+    })
+}
+
 /// Parses scenario text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let error_at = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {

@@ -60,7 +60,7 @@ fn a_json_sweep_prints_a_result_per_seed_and_a_summary() {
 }
 
 #[test]
-fn a_planted_checker_fires_and_its_failure_file_replays_the_same_hash() {
+fn a_planted_checker_fires_its_failure_file_replays_and_decompile_writes_only_what_fails_the_same_way() {
     let scenario = Scenario::smoke();
     let options = RunOptions { hooks: vec![planted()], ..Default::default() };
     let result = run(&scenario, 5, &options);
@@ -75,11 +75,22 @@ fn a_planted_checker_fires_and_its_failure_file_replays_the_same_hash() {
     let replayed = run(&file.scenario, file.seed, &options);
     assert_eq!(replayed.trace_hash, file.trace_hash);
     assert_eq!(replayed.violation, Some(violation));
-    // Without the planted checker the same seed passes, and the CLI says its hash differs.
+    // Without the planted checker the same seed passes, and the CLI says its hash differs:
+    // exit 3, not 1 (which says the failure was reproduced).
     let out = allocsim(&["replay", path.to_str().expect("utf-8 path")]);
     let stdout = utf8(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("DIVERGED"), "{stdout}");
+    // Decompiling it gives a run that passes: no file is written.
+    let out = allocsim(&["decompile", path.to_str().expect("utf-8 path")]);
+    let stdout = utf8(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not written"), "{stdout}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("listable")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    assert_eq!(names, [path.file_name().expect("a name").to_str().expect("utf-8")], "only the failure file");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
@@ -95,4 +106,62 @@ fn planted() -> StoreHook {
             Finding::new("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
         })
     })
+}
+
+/// What people expect of a command line: `--help` for every subcommand, `--version`,
+/// `--flag=value`, a suggestion for a typo, and a usage mistake as one short error with a
+/// pointer to the subcommand's help (not the whole usage), exit 2.
+#[test]
+fn usage_mistakes_get_one_short_error_and_a_pointer_to_the_help() {
+    for command in ["run", "replay", "decompile", "shrink", "bench", "report", "check"] {
+        let out = allocsim(&[command, "--help"]);
+        let stdout = utf8(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{command} --help: {}", utf8(&out.stderr));
+        assert!(stdout.contains(&format!("Usage: allocsim {command}")), "{command} --help: {stdout}");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for command in ["run", "shrink", "bench"] {
+        let help = utf8(&allocsim(&[command, "--help"]).stdout);
+        assert!(help.contains(&format!("[default: {cores}]")), "{command}: --jobs defaults to the cores: {help}");
+    }
+    let out = allocsim(&["--version"]);
+    assert_eq!((out.status.code(), utf8(&out.stdout)), (Some(0), format!("allocsim {}\n", env!("CARGO_PKG_VERSION"))));
+
+    let out = allocsim(&["run", "smoke", "--seed=3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "--flag=value: {}", utf8(&out.stderr));
+
+    for (args, says) in [
+        (vec!["run", "--jsno"], "tip: a similar argument exists: '--json'"),
+        (vec!["repaly", "x.json"], "tip: a similar subcommand exists: 'replay'"),
+        (vec!["run", "--seed", "1", "--seeds", "1..3"], "cannot be used with"),
+        (vec!["run", "--jobs", "0"], "invalid value '0' for '--jobs <J>': expected at least 1"),
+    ] {
+        let out = allocsim(&args);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("allocsim: ") && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Usage:") && stderr.lines().count() <= 5, "{args:?}: a short error: {stderr}");
+        assert!(stderr.trim_end().ends_with("--help'."), "{args:?}: a pointer to the help: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing runs");
+    }
+    let stderr = utf8(&allocsim(&["run", "--jsno"]).stderr);
+    assert!(stderr.contains("try 'allocsim run --help'"), "{stderr}");
+}
+
+/// A built-in scenario replays at a seed like a scenario file: the same trace hash as its run.
+#[test]
+fn replay_of_a_built_in_scenario_at_a_seed_gives_its_runs_trace_hash() {
+    let hash = |args: &[&str]| {
+        let out = allocsim(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", utf8(&out.stderr));
+        let line: serde_json::Value = serde_json::from_str(utf8(&out.stdout).trim()).expect("one JSON line");
+        line["trace_hash"].as_str().expect("a trace hash").to_string()
+    };
+    let ran = hash(&["run", "smoke", "--seed", "7", "--json"]);
+    assert_eq!(hash(&["replay", "smoke", "--seed", "7", "--json"]), ran);
+    let library = common::library_dir();
+    let out = allocsim(&["replay", library.to_str().expect("utf-8"), "--seed", "7"]);
+    let stderr = utf8(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("replay runs one scenario"), "{stderr}");
 }

@@ -22,6 +22,7 @@ fn the_cli_runs_a_flavour_writes_it_into_the_failure_file_and_refuses_unknown_on
     assert_eq!(recorded.scenario.legacy, Some(Flavour::B8));
     let replay = allocsim(&["replay", failure.to_str().expect("utf-8")]);
     assert!(String::from_utf8_lossy(&replay.stdout).contains("reproduced"), "{replay:?}");
+    assert_eq!(replay.status.code(), Some(1), "a reproduced failure exits 1 (a divergence 3)");
     // Without the flavour the same seed passes.
     assert_eq!(allocsim(&["run", file, "--seed", "0"]).status.code(), Some(0));
     let bad = allocsim(&["run", file, "--legacy", "B7"]);

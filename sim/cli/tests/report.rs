@@ -82,7 +82,7 @@ fn report_writes_its_files_and_bad_input_keeps_the_old_ones() {
     assert_eq!(std::fs::read_to_string(out.join("index.html")).expect("kept"), page, "the old report is kept");
     let (code, _, stderr) = allocsim(&["report", path(&file)]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("report needs --out DIR"), "{stderr}");
+    assert!(stderr.contains("required arguments were not provided") && stderr.contains("--out <DIR>"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,0 +1,247 @@
+//! `allocsim run` (one seed, a sweep, a determinism check) and `allocsim replay`.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Instant;
+
+use swarmalloc_sim::failure::{FailureFile, write_atomically};
+use swarmalloc_sim::run::{RunOptions, run as run_seed};
+use swarmalloc_sim::scenario::Scenario;
+use swarmalloc_sim::scenario_file;
+use swarmalloc_sim::sweep::{check_determinism, sweep};
+use swarmalloc_sim::{RunResult, SummaryLine};
+
+use crate::args::{ReplayArgs, RunArgs};
+use crate::{Error, Outcome};
+
+/// How many seeds a range holds (saturating: `0..=u64::MAX` is one more than a u64).
+fn seed_count(seeds: &RangeInclusive<u64>) -> u64 {
+    (seeds.end() - seeds.start()).saturating_add(1)
+}
+
+/// The scenarios of `run`'s arguments, with `--legacy`, validated.
+fn scenarios(args: &RunArgs) -> Result<Vec<Scenario>, Error> {
+    let mut scenarios = Vec::new();
+    for name in &args.scenarios {
+        scenarios.extend(scenario_file::resolve(name).map_err(|e| e.to_string())?);
+    }
+    for scenario in &mut scenarios {
+        scenario.set_legacy(args.legacy);
+        scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+    }
+    Ok(scenarios)
+}
+
+pub fn run(args: &RunArgs) -> Outcome {
+    let scenarios = scenarios(args)?;
+    let seeds = match (args.seed, &args.seeds, scenarios.as_slice()) {
+        (Some(seed), _, _) => seed..=seed,
+        (None, Some(seeds), _) => seeds.clone(),
+        // A single scenario file that records its seed (decompiled and shrunk files do) runs at it.
+        (None, None, [scenario]) if scenario.seed.is_some() => scenario.seed.map_or(0..=0, |s| s..=s),
+        (None, None, _) => 0..=0,
+    };
+    if args.trace.is_some() && (seed_count(&seeds) != 1 || scenarios.len() != 1) {
+        let message = "--trace needs a single scenario and a single --seed".to_string();
+        return Err(Error::Usage { command: "run", message });
+    }
+    let options = RunOptions { keep_trace: args.trace.is_some(), ..Default::default() };
+    if args.check_determinism {
+        return Ok(determinism(&scenarios, &seeds, &options));
+    }
+    if seed_count(&seeds) == 1 && scenarios.len() == 1 {
+        return run_one(args, &scenarios[0], *seeds.start(), &options);
+    }
+    Ok(run_sweep(args, &scenarios, &seeds, &options))
+}
+
+fn determinism(scenarios: &[Scenario], seeds: &RangeInclusive<u64>, options: &RunOptions) -> u8 {
+    let mut code = 0;
+    for scenario in scenarios {
+        for seed in seeds.clone() {
+            match check_determinism(scenario, seed, options) {
+                Ok(hash) => println!("{} seed {seed}: deterministic, hash {hash}", scenario.name),
+                Err(d) => {
+                    code = 1;
+                    println!("{} seed {seed}: DIVERGED at trace line {}", scenario.name, d.line);
+                    println!("  first:  {}", d.first.unwrap_or_else(|| "(end of trace)".into()));
+                    println!("  second: {}", d.second.unwrap_or_else(|| "(end of trace)".into()));
+                }
+            }
+        }
+    }
+    code
+}
+
+pub fn describe(result: &RunResult) -> String {
+    let verdict = if result.passed() { "PASS" } else { "FAIL" };
+    format!(
+        "seed {} {verdict} hash {} trace {} lines, sim {:.1}s, wall {:.2}s, {} entries, {} leader changes, {} faults",
+        result.seed,
+        result.trace_hash,
+        result.trace_lines,
+        result.sim_ms as f64 / 1000.0,
+        result.wall_ms as f64 / 1000.0,
+        result.metrics.entries_applied,
+        result.metrics.leader_changes,
+        result.metrics.faults_injected,
+    )
+}
+
+/// Writes the failure file and returns the line telling how to replay it.
+fn report_failure(scenario: &Scenario, result: &RunResult, dir: &Path) -> String {
+    match FailureFile::new(scenario, result).write(dir) {
+        Ok(path) => format!("replay: allocsim replay {}", path.display()),
+        Err(e) => format!("could not write the failure file: {e}"),
+    }
+}
+
+fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("result lines serialise")
+}
+
+fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>, options: &RunOptions) -> u8 {
+    let started = Instant::now();
+    let progress = crate::progress::seeds(seed_count(seeds).saturating_mul(scenarios.len() as u64));
+    let mut failed = 0u64;
+    let mut total = 0u64;
+    let mut summaries = Vec::new();
+    for scenario in scenarios {
+        let scenario_started = Instant::now();
+        let mut scenario_failed = Vec::new();
+        let results = sweep(scenario, seeds.clone(), args.jobs, options, |result| {
+            if args.json {
+                println!("{}", json_line(result));
+            }
+            if let Some(v) = &result.violation {
+                failed += 1;
+                scenario_failed.push(result.seed);
+                let replay = report_failure(scenario, result, &args.failures);
+                progress.suspend(|| {
+                    if args.json {
+                        eprintln!("FAIL {} seed {}: {replay}", scenario.label(), result.seed);
+                    } else {
+                        let first_line = v.to_string().lines().next().unwrap_or_default().to_string();
+                        println!("FAIL {} seed {} ({}): {first_line}", scenario.label(), result.seed, result.faults);
+                        println!("  {replay}");
+                    }
+                });
+                progress.set_message(format!("{failed} failed"));
+            }
+            progress.inc(1);
+        });
+        total += results.len() as u64;
+        scenario_failed.sort_unstable();
+        let secs = scenario_started.elapsed().as_secs_f64();
+        summaries.push((scenario.label(), results.len() as u64, scenario_failed, secs));
+    }
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let line = |name: &str, seeds: u64, failed: usize, secs: f64| {
+        format!(
+            "{seeds} seeds of {name}: {} passed, {failed} failed in {secs:.1}s ({:.1} seeds/s, {} jobs)",
+            seeds - failed as u64,
+            seeds as f64 / secs.max(1e-9),
+            args.jobs
+        )
+    };
+    if args.json {
+        for (name, seeds, failing, secs) in summaries {
+            let summary = SummaryLine {
+                summary: line(&name, seeds, failing.len(), secs),
+                scenario: name,
+                seeds,
+                failed: failing.len() as u64,
+                seconds: secs,
+                failing_seeds: failing,
+                jobs: Some(args.jobs as u64),
+            };
+            println!("{}", json_line(&summary));
+        }
+    } else {
+        if summaries.len() > 1 {
+            for (name, seeds, failing, secs) in &summaries {
+                let verdict = if failing.is_empty() { "PASS" } else { "FAIL" };
+                println!("{verdict} {}", line(name, *seeds, failing.len(), *secs));
+            }
+        }
+        let what = if summaries.len() == 1 { summaries[0].0.clone() } else { format!("{} scenarios", summaries.len()) };
+        println!("{}", line(&what, total, failed as usize, secs));
+    }
+    u8::from(failed > 0)
+}
+
+fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64, options: &RunOptions) -> Outcome {
+    let result = run_seed(scenario, seed, options);
+    if let Some(path) = &args.trace {
+        let mut text = result.trace.join("\n");
+        text.push('\n');
+        write_atomically(path, &text).map_err(|e| format!("{e} (the trace)"))?;
+    }
+    if args.json {
+        println!("{}", json_line(&result));
+    } else {
+        println!("scenario {} seed {}", scenario.label(), result.seed);
+        println!("faults: {}", result.faults);
+        println!("{}", describe(&result));
+    }
+    if let Some(v) = &result.violation {
+        let replay = report_failure(scenario, &result, &args.failures);
+        if args.json {
+            eprintln!("{replay}");
+        } else {
+            println!("violation: {v}");
+            println!("{replay}");
+        }
+        return Ok(1);
+    }
+    if !args.json {
+        println!("verdict: PASS (every checker held)");
+    }
+    Ok(0)
+}
+
+/// `replay`'s exit code when the failure file's run has another trace hash.
+pub const EXIT_DIVERGED: u8 = 3;
+
+pub fn replay(args: &ReplayArgs) -> Outcome {
+    let usage = |message: &str| Err(Error::Usage { command: "replay", message: message.to_string() });
+    let is_failure_file = Path::new(&args.file).extension().is_some_and(|x| x == "json");
+    let (scenario, seed, expected) = if is_failure_file {
+        if args.seed.is_some() {
+            return usage("--seed goes with a scenario; a failure file has its own seed");
+        }
+        if args.legacy.is_some() {
+            return usage("--legacy goes with a scenario; a failure file has its own flavour");
+        }
+        let file = FailureFile::read(Path::new(&args.file))?;
+        (file.scenario, file.seed, Some(file.trace_hash))
+    } else {
+        let mut scenarios = scenario_file::resolve(&args.file).map_err(|e| e.to_string())?;
+        if scenarios.len() != 1 {
+            return usage("replay runs one scenario: give a scenario file or a built-in name, not a directory");
+        }
+        let mut scenario = scenarios.remove(0);
+        let seed = args.seed.or(scenario.seed).unwrap_or(0);
+        scenario.set_legacy(args.legacy);
+        scenario.validate().map_err(|e| format!("scenario {}: {e}", scenario.name))?;
+        (scenario, seed, None)
+    };
+    let result = run_seed(&scenario, seed, &RunOptions::default());
+    let same = expected.as_ref().is_none_or(|h| *h == result.trace_hash);
+    if args.json {
+        println!("{}", json_line(&result));
+    } else {
+        println!("replaying {} seed {} (faults: {})", scenario.label(), seed, result.faults);
+        println!("{}", describe(&result));
+        if let Some(v) = &result.violation {
+            println!("violation: {v}");
+        }
+        match &expected {
+            Some(hash) if same => println!("reproduced: trace hash {hash} matches the failure file"),
+            Some(hash) => println!("DIVERGED: trace hash {} but the failure file has {hash}", result.trace_hash),
+            None => println!("trace hash {} (the same for every replay at seed {seed})", result.trace_hash),
+        }
+    }
+    Ok(if !same { EXIT_DIVERGED } else { u8::from(result.violation.is_some()) })
+}
