@@ -1450,8 +1450,10 @@ fn ipam_overlapping_requests() {
 // SwarmKit's allocator code where no test of its own pins the behaviour
 
 /// `cnmNetworkAllocator.allocateVIP` returns early for a node-local network, so SwarmKit stores a
-/// VIP-mode service's entry for it with an empty address. Listed difference (ARCHITECTURE.md):
-/// "Node-local networks get no VIP entry at all". The overlay network's VIP is unaffected.
+/// VIP-mode service's entry for it with an empty address (dockerd 20.10.24: a service on a swarm
+/// macvlan network shows `VirtualIPs: [{"NetworkID": "..."}]`). Listed difference
+/// (ARCHITECTURE.md): "Node-local networks get no VIP entry at all". The overlay network's VIP
+/// is unaffected.
 #[test]
 fn vip_mode_service_on_a_node_local_network() {
     let mut w = World::new();
@@ -1474,4 +1476,41 @@ fn a_renamed_dynamic_port_is_drawn_again() {
     let mut w = w;
     w.put(with_ports(service("other", &[]), vec![tcp("", 80, 30000)]));
     ok(w.pass());
+}
+
+/// `getNodeNetworks` counts only tasks up to RUNNING, and `doTaskAlloc` re-allocates the node when
+/// one of its tasks stops: a node's attachment on a network goes when its last task there ends,
+/// even while the task is still in the store.
+#[test]
+fn node_attachment_goes_when_its_last_task_ends() {
+    let mut w = World::new();
+    w.put(ingress("ingress"));
+    w.put(network("net"));
+    w.put(node("node1"));
+    let mut t = task("task1", None);
+    t.node_id = Some("node1".into());
+    t.spec.networks = vec!["net".into()];
+    w.put(t);
+    ok(w.settle());
+    assert_eq!(lb_networks(&w, "node1"), set(&["ingress", "net"]));
+    w.set_state("task1", TaskState::Failed);
+    ok(w.settle());
+    assert_eq!(lb_networks(&w, "node1"), set(&["ingress"]));
+}
+
+/// `doNetworkAlloc` on EventDeleteNetwork calls `deallocateNodeAttachments`: deleting the ingress
+/// network takes its attachment off every node.
+#[test]
+fn deleting_the_ingress_takes_it_off_the_nodes() {
+    let mut w = World::new();
+    w.put(ingress("ingress"));
+    w.put(node("node1"));
+    w.put(node("node2"));
+    ok(w.settle());
+    assert_eq!(lb_networks(&w, "node1"), set(&["ingress"]));
+    w.delete(net_id("ingress"));
+    ok(w.settle());
+    for n in ["node1", "node2"] {
+        assert!(w.node(n).attachments.is_empty(), "{n}: {:?}", w.node(n).attachments);
+    }
 }
