@@ -1514,3 +1514,20 @@ fn deleting_the_ingress_takes_it_off_the_nodes() {
         assert!(w.node(n).attachments.is_empty(), "{n}: {:?}", w.node(n).attachments);
     }
 }
+
+/// idm TestAllocate / TestAllocateSerial ("GetSpecificID(56)" outside the set fails, a set id
+/// cannot be taken twice) as ovmanager takes pinned VXLAN ids: an id above 2^24-1, or the same id
+/// pinned for two subnets, leaves the network unallocated. dockerd 20.10.24: `-o
+/// ...vxlanid_list=16777216` ("Requested id does not belong to the set") and two subnets with
+/// `6000,6000` ("requested bit is already allocated") are stored but never allocated.
+#[test]
+fn idm_pinned_vxlan_ids_outside_the_set_or_twice() {
+    let mut w = World::new();
+    w.put(with_vnis(network("zbig"), "16777216"));
+    w.put(with_vnis(with_subnets(network("zdup"), &["10.30.0.0/24", "10.30.1.0/24"]), "6000,6000"));
+    let errors = w.pass();
+    for id in ["zbig", "zdup"] {
+        assert!(errors.iter().any(|e| e.object == net_id(id)), "{id} was allocated");
+        assert!(!w.network(id).is_allocated(), "{id}");
+    }
+}
