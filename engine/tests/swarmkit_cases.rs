@@ -41,18 +41,10 @@ fn allocated_ingress(id: &str, subnet: &str, vni: u32) -> Network {
     n
 }
 
-/// A network as SwarmKit's restore tests store it: the subnet and gateway in `IPAM`, and the
-/// given driver state (SwarmKit's tests often store an empty `DriverState`).
-fn stored_ipam(id: &str, subnet: &str, gateway: &str, driver_state: Option<DriverConfig>) -> Network {
-    let mut n = network(id);
-    n.ipam = Some(Ipam {
-        driver: DEFAULT_IPAM_DRIVER.into(),
-        configs: vec![IpamConfig {
-            subnet: Some(subnet.parse().expect("a subnet")),
-            range: None,
-            gateway: Some(gateway.parse().expect("a gateway")),
-        }],
-    });
+/// A network as SwarmKit's restore tests store it: the subnet and its first address as gateway
+/// in `IPAM`, and the given driver state (SwarmKit's tests often store an empty `DriverState`).
+fn stored_ipam(id: &str, subnet: &str, driver_state: Option<DriverConfig>) -> Network {
+    let mut n = allocated(id, subnet, 0);
     n.driver_state = driver_state;
     n
 }
@@ -972,7 +964,7 @@ fn no_duplicate_ips_run(mut w: World) {
 #[test]
 fn allocator_restore_for_duplicate_ips() {
     let mut objects = Vec::new();
-    let mut ingress = stored_ipam("ingress-nw-id", "10.0.0.0/24", "10.0.0.1", None);
+    let mut ingress = stored_ipam("ingress-nw-id", "10.0.0.0/24", None);
     ingress.spec.ingress = true;
     objects.push(Object::Network(ingress));
     for i in 0..3u16 {
@@ -1015,7 +1007,7 @@ fn allocator_restart_no_endpoint_spec() {
 /// state. (Issue 15 point 2.)
 #[test]
 fn allocator_restart_no_endpoint_spec_with_empty_driver_state() {
-    allocator_restart_no_endpoint_spec_with(stored_ipam("overlay1", "10.0.0.0/24", "10.0.0.1", empty_driver_state()));
+    allocator_restart_no_endpoint_spec_with(stored_ipam("overlay1", "10.0.0.0/24", empty_driver_state()));
 }
 
 fn allocator_restart_no_endpoint_spec_with(net: Network) {
