@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::InputError;
+use swarmalloc_sim::failure::file_stem;
 use swarmalloc_sim::series::{FaultWindow, Series};
 use swarmalloc_sim::{RunResult, SummaryLine, Violation};
 
@@ -321,7 +322,8 @@ struct Accumulator {
     inputs: Vec<InputFile>,
     seen: BTreeMap<(String, u64), (String, Place)>,
     scenarios: BTreeMap<String, ScenarioAcc>,
-    failures: BTreeMap<(String, u64), (Violation, String, String)>,
+    /// (violation, fault text, trace hash, failure file stem) per (scenario, seed).
+    failures: BTreeMap<(String, u64), (Violation, String, String, String)>,
     charts: ChartData,
     sweeps: Vec<SweepSpeed>,
     /// Per scenario, the result lines of the current file since its last summary line:
@@ -409,7 +411,9 @@ fn spread(intervals: &[(u64, u64)], bucket_ms: u64, per_bucket: &mut [u64], fiel
 impl Accumulator {
     fn line(&mut self, line: Line, place: Place, input: &mut InputFile) -> Result<(), InputError> {
         match line {
-            Line::Summary(summary) => {
+            Line::Summary(mut summary) => {
+                // Rows go by the label: a sweep with a legacy flavour is its own scenario.
+                summary.scenario = summary.label();
                 input.summaries += 1;
                 let (seeds, failed) = self.since_summary.remove(&summary.scenario).unwrap_or_default();
                 let mismatch = |path: &str, claimed: u64, read: u64, what: &str| InputError::Line {
@@ -431,7 +435,9 @@ impl Accumulator {
                 }
                 self.sweeps.push(speed(&place.file, &summary));
             }
-            Line::Result(result) => {
+            Line::Result(mut result) => {
+                let stem = file_stem(&result.scenario, result.legacy.as_deref(), result.seed);
+                result.scenario = result.label();
                 let counts = self.since_summary.entry(result.scenario.clone()).or_default();
                 counts.0 += 1;
                 counts.1 += u64::from(!result.passed());
@@ -454,13 +460,14 @@ impl Accumulator {
                 }
                 self.seen.insert(key, (result.trace_hash.clone(), place.clone()));
                 input.results += 1;
-                self.result(&result, &place)?;
+                self.result(&result, &place, stem)?;
             }
         }
         Ok(())
     }
 
-    fn result(&mut self, r: &RunResult, place: &Place) -> Result<(), InputError> {
+    /// Adds a result line; `stem` names its failure file (`swarmalloc_sim::failure::file_stem`).
+    fn result(&mut self, r: &RunResult, place: &Place, stem: String) -> Result<(), InputError> {
         let overflow = |o: Overflow| InputError::Line {
             file: place.file.clone(),
             line: place.line,
@@ -472,7 +479,7 @@ impl Accumulator {
         if let Some(v) = &r.violation {
             acc.failed.insert(r.seed, v.checker.clone());
             self.failures
-                .insert((r.scenario.clone(), r.seed), (v.clone(), fault_text(&r.faults), r.trace_hash.clone()));
+                .insert((r.scenario.clone(), r.seed), (v.clone(), fault_text(&r.faults), r.trace_hash.clone(), stem));
             let detail = FailureDetail {
                 sim_ms: r.sim_ms,
                 series: r.series.clone(),
@@ -524,7 +531,7 @@ impl Accumulator {
         }
         let mut checkers: BTreeMap<String, CheckerSummary> = BTreeMap::new();
         let mut failures = Vec::new();
-        for ((scenario, seed), (violation, faults, trace_hash)) in self.failures {
+        for ((scenario, seed), (violation, faults, trace_hash, stem)) in self.failures {
             let checker = checkers.entry(violation.checker.clone()).or_insert_with(|| CheckerSummary {
                 checker: violation.checker.clone(),
                 failed: 0,
@@ -532,8 +539,8 @@ impl Accumulator {
             });
             checker.failed += 1;
             checker.seeds.entry(scenario.clone()).or_default().push(seed);
-            let failure_file = options.failures_dir.join(format!("{scenario}-{seed}.json"));
-            let shrunk_file = options.failures_dir.join(format!("{scenario}-{seed}.shrunk.toml"));
+            let failure_file = options.failures_dir.join(format!("{stem}.json"));
+            let shrunk_file = options.failures_dir.join(format!("{stem}.shrunk.toml"));
             let shrunk_text = std::fs::read_to_string(&shrunk_file).ok();
             if let Some(detail) = charts.failure_details.get_mut(&(scenario.clone(), seed)) {
                 detail.shrunk_text = shrunk_text.clone();

@@ -40,14 +40,11 @@ impl FailureFile {
     /// Writes `DIR/SCENARIO-SEED.json` and returns its path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
-        let name = match self.scenario.legacy_flavour() {
-            Some(flavour) => format!("{}-legacy-{flavour}", self.scenario.name),
-            None => self.scenario.name.clone(),
-        };
+        let legacy = self.scenario.legacy_flavour().map(|f| f.to_string());
         // The name is checked when a scenario is read; a scenario built in code is checked here,
         // so that no name writes outside `dir`.
         crate::scenario_file::check_name(&self.scenario.name).map_err(|e| format!("scenario.{e}"))?;
-        let path = dir.join(format!("{name}-{}.json", self.seed));
+        let path = dir.join(format!("{}.json", file_stem(&self.scenario.name, legacy.as_deref(), self.seed)));
         let text = serde_json::to_string_pretty(self).expect("failure files serialise");
         write_atomically(&path, &text)?;
         Ok(path)
@@ -62,6 +59,15 @@ impl FailureFile {
             .and_then(|()| file.scenario.validate())
             .map_err(|e| format!("{}: scenario.{e}", path.display()))?;
         Ok(file)
+    }
+}
+
+/// The name of a seed's failure file without `.json`: `NAME-SEED`, or `NAME-legacy-FLAVOUR-SEED`
+/// for a run with a legacy flavour. `allocsim shrink` writes `STEM.shrunk.toml` beside it.
+pub fn file_stem(scenario: &str, legacy: Option<&str>, seed: u64) -> String {
+    match legacy {
+        Some(flavour) => format!("{scenario}-legacy-{flavour}-{seed}"),
+        None => format!("{scenario}-{seed}"),
     }
 }
 

@@ -13,6 +13,9 @@ use crate::series::Series;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub scenario: String,
+    /// The legacy flavour the run had on (builds with the `legacy` feature), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<String>,
     pub seed: u64,
     /// The seed's fault choice.
     #[serde(default)]
@@ -101,6 +104,9 @@ pub struct SummaryLine {
     /// The summary in words, as the sweep prints it on a terminal.
     pub summary: String,
     pub scenario: String,
+    /// The legacy flavour the sweep had on, by name (as in its result lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<String>,
     pub seeds: u64,
     pub failed: u64,
     /// Wall-clock seconds the scenario's seeds took.
@@ -111,4 +117,27 @@ pub struct SummaryLine {
     /// Runs at a time (absent in lines from before the field existed).
     #[serde(default)]
     pub jobs: Option<u64>,
+}
+
+/// The name a scenario's results go by: `NAME`, or `NAME [legacy FLAVOUR]` for a run with a
+/// legacy flavour (the sweep's lines, the report's rows).
+pub fn label(scenario: &str, legacy: Option<&str>) -> String {
+    match legacy {
+        Some(flavour) => format!("{scenario} [legacy {flavour}]"),
+        None => scenario.to_string(),
+    }
+}
+
+impl RunResult {
+    /// [`label`] of this run.
+    pub fn label(&self) -> String {
+        label(&self.scenario, self.legacy.as_deref())
+    }
+}
+
+impl SummaryLine {
+    /// [`label`] of this sweep.
+    pub fn label(&self) -> String {
+        label(&self.scenario, self.legacy.as_deref())
+    }
 }

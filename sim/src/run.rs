@@ -55,6 +55,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions) -> RunResult {
 
 fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResult {
     let name = scenario.name.clone();
+    let legacy = scenario.legacy_flavour().map(|f| f.to_string());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
         runtime.block_on(drive(scenario, seed, options))
@@ -77,6 +78,7 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
             };
             RunResult {
                 scenario: name,
+                legacy,
                 seed,
                 faults: FaultPlan::default(),
                 violation: Some(violation),
@@ -171,6 +173,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
         w.series.finish(end_ms);
         RunResult {
             scenario: scenario.name.clone(),
+            legacy: scenario.legacy_flavour().map(|f| f.to_string()),
             seed,
             faults: plan,
             violation: w.violation.clone(),

@@ -468,10 +468,7 @@ impl Scenario {
 
     /// The scenario's name, with the legacy flavour it runs: `default [legacy B3]`.
     pub fn label(&self) -> String {
-        match self.legacy_flavour() {
-            Some(flavour) => format!("{} [legacy {flavour}]", self.name),
-            None => self.name.clone(),
-        }
+        crate::result::label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref())
     }
 
     /// A built-in scenario by name.

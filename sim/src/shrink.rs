@@ -394,6 +394,7 @@ attach = { task = "c1", network = "a", node = "extra" }
     fn result(violation: Option<Violation>) -> RunResult {
         RunResult {
             scenario: "units".into(),
+            legacy: None,
             seed: 0,
             faults: Default::default(),
             violation,

@@ -133,7 +133,7 @@ fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>
         total += results.len() as u64;
         scenario_failed.sort_unstable();
         let secs = scenario_started.elapsed().as_secs_f64();
-        summaries.push((scenario.label(), results.len() as u64, scenario_failed, secs));
+        summaries.push((scenario, results.len() as u64, scenario_failed, secs));
     }
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
@@ -146,10 +146,11 @@ fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>
         )
     };
     if args.json {
-        for (name, seeds, failing, secs) in summaries {
+        for (scenario, seeds, failing, secs) in summaries {
             let summary = SummaryLine {
-                summary: line(&name, seeds, failing.len(), secs),
-                scenario: name,
+                summary: line(&scenario.label(), seeds, failing.len(), secs),
+                scenario: scenario.name.clone(),
+                legacy: scenario.legacy_flavour().map(|f| f.to_string()),
                 seeds,
                 failed: failing.len() as u64,
                 seconds: secs,
@@ -160,12 +161,12 @@ fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>
         }
     } else {
         if summaries.len() > 1 {
-            for (name, seeds, failing, secs) in &summaries {
+            for (scenario, seeds, failing, secs) in &summaries {
                 let verdict = if failing.is_empty() { "PASS" } else { "FAIL" };
-                println!("{verdict} {}", line(name, *seeds, failing.len(), *secs));
+                println!("{verdict} {}", line(&scenario.label(), *seeds, failing.len(), *secs));
             }
         }
-        let what = if summaries.len() == 1 { summaries[0].0.clone() } else { format!("{} scenarios", summaries.len()) };
+        let what = if summaries.len() == 1 { summaries[0].0.label() } else { format!("{} scenarios", summaries.len()) };
         println!("{}", line(&what, total, failed as usize, secs));
     }
     u8::from(failed > 0)

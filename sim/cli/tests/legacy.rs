@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{allocsim, library_dir};
+use common::{TempDir, allocsim, library_dir, utf8};
 use swarmalloc::legacy::Flavour;
 use swarmalloc_sim::FailureFile;
 
@@ -30,4 +30,41 @@ fn the_cli_runs_a_flavour_writes_it_into_the_failure_file_and_refuses_unknown_on
     assert_eq!(bad.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown legacy flavour \"B7\"") && stderr.contains("flag-init"), "{stderr}");
     std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+/// A sweep with `--legacy` reads back into a report: its rows and failures go by
+/// `NAME [legacy FLAVOUR]` (what its summary line says) and the failure files it wrote
+/// (`NAME-legacy-FLAVOUR-SEED.json`) are found.
+#[test]
+fn the_report_reads_a_sweep_run_with_a_legacy_flavour() {
+    let dir = TempDir::new("legacy-report");
+    let scenario = library_dir().join("b03-network-restore-order.toml");
+    let failures = dir.path("failures");
+    let out = allocsim(&[
+        "run",
+        scenario.to_str().expect("utf-8"),
+        "--seeds",
+        "0..2",
+        "--legacy",
+        "B3",
+        "--json",
+        "--failures",
+        failures.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "B3 fails its scenario: {}", utf8(&out.stderr));
+    let results = dir.file("results.jsonl", &utf8(&out.stdout));
+    let report = allocsim(&[
+        "report",
+        results.to_str().expect("utf-8"),
+        "--failures",
+        failures.to_str().expect("utf-8"),
+        "--out",
+        dir.path("out").to_str().expect("utf-8"),
+    ]);
+    let text = utf8(&report.stdout);
+    assert_eq!(report.status.code(), Some(1), "a FAIL verdict, not unreadable input: {}", utf8(&report.stderr));
+    assert!(text.contains("FAIL b03-network-restore-order [legacy B3] seed 0"), "{text}");
+    assert!(!text.contains("failure file not found"), "{text}");
+    let expected = failures.join("b03-network-restore-order-legacy-B3-0.json");
+    assert!(text.contains(&format!("replay: allocsim replay {}", expected.display())), "{text}");
 }
