@@ -57,11 +57,12 @@ fn latency_text(s: &ScenarioSummary) -> String {
 }
 
 impl Sweep {
-    /// 0 when every seed passed (and the fuzz summary lists no crash), else 1.
+    /// 0 when every seed passed (and the fuzz summary lists no crash) and the sweep ran to its
+    /// end, else 1.
     pub fn exit_code(&self) -> u8 {
         match self.report.verdict {
             SweepVerdict::Pass => 0,
-            SweepVerdict::Fail => 1,
+            SweepVerdict::Fail | SweepVerdict::Incomplete => 1,
         }
     }
 
@@ -172,8 +173,10 @@ impl Sweep {
                 );
             }
         }
-        let word = if r.verdict == SweepVerdict::Pass { "PASS" } else { "FAIL" };
-        let _ = writeln!(out, "{word}: {}", self.headline());
+        for reason in &r.incomplete {
+            let _ = writeln!(out, "incomplete: {reason}");
+        }
+        let _ = writeln!(out, "{}: {}", r.verdict.word(), self.headline());
         out
     }
 
@@ -201,7 +204,11 @@ impl Sweep {
         let r = &self.report;
         let mut page = Page::new("swarmalloc sweep report");
         let pass = r.verdict == SweepVerdict::Pass;
-        page.verdict(pass, if pass { "PASS" } else { "FAIL" }, &self.headline());
+        let mut headline = self.headline();
+        for reason in &r.incomplete {
+            let _ = write!(headline, "; {reason}");
+        }
+        page.verdict(pass, r.verdict.word(), &headline);
         let inputs: Vec<String> = r
             .inputs
             .iter()

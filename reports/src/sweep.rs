@@ -36,6 +36,20 @@ pub const RESTORE_POINTS_MAX: usize = 4_000;
 pub enum SweepVerdict {
     Pass,
     Fail,
+    /// No seed failed, but the sweep did not run to its end: a results file has result lines
+    /// after its last summary line of their scenario (cut short), or a summary line says the
+    /// sweep was interrupted. `SweepReport::incomplete` says which.
+    Incomplete,
+}
+
+impl SweepVerdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            SweepVerdict::Pass => "PASS",
+            SweepVerdict::Fail => "FAIL",
+            SweepVerdict::Incomplete => "INCOMPLETE",
+        }
+    }
 }
 
 /// `report.json`.
@@ -44,6 +58,9 @@ pub struct SweepReport {
     pub schema: &'static str,
     pub verdict: SweepVerdict,
     pub totals: Totals,
+    /// Why the sweep is incomplete (empty when it ran to its end), one sentence per file and
+    /// scenario.
+    pub incomplete: Vec<String>,
     pub inputs: Vec<InputFile>,
     pub scenarios: Vec<ScenarioSummary>,
     pub checkers: Vec<CheckerSummary>,
@@ -305,6 +322,12 @@ pub fn read_sweep(
         let mut input = InputFile { file: file.display().to_string(), results: 0, summaries: 0, duplicates: 0 };
         acc.since_summary.clear();
         read_lines(file, &mut |line, place| acc.line(line, place, &mut input), progress)?;
+        for (scenario, (lines, _)) in std::mem::take(&mut acc.since_summary) {
+            acc.incomplete.push(format!(
+                "{}: {lines} result lines of {scenario} and no summary line after them: the sweep was cut short",
+                file.display()
+            ));
+        }
         if input.results + input.duplicates == 0 {
             return Err(InputError::Invalid {
                 file: file.clone(),
@@ -329,6 +352,8 @@ struct Accumulator {
     /// Per scenario, the result lines of the current file since its last summary line:
     /// (lines, lines with a violation), for the next summary line to be checked against.
     since_summary: BTreeMap<String, (u64, u64)>,
+    /// Why the sweep is incomplete, as read so far.
+    incomplete: Vec<String>,
 }
 
 #[derive(Default)]
@@ -432,6 +457,14 @@ impl Accumulator {
                 }
                 if summary.failed != failed {
                     return Err(mismatch("failed", summary.failed, failed, "seeds failed"));
+                }
+                if summary.interrupted {
+                    self.incomplete.push(format!(
+                        "{}: the sweep of {} was interrupted after {} seeds",
+                        place.file.display(),
+                        summary.scenario,
+                        summary.seeds
+                    ));
                 }
                 self.sweeps.push(speed(&place.file, &summary));
             }
@@ -568,6 +601,7 @@ impl Accumulator {
             schema: REPORT_SCHEMA,
             verdict: SweepVerdict::Pass,
             totals,
+            incomplete: self.incomplete,
             inputs: self.inputs,
             scenarios,
             checkers: checkers.into_values().collect(),
@@ -801,11 +835,14 @@ impl ScenarioAcc {
 }
 
 impl SweepReport {
-    /// Fail when a seed failed or the fuzz summary lists a crash.
+    /// Fail when a seed failed or the fuzz summary lists a crash, else incomplete when the sweep
+    /// did not run to its end.
     pub fn update_verdict(&mut self) {
         self.totals.fuzz_crashes = self.fuzz.as_ref().map_or(0, |f| f.crashes());
         self.verdict = if self.totals.failed > 0 || self.totals.fuzz_crashes > 0 {
             SweepVerdict::Fail
+        } else if !self.incomplete.is_empty() {
+            SweepVerdict::Incomplete
         } else {
             SweepVerdict::Pass
         };

@@ -596,3 +596,44 @@ fn reading_reports_progress_up_to_the_whole_file() {
     let size = |f: &str| std::fs::metadata(f).expect("fixture").len();
     assert_eq!(seen, [(PathBuf::from(SMOKE), size(SMOKE), 4), (PathBuf::from(PLANTED), size(PLANTED), 4)]);
 }
+
+/// A sweep cut short (SIGINT, a CI time-out) is not a PASS: result lines with no summary line
+/// after them, or a summary line marked interrupted, make the verdict INCOMPLETE (exit 1), and
+/// the report says which file and scenario.
+#[test]
+fn a_results_file_without_its_summary_line_is_incomplete() {
+    let lines: Vec<String> = std::fs::read_to_string(SMOKE).expect("fixture").lines().map(str::to_string).collect();
+    let results: Vec<&String> = lines.iter().filter(|l| !l.contains("\"summary\"")).collect();
+    let cut = temp("cut.jsonl", &format!("{}\n{}\n", results[0], results[1]));
+    let sweep = read_sweep(std::slice::from_ref(&cut), &SweepOptions::default(), &mut |_| {}).expect("readable");
+    assert_eq!(sweep.report.verdict, swarmalloc_reports::SweepVerdict::Incomplete);
+    assert_eq!(sweep.exit_code(), 1);
+    let text = sweep.to_text();
+    assert!(
+        text.contains(&format!(
+            "incomplete: {}: 2 result lines of smoke and no summary line after them: the sweep was cut short",
+            cut.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("INCOMPLETE: 2 seeds of 1 scenarios: 2 passed, 0 failed"), "{text}");
+    let page = sweep.to_html(&sweep.charts());
+    assert!(page.contains("<strong>INCOMPLETE</strong>"), "the page's verdict");
+
+    let mut summary: serde_json::Value =
+        serde_json::from_str(lines.iter().find(|l| l.contains("\"summary\"")).expect("the fixture's summary line"))
+            .expect("JSON");
+    summary["seeds"] = 2.into();
+    summary["interrupted"] = true.into();
+    let interrupted = temp("interrupted.jsonl", &format!("{}\n{}\n{summary}\n", results[0], results[1]));
+    let sweep =
+        read_sweep(std::slice::from_ref(&interrupted), &SweepOptions::default(), &mut |_| {}).expect("readable");
+    assert_eq!(sweep.report.verdict, swarmalloc_reports::SweepVerdict::Incomplete);
+    assert_eq!(
+        sweep.report.incomplete,
+        [format!("{}: the sweep of smoke was interrupted after 2 seeds", interrupted.display())]
+    );
+    // The whole fixture, with its summary line, is complete.
+    let whole = read_sweep(&[PathBuf::from(SMOKE)], &SweepOptions::default(), &mut |_| {}).expect("readable");
+    assert_eq!(whole.report.verdict, swarmalloc_reports::SweepVerdict::Pass);
+}

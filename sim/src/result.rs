@@ -117,6 +117,10 @@ pub struct SummaryLine {
     /// Runs at a time (absent in lines from before the field existed).
     #[serde(default)]
     pub jobs: Option<u64>,
+    /// The sweep was interrupted (SIGINT, SIGTERM) after these seeds: the scenario's other seeds
+    /// did not run. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// The name a scenario's results go by: `NAME`, or `NAME [legacy FLAVOUR]` for a run with a

@@ -3,6 +3,7 @@
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use crate::result::RunResult;
@@ -16,6 +17,19 @@ pub fn sweep(
     seeds: impl RangeBounds<u64>,
     jobs: usize,
     options: &RunOptions,
+    each: impl FnMut(&RunResult),
+) -> Vec<RunResult> {
+    sweep_until(scenario, seeds, jobs, options, &AtomicBool::new(false), each)
+}
+
+/// [`sweep`], taking no new seed once `stop` is set (an interrupted sweep: the runs under way
+/// finish); the results are those of the seeds that ran.
+pub fn sweep_until(
+    scenario: &Scenario,
+    seeds: impl RangeBounds<u64>,
+    jobs: usize,
+    options: &RunOptions,
+    stop: &AtomicBool,
     mut each: impl FnMut(&RunResult),
 ) -> Vec<RunResult> {
     let first = match seeds.start_bound() {
@@ -32,6 +46,9 @@ pub fn sweep(
     let next = Mutex::new(first.zip(last).filter(|(f, l)| f <= l).map(|(f, _)| f));
     let last = last.unwrap_or(0);
     let take = || {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut next = next.lock().expect("no sweep worker panics holding the lock");
         let seed = (*next)?;
         *next = seed.checked_add(1).filter(|&s| s <= last);

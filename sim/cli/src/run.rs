@@ -2,13 +2,17 @@
 
 use std::ops::RangeInclusive;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use swarmalloc_sim::failure::{FailureFile, write_atomically};
 use swarmalloc_sim::run::{RunOptions, run as run_seed};
 use swarmalloc_sim::scenario::Scenario;
 use swarmalloc_sim::scenario_file;
-use swarmalloc_sim::sweep::{check_determinism, sweep};
+use swarmalloc_sim::sweep::{check_determinism, sweep_until};
 use swarmalloc_sim::{RunResult, SummaryLine};
 
 use crate::args::{ReplayArgs, RunArgs};
@@ -100,18 +104,61 @@ fn json_line(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("result lines serialise")
 }
 
+/// The summary of one scenario's seeds, in words and as its JSON line.
+fn summary(args: &RunArgs, scenario: &Scenario, seeds: u64, failing: Vec<u64>, secs: f64) -> SummaryLine {
+    SummaryLine {
+        summary: summary_text(args, &scenario.label(), seeds, failing.len() as u64, secs),
+        scenario: scenario.name.clone(),
+        legacy: scenario.legacy_flavour().map(|f| f.to_string()),
+        seeds,
+        failed: failing.len() as u64,
+        seconds: secs,
+        failing_seeds: failing,
+        jobs: Some(args.jobs as u64),
+        interrupted: false,
+    }
+}
+
+fn summary_text(args: &RunArgs, name: &str, seeds: u64, failed: u64, secs: f64) -> String {
+    format!(
+        "{seeds} seeds of {name}: {} passed, {failed} failed in {secs:.1}s ({:.1} seeds/s, {} jobs)",
+        seeds - failed,
+        seeds as f64 / secs.max(1e-9),
+        args.jobs
+    )
+}
+
+/// Exit code of a sweep stopped by a signal: 128 + the signal's number, as shells report it.
+fn interrupted_code(signal: usize) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(130)
+}
+
+/// A sweep over scenarios and seeds. SIGINT or SIGTERM (Ctrl-C, a CI time-out) stops it taking
+/// new seeds: the runs under way finish, the scenario's summary says what ran, marked
+/// `interrupted`, and the exit code is 128 + the signal. A second signal ends it at once.
 fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>, options: &RunOptions) -> u8 {
+    let signal = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registration fails only for signals that cannot be caught, which these are not.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone());
+        let _ = signal_hook::flag::register(sig, stop.clone());
+        let _ = signal_hook::flag::register_usize(sig, signal.clone(), sig as usize);
+    }
     let started = Instant::now();
     let progress = crate::progress::seeds(seed_count(seeds).saturating_mul(scenarios.len() as u64));
     let mut failed = 0u64;
     let mut total = 0u64;
     let mut summaries = Vec::new();
     for scenario in scenarios {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let scenario_started = Instant::now();
         let mut scenario_failed = Vec::new();
-        let results = sweep(scenario, seeds.clone(), args.jobs, options, |result| {
+        let results = sweep_until(scenario, seeds.clone(), args.jobs, options, &stop, |result| {
             if args.json {
-                println!("{}", json_line(result));
+                progress.suspend(|| println!("{}", json_line(result)));
             }
             if let Some(v) = &result.violation {
                 failed += 1;
@@ -133,41 +180,30 @@ fn run_sweep(args: &RunArgs, scenarios: &[Scenario], seeds: &RangeInclusive<u64>
         total += results.len() as u64;
         scenario_failed.sort_unstable();
         let secs = scenario_started.elapsed().as_secs_f64();
-        summaries.push((scenario, results.len() as u64, scenario_failed, secs));
+        let mut line = summary(args, scenario, results.len() as u64, scenario_failed, secs);
+        line.interrupted = stop.load(Ordering::Relaxed);
+        if args.json {
+            progress.suspend(|| println!("{}", json_line(&line)));
+        }
+        summaries.push(line);
     }
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    let line = |name: &str, seeds: u64, failed: usize, secs: f64| {
-        format!(
-            "{seeds} seeds of {name}: {} passed, {failed} failed in {secs:.1}s ({:.1} seeds/s, {} jobs)",
-            seeds - failed as u64,
-            seeds as f64 / secs.max(1e-9),
-            args.jobs
-        )
-    };
-    if args.json {
-        for (scenario, seeds, failing, secs) in summaries {
-            let summary = SummaryLine {
-                summary: line(&scenario.label(), seeds, failing.len(), secs),
-                scenario: scenario.name.clone(),
-                legacy: scenario.legacy_flavour().map(|f| f.to_string()),
-                seeds,
-                failed: failing.len() as u64,
-                seconds: secs,
-                failing_seeds: failing,
-                jobs: Some(args.jobs as u64),
-            };
-            println!("{}", json_line(&summary));
-        }
-    } else {
-        if summaries.len() > 1 {
-            for (scenario, seeds, failing, secs) in &summaries {
-                let verdict = if failing.is_empty() { "PASS" } else { "FAIL" };
-                println!("{verdict} {}", line(&scenario.label(), *seeds, failing.len(), *secs));
+    let interrupted = stop.load(Ordering::Relaxed);
+    if !args.json {
+        if summaries.len() > 1 || interrupted {
+            for line in &summaries {
+                let verdict = if line.failed > 0 { "FAIL" } else { "PASS" };
+                println!("{verdict} {}", line.summary);
             }
         }
-        let what = if summaries.len() == 1 { summaries[0].0.label() } else { format!("{} scenarios", summaries.len()) };
-        println!("{}", line(&what, total, failed as usize, secs));
+        let what = if scenarios.len() == 1 { scenarios[0].label() } else { format!("{} scenarios", scenarios.len()) };
+        println!("{}", summary_text(args, &what, total, failed, secs));
+    }
+    if interrupted {
+        let signal = signal.load(Ordering::Relaxed);
+        eprintln!("allocsim: interrupted (signal {signal}) after {total} seeds; the summary says what ran");
+        return interrupted_code(signal);
     }
     u8::from(failed > 0)
 }
@@ -181,6 +217,9 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64, options: &RunOptions)
     }
     if args.json {
         println!("{}", json_line(&result));
+        let failing = if result.passed() { Vec::new() } else { vec![result.seed] };
+        let secs = result.wall_ms as f64 / 1000.0;
+        println!("{}", json_line(&summary(args, scenario, 1, failing, secs)));
     } else {
         println!("scenario {} seed {}", scenario.label(), result.seed);
         println!("faults: {}", result.faults);

@@ -154,7 +154,8 @@ fn replay_of_a_built_in_scenario_at_a_seed_gives_its_runs_trace_hash() {
     let hash = |args: &[&str]| {
         let out = allocsim(args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", utf8(&out.stderr));
-        let line: serde_json::Value = serde_json::from_str(utf8(&out.stdout).trim()).expect("one JSON line");
+        let stdout = utf8(&out.stdout);
+        let line: serde_json::Value = serde_json::from_str(stdout.lines().next().expect("a line")).expect("JSON");
         line["trace_hash"].as_str().expect("a trace hash").to_string()
     };
     let ran = hash(&["run", "smoke", "--seed", "7", "--json"]);
@@ -164,4 +165,44 @@ fn replay_of_a_built_in_scenario_at_a_seed_gives_its_runs_trace_hash() {
     let stderr = utf8(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("replay runs one scenario"), "{stderr}");
+}
+
+/// SIGINT or SIGTERM (Ctrl-C, a CI time-out) stops a sweep taking new seeds; what ran gets its
+/// summary line, marked interrupted, the exit code is 128 + the signal, and the report of that
+/// output says INCOMPLETE and exits 1.
+#[test]
+fn an_interrupted_sweep_writes_a_summary_of_what_it_ran() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = common::TempDir::new("interrupted");
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_allocsim"))
+            .args(["run", "smoke", "--seeds", "0..100000", "--jobs", "1", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start allocsim");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut lines = Vec::new();
+        while lines.len() < 2 {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).expect("readable") > 0, "allocsim ended early");
+            lines.push(line);
+        }
+        let kill = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        assert!(kill.expect("kill runs").success());
+        let rest: Vec<String> = stdout.lines().map(|l| l.expect("utf-8") + "\n").collect();
+        lines.extend(rest);
+        let status = child.wait().expect("allocsim ends");
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        let summary: serde_json::Value = serde_json::from_str(lines.last().expect("a last line")).expect("JSON");
+        assert_eq!(summary["interrupted"], true, "SIG{signal}: {summary}");
+        assert_eq!(summary["seeds"].as_u64(), Some(lines.len() as u64 - 1), "SIG{signal}: every seed that ran");
+        let results = dir.file(&format!("{signal}.jsonl"), &lines.concat());
+        let out = dir.path(&format!("{signal}-report"));
+        let report = allocsim(&["report", results.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+        let text = utf8(&report.stdout);
+        assert_eq!(report.status.code(), Some(1), "{text}{}", utf8(&report.stderr));
+        assert!(text.contains("INCOMPLETE:") && text.contains("was interrupted after"), "{text}");
+    }
 }
