@@ -171,6 +171,33 @@ impl FaultPlan {
     pub fn rate(&self, kind: FaultKind) -> f64 {
         self.rates.get(&kind).copied().unwrap_or(0.0)
     }
+
+    /// Each fault kind that is on, in words: "leader partitions about every 7 s", "1.2% of
+    /// messages lost".
+    pub fn in_words(&self) -> Vec<String> {
+        self.rates.iter().map(|(kind, rate)| kind.in_words(*rate)).collect()
+    }
+}
+
+impl FaultKind {
+    /// This kind at `rate` (events per simulated second, or a probability), in words.
+    pub fn in_words(self, rate: f64) -> String {
+        let every = |what: &str| format!("{what} about every {:.0} s", 1.0 / rate.max(1e-9));
+        let share = |what: &str| format!("{:.1}% of {what}", rate * 100.0);
+        match self {
+            FaultKind::LeaderPartition => every("the leader cut off"),
+            FaultKind::KillRestart => every("a node killed and restarted"),
+            FaultKind::AllocatorRestart => every("the leader's allocator restarted"),
+            FaultKind::SlowFollower => every("a follower's links slowed"),
+            FaultKind::WorkerPartition => every("a worker cut off"),
+            FaultKind::MessageLoss => share("messages lost"),
+            FaultKind::MessageDelay => share("messages delayed (reordered)"),
+            FaultKind::MessageDuplication => share("messages duplicated"),
+            FaultKind::DroppedProposal => share("proposals dropped before raft"),
+            FaultKind::AmbiguousCommit => share("proposals left ambiguous (the leader cut off right after)"),
+            FaultKind::BatchCut => share("allocator batches cut part way"),
+        }
+    }
 }
 
 impl fmt::Display for FaultPlan {

@@ -426,11 +426,15 @@ impl Manager {
                 let now_ms = w.now_ms();
                 let mut created = 0;
                 for change in &txn.changes {
-                    if let Change::Create { object: swarmalloc::Object::Task(task) } = change {
-                        created += 1;
-                        if task.status.state == TaskState::New {
-                            w.series.task_created(&task.id, now_ms);
+                    match change {
+                        Change::Create { object: swarmalloc::Object::Task(task) } => {
+                            created += 1;
+                            if task.status.state == TaskState::New {
+                                w.series.task_created(&task.id, now_ms);
+                            }
                         }
+                        Change::Create { object: swarmalloc::Object::Service(_) } => w.metrics.services_created += 1,
+                        _ => {}
                     }
                 }
                 w.metrics.tasks_created += created;

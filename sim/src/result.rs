@@ -88,6 +88,9 @@ pub struct Metrics {
     pub allocator_batches: u64,
     pub allocator_batches_cut: u64,
     pub allocator_restores: u64,
+    /// Services created in the store (by the scenario's initial state or the user).
+    #[serde(default)]
+    pub services_created: u64,
     pub tasks_created: u64,
     /// Tasks moved from NEW to PENDING (counted once each).
     pub tasks_pending: u64,

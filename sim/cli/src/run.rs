@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use swarmalloc_sim::failure::{FailureFile, write_atomically};
 use swarmalloc_sim::run::{RunOptions, run as run_seed};
-use swarmalloc_sim::scenario::Scenario;
+use swarmalloc_sim::scenario::{CHECKERS, Scenario};
 use swarmalloc_sim::scenario_file;
 use swarmalloc_sim::sweep::{check_determinism, sweep_until};
 use swarmalloc_sim::{RunResult, SummaryLine};
@@ -221,8 +221,7 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64, options: &RunOptions)
         let secs = result.wall_ms as f64 / 1000.0;
         println!("{}", json_line(&summary(args, scenario, 1, failing, secs)));
     } else {
-        println!("scenario {} seed {}", scenario.label(), result.seed);
-        println!("faults: {}", result.faults);
+        print!("{}", what_ran(scenario, &result));
         println!("{}", describe(&result));
     }
     if let Some(v) = &result.violation {
@@ -237,8 +236,61 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64, options: &RunOptions)
     }
     if !args.json {
         println!("verdict: PASS (every checker held)");
+        println!("{}", next_steps(scenario, seed));
     }
     Ok(0)
+}
+
+/// What a run simulated, in words: the cluster, what the user created, how long, the faults,
+/// and which checkers watched.
+fn what_ran(scenario: &Scenario, result: &RunResult) -> String {
+    let m = &result.metrics;
+    let mut text = format!("scenario {} seed {}\n", scenario.label(), result.seed);
+    text += &format!(
+        "cluster: {} managers (raft), {} workers, {} clients sending requests\n",
+        scenario.managers, scenario.workers, scenario.clients
+    );
+    text += &format!(
+        "work: {} services and {} tasks created; {} of the tasks reached PENDING; {} raft entries applied\n",
+        m.services_created, m.tasks_created, m.tasks_pending, m.entries_applied
+    );
+    let healed = if scenario.faults_until_ms > 0 && scenario.faults_until_ms < scenario.duration_ms {
+        format!(", faults until {:.0} s, then everything healed", scenario.faults_until_ms as f64 / 1000.0)
+    } else {
+        String::new()
+    };
+    text += &format!("simulated time: {:.1} s{healed}\n", result.sim_ms as f64 / 1000.0);
+    let faults = result.faults.in_words();
+    if faults.is_empty() {
+        text += "faults: none\n";
+    } else {
+        text += &format!(
+            "faults ({} injected; batches of at most {} changes): {}\n",
+            m.faults_injected,
+            result.faults.batch_max,
+            faults.join("; ")
+        );
+    }
+    text += &format!("leader changes: {}, allocator restores: {}\n", m.leader_changes, m.allocator_restores);
+    let checkers: Vec<&str> =
+        CHECKERS.iter().copied().filter(|c| !matches!(*c, "panic" | "custom") && scenario.checks.enabled(c)).collect();
+    let when = match (scenario.checks.per_entry, scenario.checks.engine_after_batch) {
+        (true, true) => "after every raft entry and allocator batch, and at the end",
+        (true, false) => "after every raft entry, and at the end",
+        (false, true) => "after every allocator batch, and at the end",
+        (false, false) => "at the end",
+    };
+    text += &format!("checkers ({}, {when}): {}\n", checkers.len(), checkers.join(", "));
+    text
+}
+
+/// What to try after a passing run.
+fn next_steps(scenario: &Scenario, seed: u64) -> String {
+    let name = if Scenario::BUILT_IN.contains(&scenario.name.as_str()) { scenario.name.clone() } else { "FILE".into() };
+    format!(
+        "next: allocsim run {name} --seeds 0..100 (a sweep of 100 seeds); allocsim run scenarios/ --seeds 0..10 (the \
+         scenario library); allocsim run {name} --seed {seed} --trace trace.jsonl (this run's whole trace)"
+    )
 }
 
 /// `replay`'s exit code when the failure file's run has another trace hash.

@@ -206,3 +206,26 @@ fn an_interrupted_sweep_writes_a_summary_of_what_it_ran() {
         assert!(text.contains("INCOMPLETE:") && text.contains("was interrupted after"), "{text}");
     }
 }
+
+/// `allocsim run --seed N` says what it simulated, not only PASS: the cluster, services and
+/// tasks, the simulated time, the faults in words, the checkers that watched, what to try next.
+#[test]
+fn a_single_run_says_what_was_simulated_and_what_to_try_next() {
+    let out = allocsim(&["run", "smoke", "--seed", "1"]);
+    let stdout = utf8(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", utf8(&out.stderr));
+    let line = |start: &str| {
+        stdout.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no {start:?} line in:\n{stdout}"))
+    };
+    assert!(line("cluster: ").contains("managers (raft)"), "{stdout}");
+    let work = line("work: ");
+    assert!(work.contains(" services and ") && work.contains(" tasks created"), "{stdout}");
+    assert!(!work.contains("work: 0 services"), "the smoke workload creates services: {stdout}");
+    assert!(line("simulated time: ").contains(" s"), "{stdout}");
+    let faults = line("faults");
+    assert!(faults.contains("about every") || faults.contains("% of"), "faults in words: {stdout}");
+    assert!(!faults.contains("1/"), "not the rate notation: {stdout}");
+    assert!(line("checkers (").contains("duplicate_live_address"), "{stdout}");
+    assert!(line("next: ").contains("allocsim run smoke --seeds 0..100"), "{stdout}");
+    assert_eq!(line("verdict: "), "verdict: PASS (every checker held)");
+}
