@@ -330,7 +330,7 @@ impl Stability {
                         return Err(Finding::new(
                             "stable_allocations",
                             vec![format!("network {id}")],
-                            format!("network {id} changed from {before:?} to {now:?}"),
+                            network_changed(id, before, &now),
                         ));
                     }
                     self.networks.insert(id.clone(), now);
@@ -374,7 +374,13 @@ impl Stability {
                             return Err(Finding::new(
                                 "stable_allocations",
                                 vec![format!("service {id}")],
-                                format!("dynamic port {key:?} of service {id} changed from {old} to {port}"),
+                                format!(
+                                    "the dynamic published port of service {id} for target port {}/{}{} changed from \
+                                     {old} to {port}",
+                                    key.2,
+                                    key.1,
+                                    if key.0.is_empty() { String::new() } else { format!(" (port {:?})", key.0) }
+                                ),
                             ));
                         }
                     }
@@ -390,6 +396,33 @@ impl Stability {
         }
         Ok(())
     }
+}
+
+/// `items` joined with ", ", or `none` when there are none: lists in violations read as words.
+fn list<T: std::fmt::Display>(items: &[T], none: &str) -> String {
+    if items.is_empty() { none.to_string() } else { items.iter().map(T::to_string).collect::<Vec<_>>().join(", ") }
+}
+
+/// A task state as SwarmKit's API spells it (`NEW`, `PENDING`, ...).
+fn state_name(state: TaskState) -> String {
+    format!("{state:?}").to_uppercase()
+}
+
+/// What changed in an allocated network that must not change: its subnets or its VXLAN ids.
+fn network_changed(
+    id: &NetworkId,
+    before: &(Vec<IpNet>, Option<String>),
+    now: &(Vec<IpNet>, Option<String>),
+) -> String {
+    let vxlan = |ids: &Option<String>| ids.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "none".into());
+    let mut changes = Vec::new();
+    if before.0 != now.0 {
+        changes.push(format!("its subnets from {} to {}", list(&before.0, "none"), list(&now.0, "none")));
+    }
+    if before.1 != now.1 {
+        changes.push(format!("its VXLAN ids from {} to {}", vxlan(&before.1), vxlan(&now.1)));
+    }
+    format!("network {id} changed {} while it exists", changes.join(" and "))
 }
 
 /// engine == restore(committed store): no leak, no phantom.
@@ -600,7 +633,7 @@ pub fn check_assertions(
                 {
                     return fail(
                         vec![format!("task {}", task.id)],
-                        format!("task {} is still {state:?} at the end", task.id),
+                        format!("task {} is still {} at the end", task.id, state_name(*state)),
                     );
                 }
             }
@@ -618,7 +651,10 @@ pub fn check_assertions(
                     let want = subnet.map_or("a subnet".to_string(), |s| s.to_string());
                     return fail(
                         vec![format!("network {network}")],
-                        format!("network {network} should be allocated with {want}; it has {subnets:?}"),
+                        format!(
+                            "network {network} should be allocated with {want}; it has {}",
+                            list(&subnets, "no subnet")
+                        ),
                     );
                 }
             }
@@ -631,7 +667,11 @@ pub fn check_assertions(
                 if have != want {
                     return fail(
                         vec![format!("service {service}")],
-                        format!("service {service} has VIPs on {have:?}, expected exactly {want:?}"),
+                        format!(
+                            "service {service} has VIPs on {}, expected exactly on {}",
+                            list(&have, "no network"),
+                            list(&want, "no network")
+                        ),
                     );
                 }
             }
@@ -803,7 +843,10 @@ mod tests {
         assert_eq!(stability.observe(&store, &put), Ok(()));
         let Some(Object::Network(moved)) = Some(net("a", "10.0.5.0/24", "4096")) else { unreachable!() };
         store.networks.insert("a".into(), moved);
-        assert_eq!(stability.observe(&store, &put).map_err(|f| f.checker), Err("stable_allocations"));
+        let finding = stability.observe(&store, &put).expect_err("the subnet moved");
+        assert_eq!(finding.checker, "stable_allocations");
+        // In words, not a Debug dump of the checker's tuple.
+        assert_eq!(finding.detail, "network a changed its subnets from 10.0.0.0/24 to 10.0.5.0/24 while it exists");
         let mut fresh = Stability::default();
         assert_eq!(fresh.observe(&store, &[Event::Deleted(ObjectId::Network("a".into()))]), Ok(()));
         assert_eq!(fresh.observe(&store, &put), Ok(()));
