@@ -424,6 +424,35 @@ fn attachment_tasks_claim_their_addresses_and_are_named_by_their_containers() {
     assert!(report.problems[0].message.contains(&shown), "{}", report.problems[0].message);
 }
 
+// --- The page ----------------------------------------------------------------------------------
+
+/// The page groups problems by kind and states each kind's rule once (ten stuck tasks, one
+/// rule), links each queued object to the problem that explains it, and folds what was skipped.
+#[test]
+fn the_page_states_a_rule_once_per_kind_and_explains_the_queue() {
+    let report = read("exhausted");
+    let html = report.to_html();
+    let rule = &report.problems[0].rule;
+    assert_eq!(html.matches(rule.as_str()).count(), 1, "the rule once");
+    assert_eq!(html.matches("<div class=\"card fail\"").count(), 10);
+    for n in 1..=10 {
+        assert!(html.contains(&format!("<a href=\"#problem-{n}\">{n}</a>")), "queue entry of problem {n}");
+    }
+    assert!(html.contains("<details>\n<summary>4 things the check did not read or judge, and why</summary>"));
+    assert!(!html.contains("<td class=\"place\"><code>/"), "places are shown inside the checked directory");
+}
+
+/// A CLEAN state whose queue holds only a node the check cannot judge says so where the queue
+/// is, and opens the skipped entry that says why.
+#[test]
+fn a_clean_page_points_from_the_queue_to_the_skipped_reason() {
+    let html = read("default_pools").to_html();
+    assert!(html.contains("<strong>CLEAN</strong>"));
+    assert!(html.contains(": not judged, see <a href=\"#skipped\">Skipped</a></li>"), "{html}");
+    assert!(html.contains("<details open>"));
+    assert!(html.contains("except what restore's queue below names and the check cannot judge"));
+}
+
 // --- Helpers' own sanity ------------------------------------------------------------------------
 
 #[test]
