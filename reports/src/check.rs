@@ -256,9 +256,15 @@ impl Names {
                             (None, _, _) => String::new(),
                         }
                     }
-                    (None, Some(container)) => {
-                        format!("attachment of container {}", &container[..container.len().min(12)])
-                    }
+                    // A standalone container's attachment (`docker run --network`): named by
+                    // the container, as `docker ps` shows it when a network inspect says.
+                    (None, Some(container)) => match dump.container_names.get(container) {
+                        Some(name) => format!("attachment of container {name}"),
+                        None => {
+                            let short: String = container.chars().take(12).collect();
+                            format!("attachment of container {short}")
+                        }
+                    },
                     (None, None) => String::new(),
                 },
             };
@@ -377,11 +383,14 @@ pub fn check_dump(dump: &Dump, source: &str) -> Result<CheckReport, InputError> 
             // network: the pass would add the others, which the store may well hold already.
             let place = dump.sources.get(object).cloned().unwrap_or_default();
             let networks: Vec<String> = networks.iter().map(|n| names.network(n)).collect();
+            let (one, more) = if networks.len() == 1 { ("address", "is") } else { ("addresses", "are") };
             let reason = format!(
-                "{}: its load-balancer addresses on {} are not known (the networks are not in use on the node that \
-                 answered), so the check does not say whether the next pass would change them",
+                "{}: its load-balancer {one} on {} {more} not shown by the network inspects of the node that \
+                 answered (a node's load balancer shows there only while the node uses the network), so the check \
+                 does not say whether the next pass would change {}",
                 names.object(object),
-                networks.join(", ")
+                and_list(&networks),
+                if networks.len() == 1 { "it" } else { "them" }
             );
             skipped.push(Skipped { place, reason });
             continue;
@@ -592,6 +601,8 @@ fn describe(kind: &ProblemKind, names: &Names) -> (String, String, Vec<ObjectId>
         ),
         ProblemKind::UnreadableObject { place, object_kind, id, name, at, error } => {
             let what = match (object_kind, id, name) {
+                // The manifest and the swarm info have no id: there is one of each.
+                (Some(kind @ (Kind::Gather | Kind::Swarm)), _, _) => format!("the {kind}"),
                 (Some(kind), Some(id), Some(name)) => format!("{kind} {name} ({id})"),
                 (Some(kind), Some(id), None) => format!("{kind} {id}"),
                 (Some(kind), None, _) => format!("a {kind} without a readable id"),
@@ -854,6 +865,14 @@ fn changes(old: &Object, new: &Object, names: &Names) -> Vec<String> {
             if ports(a) != ports(b) {
                 out.push(format!("set the published ports from {} to {}", ports(a), ports(b)));
             }
+            match (&a.endpoint, &b.endpoint) {
+                (None, Some(_)) => out.push("store an endpoint, where none is stored".into()),
+                (Some(_), None) => out.push("remove its stored endpoint".into()),
+                (Some(x), Some(y)) if x.spec != y.spec => {
+                    out.push("copy the endpoint spec (mode and ports) into its endpoint".into())
+                }
+                _ => {}
+            }
         }
         (Object::Task(a), Object::Task(b)) => {
             out.extend(diff_by_network("address", &addresses(&a.networks), &addresses(&b.networks), names));
@@ -987,6 +1006,15 @@ pub fn kind_name(kind: &ProblemKind) -> &'static str {
         ProblemKind::TaskStuckInNew { .. } => "task_stuck_in_new",
         ProblemKind::NeedsAllocation { .. } => "needs_allocation",
         ProblemKind::UnreadableObject { .. } => "unreadable_object",
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The check's page (`index.html`): the sweep report's layout and style, rendered from the askama
 //! template `reports/templates/check.html`, which escapes every value it shows. Verdict first,
-//! then a count per problem kind, each problem in words with what restore makes of it, the
-//! engine's rule and what the next allocation pass would do, restore's queue, and what the
-//! check skipped.
+//! then the problems grouped by kind (the engine's rule once per kind; each problem in words,
+//! what restore makes of it and what the next allocation pass would do), restore's queue with
+//! where each queued object is explained, and, folded, what the check skipped.
 
 use askama::Template;
 
@@ -14,17 +14,55 @@ use crate::output::Output;
 #[template(path = "check.html")]
 struct CheckPage<'a> {
     report: &'a CheckReport,
-    kinds: Vec<(&'static str, usize)>,
+    groups: Vec<Group<'a>>,
+    queue: Vec<Queued>,
     style: &'static str,
 }
 
+/// The problems of one kind, numbered as in the text and the JSON (from 1).
+struct Group<'a> {
+    kind: &'static str,
+    rule: &'a str,
+    problems: Vec<(usize, &'a Problem)>,
+}
+
+/// An object of restore's queue, and where the page explains it.
+struct Queued {
+    shown: String,
+    /// The problems whose rule acts on it.
+    problems: Vec<usize>,
+    /// A skipped entry says why the check does not judge it.
+    skipped: bool,
+}
+
 impl CheckPage<'_> {
-    fn kind_of(&self, problem: &Problem) -> &'static str {
-        kind_name(&problem.kind)
+    fn new(report: &CheckReport) -> CheckPage<'_> {
+        let mut groups: Vec<Group<'_>> = Vec::new();
+        for (i, problem) in report.problems.iter().enumerate() {
+            let kind = kind_name(&problem.kind);
+            match groups.iter_mut().find(|g| g.kind == kind) {
+                Some(group) => group.problems.push((i + 1, problem)),
+                None => groups.push(Group { kind, rule: &problem.rule, problems: vec![(i + 1, problem)] }),
+            }
+        }
+        let queue = report
+            .queue
+            .iter()
+            .map(|named: &Named| {
+                let shown = show(&named.object, &named.name);
+                let problems = (1..=report.problems.len())
+                    .filter(|&n| report.problems[n - 1].actions.iter().any(|a| a.object == named.object))
+                    .collect();
+                let skipped = report.skipped.iter().any(|s| s.reason.starts_with(&format!("{shown}:")));
+                Queued { shown, problems, skipped }
+            })
+            .collect();
+        CheckPage { report, groups, queue, style: STYLE }
     }
 
-    fn show_named(&self, named: &Named) -> String {
-        show(&named.object, &named.name)
+    /// A place without the checked directory in front (`networks.json: [3]`).
+    fn place<'p>(&self, place: &'p str) -> &'p str {
+        place.strip_prefix(&format!("{}/", self.report.source)).unwrap_or(place)
     }
 }
 
@@ -37,7 +75,6 @@ impl CheckReport {
 
     /// One self-contained page in the sweep report's style.
     pub fn to_html(&self) -> String {
-        let page = CheckPage { report: self, kinds: self.kinds().into_iter().collect(), style: STYLE };
-        page.render().expect("the check page renders plain data")
+        CheckPage::new(self).render().expect("the check page renders plain data")
     }
 }

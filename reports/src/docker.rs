@@ -53,11 +53,13 @@ impl fmt::Display for Kind {
 
 /// The schema name of the manifest `swarmalloc-live`'s gather writes beside the Docker objects.
 pub const GATHER_SCHEMA: &str = "swarmalloc-gather/1";
+const GATHER_SCHEMA_PREFIX: &str = "swarmalloc-gather/";
 
 pub fn classify(value: &Map<String, Value>) -> Option<Kind> {
     let has = |key: &str| value.contains_key(key);
     let spec_has = |key: &str| value.get("Spec").and_then(|s| s.get(key)).is_some();
-    if value.get("schema").and_then(Value::as_str) == Some(GATHER_SCHEMA) {
+    // Any version of the manifest is one, so that another version is refused by name.
+    if value.get("schema").and_then(Value::as_str).is_some_and(|s| s.starts_with(GATHER_SCHEMA_PREFIX)) {
         Some(Kind::Gather)
     } else if has("IPAM") || (has("Id") && has("Driver")) {
         Some(Kind::Network)
@@ -289,6 +291,9 @@ pub struct DockerIpamConfig {
 
 #[derive(Debug, Deserialize)]
 pub struct DockerEndpoint {
+    /// The container's name (`c1`), or Docker's name for the endpoint (`NET-endpoint`).
+    #[serde(rename = "Name")]
+    pub name: Option<String>,
     #[serde(rename = "IPv4Address")]
     pub ipv4: Option<Address>,
     #[serde(rename = "IPv6Address")]
@@ -358,6 +363,16 @@ impl DockerNetwork {
         let name = self.name.as_deref().unwrap_or("");
         let (_, lb) = self.containers.iter().flatten().find(|(key, _)| is_load_balancer(name, key))?;
         Some([&lb.ipv4, &lb.ipv6].into_iter().flatten().filter_map(|a| a.0).collect())
+    }
+
+    /// The containers this inspect lists (on the node that answered), as (container id, name).
+    pub fn container_names(&self) -> impl Iterator<Item = (&str, &str)> {
+        let network = self.name.as_deref().unwrap_or("");
+        self.containers
+            .iter()
+            .flatten()
+            .filter(move |(key, _)| !is_load_balancer(network, key))
+            .filter_map(|(key, endpoint)| Some((key.as_str(), endpoint.name.as_deref().filter(|n| !n.is_empty())?)))
     }
 }
 

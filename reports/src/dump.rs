@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use swarmalloc::{ClusterConfig, NetworkAttachment, NetworkId, Node, NodeId, Object, ObjectId, TaskId};
 
-use crate::docker::{self, Docker, Kind};
+use crate::docker::{self, Docker, GATHER_SCHEMA, Kind};
 use crate::error::{InputError, serde_position};
 
 /// The keys of a store snapshot; a top-level object with only these keys is one.
@@ -66,6 +66,8 @@ pub struct Dump {
     pub lb_known: BTreeMap<NodeId, BTreeSet<NetworkId>>,
     /// The container each network-attachment task (`docker run --network`) stands for.
     pub containers: BTreeMap<TaskId, String>,
+    /// Container names by container id, from the network inspects of the node that answered.
+    pub container_names: BTreeMap<String, String>,
 }
 
 /// Reads a directory (every `*.json` file in it, by name, not recursive) or a single file.
@@ -126,6 +128,7 @@ struct Loader {
     bare_nodes: Vec<(Node, String)>,
     gone: BTreeMap<NetworkId, String>,
     containers: BTreeMap<TaskId, String>,
+    container_names: BTreeMap<String, String>,
 }
 
 impl Loader {
@@ -191,6 +194,17 @@ impl Loader {
             self.bad(place, None, value, String::new(), error);
             return Ok(());
         };
+        if kind == Kind::Gather
+            && let Some(schema) = map.get("schema").and_then(Value::as_str).filter(|s| *s != GATHER_SCHEMA)
+        {
+            // Before its fields are read: another version may have other fields.
+            let error = format!(
+                "a gather manifest of schema {schema:?}: this check reads {GATHER_SCHEMA:?} (it was gathered by \
+                 another version of allocsim)"
+            );
+            self.bad(place, Some(kind), value, "schema".into(), error);
+            return Ok(());
+        }
         let read = match docker::deserialize(kind, value) {
             Ok(read) => read,
             Err(e) => {
@@ -204,6 +218,9 @@ impl Loader {
             Docker::Network(n) => {
                 // A shown endpoint list (even an empty one) says the inspect came from a node.
                 self.endpoints_seen |= n.containers.is_some();
+                for (id, name) in n.container_names() {
+                    self.container_names.insert(id.to_string(), name.to_string());
+                }
                 match n.to_network(swarmalloc::Version(0)) {
                     None => {
                         let scope = n.scope.as_deref().unwrap_or("");
@@ -433,7 +450,17 @@ impl Loader {
             Some((config, place)) => (config, Some(place)),
             None => (ClusterConfig::default(), None),
         };
-        Dump { config, config_source, objects, sources, skipped, unreadable, lb_known, containers: self.containers }
+        Dump {
+            config,
+            config_source,
+            objects,
+            sources,
+            skipped,
+            unreadable,
+            lb_known,
+            containers: self.containers,
+            container_names: self.container_names,
+        }
     }
 }
 
@@ -460,6 +487,7 @@ impl Dump {
             unreadable: Vec::new(),
             lb_known: BTreeMap::new(),
             containers: BTreeMap::new(),
+            container_names: BTreeMap::new(),
         }
     }
 }

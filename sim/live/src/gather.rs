@@ -27,7 +27,9 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyperlocal::{UnixClientExt, UnixConnector};
 use serde_json::{Map, Value};
-use swarmalloc_reports::{CheckReport, GATHER_SCHEMA, GatherManifest, GoneNetwork, InputError, check_dump, load_texts};
+use swarmalloc_reports::{
+    CheckReport, GATHER_SCHEMA, GatherManifest, GoneNetwork, InputError, Output, check_dump, load_texts,
+};
 
 use crate::Endpoint;
 
@@ -44,8 +46,10 @@ pub enum GatherError {
         "{socket}: this daemon is not a swarm manager (`docker info` says LocalNodeState={state:?}, ControlAvailable={manager}): the swarm's store can be read only from a manager"
     )]
     NotManager { socket: String, state: String, manager: bool },
-    #[error("{file}: cannot write: {source}")]
-    Write { file: PathBuf, source: std::io::Error },
+    #[error("cannot save the gathered dump into {dir}: {message}")]
+    Save { dir: PathBuf, message: String },
+    #[error("the gathered state: {0}")]
+    Check(InputError),
 }
 
 /// The gathered files, as (file name, JSON text), in the order a directory read gives them.
@@ -57,15 +61,34 @@ pub struct Gathered {
 }
 
 impl Gathered {
-    /// Writes the files into `dir` (created if missing), for sharing: `allocsim check DIR` reads
-    /// them back to the same problems.
+    /// Writes the files into `dir` (created if missing), all or nothing, for sharing: `allocsim
+    /// check DIR` reads them back to the same problems. Refuses a directory that holds other
+    /// `*.json` files, which the check of the directory would read together with the gather's.
     pub fn save(&self, dir: &Path) -> Result<(), GatherError> {
-        std::fs::create_dir_all(dir).map_err(|source| GatherError::Write { file: dir.to_path_buf(), source })?;
-        for (name, text) in &self.files {
-            let file = dir.join(name);
-            std::fs::write(&file, text).map_err(|source| GatherError::Write { file, source })?;
+        let ours: Vec<&Path> = self.files.iter().map(|(name, _)| name.as_path()).collect();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut strays: Vec<String> = entries
+                .filter_map(Result::ok)
+                .map(|e| PathBuf::from(e.file_name()))
+                .filter(|name| name.extension().is_some_and(|e| e == "json") && !ours.contains(&name.as_path()))
+                .map(|name| name.display().to_string())
+                .collect();
+            if !strays.is_empty() {
+                strays.sort();
+                return Err(GatherError::Save {
+                    dir: dir.to_path_buf(),
+                    message: format!(
+                        "it holds other JSON files ({}), which `allocsim check` of the directory would read with the \
+                         gathered ones: use an empty or new directory",
+                        strays.join(", ")
+                    ),
+                });
+            }
         }
-        Ok(())
+        let files = self.files.iter().map(|(name, text)| (name.display().to_string(), text.clone())).collect();
+        swarmalloc_reports::write_files(dir, &Output { dirs: Vec::new(), files })
+            .map(|_| ())
+            .map_err(|e| GatherError::Save { dir: dir.to_path_buf(), message: e.to_string() })
     }
 
     /// Checks the gathered state, as `allocsim check` of the saved directory would.
@@ -73,6 +96,16 @@ impl Gathered {
         let dump = load_texts(&self.files)?;
         check_dump(&dump, &self.source)
     }
+}
+
+/// `allocsim check` of a live swarm: gathers what `endpoint` serves (read-only), writes the dump
+/// into `save` when given (for sharing), and checks the gathered state.
+pub fn check_live(endpoint: &Endpoint, save: Option<&Path>, timeout_s: u64) -> Result<CheckReport, GatherError> {
+    let gathered = gather(endpoint, timeout_s)?;
+    if let Some(dir) = save {
+        gathered.save(dir)?;
+    }
+    gathered.check().map_err(GatherError::Check)
 }
 
 /// Gathers the swarm that `endpoint` serves, in a runtime of its own.
@@ -232,20 +265,84 @@ mod tests {
         assert_eq!(text, r#"{"a":{"x":true,"y":null},"b":[{"a":2,"z":1}]}"#);
     }
 
-    /// Saves the swarm `DOCKER_HOST` names into `SWARMALLOC_GATHER_DIR` and checks that the saved
-    /// directory reads back to the same problems: how `reports/tests/dumps/real/make.sh` makes
-    /// the committed fixtures. Needs a running swarm manager, so it runs only when asked.
+    /// The files of a committed real-swarm gather (reports/tests/dumps/real/NAME), as gathered.
+    fn fixture(name: &str) -> Gathered {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../reports/tests/dumps/real").join(name);
+        let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|p| (PathBuf::from(p.file_name().unwrap()), std::fs::read_to_string(&p).unwrap()))
+            .collect();
+        files.sort();
+        Gathered { source: "unix:///test/docker.sock".into(), files }
+    }
+
+    /// A directory of its own under the system's temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("swarmalloc-gather-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// What `allocsim check --save-dump DIR` writes reads back, with `allocsim check DIR`, to the
+    /// problems the check of the live swarm found: here a real gather with one address planted
+    /// twice (a task of service web takes another's), saved twice into one directory.
     #[test]
-    #[ignore = "needs a live swarm: DOCKER_HOST and SWARMALLOC_GATHER_DIR"]
-    fn gather_the_swarm_docker_host_names() {
-        let dir = PathBuf::from(std::env::var("SWARMALLOC_GATHER_DIR").expect("SWARMALLOC_GATHER_DIR"));
-        let endpoint = Endpoint::from_env().expect("DOCKER_HOST");
-        let gathered = gather(&endpoint, 30).unwrap_or_else(|e| panic!("{e}"));
-        gathered.save(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let live = gathered.check().unwrap_or_else(|e| panic!("{e}"));
-        let saved = swarmalloc_reports::check_path(&dir).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(live.problems, saved.problems);
-        assert_eq!(live.queue, saved.queue);
-        println!("{}", saved.to_text());
+    fn a_saved_gather_reads_back_to_the_same_problems() {
+        let mut gathered = fixture("default_pools");
+        let (_, tasks) = gathered.files.iter_mut().find(|(n, _)| n == Path::new("tasks.json")).unwrap();
+        let mut list: Value = serde_json::from_str(tasks).unwrap();
+        // The first two tasks of service web, each with one address on network front.
+        let address = |t: &Value| t["NetworksAttachments"][0]["Addresses"][0].clone();
+        let web: Vec<usize> = (0..list.as_array().unwrap().len())
+            .filter(|&i| list[i]["NetworksAttachments"].as_array().is_some_and(|a| a.len() == 1))
+            .collect();
+        assert!(web.len() >= 2, "three tasks of web in the fixture");
+        list[web[1]]["NetworksAttachments"][0]["Addresses"][0] = address(&list[web[0]]);
+        *tasks = pretty(&list);
+        let live = gathered.check().unwrap();
+        assert_eq!(live.kinds().get("duplicate_address"), Some(&1), "{}", live.to_text());
+        let dir = Scratch::new("readback");
+        gathered.save(&dir.0).unwrap();
+        gathered.save(&dir.0).expect("a second save replaces the first");
+        let saved = swarmalloc_reports::check_path(&dir.0).unwrap();
+        assert_eq!(saved.problems, live.problems);
+        assert_eq!(saved.queue, live.queue);
+        assert_eq!(saved.objects, live.objects);
+        assert_eq!(saved.skipped.len(), live.skipped.len());
+    }
+
+    #[test]
+    fn save_refuses_a_directory_holding_other_json_files() {
+        let gathered = fixture("default_pools");
+        let dir = Scratch::new("strays");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        std::fs::write(dir.0.join("old-state.json"), "[]").unwrap();
+        std::fs::write(dir.0.join("notes.txt"), "kept").unwrap();
+        let err = gathered.save(&dir.0).unwrap_err().to_string();
+        assert!(err.contains("other JSON files (old-state.json)"), "{err}");
+        assert!(!dir.0.join("tasks.json").exists(), "nothing written");
+    }
+
+    /// `allocsim check` of a swarm that is not there says which socket it tried, and saves nothing.
+    #[test]
+    fn a_live_check_names_the_socket_it_cannot_reach() {
+        let dir = Scratch::new("unreachable");
+        let endpoint = Endpoint { socket: dir.0.join("docker.sock") };
+        let err = check_live(&endpoint, Some(&dir.0), 5).unwrap_err().to_string();
+        let expected = format!("unix://{}/docker.sock: connect: ", dir.0.display());
+        assert!(err.starts_with(&expected), "{err}");
+        assert!(!dir.0.exists(), "nothing saved");
     }
 }
