@@ -210,6 +210,7 @@ fn network(at: At<'_>) -> Result<Read, InputError> {
     let labels = at.with("Labels", |v| v.string_map())?.unwrap_or_default();
     let ipam = at.with("IPAM", |ipam| {
         let driver = ipam.opt_string("Driver")?.unwrap_or_else(|| swarmalloc::DEFAULT_IPAM_DRIVER.to_string());
+        let ipam_options = ipam.with("Options", |v| v.string_map())?.unwrap_or_default();
         let configs = ipam
             .with("Config", |configs| {
                 configs.each(|config| {
@@ -221,7 +222,7 @@ fn network(at: At<'_>) -> Result<Read, InputError> {
                 })
             })?
             .unwrap_or_default();
-        Ok(Ipam { driver, configs })
+        Ok(Ipam { driver, options: ipam_options, configs })
     })?;
     let mut spec_options = options.clone();
     spec_options.remove(VXLAN_ID_LIST_OPTION);
