@@ -221,6 +221,8 @@ b4_leak() {
     sleep 0.2
   done
   echo "  network rm other while leaky's tasks stop: ${removed:-refused for 8 s}"
+  # At once: the node still has its copy of other (GET /networks lists it), the store does not.
+  gather b4_network_rm_in_progress
   settle
   # VIP + 12 tasks = all 13 addresses: the 3 leaked ones leave 3 tasks in NEW.
   svc --name fill --network small --replicas 12 $CON $IMG sleep 1d
