@@ -2,13 +2,15 @@
 //!
 //! Owns the connection to a Docker Engine API ([`Endpoint`], from `--host` or `DOCKER_HOST`);
 //! `harness` (a throw-away swarm on a dockerd of its own), `connection` (a client and the waits),
-//! `ops` (user operations), `raw` and `state` (the state as the API shows it, for the check).
+//! `ops` (user operations), `raw` and `state` (the state as the API shows it, for the check),
+//! `differential` (the real swarm against the engine). See README.md.
 //! Architecture invariant: nothing here runs inside the simulator; the simulated runtime and this
 //! crate's real tokio runtime never meet (madsim's crates stay `tokio`, this one's is `real_tokio`).
 
 use std::path::PathBuf;
 
 pub mod connection;
+pub mod differential;
 pub mod harness;
 pub mod ops;
 pub mod raw;
