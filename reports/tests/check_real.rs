@@ -79,6 +79,7 @@ const REAL_CLEAN: &[&str] = &[
     "default_pools",
     "explicit_subnets",
     "two_subnets",
+    "dual_stack",
     "attachable",
     "scaled_up",
     "scaled_down",
@@ -120,8 +121,6 @@ fn the_custom_default_pool_is_read_from_the_swarm() {
 /// fixture names the point and the objects. When the point lands this test fails: move the
 /// fixture to `REAL_CLEAN`.
 const REAL_WAITING: &[(&str, &str, &[&str])] = &[
-    // Point 1: a dual-stack network stores one VXLAN id per IPAM config; restore rejects it.
-    ("dual_stack", "issue 15 point 1 (dual-stack VXLAN ids)", &["network dual", "service ds", "task ds."]),
     // Point 5: a DNSRR service without ports stores no endpoint, with networks too (SwarmKit's
     // IsServiceAllocated says it is allocated); the engine writes one for dnsbare (no networks)
     // and for dns (on network back). make.sh removes both before the later states.
