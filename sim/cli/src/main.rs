@@ -5,6 +5,7 @@
 
 mod args;
 mod bench;
+mod located;
 mod progress;
 mod report;
 mod run;
