@@ -15,8 +15,8 @@ use crate::config::ClusterConfig;
 use crate::few::Few;
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::objects::{
-    DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode, Service, Task, TaskState,
-    VXLAN_ID_LIST_OPTION,
+    ADDRESS_CURSOR_OPTION, DriverConfig, DriverScope, Ipam, Network, Node, Object, ObjectId, ObjectRef, PublishMode,
+    Service, Task, TaskState, VXLAN_ID_LIST_OPTION,
 };
 
 /// Who claims an address. The derived order is the precedence when two claim the same address:
@@ -144,6 +144,9 @@ pub(crate) struct Pool {
     pub(crate) usable: (u128, u128),
     /// Where new addresses are picked: the range (or subnet) intersected with `usable`.
     pub(crate) pick: (u128, u128),
+    /// The stored address cursor: the last address handed out from this pool, as the network's
+    /// [`ADDRESS_CURSOR_OPTION`] records it (None: never recorded, as in stores SwarmKit wrote).
+    pub(crate) last: Option<u128>,
     pub(crate) slots: BTreeMap<u128, Claims<Holder>>,
 }
 
@@ -182,6 +185,7 @@ impl Pool {
             from_default: false,
             usable,
             pick,
+            last: None,
             slots: BTreeMap::new(),
         };
         if let Some(gateway) = config.gateway {
@@ -222,8 +226,9 @@ impl Pool {
         claim(&mut self.slots, ip_to_u128(ip), holder);
     }
 
-    /// Highest address in the pick range that any committed object references (the reuse cursor).
-    pub(crate) fn cursor(&self) -> Option<u128> {
+    /// Highest address in the pick range that any committed object references: the cursor
+    /// derived for a pool without a stored one.
+    pub(crate) fn highest_claim(&self) -> Option<u128> {
         // One bound to search for: the highest claim up to the range's top, if inside it.
         self.slots.range(..=self.pick.1).next_back().map(|(k, _)| *k).filter(|k| *k >= self.pick.0)
     }
@@ -246,6 +251,10 @@ pub(crate) fn usable_hosts(subnet: &IpNet) -> (u128, u128) {
 pub(crate) struct NetAlloc {
     pub(crate) pools: Few<Pool>,
     pub(crate) vnis: Few<u32>,
+    /// Set when the stored allocation lacks its driver state or some of its VXLAN ids: the
+    /// network keeps its stored subnets and gateways (they are claimed), and the next pass
+    /// allocates only what is missing; until then it cannot be used.
+    pub(crate) incomplete: Option<String>,
     /// Set when this network lost a subnet or VXLAN id to a higher-ranked network.
     pub(crate) conflict: Option<String>,
 }
@@ -267,15 +276,23 @@ impl NetAlloc {
 
 /// A network's stored allocation (`ipam` and `driver_state`) in one buffer: equal exactly when
 /// the stored values are equal (every field is written, strings and lists with their lengths),
-/// without a copy of every string and map of the network.
+/// without a copy of every string and map of the network. The address cursor option is left
+/// out: a write that moves only the cursor is not a new allocation.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct StoredAlloc(Box<[u8]>);
 
 impl StoredAlloc {
-    fn of(ipam: &Ipam, driver: &DriverConfig) -> StoredAlloc {
+    fn of(ipam: &Ipam, driver: Option<&DriverConfig>) -> StoredAlloc {
         fn bytes(out: &mut Vec<u8>, s: &[u8]) {
             out.extend_from_slice(&(s.len() as u64).to_le_bytes());
             out.extend_from_slice(s);
+        }
+        fn map<'a>(out: &mut Vec<u8>, entries: impl ExactSizeIterator<Item = (&'a String, &'a String)>) {
+            out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+            for (key, value) in entries {
+                bytes(out, key.as_bytes());
+                bytes(out, value.as_bytes());
+            }
         }
         fn net(out: &mut Vec<u8>, net: Option<IpNet>) {
             match net {
@@ -299,36 +316,25 @@ impl StoredAlloc {
                 }
             }
         }
-        // The exact length, so that the buffer is allocated once and never shrunk.
-        fn addr_len(ip: Option<IpAddr>) -> usize {
-            match ip {
-                None => 1,
-                Some(IpAddr::V4(_)) => 5,
-                Some(IpAddr::V6(_)) => 17,
-            }
-        }
-        fn net_len(net: Option<IpNet>) -> usize {
-            net.map_or(1, |net| addr_len(Some(net.addr())) + 1)
-        }
-        let configs: usize =
-            ipam.configs.iter().map(|c| net_len(c.subnet) + net_len(c.range) + addr_len(c.gateway)).sum();
-        let options: usize = driver.options.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
-        let len = 32 + ipam.driver.len() + configs + driver.name.len() + options;
-        let mut out = Vec::with_capacity(len);
+        let ipam_options: Vec<(&String, &String)> =
+            ipam.options.iter().filter(|(key, _)| *key != ADDRESS_CURSOR_OPTION).collect();
+        let mut out = Vec::new();
         bytes(&mut out, ipam.driver.as_bytes());
+        map(&mut out, ipam_options.into_iter());
         out.extend_from_slice(&(ipam.configs.len() as u64).to_le_bytes());
         for config in &ipam.configs {
             net(&mut out, config.subnet);
             net(&mut out, config.range);
             addr(&mut out, config.gateway);
         }
-        bytes(&mut out, driver.name.as_bytes());
-        out.extend_from_slice(&(driver.options.len() as u64).to_le_bytes());
-        for (key, value) in &driver.options {
-            bytes(&mut out, key.as_bytes());
-            bytes(&mut out, value.as_bytes());
+        match driver {
+            None => out.push(0),
+            Some(driver) => {
+                out.push(1);
+                bytes(&mut out, driver.name.as_bytes());
+                map(&mut out, driver.options.iter());
+            }
         }
-        debug_assert_eq!(out.len(), len);
         StoredAlloc(out.into_boxed_slice())
     }
 }
@@ -343,6 +349,34 @@ impl fmt::Debug for StoredAlloc {
     }
 }
 
+/// The committed network object itself, kept so that a transaction can write the network's
+/// address cursors back (a cursor move is an update of the network). Equality ignores the store
+/// version: an engine that committed the network equals one restored from the store, which
+/// versioned the write.
+#[derive(Clone)]
+pub(crate) struct Committed(Box<Network>);
+
+impl Committed {
+    pub(crate) fn network(&self) -> &Network {
+        &self.0
+    }
+}
+
+impl PartialEq for Committed {
+    fn eq(&self, other: &Committed) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        a.id == b.id && a.spec == b.spec && a.ipam == b.ipam && a.driver_state == b.driver_state
+    }
+}
+
+impl Eq for Committed {}
+
+impl fmt::Debug for Committed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Committed({})", self.0.id)
+    }
+}
+
 /// A committed network as the index sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NetEntry {
@@ -351,6 +385,7 @@ pub(crate) struct NetEntry {
     /// `Ok` when the stored allocation is valid, `Err` explains why it is not. Boxed so that
     /// the entry stays small: a node of the networks map then fits the allocator's fast path.
     pub(crate) alloc: Option<Result<Box<NetAlloc>, String>>,
+    pub(crate) network: Committed,
     /// The stored allocation, exactly as committed (compared to tell whether pools must be
     /// rebuilt). Last, so that `Allocator::diff` of two entries shows the parsed pools first
     /// rather than this encoding.
@@ -358,14 +393,21 @@ pub(crate) struct NetEntry {
 }
 
 impl NetEntry {
-    fn of(network: &Network) -> NetEntry {
-        let (stored, alloc) = match (&network.ipam, &network.driver_state) {
-            (Some(ipam), Some(driver)) => {
-                (Some(StoredAlloc::of(ipam, driver)), Some(parse_alloc(network, ipam, driver)))
+    fn of(network: &Network, config: &ClusterConfig) -> NetEntry {
+        let (stored, alloc) = match &network.ipam {
+            Some(ipam) => {
+                let driver = network.driver_state.as_ref();
+                (Some(StoredAlloc::of(ipam, driver)), Some(parse_alloc(network, ipam, driver, config)))
             }
-            _ => (None, None),
+            None => (None, None),
         };
-        NetEntry { scope: network.scope(), ingress: network.is_ingress(), stored, alloc }
+        NetEntry {
+            scope: network.scope(),
+            ingress: network.is_ingress(),
+            network: Committed(Box::new(network.clone())),
+            stored,
+            alloc,
+        }
     }
 
     /// The pool of a valid stored allocation that `ip` is a usable address of.
@@ -377,16 +419,41 @@ impl NetEntry {
         }
     }
 
-    /// The allocation, when it is valid and won every conflict: only then may it be used.
+    /// The allocation, when it is valid, complete and won every conflict: only then may it be used.
     pub(crate) fn usable_alloc(&self) -> Option<&NetAlloc> {
         match &self.alloc {
-            Some(Ok(alloc)) if alloc.conflict.is_none() => Some(alloc),
+            Some(Ok(alloc)) if alloc.conflict.is_none() && alloc.incomplete.is_none() => Some(alloc),
+            _ => None,
+        }
+    }
+
+    /// The stored allocation when it is valid and won every conflict but lacks its driver state
+    /// or VXLAN ids: the next allocation keeps its subnets and gateways.
+    pub(crate) fn incomplete_alloc(&self) -> Option<&NetAlloc> {
+        match &self.alloc {
+            Some(Ok(alloc)) if alloc.conflict.is_none() && alloc.incomplete.is_some() => Some(alloc),
             _ => None,
         }
     }
 }
 
-fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<Box<NetAlloc>, String> {
+/// Parses a network's stored allocation. A stored IPAM without driver state, or an overlay
+/// network with fewer or more VXLAN ids than IPAM configs, is valid but incomplete (SwarmKit
+/// allocates what is missing and keeps the rest); what can never be used is an error.
+fn parse_alloc(
+    network: &Network,
+    ipam: &Ipam,
+    driver: Option<&DriverConfig>,
+    config: &ClusterConfig,
+) -> Result<Box<NetAlloc>, String> {
+    let name = network.driver_name();
+    if !config.knows_network_driver(name) {
+        return Err(format!("network driver {name:?} is not known"));
+    }
+    // SwarmKit records an empty IPAM driver name for node-local networks.
+    if !ipam.driver.is_empty() && !config.knows_ipam_driver(&ipam.driver) {
+        return Err(format!("IPAM driver {:?} is not known", ipam.driver));
+    }
     let mut pools = Few::new();
     for (i, config) in ipam.configs.iter().enumerate() {
         let mut pool = Pool::new(config).map_err(|e| format!("ipam.configs[{i}]: {e}"))?;
@@ -397,20 +464,54 @@ fn parse_alloc(network: &Network, ipam: &Ipam, driver: &DriverConfig) -> Result<
         }
         pools.push(pool);
     }
-    if network.scope() == DriverScope::NodeLocal && !pools.is_empty() {
+    let scope = network.scope();
+    if scope == DriverScope::NodeLocal && !pools.is_empty() {
         return Err(format!("node-local driver {} has IPAM configs", network.driver_name()));
     }
-    let vnis = match driver.options.get(VXLAN_ID_LIST_OPTION) {
+    if scope != DriverScope::NodeLocal && pools.is_empty() {
+        return Err(format!("driver {} has no IPAM config", network.driver_name()));
+    }
+    if let Some(list) = ipam.options.get(ADDRESS_CURSOR_OPTION) {
+        read_cursors(&mut pools, list);
+    }
+    let mut vnis = match driver.and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION)) {
         Some(list) => parse_vni_list(list).map_err(|e| format!("driver_state option {VXLAN_ID_LIST_OPTION}: {e}"))?,
         None => Few::new(),
     };
-    if network.scope() == DriverScope::Overlay {
-        let v4 = pools.iter().filter(|p| !p.is_v6()).count();
-        if vnis.len() != v4 {
-            return Err(format!("{} VXLAN ids stored for {v4} IPv4 subnets", vnis.len()));
-        }
+    let mut incomplete = driver.is_none().then(|| "no driver state is stored".to_string());
+    if scope == DriverScope::Overlay && incomplete.is_none() && vnis.len() != pools.len() {
+        incomplete = Some(format!("{} VXLAN ids are stored for {} IPAM configs", vnis.len(), pools.len()));
     }
-    Ok(Box::new(NetAlloc { pools, vnis, conflict: None }))
+    if scope == DriverScope::Overlay && vnis.len() > pools.len() {
+        // SwarmKit's overlay driver reads one id per config and drops the rest.
+        vnis = vnis.iter().take(pools.len()).copied().collect();
+    }
+    Ok(Box::new(NetAlloc { pools, vnis, incomplete, conflict: None }))
+}
+
+/// Sets each pool's stored cursor from an [`ADDRESS_CURSOR_OPTION`] value (one entry per pool,
+/// in config order). An entry that is empty, not an address, or outside its pool's pick range
+/// leaves that pool without a stored cursor: the engine then derives one, as for SwarmKit's stores.
+fn read_cursors(pools: &mut [Pool], list: &str) {
+    for (pool, item) in pools.iter_mut().zip(list.split(',')) {
+        pool.last = item
+            .trim()
+            .parse::<IpAddr>()
+            .ok()
+            .filter(|ip| ip.is_ipv6() == pool.is_v6())
+            .map(ip_to_u128)
+            .filter(|value| (pool.pick.0..=pool.pick.1).contains(value));
+    }
+}
+
+/// The [`ADDRESS_CURSOR_OPTION`] value for these cursors (one per pool), or None when no pool has one.
+pub(crate) fn write_cursors(pools: &[Pool], cursors: impl Iterator<Item = Option<u128>>) -> Option<String> {
+    let items: Vec<String> = pools
+        .iter()
+        .zip(cursors)
+        .map(|(pool, cursor)| cursor.map(|value| u128_to_ip(value, pool.is_v6()).to_string()).unwrap_or_default())
+        .collect();
+    items.iter().any(|item| !item.is_empty()).then(|| items.join(","))
 }
 
 /// Parses a comma-separated VXLAN id list: items trimmed, empty ones skipped, each a `u32` in
@@ -552,7 +653,7 @@ impl State {
         for object in objects {
             match object {
                 ObjectRef::Network(n) => {
-                    let mut entry = NetEntry::of(n);
+                    let mut entry = NetEntry::of(n, &self.config);
                     if let Some(Ok(alloc)) = &mut entry.alloc {
                         claim_gateways(&n.id, alloc);
                     }
@@ -608,19 +709,29 @@ impl State {
 
     /// Returns true when the network ranking must be settled again.
     fn observe_network(&mut self, network: &Network) -> bool {
-        let mut entry = NetEntry::of(network);
-        let same_alloc = self.networks.get(&network.id).is_some_and(|old| old.stored == entry.stored);
-        if same_alloc {
-            let old = self.networks.get_mut(&network.id).expect("checked above");
+        let mut entry = NetEntry::of(network, &self.config);
+        if let Some(old) = self.networks.get_mut(&network.id)
+            && old.stored == entry.stored
+        {
+            // The same allocation, at most with moved address cursors (the write each pass that
+            // hands out addresses makes): updated in place, without rebuilding the pools or
+            // looking for the network's holders.
+            let ranking_changed = old.scope != entry.scope || old.ingress != entry.ingress;
+            if let (Some(Ok(old_alloc)), Some(Ok(new_alloc))) = (&mut old.alloc, &entry.alloc) {
+                for (pool, new) in old_alloc.pools.iter_mut().zip(new_alloc.pools.iter()) {
+                    pool.last = new.last;
+                }
+            }
             old.scope = entry.scope;
             old.ingress = entry.ingress;
-        } else {
-            if let Some(Ok(alloc)) = &mut entry.alloc {
-                claim_gateways(&network.id, alloc);
-            }
-            self.networks.insert(network.id.clone(), entry);
-            self.reclaim_network(&network.id);
+            old.network = entry.network;
+            return ranking_changed;
         }
+        if let Some(Ok(alloc)) = &mut entry.alloc {
+            claim_gateways(&network.id, alloc);
+        }
+        self.networks.insert(network.id.clone(), entry);
+        self.reclaim_network(&network.id);
         true
     }
 
@@ -1072,7 +1183,6 @@ mod tests {
             tx.finish()
         };
         alloc.commit(&proposal);
-        let mut store: Vec<Object> = proposal.into_updates();
         let ids: Vec<NetworkId> = networks.iter().map(|n| n.id.clone()).collect();
         let tasks: Vec<Task> = (0..200).map(|i| task(i, &ids[i % ids.len()])).collect();
         let proposal = {
@@ -1083,7 +1193,11 @@ mod tests {
             tx.finish()
         };
         alloc.commit(&proposal);
-        let mut updated = proposal.into_updates();
+        // The networks come first, written for their address cursors: they replace the stored ones.
+        let (networks, mut updated): (Vec<Object>, Vec<Object>) =
+            proposal.into_updates().into_iter().partition(|o| matches!(o, Object::Network(_)));
+        assert_eq!(networks.len(), 40, "every network handed out addresses");
+        let mut store = networks;
         // Conflicts: two tasks share an address, one is retired, one names a missing network.
         let Object::Task(first) = updated[0].clone() else { unreachable!() };
         if let Object::Task(t) = &mut updated[1] {

@@ -16,13 +16,13 @@ use crate::error::AllocError;
 use crate::few::Few;
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::index::{
-    Fnv, Holder, NetAlloc, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank, overlaps,
-    parse_vni_list,
+    Fnv, Holder, NetAlloc, NetEntry, Placement, Pool, State, SubnetEntry, find_overlap, ip_to_u128, kind_rank,
+    overlaps, parse_vni_list, write_cursors,
 };
 use crate::objects::{
-    DEFAULT_IPAM_DRIVER, DriverConfig, DriverScope, Endpoint, Ipam, IpamConfig, Network, NetworkAttachment,
-    NetworkAttachmentConfig, Node, Object, ObjectId, PortConfig, Protocol, PublishMode, ResolutionMode, Service, Task,
-    TaskState, TaskStatus, VXLAN_ID_LIST_OPTION, VirtualIp,
+    ADDRESS_CURSOR_OPTION, BUILTIN_DRIVERS, DEFAULT_IPAM_DRIVER, DriverConfig, DriverScope, Endpoint, Ipam, IpamConfig,
+    Network, NetworkAttachment, NetworkAttachmentConfig, Node, Object, ObjectId, PortConfig, Protocol, PublishMode,
+    ResolutionMode, Service, Task, TaskState, TaskStatus, VXLAN_ID_LIST_OPTION, VirtualIp,
 };
 
 /// From how many updates a transaction looks its objects up by hash: below it, a scan of the
@@ -75,6 +75,8 @@ enum Undo {
     Port(Protocol, u16),
     Vni(u32),
     Subnet((bool, u128)),
+    /// A pool's address cursor moved (network, pool index, where it was).
+    Cursor(NetworkId, usize, Option<u128>),
 }
 
 /// A network as a transaction sees it: committed, or allocated earlier in this transaction.
@@ -103,9 +105,9 @@ pub struct Tx<'s> {
     /// How many `atomically` calls are running: the undo log is only needed inside one.
     depth: u32,
     service_current: BTreeMap<ServiceId, (crate::ids::Version, bool)>,
-    /// B6 (legacy): the last address this transaction picked per (network, pool index).
-    #[cfg(feature = "legacy")]
-    cursors: BTreeMap<(NetworkId, usize), u128>,
+    /// The address cursors this transaction moved: per network, per pool (config order), the
+    /// last address it handed out there. `finish` writes them into the networks' stored state.
+    cursors: BTreeMap<NetworkId, Vec<Option<u128>>>,
 }
 
 impl<'s> Tx<'s> {
@@ -124,13 +126,24 @@ impl<'s> Tx<'s> {
             undo: Vec::new(),
             depth: 0,
             service_current: BTreeMap::new(),
-            #[cfg(feature = "legacy")]
             cursors: BTreeMap::new(),
         }
     }
 
-    /// The updates collected so far, in dependency order.
-    pub fn finish(self) -> Proposal {
+    /// The updates collected so far, in dependency order. Every network this transaction handed
+    /// out addresses on is among them, with its moved address cursors ([`ADDRESS_CURSOR_OPTION`]):
+    /// networks come first, so under any committed prefix the stored cursors are at or past every
+    /// committed pick. A network written only for its cursors carries the store version the engine
+    /// last saw it with; a caller whose store checks versions grafts its `ipam` onto the stored
+    /// network, as SwarmKit's commit helpers graft allocator-owned fields on a sequence conflict.
+    pub fn finish(mut self) -> Proposal {
+        #[cfg(feature = "legacy")]
+        let legacy_cursors: BTreeMap<(NetworkId, usize), u128> = self
+            .cursors
+            .iter()
+            .flat_map(|(id, pools)| pools.iter().enumerate().filter_map(move |(i, c)| c.map(|c| ((id.clone(), i), c))))
+            .collect();
+        self.write_cursors();
         let mut updates = self.updates;
         // Stable: call order within each kind. Calls usually come in kind order already, which
         // the sort finds in one pass.
@@ -140,7 +153,49 @@ impl<'s> Tx<'s> {
         Proposal {
             updates,
             #[cfg(feature = "legacy")]
-            cursors: self.cursors,
+            cursors: legacy_cursors,
+        }
+    }
+
+    /// Writes the moved address cursors into the networks' IPAM options: into the update of a
+    /// network allocated in this transaction, or into a new update of a committed one.
+    fn write_cursors(&mut self) {
+        // Legacy flavours: the old IPAM kept its cursors in memory only.
+        #[cfg(feature = "legacy")]
+        if self.state.mode.flavour.is_some() {
+            return;
+        }
+        for (id, moved) in std::mem::take(&mut self.cursors) {
+            if moved.iter().all(Option::is_none) {
+                continue;
+            }
+            let pools = match self.networks.get(&id) {
+                Some(alloc) => &alloc.pools,
+                None => match self.state.networks.get(&id).and_then(|e| e.usable_alloc()) {
+                    Some(alloc) => &alloc.pools,
+                    None => continue,
+                },
+            };
+            let merged = pools.iter().zip(&moved).map(|(pool, moved)| moved.or(pool.last));
+            let Some(value) = write_cursors(pools, merged) else { continue };
+            let pending = self.updates.iter_mut().find_map(|o| match o {
+                Object::Network(n) if n.id == id => Some(n),
+                _ => None,
+            });
+            match pending {
+                Some(network) => {
+                    network.ipam.get_or_insert_with(Ipam::default).options.insert(ADDRESS_CURSOR_OPTION.into(), value);
+                }
+                None => {
+                    let Some(entry) = self.state.networks.get(&id) else { continue };
+                    let mut network = entry.network.network().clone();
+                    let ipam = network.ipam.get_or_insert_with(Ipam::default);
+                    if ipam.options.get(ADDRESS_CURSOR_OPTION) != Some(&value) {
+                        ipam.options.insert(ADDRESS_CURSOR_OPTION.into(), value);
+                        self.push(Object::Network(network));
+                    }
+                }
+            }
         }
     }
 
@@ -202,6 +257,11 @@ impl<'s> Tx<'s> {
                     Undo::Subnet(key) => {
                         self.subnets.remove(&key);
                     }
+                    Undo::Cursor(network, pool, previous) => {
+                        if let Some(cursors) = self.cursors.get_mut(&network) {
+                            cursors[pool] = previous;
+                        }
+                    }
                 }
             }
         }
@@ -262,25 +322,33 @@ impl<'s> Tx<'s> {
     }
 
     /// Picks a new address of one family: pools in config order, the first with room; inside a
-    /// pool, the reuse-delay rule (ARCHITECTURE.md): the first address after the highest one any
-    /// committed object references, wrapping; retired tasks' addresses only when nothing else is free.
+    /// pool, the reuse-delay rule (ARCHITECTURE.md): the first free address after the pool's
+    /// cursor, wrapping; retired tasks' addresses only when nothing else is free. The cursor is
+    /// the last address this transaction handed out there, else the stored one, else (a store
+    /// SwarmKit wrote, or a pool nothing was handed out from yet) the highest address any
+    /// committed object references in the pick range.
     fn take_new(&mut self, network: &NetworkId, v6: bool, holder: &Holder) -> Result<IpNet, AllocError> {
         let alloc =
             self.net(network).and_then(|n| n.alloc).ok_or_else(|| AllocError::needs(format!("network {network}")))?;
         let empty = Taken::default();
         let taken = self.addrs.get(network).unwrap_or(&empty);
+        let moved = self.cursors.get(network);
         let mut found = None;
         for (i, pool) in alloc.pools.iter().enumerate().filter(|(_, p)| p.is_v6() == v6) {
-            let (lo, hi) = pool.pick;
-            let cursor = pool.cursor().max(taken.last_in(lo, hi));
+            // Addresses taken by request do not move the cursor (nor do they in libnetwork).
+            let cursor = match moved.and_then(|m| m[i]) {
+                Some(last) => Some(last),
+                None => pool.last.or_else(|| pool.highest_claim()),
+            };
             #[cfg(feature = "legacy")]
-            let cursor = self.legacy_cursor(network, i).unwrap_or(cursor);
+            let cursor = self.legacy_cursor(network, i, pool, taken).unwrap_or(cursor);
             if let Some(value) = pick_in_pool(pool, taken, cursor, |claims| self.state.reusable(claims)) {
                 found = Some((i, pool.with_prefix(value)));
                 break;
             }
         }
-        let Some((_pool_index, addr)) = found else {
+        let pools = alloc.pools.len();
+        let Some((pool, addr)) = found else {
             let subnets: Vec<String> =
                 alloc.pools.iter().filter(|p| p.is_v6() == v6).map(|p| p.subnet.to_string()).collect();
             return Err(AllocError::exhausted(format!(
@@ -291,11 +359,15 @@ impl<'s> Tx<'s> {
         };
         let value = ip_to_u128(addr.addr());
         self.take_addr(network, value, holder);
-        #[cfg(feature = "legacy")]
-        if self.state.mode.is(crate::legacy::Flavour::B6) {
-            self.cursors.insert((network.clone(), _pool_index), value);
-        }
+        self.move_cursor(network, pool, pools, value);
         Ok(addr)
+    }
+
+    /// Records that `value` is the last address this transaction handed out from a pool.
+    fn move_cursor(&mut self, network: &NetworkId, pool: usize, pools: usize, value: u128) {
+        let cursors = self.cursors.entry(network.clone()).or_insert_with(|| vec![None; pools]);
+        let previous = cursors[pool].replace(value);
+        self.undo.push(Undo::Cursor(network.clone(), pool, previous));
     }
 
     /// Records that this transaction took `value` on `network` for `holder`.
@@ -311,15 +383,19 @@ impl<'s> Tx<'s> {
         self.undo.push(Undo::Addr(network.clone(), value));
     }
 
-    /// B6 (legacy): the old IPAM's serial cursor, which lived in memory: the last address this
-    /// engine picked in the pool since its restore, or none (the lowest free address comes next).
+    /// Legacy flavours run without the stored cursor (the old allocator kept its cursors in
+    /// memory), with the cursor the engine derived before it had one: the highest address
+    /// referenced in the pick range, committed or taken in this transaction. B6: the old IPAM's
+    /// serial cursor itself: the last address this engine picked in the pool since its restore,
+    /// or none (the lowest free address comes next).
     #[cfg(feature = "legacy")]
-    fn legacy_cursor(&self, network: &NetworkId, pool: usize) -> Option<Option<u128>> {
+    fn legacy_cursor(&self, network: &NetworkId, i: usize, pool: &Pool, taken: &Taken) -> Option<Option<u128>> {
+        self.state.mode.flavour?;
         if !self.state.mode.is(crate::legacy::Flavour::B6) {
-            return None;
+            return Some(pool.highest_claim().max(taken.last_in(pool.pick.0, pool.pick.1)));
         }
-        let key = (network.clone(), pool);
-        Some(self.cursors.get(&key).or_else(|| self.state.mode.cursors.get(&key)).copied())
+        let moved = self.cursors.get(network).and_then(|m| m[i]);
+        Some(moved.or_else(|| self.state.mode.cursors.get(&(network.clone(), i)).copied()))
     }
 
     /// B2 and B8 (legacy): the old restore left a stored VIP or dynamic port unreserved, and the
@@ -436,7 +512,8 @@ impl<'s> Tx<'s> {
     // Networks
 
     /// Allocates a network: subnets (explicit, or the next default one), gateways, VXLAN ids.
-    /// An allocated network is never changed (networks have no update in SwarmKit).
+    /// An allocated network is never changed (networks have no update in SwarmKit); one whose
+    /// stored allocation lacks only its driver state or VXLAN ids keeps its subnets and gateways.
     pub fn allocate_network(&mut self, network: &Network) -> Result<Outcome, AllocError> {
         if self.networks.contains_key(&network.id) {
             return Ok(Outcome::Unchanged);
@@ -451,12 +528,91 @@ impl<'s> Tx<'s> {
 
     fn allocate_network_inner(&mut self, network: &Network) -> Result<Outcome, AllocError> {
         let id = &network.id;
-        let scope = network.scope();
+        let ipam_driver = self.validate_network(network)?;
+        if network.scope() == DriverScope::NodeLocal {
+            // SwarmKit records the driver and an empty IPAM, which older daemons expect even
+            // where the manager allocates nothing.
+            let mut updated = network.clone();
+            updated.driver_state =
+                Some(DriverConfig { name: network.driver_name().to_string(), options: spec_options(network) });
+            updated.ipam = Some(Ipam::default());
+            self.networks
+                .insert(id.clone(), NetAlloc { pools: Few::new(), vnis: Few::new(), incomplete: None, conflict: None });
+            self.push(Object::Network(updated));
+            return Ok(Outcome::Updated);
+        }
+        let stored = self.state.networks.get(id).and_then(NetEntry::incomplete_alloc);
+        let (ipam, pools, stored_vnis) = match stored {
+            // Subnets, gateways and the VXLAN ids stored are claimed already, by this network.
+            Some(alloc) => {
+                let ipam = network.ipam.clone().expect("an incomplete allocation is a stored IPAM");
+                (ipam, alloc.pools.iter().cloned().collect(), alloc.vnis.clone())
+            }
+            None => {
+                let (configs, pools) = self.allocate_pools(network)?;
+                let options = network.spec.ipam.as_ref().map(|i| i.options.clone()).unwrap_or_default();
+                (Ipam { driver: ipam_driver, options, configs }, pools, Few::new())
+            }
+        };
+        let mut options = spec_options(network);
+        if let (Some(_), Some(stored)) = (stored, &network.driver_state)
+            && stored.name == network.driver_name()
+        {
+            // Completing a stored allocation: SwarmKit lets its driver state override the spec.
+            options.extend(stored.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let mut vnis = Few::new();
+        if network.scope() == DriverScope::Overlay {
+            vnis = self.allocate_vnis(network, &options, &stored_vnis, pools.len())?;
+            options.insert(VXLAN_ID_LIST_OPTION.to_string(), vni_list(&vnis));
+        }
+        let mut updated = network.clone();
+        updated.driver_state = Some(DriverConfig { name: network.driver_name().to_string(), options });
+        updated.ipam = Some(ipam);
+        if stored.is_none() {
+            for pool in &pools {
+                if let Some(gateway) = pool.gateway {
+                    let value = ip_to_u128(gateway);
+                    self.addrs.entry(id.clone()).or_default().insert(value, Holder::Gateway(id.clone()));
+                    self.undo.push(Undo::Addr(id.clone(), value));
+                }
+            }
+        }
         if network.is_ingress() {
-            if scope != DriverScope::Overlay {
+            self.ingress = Some(id.clone());
+        }
+        self.networks.insert(id.clone(), NetAlloc { pools: pools.into(), vnis, incomplete: None, conflict: None });
+        self.push(Object::Network(updated));
+        Ok(Outcome::Updated)
+    }
+
+    /// Refuses what SwarmKit's control API or allocator refuses in a network spec; returns the
+    /// IPAM driver name the allocation records (the spec's, or `default`).
+    fn validate_network(&self, network: &Network) -> Result<String, AllocError> {
+        let id = &network.id;
+        let driver = network.driver_name();
+        if driver.is_empty() {
+            return Err(AllocError::invalid(format!("network {id} names a driver without a name")));
+        }
+        if !self.config().knows_network_driver(driver) {
+            return Err(AllocError::invalid(format!(
+                "network {id} driver {driver:?} is not known: expected one of {} or an installed plugin",
+                BUILTIN_DRIVERS.join(", ")
+            )));
+        }
+        let ipam_driver = match network.spec.ipam.as_ref().map_or("", |i| i.driver.as_str()) {
+            "" => DEFAULT_IPAM_DRIVER,
+            name => name,
+        };
+        if !self.config().knows_ipam_driver(ipam_driver) {
+            return Err(AllocError::invalid(format!(
+                "network {id} IPAM driver {ipam_driver:?} is not known: expected {DEFAULT_IPAM_DRIVER} or an installed plugin"
+            )));
+        }
+        if network.is_ingress() {
+            if network.scope() != DriverScope::Overlay {
                 return Err(AllocError::invalid(format!(
-                    "ingress network {id} uses driver {}; it must use overlay",
-                    network.driver_name()
+                    "ingress network {id} uses driver {driver}; it must use overlay"
                 )));
             }
             if network.spec.attachable {
@@ -466,20 +622,14 @@ impl<'s> Tx<'s> {
                 return Err(AllocError::in_use("the ingress role", format!("network {other}")));
             }
         }
-        // Copied only once the network is known to get an update (its checks fail often).
-        let spec_options = || network.spec.driver.as_ref().map(|d| d.options.clone()).unwrap_or_default();
-        let driver_state = |options| DriverConfig { name: network.driver_name().to_string(), options };
-        if scope == DriverScope::NodeLocal {
-            let options = spec_options();
-            // Older daemons expect a non-nil IPAM even where the manager allocates nothing.
-            let mut updated = network.clone();
-            updated.driver_state = Some(driver_state(options));
-            updated.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.to_string(), configs: Vec::new() });
-            self.networks.insert(id.clone(), NetAlloc { pools: Few::new(), vnis: Few::new(), conflict: None });
-            self.push(Object::Network(updated));
-            return Ok(Outcome::Updated);
-        }
+        Ok(ipam_driver.to_string())
+    }
 
+    /// Subnets (the spec's, or the next default one) and gateways for a new allocation: the
+    /// configs to store and their pools, holding the claims of holders that already reference
+    /// the network.
+    fn allocate_pools(&mut self, network: &Network) -> Result<(Vec<IpamConfig>, Vec<Pool>), AllocError> {
+        let id = &network.id;
         let default_configs = [IpamConfig::default()];
         let spec_configs = match network.spec.ipam.as_ref().map_or(&[][..], |i| &i.configs[..]) {
             [] => &default_configs[..],
@@ -551,57 +701,35 @@ impl<'s> Tx<'s> {
             pools.push(pool);
             configs.push(config);
         }
+        Ok((configs, pools))
+    }
 
-        let mut options = spec_options();
-        let mut vnis = Few::new();
-        if scope == DriverScope::Overlay {
-            let v4 = pools.iter().filter(|p| !p.is_v6()).count();
-            vnis = match options.get(VXLAN_ID_LIST_OPTION) {
-                Some(list) => {
-                    let pinned = parse_vni_list(list).map_err(|e| {
-                        AllocError::invalid(format!("network {id} driver option {VXLAN_ID_LIST_OPTION}: {e}"))
-                    })?;
-                    if pinned.len() != v4 {
-                        return Err(AllocError::invalid(format!(
-                            "network {id} pins {} VXLAN ids for {v4} IPv4 subnets",
-                            pinned.len()
-                        )));
-                    }
-                    for vni in &pinned {
-                        self.take_vni(*vni)?;
-                    }
-                    pinned
-                }
-                None => (0..v4).map(|_| self.take_new_vni()).collect::<Result<_, _>>()?,
-            };
-            if !vnis.is_empty() {
-                let mut list = String::with_capacity(vnis.len() * 9);
-                for (i, vni) in vnis.iter().enumerate() {
-                    if i > 0 {
-                        list.push(',');
-                    }
-                    write!(list, "{vni}").expect("writing to a String");
-                }
-                options.insert(VXLAN_ID_LIST_OPTION.to_string(), list);
-            }
+    /// One VXLAN id per IPAM config, whatever its family (SwarmKit hands every config to the
+    /// overlay driver, as Docker never sets a config's family): those stored already, then those
+    /// the driver option pins (SwarmKit reads one per config and ignores the rest), then fresh ones.
+    fn allocate_vnis(
+        &mut self,
+        network: &Network,
+        options: &BTreeMap<String, String>,
+        stored: &[u32],
+        configs: usize,
+    ) -> Result<Few<u32>, AllocError> {
+        let mut vnis: Few<u32> = stored.iter().take(configs).copied().collect();
+        let pinned = match options.get(VXLAN_ID_LIST_OPTION) {
+            Some(list) if stored.is_empty() => parse_vni_list(list).map_err(|e| {
+                AllocError::invalid(format!("network {} driver option {VXLAN_ID_LIST_OPTION}: {e}", network.id))
+            })?,
+            _ => Few::new(),
+        };
+        for vni in pinned.iter().take(configs) {
+            self.take_vni(*vni)?;
+            vnis.push(*vni);
         }
-
-        let mut updated = network.clone();
-        updated.driver_state = Some(driver_state(options));
-        updated.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.to_string(), configs });
-        for pool in &mut pools {
-            if let Some(gateway) = pool.gateway {
-                let value = ip_to_u128(gateway);
-                self.addrs.entry(id.clone()).or_default().insert(value, Holder::Gateway(id.clone()));
-                self.undo.push(Undo::Addr(id.clone(), value));
-            }
+        while vnis.len() < configs {
+            let vni = self.take_new_vni()?;
+            vnis.push(vni);
         }
-        if network.is_ingress() {
-            self.ingress = Some(id.clone());
-        }
-        self.networks.insert(id.clone(), NetAlloc { pools: pools.into(), vnis, conflict: None });
-        self.push(Object::Network(updated));
-        Ok(Outcome::Updated)
+        Ok(vnis)
     }
 
     fn overlap(&self, subnet: &IpNet) -> Option<(IpNet, NetworkId)> {
@@ -688,11 +816,11 @@ impl<'s> Tx<'s> {
     /// still wants (VIPs per kept network, dynamic ports by name/protocol/target), taking the new
     /// before the old is released (the release happens when the update is committed).
     pub fn allocate_service(&mut self, service: &Service) -> Result<Outcome, AllocError> {
-        if self.contains_service(&service.id) {
+        if self.contains_service(&service.id) || needs_nothing(service) {
             return Ok(Outcome::Unchanged);
         }
         let endpoint = self.atomically(|tx| tx.plan_service(service, true))?.expect("planning with take=true");
-        if service.endpoint.as_ref() == Some(&endpoint) {
+        if service.endpoint.as_ref().is_some_and(|old| same_endpoint(old, &endpoint)) {
             return Ok(Outcome::Unchanged);
         }
         let mut updated = service.clone();
@@ -779,27 +907,29 @@ impl<'s> Tx<'s> {
             }
         }
 
-        // Ports: user-chosen ingress ports, then dynamic ones, then host-mode ports as given.
+        // Ports in the spec's order, as SwarmKit writes them when it first allocates a service
+        // (a reallocation with as many ports writes host-mode and fixed ones first; stored
+        // endpoints are compared regardless of order).
         let old_ports = old.map_or(&[][..], |e| &e.ports);
         let old_spec_ports = old.map_or(&[][..], |e| &e.spec.ports);
-        let mut fixed = Vec::new();
-        let mut dynamic = Vec::new();
-        let mut host = Vec::new();
-        for port in &endpoint_spec.ports {
-            match (port.publish_mode, port.published_port) {
-                (PublishMode::Host, _) => host.push(port.clone()),
-                (PublishMode::Ingress, 0) => dynamic.push(port.clone()),
-                (PublishMode::Ingress, _) => fixed.push(port.clone()),
-            }
-        }
-        for port in &fixed {
-            if !self.holds_port(id, port.protocol, port.published_port) {
+        let mut ports = endpoint_spec.ports.clone();
+        let fixed_numbers: Vec<(Protocol, u16)> = ports
+            .iter()
+            .filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0)
+            .map(|p| (p.protocol, p.published_port))
+            .collect();
+        let fixed = |protocol: Protocol, number: u16| fixed_numbers.contains(&(protocol, number));
+        for &(protocol, number) in &fixed_numbers {
+            if !self.holds_port(id, protocol, number) {
                 if !take {
                     return Ok(None);
                 }
-                self.take_port(id, port.protocol, port.published_port)?;
+                self.take_port(id, protocol, number)?;
             }
         }
+        let dynamic: Vec<usize> = (0..ports.len())
+            .filter(|&i| ports[i].publish_mode == PublishMode::Ingress && ports[i].published_port == 0)
+            .collect();
         // The old endpoint's dynamic ports: its published ingress ports that no old fixed spec
         // port explains, matched one to one, so that each is kept by at most one new port.
         let mut old_dynamic: Vec<&PortConfig> =
@@ -811,7 +941,11 @@ impl<'s> Tx<'s> {
                 old_dynamic.remove(i);
             }
         }
-        for port in &mut dynamic {
+        // First every dynamic port that keeps its old number (same name, protocol and target),
+        // then fresh numbers for the others.
+        let mut fresh = Vec::new();
+        for &k in &dynamic {
+            let port = &mut ports[k];
             let sticky = old_dynamic.iter().position(|old| {
                 let held = self.holds_port(id, port.protocol, old.published_port);
                 #[cfg(feature = "legacy")]
@@ -821,9 +955,7 @@ impl<'s> Tx<'s> {
                         !self.state.ports.contains_key(&(port.protocol, old.published_port))
                             && !self.ports.contains_key(&(port.protocol, old.published_port)),
                     );
-                same_port(old, port)
-                    && held
-                    && !fixed.iter().any(|f| f.protocol == port.protocol && f.published_port == old.published_port)
+                same_port(old, port) && held && !fixed(port.protocol, old.published_port)
             });
             #[cfg(feature = "legacy")]
             if let Some(i) = sticky
@@ -832,15 +964,32 @@ impl<'s> Tx<'s> {
             {
                 self.take_port(id, port.protocol, old_dynamic[i].published_port)?;
             }
-            port.published_port = match sticky {
-                Some(i) => old_dynamic.remove(i).published_port,
+            match sticky {
+                Some(i) => port.published_port = old_dynamic.remove(i).published_port,
                 None if !take => return Ok(None),
-                None => self.take_dynamic_port(id, port.protocol)?,
+                None => fresh.push(k),
+            }
+        }
+        for k in fresh {
+            let protocol = ports[k].protocol;
+            ports[k].published_port = match self.take_dynamic_port(id, protocol) {
+                Ok(number) => number,
+                // A full range: an old dynamic number this service holds and no port keeps is its
+                // own to reuse (SwarmKit frees a service's ports before it allocates them again).
+                Err(error @ AllocError::Exhausted { .. }) => {
+                    let own = old_dynamic.iter().position(|old| {
+                        old.protocol == protocol
+                            && !fixed(protocol, old.published_port)
+                            && self.holds_port(id, protocol, old.published_port)
+                    });
+                    match own {
+                        Some(i) => old_dynamic.remove(i).published_port,
+                        None => return Err(error),
+                    }
+                }
+                Err(error) => return Err(error),
             };
         }
-        let mut ports = fixed;
-        ports.extend(dynamic);
-        ports.extend(host);
         Ok(Some(Endpoint { spec: endpoint_spec, ports, virtual_ips: vips }))
     }
 
@@ -906,7 +1055,8 @@ impl<'s> Tx<'s> {
             return Ok(*current);
         }
         let current = match self.plan_service(service, false) {
-            Ok(Some(endpoint)) => service.endpoint.as_ref() == Some(&endpoint),
+            _ if needs_nothing(service) => true,
+            Ok(Some(endpoint)) => service.endpoint.as_ref().is_some_and(|old| same_endpoint(old, &endpoint)),
             Ok(None) => false,
             Err(e) if e.is_retryable() => false,
             // The task is fine; its service must be fixed first, which a retry then picks up.
@@ -974,8 +1124,10 @@ impl<'s> Tx<'s> {
                 .filter(|s| s.spec.needs_ingress())
                 .and_then(|_| self.ingress())
                 .map(|id| NetworkAttachmentConfig::to(id.clone()));
+            // SwarmKit's rule: the task's own networks (the orchestrator copied the service's
+            // `task_networks` there), else only the service's deprecated `networks`.
             let from_spec = if task.spec.networks.is_empty() {
-                service.map_or(&[][..], |s| s.spec.attachment_configs())
+                service.map_or(&[][..], |s| &s.spec.networks[..])
             } else {
                 &task.spec.networks
             };
@@ -1012,8 +1164,10 @@ impl<'s> Tx<'s> {
         Ok(Outcome::Updated)
     }
 
-    /// Adds the attachment one config asks for, unless the network is listed already or missing
-    /// from the store (SwarmKit skips missing targets).
+    /// Adds the attachment one config asks for, unless the network is listed already. A network
+    /// missing from the store makes the task wait (retryable): SwarmKit skips such a target when
+    /// it first builds a task's attachments but fails once they are built; the engine waits in
+    /// both cases rather than start a task without a network its spec names.
     fn attach_config(
         &mut self,
         attachments: &mut Vec<NetworkAttachment>,
@@ -1023,7 +1177,9 @@ impl<'s> Tx<'s> {
         if attachments.iter().any(|a| a.network_id == config.target) {
             return Ok(());
         }
-        let Some(view) = self.net(&config.target) else { return Ok(()) };
+        let Some(view) = self.net(&config.target) else {
+            return Err(AllocError::needs(format!("network {} (not in the store)", config.target)));
+        };
         let addresses = if view.scope == DriverScope::NodeLocal {
             // No swarm-level address; requested ones are passed through to the node.
             config.addresses.iter().map(|ip| IpNet::from(*ip)).collect()
@@ -1063,16 +1219,16 @@ impl<'s> Tx<'s> {
     // Nodes
 
     /// Gives a node one load-balancer attachment per network it needs (ingress, plus the overlay
-    /// networks of its live tasks), keeping the ones it has; attachments it no longer needs are
-    /// dropped, which releases them when the update is committed.
+    /// networks of its live tasks), keeping the ones it has as they are (with their aliases and
+    /// driver options, in their order; new ones follow); attachments it no longer needs are
+    /// dropped, which releases them when the update is committed. Each network is all or
+    /// nothing on its own, as in SwarmKit: a network that cannot serve the node (its pools are
+    /// full) is skipped, the node keeping what it had there, and the others are allocated. The
+    /// error then names the first network skipped; the update of the others is in the proposal.
     pub fn allocate_node(&mut self, node: &Node) -> Result<Outcome, AllocError> {
         if self.contains_node(&node.id) {
             return Ok(Outcome::Unchanged);
         }
-        self.atomically(|tx| tx.allocate_node_inner(node))
-    }
-
-    fn allocate_node_inner(&mut self, node: &Node) -> Result<Outcome, AllocError> {
         let holder = Holder::NodeLb(node.id.clone());
         let mut wanted = self.state.node_wanted_networks(&node.id);
         if let Some(ingress) = self.ingress_allocated()
@@ -1080,43 +1236,66 @@ impl<'s> Tx<'s> {
         {
             wanted.insert(0, ingress);
         }
-        // The usual case, without building anything: the node has exactly the attachments it
-        // needs, in order, each intact (what the loop below would build, unchanged).
+        // The usual case, without building anything: the node has exactly one intact attachment
+        // on each network it needs (what the loop below would keep, unchanged).
         let unchanged = node.attachments.len() == wanted.len()
-            && node.attachments.iter().zip(&wanted).all(|(a, network)| {
-                a.network_id == *network
+            && node.attachments.iter().enumerate().all(|(i, a)| {
+                wanted.contains(&a.network_id)
+                    && !node.attachments[..i].iter().any(|b| b.network_id == a.network_id)
                     && !a.addresses.is_empty()
-                    && a.aliases.is_empty()
-                    && a.driver_attachment_opts.is_empty()
                     && self
-                        .net(network)
+                        .net(&a.network_id)
                         .and_then(|n| n.alloc)
-                        .is_some_and(|alloc| self.intact(alloc, network, &a.addresses, &holder))
+                        .is_some_and(|alloc| self.intact(alloc, &a.network_id, &a.addresses, &holder))
             });
         if unchanged {
             return Ok(Outcome::Unchanged);
         }
-        let mut attachments = Vec::with_capacity(wanted.len());
+        // The attachments it keeps, in their order, then those it needs and lacks.
+        let mut order: Vec<(NetworkId, Option<&NetworkAttachment>)> = Vec::with_capacity(wanted.len());
+        for a in &node.attachments {
+            if wanted.contains(&a.network_id) && !order.iter().any(|(n, _)| *n == a.network_id) {
+                order.push((a.network_id.clone(), Some(a)));
+            }
+        }
         for network in wanted {
-            let existing = node.attachments.iter().find(|a| a.network_id == network && !a.addresses.is_empty());
-            let addresses = match existing {
-                Some(a) => self.repair(&network, &a.addresses, &holder)?.unwrap_or_else(|| a.addresses.clone()),
-                None => self.attach(&network, &[], &holder)?,
-            };
-            attachments.push(NetworkAttachment {
-                network_id: network,
-                addresses,
-                aliases: Vec::new(),
-                driver_attachment_opts: Default::default(),
+            if !order.iter().any(|(n, _)| *n == network) {
+                order.push((network, None));
+            }
+        }
+        let mut attachments = Vec::with_capacity(order.len());
+        let mut skipped = None;
+        for (network, existing) in order {
+            let result = self.atomically(|tx| match existing.filter(|a| !a.addresses.is_empty()) {
+                Some(a) => Ok(tx.repair(&network, &a.addresses, &holder)?.unwrap_or_else(|| a.addresses.clone())),
+                None => tx.attach(&network, &[], &holder),
             });
+            match (result, existing) {
+                (Ok(addresses), Some(a)) => attachments.push(NetworkAttachment { addresses, ..a.clone() }),
+                (Ok(addresses), None) => attachments.push(NetworkAttachment {
+                    network_id: network,
+                    addresses,
+                    aliases: Vec::new(),
+                    driver_attachment_opts: BTreeMap::new(),
+                }),
+                (Err(error), existing) => {
+                    attachments.extend(existing.cloned());
+                    skipped.get_or_insert(error);
+                }
+            }
         }
-        if attachments == node.attachments {
-            return Ok(Outcome::Unchanged);
+        let outcome = if attachments == node.attachments {
+            Outcome::Unchanged
+        } else {
+            let mut updated = node.clone();
+            updated.attachments = attachments;
+            self.push(Object::Node(updated));
+            Outcome::Updated
+        };
+        match skipped {
+            Some(error) => Err(error),
+            None => Ok(outcome),
         }
-        let mut updated = node.clone();
-        updated.attachments = attachments;
-        self.push(Object::Node(updated));
-        Ok(Outcome::Updated)
     }
 
     fn push(&mut self, object: Object) {
@@ -1134,6 +1313,23 @@ impl<'s> Tx<'s> {
             None => {}
         }
     }
+}
+
+/// The driver options a network's spec gives (copied only for a network that gets an update).
+fn spec_options(network: &Network) -> BTreeMap<String, String> {
+    network.spec.driver.as_ref().map(|d| d.options.clone()).unwrap_or_default()
+}
+
+/// A VXLAN id list as the overlay driver writes it: comma-separated, in config order.
+fn vni_list(vnis: &[u32]) -> String {
+    let mut list = String::with_capacity(vnis.len() * 9);
+    for (i, vni) in vnis.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        write!(list, "{vni}").expect("writing to a String");
+    }
+    list
 }
 
 /// Rejects port lists SwarmKit's control API would reject.
@@ -1156,6 +1352,29 @@ fn validate_ports(service: &ServiceId, ports: &[PortConfig]) -> Result<(), Alloc
         }
     }
     Ok(())
+}
+
+/// A service that needs no endpoint (no network, no published port) and holds nothing: it is
+/// allocated as it is, with no endpoint written, as SwarmKit leaves it (`IsServiceAllocated`).
+fn needs_nothing(service: &Service) -> bool {
+    !service.spec.needs_endpoint()
+        && service.endpoint.as_ref().is_none_or(|e| e.virtual_ips.is_empty() && e.ports.is_empty())
+}
+
+/// Whether a stored endpoint is the planned one, comparing VIPs and published ports by what they
+/// are, not by position: SwarmKit writes host-mode and fixed ports first and appends the ingress
+/// VIP after the others when ports are added later.
+fn same_endpoint(stored: &Endpoint, planned: &Endpoint) -> bool {
+    fn sorted<T: Ord + Clone>(items: &[T]) -> Vec<T> {
+        let mut items = items.to_vec();
+        items.sort();
+        items
+    }
+    stored.spec == planned.spec
+        && stored.ports.len() == planned.ports.len()
+        && stored.virtual_ips.len() == planned.virtual_ips.len()
+        && (stored.ports == planned.ports || sorted(&stored.ports) == sorted(&planned.ports))
+        && (stored.virtual_ips == planned.virtual_ips || sorted(&stored.virtual_ips) == sorted(&planned.virtual_ips))
 }
 
 fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
@@ -1196,13 +1415,10 @@ impl Taken {
         }
     }
 
-    /// The highest taken address in `lo..=hi`. Picks mostly ascend, so the last one usually is.
+    /// The highest taken address in `lo..=hi` (legacy flavours derive their cursor from it).
+    #[cfg(feature = "legacy")]
     fn last_in(&self, lo: u128, hi: u128) -> Option<u128> {
-        let end = match self.0.last() {
-            Some((last, _)) if *last <= hi => self.0.len(),
-            _ => self.0.partition_point(|(v, _)| *v <= hi),
-        };
-        self.0[..end].last().map(|(v, _)| *v).filter(|v| *v >= lo)
+        self.range(lo, hi).last().map(|(v, _)| *v)
     }
 
     /// The taken addresses in `lo..=hi`.

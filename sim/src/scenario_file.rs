@@ -1204,11 +1204,11 @@ impl NetworkDef {
     fn lower_create(self) -> ClientOp {
         let ipam = if self.subnet.is_some() || self.gateway.is_some() {
             let config = IpamConfig { subnet: self.subnet, gateway: self.gateway, ..Default::default() };
-            Some(Ipam { driver: self.ipam_driver, configs: vec![config] })
+            Some(Ipam { driver: self.ipam_driver, configs: vec![config], ..Default::default() })
         } else if let Some(configs) = self.ipam {
-            Some(Ipam { driver: self.ipam_driver, configs })
+            Some(Ipam { driver: self.ipam_driver, configs, ..Default::default() })
         } else if !self.ipam_driver.is_empty() {
-            Some(Ipam { driver: self.ipam_driver, configs: Vec::new() })
+            Some(Ipam { driver: self.ipam_driver, ..Default::default() })
         } else {
             None
         };

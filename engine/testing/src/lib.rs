@@ -85,12 +85,14 @@ pub struct StoredNetwork {
 
 #[derive(Clone, Debug, Arbitrary)]
 pub struct StoredAlloc {
-    /// Indexes into the subnet list.
+    /// Indexes into the subnet list (the first three are used); a fourth entry makes the stored
+    /// IPAM name a driver that does not exist.
     pub subnets: Vec<u8>,
     /// Each subnet's first usable address is its gateway, unless this odd one is given.
     pub odd_gateway: Option<u8>,
-    /// One VXLAN id per IPv4 subnet from 4096 + base (so networks collide sometimes), unless an
-    /// odd list is given.
+    /// One VXLAN id per IPAM config from 4096 + `vni_base % 6` (so networks collide sometimes),
+    /// unless an odd list is given. `vni_base / 64` picks what is stored besides the IPAM:
+    /// 0 the driver state, 1 none, 2 an empty one, 3 the driver state and address cursors.
     pub vni_base: u8,
     pub odd_vnis: Option<Vec<u8>>,
 }
@@ -187,11 +189,11 @@ impl StoredState {
                         }),
                     })
                     .collect();
-                let v4 = subnets.iter().filter(|s| s.addr().is_ipv4()).count() as u32;
+                let configs_len = subnets.len() as u32;
                 let vnis: Vec<String> = match &alloc.odd_vnis {
                     Some(odd) => odd.iter().take(3).map(|v| (4096 + u32::from(*v % 4)).to_string()).collect(),
                     None if driver == "overlay" => {
-                        (0..v4).map(|i| (4096 + u32::from(alloc.vni_base % 6) + i).to_string()).collect()
+                        (0..configs_len).map(|i| (4096 + u32::from(alloc.vni_base % 6) + i).to_string()).collect()
                     }
                     None => Vec::new(),
                 };
@@ -199,8 +201,20 @@ impl StoredState {
                 if !vnis.is_empty() {
                     options.insert(VXLAN_ID_LIST_OPTION.to_string(), vnis.join(","));
                 }
-                network.ipam = Some(Ipam { driver: DEFAULT_IPAM_DRIVER.into(), configs });
-                network.driver_state = Some(DriverConfig { name: driver.into(), options });
+                let ipam_driver = if alloc.subnets.len() > 3 { "gone" } else { DEFAULT_IPAM_DRIVER };
+                let mut ipam_options = BTreeMap::new();
+                if alloc.vni_base / 64 == 3 {
+                    // Cursors from the odd gateway's number: sometimes usable, sometimes not.
+                    let cursor = |subnet: &IpNet| address(alloc.odd_gateway.unwrap_or(7), std::slice::from_ref(subnet));
+                    let list: Vec<String> = subnets.iter().map(|s| cursor(s).addr().to_string()).collect();
+                    ipam_options.insert(ADDRESS_CURSOR_OPTION.to_string(), list.join(","));
+                }
+                network.ipam = Some(Ipam { driver: ipam_driver.into(), options: ipam_options, configs });
+                network.driver_state = match alloc.vni_base / 64 {
+                    1 => None,
+                    2 => Some(DriverConfig::default()),
+                    _ => Some(DriverConfig { name: driver.into(), options }),
+                };
                 subnets_of.insert(id, subnets);
             }
             out.push(Object::Network(network));
@@ -346,11 +360,18 @@ fn claimants(objects: &[Object]) -> BTreeMap<(NetworkId, IpAddr), BTreeSet<Holde
 /// - never panics and gives an equal engine whatever the order of its input;
 /// - every claimed address has exactly the claimants the objects name, the lowest-ranked holds it,
 ///   and a duplicate-address finding lists exactly the live losers (no silent double owner);
+/// - the queue is in pass order (the ingress first, then networks, services, tasks, nodes); it
+///   holds no service that needs no endpoint and holds none; no finding is about an address
+///   on a node-local network (the node's business);
 /// - one allocation pass over restore's queue, committed, leaves the engine equal to a restore of
-///   the new store, and any duplicate left is explained by an allocation error of a loser or its network.
+///   the new store, and any duplicate left is explained by an allocation error of a loser or its
+///   network; a network restore found nothing wrong with keeps its stored subnets and gateways
+///   (one that lacked its driver state or VXLAN ids gets only those), and every overlay network
+///   the pass wrote has one VXLAN id per IPAM config.
 pub fn check_restore(state: &StoredState) -> Result<(), String> {
     let objects = state.objects();
-    let config = ClusterConfig::default();
+    // "weave" is an installed plugin: a global-scope driver that is not overlay.
+    let config = ClusterConfig { network_plugins: vec!["weave".into()], ..ClusterConfig::default() };
     let restore = |objects: &[Object]| Allocator::restore(config.clone(), objects.iter().map(Object::as_ref));
     let (alloc, report) = restore(&objects).map_err(|e| e.to_string())?;
     let reversed: Vec<Object> = objects.iter().rev().cloned().collect();
@@ -393,6 +414,8 @@ pub fn check_restore(state: &StoredState) -> Result<(), String> {
         return Err(format!("duplicate-address findings {reported:?} but contested addresses {duplicates:?}"));
     }
 
+    check_report_rules(&objects, &report)?;
+
     // One pass over the queue, then commit.
     let by_id: BTreeMap<ObjectId, &Object> = objects.iter().map(|o| (o.id(), o)).collect();
     let mut failed: BTreeSet<ObjectId> = BTreeSet::new();
@@ -422,12 +445,84 @@ pub fn check_restore(state: &StoredState) -> Result<(), String> {
     if let Some(diff) = committed.diff(&fresh) {
         return Err(format!("after committing the restore queue's pass, engine differs from restore:\n{diff}"));
     }
+    check_networks_after_pass(&objects, &report, &after)?;
     for finding in &fresh_report.findings {
         if let Finding::DuplicateAddress { network, lost, .. } = finding {
             let explained = failed.contains(&ObjectId::Network(network.clone()))
                 || lost.iter().all(|h| failed.contains(&h.object()));
             if !explained {
                 return Err(format!("after one pass a duplicate remains without an allocation error: {finding}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rules of restore's report that are not about claims (see [`check_restore`]).
+fn check_report_rules(objects: &[Object], report: &RestoreReport) -> Result<(), String> {
+    let by_id: BTreeMap<ObjectId, &Object> = objects.iter().map(|o| (o.id(), o)).collect();
+    let rank = |id: &ObjectId| (by_id[id].as_ref().pass_rank(), id.clone());
+    if let Some(pair) = report.queue.windows(2).find(|pair| rank(&pair[0]) >= rank(&pair[1])) {
+        return Err(format!("restore queues {} before {}: not in pass order {:?}", pair[0], pair[1], report.queue));
+    }
+    for id in &report.queue {
+        if let Object::Service(s) = by_id[id]
+            && !s.spec.needs_endpoint()
+            && s.endpoint.as_ref().is_none_or(|e| e.virtual_ips.is_empty() && e.ports.is_empty())
+        {
+            return Err(format!("restore queues service {} although it needs no endpoint and holds none", s.id));
+        }
+    }
+    let node_local = |network: &NetworkId| matches!(by_id.get(&ObjectId::Network(network.clone())), Some(Object::Network(n)) if n.scope() == DriverScope::NodeLocal);
+    for finding in &report.findings {
+        let network = match finding {
+            Finding::DuplicateAddress { network, .. }
+            | Finding::AddressOutsideSubnets { network, .. }
+            | Finding::ReservedAddress { network, .. }
+            | Finding::UnallocatedNetwork { network, .. } => network,
+            _ => continue,
+        };
+        if node_local(network) {
+            return Err(format!("restore reports an address on node-local network {network}: {finding}"));
+        }
+    }
+    Ok(())
+}
+
+/// After one committed pass: a network restore found nothing wrong with keeps its stored
+/// subnets and gateways, and every overlay network the pass wrote has one VXLAN id per config.
+fn check_networks_after_pass(objects: &[Object], report: &RestoreReport, after: &[Object]) -> Result<(), String> {
+    let faulty: BTreeSet<&NetworkId> = report
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::InvalidStoredNetwork { network, .. } | Finding::NetworkConflict { network, .. } => Some(network),
+            _ => None,
+        })
+        .collect();
+    let now: BTreeMap<ObjectId, &Object> = after.iter().map(|o| (o.id(), o)).collect();
+    for object in objects {
+        let Object::Network(before) = object else { continue };
+        let Some(Object::Network(network)) = now.get(&object.id()) else { continue };
+        if let Some(stored) = &before.ipam
+            && !faulty.contains(&before.id)
+            && network.ipam.as_ref().map(|i| &i.configs) != Some(&stored.configs)
+        {
+            return Err(format!(
+                "network {} had a usable stored IPAM {:?} but the pass wrote {:?}",
+                before.id, stored.configs, network.ipam
+            ));
+        }
+        let written = before.ipam != network.ipam || before.driver_state != network.driver_state;
+        if written && network.scope() == DriverScope::Overlay {
+            let (ipam, driver) = (network.ipam.as_ref(), network.driver_state.as_ref());
+            let configs = ipam.map_or(0, |i| i.configs.len());
+            let vnis = driver.and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION)).map_or(0, |l| l.split(',').count());
+            if vnis != configs {
+                return Err(format!(
+                    "the pass wrote overlay network {} with {vnis} VXLAN ids for {configs} configs",
+                    network.id
+                ));
             }
         }
     }

@@ -33,10 +33,10 @@ use arbitrary::{Arbitrary, Unstructured};
 use ipnet::{IpNet, Ipv4Net};
 
 use swarmalloc::{
-    Allocator, ClusterConfig, DriverConfig, DriverScope, EndpointSpec, Finding, Holder, Ipam, IpamConfig, Network,
-    NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, ObjectRef, PortConfig, Protocol,
-    PublishMode, Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId, TaskSpec, TaskState, TaskStatus,
-    VXLAN_ID_LIST_OPTION, Version,
+    ADDRESS_CURSOR_OPTION, Allocator, ClusterConfig, DriverConfig, DriverScope, EndpointSpec, Finding, Holder, Ipam,
+    IpamConfig, Network, NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, ObjectRef,
+    PortConfig, Protocol, PublishMode, Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId, TaskSpec,
+    TaskState, TaskStatus, VXLAN_ID_LIST_OPTION, Version,
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -52,6 +52,8 @@ pub fn config() -> ClusterConfig {
         subnet_size: 28,
         dynamic_port_range: Range { min: PORT_DYNAMIC_MIN, max: PORT_DYNAMIC_MAX },
         vxlan_id_range: Range { min: 4096, max: 4101 },
+        network_plugins: vec!["weave".into()],
+        ipam_plugins: Vec::new(),
     }
 }
 
@@ -87,7 +89,7 @@ pub enum NetKind {
     NodeLocal(u8),
     /// Two IPv4 subnets, a /30 (one address after the gateway) then a /29: picks in config order.
     TwoSubnets,
-    /// An IPv6-only overlay network (no VXLAN id: those exist only for IPv4 subnets), one of 2.
+    /// An IPv6-only overlay network (it gets a VXLAN id all the same: one per IPAM config), one of 2.
     V6Only(u8),
     /// A default subnet with VXLAN id 4096, 4097 or 4098 pinned through the driver option (may
     /// clash with others).
@@ -536,8 +538,11 @@ impl Model {
                 }
             }
             Op::CreateTask(index) => {
-                if let Some(service) = Self::pick(self.services(), index).map(|s| s.id.clone()) {
-                    let task = new_task(TaskId::new(self.fresh_id("t")), Some(service), None, Vec::new());
+                // The orchestrator copies the service's task template, networks included.
+                if let Some((service, networks)) =
+                    Self::pick(self.services(), index).map(|s| (s.id.clone(), s.spec.task_networks.clone()))
+                {
+                    let task = new_task(TaskId::new(self.fresh_id("t")), Some(service), None, networks);
                     self.write(Object::Task(task));
                 }
             }
@@ -625,6 +630,7 @@ impl Model {
         let mut spec = NetworkSpec { name: ["net-", id.as_str()].concat(), ..NetworkSpec::default() };
         let ipam = |subnets: &[&str]| Ipam {
             driver: String::new(),
+            options: BTreeMap::new(),
             configs: subnets
                 .iter()
                 .map(|s| IpamConfig { subnet: Some(s.parse().expect("valid")), range: None, gateway: None })
@@ -663,6 +669,7 @@ impl Model {
             NetKind::Ranged => {
                 spec.ipam = Some(Ipam {
                     driver: String::new(),
+                    options: BTreeMap::new(),
                     configs: vec![IpamConfig {
                         subnet: Some("192.168.3.0/28".parse().expect("valid")),
                         range: Some("192.168.3.8/29".parse().expect("valid")),
@@ -935,6 +942,9 @@ impl Model {
         if let (Some(before), Some(before_networks)) = (before, &before_networks) {
             held.extend(unavailable_addresses(before, before_networks));
         }
+        if let (Some(before), Some(before_networks)) = (before, &before_networks) {
+            check_address_cursors(before, before_networks, &self.store, &networks)?;
+        }
         let before = before.unwrap_or(View::of(&self.store));
         let before_networks = before_networks.as_ref().unwrap_or(&networks);
         self.check_liveness(before, &held, &networks)?;
@@ -1021,26 +1031,13 @@ impl Model {
             };
             let missing: Vec<&NetworkId> = wanted.iter().filter(|id| has.binary_search(id).is_err()).copied().collect();
             let extra: Vec<&NetworkId> = has.iter().filter(|id| wanted.binary_search(id).is_err()).copied().collect();
-            let full: Vec<&&NetworkId> = missing.iter().filter(|id| !room(id)).collect();
-            if NODE_LB_PER_NETWORK {
-                if let Some(id) = missing.iter().find(|id| room(id)) {
-                    return Err(format!("node {} has no LB attachment on {id} although it needs one", node.id));
-                }
-                if !extra.is_empty() {
-                    return Err(format!("node {} keeps LB attachments on {extra:?}, which it does not need", node.id));
-                }
-            } else {
-                // All or nothing: the node is updated as a whole, or (when a network it needs
-                // has no room) left as it was.
-                let unchanged =
-                    matches!(before.get(&ObjectId::Node(node.id.clone())), Some(Object::Node(b)) if b == node);
-                let failed = !full.is_empty() && unchanged;
-                if !failed && !missing.is_empty() {
-                    return Err(format!("node {} has no LB attachment on {missing:?} although it needs them", node.id));
-                }
-                if !failed && !extra.is_empty() {
-                    return Err(format!("node {} keeps LB attachments on {extra:?}, which it does not need", node.id));
-                }
+            // Per network, as SwarmKit: a network with no room is skipped (the node keeps what it
+            // had there), every other needed one is served, and stale ones are dropped.
+            if let Some(id) = missing.iter().find(|id| room(id)) {
+                return Err(format!("node {} has no LB attachment on {id} although it needs one", node.id));
+            }
+            if !extra.is_empty() {
+                return Err(format!("node {} keeps LB attachments on {extra:?}, which it does not need", node.id));
             }
         }
         Ok(())
@@ -1144,7 +1141,11 @@ impl Model {
             let id = &n.id;
             match self.sticky_networks.get(id) {
                 Some((first_ipam, first_driver)) => {
-                    if first_ipam != ipam
+                    // The address cursor moves on every pass that hands out addresses.
+                    fn allocation(ipam: &Ipam) -> (&String, &Vec<IpamConfig>) {
+                        (&ipam.driver, &ipam.configs)
+                    }
+                    if allocation(first_ipam) != allocation(ipam)
                         || first_driver.options.get(VXLAN_ID_LIST_OPTION) != driver.options.get(VXLAN_ID_LIST_OPTION)
                     {
                         return Err(format!(
@@ -1183,14 +1184,19 @@ impl Model {
                     let [ingress] = ingress.as_slice() else { continue };
                     configs.push(NetworkAttachmentConfig::to(ingress.as_str()));
                 }
+                // The task's own networks, else only the service's deprecated field (SwarmKit).
                 if task.spec.networks.is_empty() {
-                    configs.extend(service.spec.attachment_configs().iter().cloned());
+                    configs.extend(service.spec.networks.iter().cloned());
                 }
             }
             configs.extend(task.spec.networks.iter().cloned());
             let mut satisfiable = true;
             for config in &configs {
-                let Some(network) = networks.get(&config.target) else { continue };
+                // A network missing from the store makes the task wait.
+                let Some(network) = networks.get(&config.target) else {
+                    satisfiable = false;
+                    break;
+                };
                 if network.scope() == DriverScope::NodeLocal {
                     continue;
                 }
@@ -1246,12 +1252,6 @@ fn new_task(
         endpoint: None,
     }
 }
-
-/// Set to true if node load-balancer attachments become independent per network, as in SwarmKit
-/// (which skips a network whose pool is full and allocates the others). The engine allocates a
-/// node all or nothing: one full network leaves the node without LB attachments on every other
-/// network it needs (see the report). Until then the check is the all-or-nothing one.
-const NODE_LB_PER_NETWORK: bool = false;
 
 /// Set to true once the engine pairs old and new ingress ports one to one when it keeps dynamic
 /// ports sticky. Until then the generator avoids two ingress ports with the same (name, protocol,
@@ -1575,9 +1575,10 @@ fn check_store(config: &ClusterConfig, store: &Store) -> Check {
             Some(Err(e)) => return Err(format!("network {} has a malformed VXLAN id list {list:?}: {e}", network.id)),
         };
         if network.scope() == DriverScope::Overlay {
-            let v4 = subnets(network).filter(|s| matches!(s, IpNet::V4(_))).count();
-            if ids.len() != v4 {
-                return Err(format!("overlay network {} has VXLAN ids {ids:?} for {v4} IPv4 subnets", network.id));
+            // One per IPAM config, whatever its address family.
+            let configs = subnets(network).count();
+            if ids.len() != configs {
+                return Err(format!("overlay network {} has VXLAN ids {ids:?} for {configs} IPAM configs", network.id));
             }
         } else if !ids.is_empty() {
             return Err(format!("{:?} network {} has VXLAN ids {ids:?}", network.scope(), network.id));
@@ -1659,8 +1660,15 @@ fn wanted_vip_networks(store: &Store, service: &Service) -> Option<BTreeSet<Netw
     Some(wanted)
 }
 
-/// Whether the committed service is allocated for its current spec.
+/// Whether the committed service is allocated for its current spec. A service that names no
+/// network and publishes no port needs no endpoint: SwarmKit writes none for it.
 fn service_allocated(store: &Store, service: &Service) -> bool {
+    let holds_nothing = |e: &swarmalloc::Endpoint| e.virtual_ips.is_empty() && e.ports.is_empty();
+    let needs_endpoint = !service.spec.attachment_configs().is_empty()
+        || !service.spec.endpoint.as_ref().is_none_or(|e| e.ports.is_empty());
+    if !needs_endpoint && service.endpoint.as_ref().is_none_or(holds_nothing) {
+        return true;
+    }
     let Some(endpoint) = &service.endpoint else { return false };
     let spec = service.spec.endpoint.clone().unwrap_or_default();
     let vips: BTreeSet<NetworkId> = endpoint.virtual_ips.iter().map(|v| v.network_id.clone()).collect();
@@ -1723,6 +1731,148 @@ fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
                 "service {} dynamic port {:?} changed from {was} to {now} across an update that kept it",
                 new.id, port
             ));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// (g) The reuse delay: address cursors
+
+/// A pool's pick range as numbers: the config's range (or its subnet) without the reserved
+/// addresses.
+fn pick_range(config: &IpamConfig) -> Option<(u128, u128)> {
+    let subnet = config.subnet?;
+    let area = config.range.unwrap_or(subnet);
+    let hosts: Vec<u128> = hosts(&subnet).filter(|ip| area.contains(ip)).map(to_u128).collect();
+    Some((*hosts.first()?, *hosts.last()?))
+}
+
+/// The cursors a network stores ([`ADDRESS_CURSOR_OPTION`]), one per IPAM config.
+fn stored_cursors(network: &Network) -> Vec<Option<u128>> {
+    let Some(ipam) = &network.ipam else { return Vec::new() };
+    let list = ipam.options.get(ADDRESS_CURSOR_OPTION).map(String::as_str).unwrap_or("");
+    let mut items = list.split(',');
+    ipam.configs.iter().map(|_| items.next().and_then(|i| i.parse::<IpAddr>().ok()).map(to_u128)).collect()
+}
+
+/// The addresses one object has on `network`: a network's gateways, a service's VIPs, a task's
+/// or node's attachment addresses.
+fn addresses_on(object: &Object, network: &NetworkId) -> Vec<IpAddr> {
+    let attachments = |list: &[swarmalloc::NetworkAttachment]| -> Vec<IpAddr> {
+        list.iter().filter(|a| &a.network_id == network).flat_map(|a| &a.addresses).map(IpNet::addr).collect()
+    };
+    match object {
+        Object::Network(n) if &n.id == network => {
+            n.ipam.iter().flat_map(|i| &i.configs).filter_map(|c| c.gateway).collect()
+        }
+        Object::Network(_) => Vec::new(),
+        Object::Service(s) => s
+            .endpoint
+            .iter()
+            .flat_map(|e| &e.virtual_ips)
+            .filter(|v| &v.network_id == network)
+            .map(|v| v.addr.addr())
+            .collect(),
+        Object::Task(t) => attachments(&t.networks),
+        Object::Node(n) => attachments(&n.attachments),
+    }
+}
+
+/// Every address any object of `store` references on `network` (gateways, VIPs, node LB
+/// attachments, tasks in every state).
+fn referenced_on(store: View<'_>, network: &NetworkId) -> BTreeSet<u128> {
+    store.values().flat_map(|o| addresses_on(o, network)).map(to_u128).collect()
+}
+
+/// The addresses a committed pass handed out on `network`: new to the object that has them
+/// now, and not one a task asked for by address.
+fn picks_on(before: View<'_>, after: &Store, network: &NetworkId) -> BTreeSet<u128> {
+    let mut out = BTreeSet::new();
+    for object in after.values().filter(|o| !matches!(o, Object::Network(_))) {
+        let had = before.get(&object.id()).map(|old| addresses_on(old, network)).unwrap_or_default();
+        let requested: Vec<IpAddr> = match object {
+            Object::Task(t) => {
+                t.spec.networks.iter().filter(|c| &c.target == network).flat_map(|c| c.addresses.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let new = addresses_on(object, network).into_iter().filter(|a| !had.contains(a) && !requested.contains(a));
+        out.extend(new.map(to_u128));
+    }
+    out
+}
+
+/// (g) After a committed pass, in every pool: the addresses handed out that were free (nobody
+/// referenced them) are the first free ones after the pool's cursor as it was before the pass
+/// (the stored one, or, where none is stored, the highest address referenced in the pick range),
+/// wrapping, so no address free before and after the pass is skipped on the way to them (a
+/// just-freed address is not handed out again while others lie ahead of it). A retired task's
+/// address is handed out only once no free one is left, so those come last. The stored cursor
+/// is now the last address handed out: the furthest free one, or one of the retired ones.
+fn check_address_cursors(
+    before: View<'_>,
+    before_networks: &Networks<'_>,
+    after: &Store,
+    networks: &Networks<'_>,
+) -> Check {
+    for network in networks.iter() {
+        let Some(old) = before_networks.get(&network.id) else { continue };
+        let (Some(ipam), Some(old_ipam)) = (&network.ipam, &old.ipam) else { continue };
+        if network.scope() == DriverScope::NodeLocal || ipam.configs != old_ipam.configs {
+            continue;
+        }
+        let picks = picks_on(before, after, &network.id);
+        let referenced_before = referenced_on(before, &network.id);
+        let referenced_after = referenced_on(View::of(after), &network.id);
+        let (old_cursors, new_cursors) = (stored_cursors(old), stored_cursors(network));
+        for (i, config) in ipam.configs.iter().enumerate() {
+            let Some((lo, hi)) = pick_range(config) else { continue };
+            let v6 = config.subnet.is_some_and(|s| matches!(s, IpNet::V6(_)));
+            let (free_picks, reused): (Vec<u128>, Vec<u128>) =
+                picks.iter().copied().filter(|p| (lo..=hi).contains(p)).partition(|p| !referenced_before.contains(p));
+            if free_picks.is_empty() && reused.is_empty() {
+                continue;
+            }
+            let cursor = old_cursors[i].or_else(|| referenced_before.range(lo..=hi).next_back().copied());
+            // Steps forward from the cursor to an address, wrapping inside the pick range.
+            let size = hi - lo + 1;
+            let steps = |a: u128| match cursor {
+                Some(c) => (a + size - c - 1) % size,
+                None => a - lo,
+            };
+            let free = |a: u128| !referenced_before.contains(&a) && !referenced_after.contains(&a);
+            let furthest = free_picks.iter().copied().max_by_key(|p| steps(*p));
+            if let Some(furthest) = furthest
+                && let Some(skipped) = (lo..=hi).find(|a| free(*a) && steps(*a) < steps(furthest))
+            {
+                return Err(format!(
+                    "network {} handed out {} although {} was free before it after the cursor {:?}",
+                    network.id,
+                    from_u128(furthest, v6),
+                    from_u128(skipped, v6),
+                    cursor.map(|c| from_u128(c, v6)),
+                ));
+            }
+            if !reused.is_empty() && (lo..=hi).any(&free) {
+                return Err(format!(
+                    "network {} handed out retired addresses {:?} while {} was free",
+                    network.id,
+                    reused.iter().map(|a| from_u128(*a, v6)).collect::<Vec<_>>(),
+                    from_u128((lo..=hi).find(|a| free(*a)).expect("found"), v6),
+                ));
+            }
+            let stored = new_cursors.get(i).copied().flatten();
+            let expected =
+                if reused.is_empty() { stored == furthest } else { stored.is_some_and(|c| reused.contains(&c)) };
+            if !expected {
+                return Err(format!(
+                    "network {} stores the cursor {:?} in config {i} after a pass that handed out {:?}",
+                    network.id,
+                    stored.map(|c| from_u128(c, v6)),
+                    free_picks.iter().chain(&reused).map(|a| from_u128(*a, v6)).collect::<Vec<_>>(),
+                ));
+            }
         }
     }
     Ok(())

@@ -170,7 +170,7 @@ impl AllocLoop {
         }
         if !self.legacy.init_networks.is_empty() {
             let proposal = swarmalloc::legacy::proposal(std::mem::take(&mut self.legacy.init_networks));
-            return Some(self.start_batch(proposal));
+            return Some(self.start_batch(store, proposal));
         }
         if self.pending.is_empty() {
             self.mark_deferred(store);
