@@ -277,7 +277,7 @@ pub struct DockerNetwork {
 #[serde(rename_all = "PascalCase")]
 pub struct DockerIpam {
     pub driver: Option<String>,
-    /// The IPAM driver's options; the engine keeps its address cursors here.
+    /// The IPAM driver's options (SwarmKit adds `com.docker.network.ipam.serial` to the spec's).
     pub options: Strings,
     pub config: Option<Vec<DockerIpamConfig>>,
 }
