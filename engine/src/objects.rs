@@ -299,10 +299,12 @@ impl ServiceSpec {
         self.ports().iter().any(|p| p.publish_mode == PublishMode::Ingress)
     }
 
-    /// False when the service names no network and publishes no port (in either mode): then
-    /// nothing is allocated for it and SwarmKit stores no endpoint, whatever the resolution mode.
+    /// False when the service publishes no port (in either mode) and has no VIP to get: in DNSRR
+    /// mode, or in VIP mode on no network. Then nothing is allocated for it and SwarmKit stores
+    /// no endpoint (`IsServiceAllocated` holds; a real swarm showed `"Endpoint": {"Spec": {}}`).
     pub fn needs_endpoint(&self) -> bool {
-        !self.attachment_configs().is_empty() || !self.ports().is_empty()
+        !self.ports().is_empty()
+            || (self.resolution_mode() == ResolutionMode::Vip && !self.attachment_configs().is_empty())
     }
 }
 

@@ -1660,12 +1660,12 @@ fn wanted_vip_networks(store: &Store, service: &Service) -> Option<BTreeSet<Netw
     Some(wanted)
 }
 
-/// Whether the committed service is allocated for its current spec. A service that names no
-/// network and publishes no port needs no endpoint: SwarmKit writes none for it.
+/// Whether the committed service is allocated for its current spec. A service that publishes no
+/// port and has no VIP to get (DNSRR, or no network) needs no endpoint: SwarmKit writes none.
 fn service_allocated(store: &Store, service: &Service) -> bool {
     let holds_nothing = |e: &swarmalloc::Endpoint| e.virtual_ips.is_empty() && e.ports.is_empty();
-    let needs_endpoint = !service.spec.attachment_configs().is_empty()
-        || !service.spec.endpoint.as_ref().is_none_or(|e| e.ports.is_empty());
+    let vips = service.spec.resolution_mode() == ResolutionMode::Vip && !service.spec.attachment_configs().is_empty();
+    let needs_endpoint = vips || !service.spec.endpoint.as_ref().is_none_or(|e| e.ports.is_empty());
     if !needs_endpoint && service.endpoint.as_ref().is_none_or(holds_nothing) {
         return true;
     }
