@@ -1,4 +1,4 @@
-//! The store objects the allocator reads and writes, in SwarmKit's shape (allocator-spec.md section 1).
+//! The store objects the allocator reads and writes, in SwarmKit's shape (docs/swarmkit.md section 1).
 //!
 //! Each object separates the user's `spec` from the fields the allocator owns (`ipam`,
 //! `driver_state`, `endpoint`, `networks`, `attachments`). The allocator writes only the fields it
@@ -34,7 +34,7 @@ pub const DEFAULT_IPAM_DRIVER: &str = "default";
 /// case, but its allocator then looks them up as given and fails.
 pub const BUILTIN_DRIVERS: [&str; 5] = ["overlay", "bridge", "host", "macvlan", "ipvlan"];
 
-/// How the allocator treats a network driver (allocator-spec.md 1.2).
+/// How the allocator treats a network driver (docs/swarmkit.md section 1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DriverScope {
     /// `overlay`: subnets, addresses, VXLAN ids and node load-balancer attachments.
