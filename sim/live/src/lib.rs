@@ -1,12 +1,19 @@
 //! swarmalloc-live: the project against a real Docker swarm (SwarmKit inside dockerd).
 //!
-//! Owns the connection to a Docker Engine API ([`Endpoint`], from `--host` or `DOCKER_HOST`).
+//! Owns the connection to a Docker Engine API ([`Endpoint`], from `--host` or `DOCKER_HOST`);
+//! `gather` (a swarm's state for `allocsim check`), `harness` (a throw-away swarm on a dockerd of
+//! its own), `connection` (a client and the waits), `ops` (user operations), `state` (the
+//! gathered state as the tests and tools read it). See README.md.
 //! Architecture invariant: nothing here runs inside the simulator; the simulated runtime and this
 //! crate's real tokio runtime never meet (madsim's crates stay `tokio`, this one's is `real_tokio`).
 
 use std::path::PathBuf;
 
+pub mod connection;
 pub mod gather;
+pub mod harness;
+pub mod ops;
+pub mod state;
 
 /// Where a Docker Engine API listens. Only unix sockets: the tools read a swarm on this
 /// machine (a remote daemon is reached with `ssh -L` to a local socket).
@@ -41,6 +48,13 @@ impl Endpoint {
     /// The endpoint of this process's environment (`DOCKER_HOST`, else Docker's default).
     pub fn from_env() -> Result<Endpoint, EndpointError> {
         Endpoint::resolve(None, std::env::var("DOCKER_HOST").ok().as_deref())
+    }
+
+    /// A client for this endpoint at bollard's API version, without asking the daemon (which may
+    /// not run yet); [`Endpoint::connect`] negotiates.
+    pub fn client(&self) -> Result<bollard::Docker, bollard::errors::Error> {
+        // Listing 5,000 tasks takes the manager most of a second; a restore can take longer.
+        bollard::Docker::connect_with_unix(&self.socket.to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
     }
 
     /// A client for this endpoint, speaking the highest API version both sides know (dockerd
