@@ -3,13 +3,15 @@
 //! Owns the connection to a Docker Engine API ([`Endpoint`], from `--host` or `DOCKER_HOST`);
 //! `gather` (a swarm's state for `allocsim check`), `harness` (a throw-away swarm on a dockerd of
 //! its own), `connection` (a client and the waits), `ops` (user operations), `state` (the
-//! gathered state as the tests and tools read it). See README.md.
+//! gathered state as the tests and tools read it), `differential` (the real swarm against the
+//! engine). See README.md.
 //! Architecture invariant: nothing here runs inside the simulator; the simulated runtime and this
 //! crate's real tokio runtime never meet (madsim's crates stay `tokio`, this one's is `real_tokio`).
 
 use std::path::PathBuf;
 
 pub mod connection;
+pub mod differential;
 pub mod gather;
 pub mod harness;
 pub mod ops;
