@@ -14,6 +14,7 @@ pub mod connection;
 pub mod differential;
 pub mod gather;
 pub mod harness;
+pub mod live;
 pub mod ops;
 pub mod state;
 
