@@ -1,7 +1,9 @@
 //! Identifier newtypes. Ids are cheap to clone (`Arc<str>`) because the engine's index stores
 //! one per reservation. They compare as their strings do (byte order), but eight bytes at a time
-//! without calling `memcmp`: ids are short and compared in every map lookup, and under libFuzzer
-//! every unequal `memcmp` also goes through its interceptor (9% of an `engine_ops` execution).
+//! without calling `memcmp`: ids are short and compared in every map lookup. It was written for
+//! libFuzzer (whose `memcmp` interceptor it avoids) and stays because it pays natively too: with
+//! `memcmp` a proposal of 50,000 task attachments runs 5.9% more instructions (criterion
+//! `attach_50k_on_a_16/propose` under callgrind, docs/performance.md).
 
 use std::cmp::Ordering;
 use std::fmt;

@@ -166,78 +166,20 @@ impl NetAlloc {
     }
 }
 
-/// A network's stored allocation (`ipam` and `driver_state`) in one buffer: equal exactly when
-/// the stored values are equal (every field is written, strings and lists with their lengths),
-/// without a copy of every string and map of the network. The address cursor option is left
-/// out: a write that moves only the cursor is not a new allocation.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct StoredAlloc(Box<[u8]>);
+/// A network's stored allocation (`ipam` and `driver_state`) as committed, without the address
+/// cursor option: compared to tell whether the pools must be rebuilt (a write that moves only the
+/// cursor is not a new allocation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredAlloc {
+    ipam: Ipam,
+    driver: Option<DriverConfig>,
+}
 
 impl StoredAlloc {
     pub(super) fn of(ipam: &Ipam, driver: Option<&DriverConfig>) -> StoredAlloc {
-        fn bytes(out: &mut Vec<u8>, s: &[u8]) {
-            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-            out.extend_from_slice(s);
-        }
-        fn map<'a>(out: &mut Vec<u8>, entries: impl ExactSizeIterator<Item = (&'a String, &'a String)>) {
-            out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-            for (key, value) in entries {
-                bytes(out, key.as_bytes());
-                bytes(out, value.as_bytes());
-            }
-        }
-        fn net(out: &mut Vec<u8>, net: Option<IpNet>) {
-            match net {
-                None => out.push(0),
-                Some(net) => {
-                    addr(out, Some(net.addr()));
-                    out.push(net.prefix_len());
-                }
-            }
-        }
-        fn addr(out: &mut Vec<u8>, ip: Option<IpAddr>) {
-            match ip {
-                None => out.push(0),
-                Some(IpAddr::V4(a)) => {
-                    out.push(4);
-                    out.extend_from_slice(&a.octets());
-                }
-                Some(IpAddr::V6(a)) => {
-                    out.push(6);
-                    out.extend_from_slice(&a.octets());
-                }
-            }
-        }
-        let ipam_options: Vec<(&String, &String)> =
-            ipam.options.iter().filter(|(key, _)| *key != ADDRESS_CURSOR_OPTION).collect();
-        let mut out = Vec::new();
-        bytes(&mut out, ipam.driver.as_bytes());
-        map(&mut out, ipam_options.into_iter());
-        out.extend_from_slice(&(ipam.configs.len() as u64).to_le_bytes());
-        for config in &ipam.configs {
-            net(&mut out, config.subnet);
-            net(&mut out, config.range);
-            addr(&mut out, config.gateway);
-        }
-        match driver {
-            None => out.push(0),
-            Some(driver) => {
-                out.push(1);
-                bytes(&mut out, driver.name.as_bytes());
-                map(&mut out, driver.options.iter());
-            }
-        }
-        StoredAlloc(out.into_boxed_slice())
-    }
-}
-
-impl fmt::Debug for StoredAlloc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StoredAlloc(")?;
-        for byte in self.0.iter() {
-            write!(f, "{byte:02x}")?;
-        }
-        f.write_str(")")
+        let mut ipam = ipam.clone();
+        ipam.options.remove(ADDRESS_CURSOR_OPTION);
+        StoredAlloc { ipam, driver: driver.cloned() }
     }
 }
 
@@ -274,9 +216,8 @@ impl fmt::Debug for Committed {
 pub(crate) struct NetEntry {
     pub(crate) scope: DriverScope,
     pub(crate) ingress: bool,
-    /// `Ok` when the stored allocation is valid, `Err` explains why it is not. Boxed so that
-    /// the entry stays small: a node of the networks map then fits the allocator's fast path.
-    pub(crate) alloc: Option<Result<Box<NetAlloc>, String>>,
+    /// `Ok` when the stored allocation is valid, `Err` explains why it is not.
+    pub(crate) alloc: Option<Result<NetAlloc, String>>,
     pub(crate) network: Committed,
     /// The stored allocation, exactly as committed (compared to tell whether pools must be
     /// rebuilt). Last, so that `Allocator::diff` of two entries shows the parsed pools first
@@ -337,7 +278,7 @@ pub(super) fn parse_alloc(
     ipam: &Ipam,
     driver: Option<&DriverConfig>,
     config: &ClusterConfig,
-) -> Result<Box<NetAlloc>, String> {
+) -> Result<NetAlloc, String> {
     let name = network.driver_name();
     if !config.knows_network_driver(name) {
         return Err(format!("network driver {name:?} is not known"));
@@ -378,7 +319,7 @@ pub(super) fn parse_alloc(
         // SwarmKit's overlay driver reads one id per config and drops the rest.
         vnis = vnis.iter().take(pools.len()).copied().collect();
     }
-    Ok(Box::new(NetAlloc { pools, vnis, incomplete, conflict: None }))
+    Ok(NetAlloc { pools, vnis, incomplete, conflict: None })
 }
 
 /// Sets each pool's stored cursor from an [`ADDRESS_CURSOR_OPTION`] value (one entry per pool,
