@@ -216,7 +216,7 @@ fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() 
     for needle in [
         "<strong>FAIL</strong>6 seeds of 2 scenarios: 3 passed, 3 failed; fuzz: 2 targets, 1 crashes",
         "Replay: <code>allocsim replay tests/sweep/allocsim-failures/planted-wrong-count-1.json</code>",
-        "name = &quot;planted-wrong-count-shrunk&quot;",
+        "name = &#34;planted-wrong-count-shrunk&#34;",
         "the failure file was not found next to the results",
         "expected 7 RUNNING tasks of service web, found 6",
         "fuzz/artifacts/restore/crash-3f2a",
@@ -236,6 +236,30 @@ fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() 
     assert!(folded.contains("<img src=\"charts/throughput-01-smoke.svg\"") && !folded.contains("<svg"), "{folded}");
     assert!(!html.contains("<script"), "no script");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external asset");
+}
+
+/// Text from the inputs (scenario names, violations, file names, fuzz artifacts) is escaped
+/// wherever the page shows it: in element content and in attribute values.
+#[test]
+fn the_page_escapes_what_it_reads() {
+    let mut sweep = report(&[SMOKE, PLANTED]);
+    let hostile = "<script>alert('x')</script> & \"quoted\"";
+    sweep.report.failures[0].violation.detail = hostile.to_string();
+    sweep.report.failures[0].violation.checker = hostile.to_string();
+    sweep.report.scenarios[0].scenario = hostile.to_string();
+    sweep.report.inputs[0].file = hostile.to_string();
+    let fuzz = sweep.report.fuzz.as_mut().expect("the fixture has a fuzz summary");
+    fuzz.targets[0].target = hostile.to_string();
+    fuzz.warnings.push(hostile.to_string());
+    let mut charts = sweep.charts();
+    charts[0].title = hostile.to_string();
+    let html = sweep.to_html(&charts);
+    assert!(!html.contains("<script"), "unescaped markup in the page");
+    let escaped = "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#34;quoted&#34;";
+    // The violation, the checker, the scenario (table and block), the input, the fuzz target
+    // and warning, a chart's heading.
+    assert!(html.matches(escaped).count() >= 8, "expected the escaped text everywhere:\n{html}");
+    assert!(html.contains("<a href=\"#failures\">Failures</a>"), "the navigation");
 }
 
 /// Each SVG, standalone and inline in the page, parses as XML with an `svg` root that draws.
