@@ -125,70 +125,10 @@ pub(crate) fn diff(engine: &State, store: &State) -> Option<Diff> {
     if engine == store {
         return None;
     }
-    let mut out = Vec::new();
-    let mut push = |subject: Subject, engine: String, store: String| {
-        if engine != store {
-            out.push(Difference { subject, engine, store });
-        }
-    };
-    for id in keys(&engine.networks, &store.networks) {
-        let (a, b) = (engine.networks.get(id), store.networks.get(id));
-        push(Subject::Network { network: id.clone() }, network(a), network(b));
-        for (subject, a, b) in pools(id, a, b) {
-            push(subject, a, b);
-        }
-    }
-    let subnets = |state: &State| -> BTreeMap<IpNet, NetworkId> {
-        state.subnets.values().map(|e| (e.subnet, e.network.clone())).collect()
-    };
-    let (sa, sb) = (subnets(engine), subnets(store));
-    for subnet in keys(&sa, &sb) {
-        push(Subject::Subnet { subnet: *subnet }, held_by_network(sa.get(subnet)), held_by_network(sb.get(subnet)));
-    }
-    for vni in keys(&engine.vnis, &store.vnis) {
-        let (a, b) = (engine.vnis.get(vni), store.vnis.get(vni));
-        push(Subject::VxlanId { vxlan_id: *vni }, held_by_network(a), held_by_network(b));
-    }
-    let ingress = |state: &State| state.ingress.as_ref().map_or("no network".to_string(), |n| format!("network {n}"));
-    push(Subject::Ingress, ingress(engine), ingress(store));
-    for (protocol, port) in keys(&engine.ports, &store.ports) {
-        let key = (*protocol, *port);
-        let (a, b) = (engine.ports.get(&key), store.ports.get(&key));
-        let describe = |c: Option<&Claims<ServiceId>>| claims(c, |s| format!("service {s}"));
-        push(Subject::Port { protocol: *protocol, port: *port }, describe(a), describe(b));
-    }
-    for id in keys(&engine.services, &store.services) {
-        let describe = |state: &State| match state.services.get(id) {
-            None => "nothing recorded".to_string(),
-            Some(entry) => format!(
-                "VIPs {} and published ports {}",
-                list(entry.vips.iter().map(|(n, a)| format!("{a} on {n}"))),
-                list(entry.ports.iter().map(|(p, n)| format!("{p}/{n}")))
-            ),
-        };
-        push(Subject::Service { service: id.clone() }, describe(engine), describe(store));
-    }
-    for id in keys(&engine.tasks, &store.tasks) {
-        push(Subject::Task { task: id.clone() }, task(engine.tasks.get(id)), task(store.tasks.get(id)));
-    }
-    for id in keys(&engine.nodes, &store.nodes) {
-        let describe = |addrs: Option<&Few<(NetworkId, IpNet)>>| match addrs {
-            None => "no addresses".to_string(),
-            Some(addrs) => format!("addresses {}", list(addrs.iter().map(|(n, a)| format!("{a} on {n}")))),
-        };
-        push(Subject::NodeLb { node: id.clone() }, describe(engine.nodes.get(id)), describe(store.nodes.get(id)));
-    }
-    for id in keys(&engine.node_needs, &store.node_needs) {
-        let describe = |needs: Option<&BTreeMap<NetworkId, u32>>| match needs {
-            None => "no networks".to_string(),
-            Some(needs) => list(needs.iter().map(|(n, count)| format!("{n} ({count} live tasks)"))),
-        };
-        push(
-            Subject::NodeNeeds { node: id.clone() },
-            describe(engine.node_needs.get(id)),
-            describe(store.node_needs.get(id)),
-        );
-    }
+    let mut d = Differences(Vec::new());
+    claim_differences(engine, store, &mut d);
+    object_differences(engine, store, &mut d);
+    let mut out = d.0;
     if out.is_empty() {
         // Equal in every part the words describe: what differs is below them (a pool's range or
         // gateway, a network's stored spec, the config). Said in the index's own terms.
@@ -212,6 +152,84 @@ pub(crate) fn diff(engine: &State, store: &State) -> Option<Diff> {
     }
     out.sort_by(|a, b| a.subject.cmp(&b.subject));
     Some(Diff(out))
+}
+
+/// Differences collected in words; subjects both engines describe alike are left out.
+struct Differences(Vec<Difference>);
+
+impl Differences {
+    fn push(&mut self, subject: Subject, engine: String, store: String) {
+        if engine != store {
+            self.0.push(Difference { subject, engine, store });
+        }
+    }
+}
+
+/// Who holds each resource: networks (their allocation, address claims and cursors), subnets,
+/// VXLAN ids, the ingress role, ports.
+fn claim_differences(engine: &State, store: &State, d: &mut Differences) {
+    for id in keys(&engine.networks, &store.networks) {
+        let (a, b) = (engine.networks.get(id), store.networks.get(id));
+        d.push(Subject::Network { network: id.clone() }, network(a), network(b));
+        for (subject, a, b) in pools(id, a, b) {
+            d.push(subject, a, b);
+        }
+    }
+    let subnets = |state: &State| -> BTreeMap<IpNet, NetworkId> {
+        state.subnets.values().map(|e| (e.subnet, e.network.clone())).collect()
+    };
+    let (sa, sb) = (subnets(engine), subnets(store));
+    for subnet in keys(&sa, &sb) {
+        d.push(Subject::Subnet { subnet: *subnet }, held_by_network(sa.get(subnet)), held_by_network(sb.get(subnet)));
+    }
+    for vni in keys(&engine.vnis, &store.vnis) {
+        let (a, b) = (engine.vnis.get(vni), store.vnis.get(vni));
+        d.push(Subject::VxlanId { vxlan_id: *vni }, held_by_network(a), held_by_network(b));
+    }
+    let ingress = |state: &State| state.ingress.as_ref().map_or("no network".to_string(), |n| format!("network {n}"));
+    d.push(Subject::Ingress, ingress(engine), ingress(store));
+    for (protocol, port) in keys(&engine.ports, &store.ports) {
+        let key = (*protocol, *port);
+        let (a, b) = (engine.ports.get(&key), store.ports.get(&key));
+        let describe = |c: Option<&Claims<ServiceId>>| claims(c, |s| format!("service {s}"));
+        d.push(Subject::Port { protocol: *protocol, port: *port }, describe(a), describe(b));
+    }
+}
+
+/// What the engine records for each service, task and node.
+fn object_differences(engine: &State, store: &State, d: &mut Differences) {
+    for id in keys(&engine.services, &store.services) {
+        let describe = |state: &State| match state.services.get(id) {
+            None => "nothing recorded".to_string(),
+            Some(entry) => format!(
+                "VIPs {} and published ports {}",
+                list(entry.vips.iter().map(|(n, a)| format!("{a} on {n}"))),
+                list(entry.ports.iter().map(|(p, n)| format!("{p}/{n}")))
+            ),
+        };
+        d.push(Subject::Service { service: id.clone() }, describe(engine), describe(store));
+    }
+    for id in keys(&engine.tasks, &store.tasks) {
+        d.push(Subject::Task { task: id.clone() }, task(engine.tasks.get(id)), task(store.tasks.get(id)));
+    }
+    for id in keys(&engine.nodes, &store.nodes) {
+        let describe = |addrs: Option<&Few<(NetworkId, IpNet)>>| match addrs {
+            None => "no addresses".to_string(),
+            Some(addrs) => format!("addresses {}", list(addrs.iter().map(|(n, a)| format!("{a} on {n}")))),
+        };
+        d.push(Subject::NodeLb { node: id.clone() }, describe(engine.nodes.get(id)), describe(store.nodes.get(id)));
+    }
+    for id in keys(&engine.node_needs, &store.node_needs) {
+        let describe = |needs: Option<&BTreeMap<NetworkId, u32>>| match needs {
+            None => "no networks".to_string(),
+            Some(needs) => list(needs.iter().map(|(n, count)| format!("{n} ({count} live tasks)"))),
+        };
+        d.push(
+            Subject::NodeNeeds { node: id.clone() },
+            describe(engine.node_needs.get(id)),
+            describe(store.node_needs.get(id)),
+        );
+    }
 }
 
 /// The keys of two maps, each once, sorted.

@@ -1,4 +1,4 @@
-//! The store objects the allocator reads and writes, in SwarmKit's shape (allocator-spec.md section 1).
+//! The store objects the allocator reads and writes, in SwarmKit's shape (docs/swarmkit.md section 1).
 //!
 //! Each object separates the user's `spec` from the fields the allocator owns (`ipam`,
 //! `driver_state`, `endpoint`, `networks`, `attachments`). The allocator writes only the fields it
@@ -34,7 +34,7 @@ pub const DEFAULT_IPAM_DRIVER: &str = "default";
 /// case, but its allocator then looks them up as given and fails.
 pub const BUILTIN_DRIVERS: [&str; 5] = ["overlay", "bridge", "host", "macvlan", "ipvlan"];
 
-/// How the allocator treats a network driver (allocator-spec.md 1.2).
+/// How the allocator treats a network driver (docs/swarmkit.md section 1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DriverScope {
     /// `overlay`: subnets, addresses, VXLAN ids and node load-balancer attachments.
@@ -299,10 +299,12 @@ impl ServiceSpec {
         self.ports().iter().any(|p| p.publish_mode == PublishMode::Ingress)
     }
 
-    /// False when the service names no network and publishes no port (in either mode): then
-    /// nothing is allocated for it and SwarmKit stores no endpoint, whatever the resolution mode.
+    /// False when the service publishes no port (in either mode) and has no VIP to get: in DNSRR
+    /// mode, or in VIP mode on no network. Then nothing is allocated for it and SwarmKit stores
+    /// no endpoint (`IsServiceAllocated` holds; a real swarm showed `"Endpoint": {"Spec": {}}`).
     pub fn needs_endpoint(&self) -> bool {
-        !self.attachment_configs().is_empty() || !self.ports().is_empty()
+        !self.ports().is_empty()
+            || (self.resolution_mode() == ResolutionMode::Vip && !self.attachment_configs().is_empty())
     }
 }
 

@@ -87,6 +87,15 @@ impl RestoreReport {
 
 pub(crate) fn findings(state: &State) -> Vec<Finding> {
     let mut out = Vec::new();
+    network_findings(state, &mut out);
+    address_findings(state, &mut out);
+    port_findings(state, &mut out);
+    out
+}
+
+/// Invalid stored networks, networks that lost a conflict, doubly claimed addresses, and
+/// ingress networks beyond the first.
+fn network_findings(state: &State, out: &mut Vec<Finding>) {
     for (id, entry) in &state.networks {
         match &entry.alloc {
             Some(Err(reason)) => {
@@ -119,6 +128,10 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             out.push(Finding::ExtraIngress { kept: kept.clone(), ignored: id.clone() });
         }
     }
+}
+
+/// Addresses of live holders that no usable network explains.
+fn address_findings(state: &State, out: &mut Vec<Finding>) {
     // A live holder's address on a network that is missing, unallocated, invalid or lost a
     // conflict is reported; otherwise it must lie on a usable address of the network's subnets.
     // A network whose stored allocation only lacks its driver state or VXLAN ids keeps its
@@ -168,6 +181,10 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             check(network, *ip, &|| Holder::NodeLb(id.clone()));
         }
     }
+}
+
+/// Ports several services publish.
+fn port_findings(state: &State, out: &mut Vec<Finding>) {
     for ((protocol, port), claims) in &state.ports {
         if !claims.losers().is_empty() {
             out.push(Finding::DuplicatePort {
@@ -178,7 +195,6 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             });
         }
     }
-    out
 }
 
 /// Objects that an allocation pass would change, in the order a pass allocates them: the

@@ -274,19 +274,24 @@ fn p04_the_ingress_comes_first_in_restores_queue_whatever_its_id() {
 // ---------------------------------------------------------------------------------------------
 // 5: services that need no endpoint
 
-/// A real swarm stores no endpoint for a DNSRR service without ports, nor for a VIP service
-/// without networks and ports (`docker service inspect` shows `"Endpoint": {"Spec": {}}`).
+/// A real swarm stores no endpoint for a DNSRR service without ports, with networks or without,
+/// nor for a VIP service without networks and ports (`docker service inspect` shows
+/// `"Endpoint": {"Spec": {}}`): SwarmKit's `IsServiceAllocated` holds for them.
 #[test]
 fn p05_services_that_need_no_endpoint_are_left_as_they_are() {
     let objects = vec![
+        Object::from(allocated("back", "10.0.0.0/24", 4096)),
         Object::from(dnsrr(service("dns", &[]))),
+        Object::from(dnsrr(service("dnsnet", &["back"]))),
         Object::from(service("plain", &[])),
         Object::from(task("t1", Some("dns"))),
     ];
     let (mut w, report) = World::restored(ClusterConfig::default(), objects);
     assert_eq!(report.queue, [task_id("t1")], "only the NEW task");
     ok(w.pass());
-    assert!(w.service("dns").endpoint.is_none() && w.service("plain").endpoint.is_none());
+    for s in ["dns", "dnsnet", "plain"] {
+        assert!(w.service(s).endpoint.is_none(), "{s}");
+    }
     assert_eq!(w.state("t1"), TaskState::Pending);
     assert!(w.task("t1").endpoint.is_none());
     // Adding a port makes an endpoint; removing it again leaves one that holds nothing.

@@ -1,4 +1,4 @@
-//! SwarmKit's allocator bug classes B1..B12 (allocator-spec.md section 4), each replayed against
+//! SwarmKit's allocator bug classes B1..B12 (docs/swarmkit.md section 4), each replayed against
 //! the engine alone as the spec's sequence, plus restore's handling of inconsistent stored state
 //! (principle 1: typed findings, a deterministic winner, losers queued, no silent double owner).
 

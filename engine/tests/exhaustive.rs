@@ -334,7 +334,7 @@ struct TinySubnet {
 }
 
 /// What /29, /30, /31, /32 (and a /125, and a /29 with an explicit gateway) hold. IPv4 above /31
-/// reserves network and broadcast; /31 and /32 reserve nothing (allocator-spec.md 2.2); the
+/// reserves network and broadcast; /31 and /32 reserve nothing (docs/swarmkit.md section 2.2); the
 /// gateway is the first usable address unless the config names one.
 #[test]
 fn tiny_subnets_hold_what_the_spec_says() {

@@ -1,4 +1,4 @@
-//! One test per allocation rule of allocator-spec.md sections 1 and 2, and per design principle.
+//! One test per allocation rule of docs/swarmkit.md sections 1 and 2, and per design principle.
 //! Each test drives the engine through the committed-store world of `support`, which checks after
 //! every step that the engine equals a fresh restore of the store.
 

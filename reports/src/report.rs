@@ -96,7 +96,12 @@ impl Sweep {
                 s.seeds,
                 s.passed,
                 s.failed,
-                format!("{:.1}", s.tasks.pending_per_window_s),
+                // A real run (`allocsim live`) has no simulated time to measure throughput in.
+                if s.scenario.ends_with(" [real]") {
+                    "–".to_string()
+                } else {
+                    format!("{:.1}", s.tasks.pending_per_window_s)
+                },
                 latency_text(s),
                 s.leader_changes
             );

@@ -31,7 +31,7 @@ struct Batch {
 
 /// What the caller should do after a batch event.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum BatchStep {
     /// Propose these changes as the batch's next transaction.
     Propose(Vec<Change>),
     /// The batch ended with `landed` of `total` updates committed.
@@ -277,10 +277,10 @@ impl AllocLoop {
     }
 
     /// A transaction was applied; if it is this loop's, advances the batch.
-    pub fn applied(&mut self, store: &Store, id: ProposalId, result: &Result<Vec<Event>, TxnError>) -> Step {
-        let Some(batch) = &mut self.batch else { return Step::Ignored };
+    pub fn applied(&mut self, store: &Store, id: ProposalId, result: &Result<Vec<Event>, TxnError>) -> BatchStep {
+        let Some(batch) = &mut self.batch else { return BatchStep::Ignored };
         if batch.inflight != Some(id) {
-            return Step::Ignored;
+            return BatchStep::Ignored;
         }
         batch.inflight = None;
         match result {
@@ -289,7 +289,7 @@ impl AllocLoop {
                 batch.next += 1;
                 if batch.next < batch.chunks.len() {
                     let next = batch.next;
-                    return Step::Propose(self.chunk_changes(store, next));
+                    return BatchStep::Propose(self.chunk_changes(store, next));
                 }
                 self.finish(store)
             }
@@ -303,8 +303,8 @@ impl AllocLoop {
 
     /// Ends the batch with what landed so far: a cut batch, a refused transaction, or a
     /// transaction the caller chose not to propose. Objects that did not land are retried.
-    pub fn finish(&mut self, store: &Store) -> Step {
-        let Some(batch) = self.batch.take() else { return Step::Ignored };
+    pub fn finish(&mut self, store: &Store) -> BatchStep {
+        let Some(batch) = self.batch.take() else { return BatchStep::Ignored };
         let total = batch.proposal.len();
         #[cfg(feature = "legacy")]
         self.legacy.batch_ended(batch.landed, total);
@@ -322,7 +322,7 @@ impl AllocLoop {
         }
         drop(batch.proposal);
         self.replay_buffered(store);
-        Step::Done { landed: batch.landed, total }
+        BatchStep::Done { landed: batch.landed, total }
     }
 
     /// Mirrors what other writers committed while the batch was in flight.
@@ -397,7 +397,7 @@ mod tests {
     }
 
     /// Proposes `changes` as the loop's transaction `seq` and applies it at the next index.
-    fn propose(alloc: &mut AllocLoop, store: &mut Store, seq: u64, changes: Vec<Change>) -> (bool, Step) {
+    fn propose(alloc: &mut AllocLoop, store: &mut Store, seq: u64, changes: Vec<Change>) -> (bool, BatchStep) {
         let id = ProposalId { node: 1, incarnation: 0, seq };
         alloc.proposed(id);
         let index = store.applied + 1;
@@ -413,7 +413,7 @@ mod tests {
             loop {
                 let seq = store.applied + 1;
                 match propose(alloc, store, seq, changes) {
-                    (_, Step::Propose(next)) => changes = next,
+                    (_, BatchStep::Propose(next)) => changes = next,
                     _ => break,
                 }
             }
@@ -497,7 +497,7 @@ mod tests {
         alloc.observe(&store, &events);
         let (applied, step) = propose(&mut alloc, &mut store, 77, changes);
         assert!(!applied, "the store refuses a write of a deleted network");
-        assert!(matches!(step, Step::Done { landed: 0, .. }));
+        assert!(matches!(step, BatchStep::Done { landed: 0, .. }));
         settle(&mut alloc, &mut store);
         assert_eq!(alloc.pass(&store).0, None, "nothing left to propose");
         assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
@@ -516,9 +516,9 @@ mod tests {
         let (first, _) = alloc.pass(&store);
         let changes = first.expect("something to allocate");
         assert_eq!(changes.len(), 2, "batches of at most 2 changes");
-        assert!(matches!(propose(&mut alloc, &mut store, 99, changes), (true, Step::Propose(_))));
+        assert!(matches!(propose(&mut alloc, &mut store, 99, changes), (true, BatchStep::Propose(_))));
         // Leadership is lost here: only the first transaction landed.
-        let Step::Done { landed, total } = alloc.finish(&store) else { panic!("the batch ends") };
+        let BatchStep::Done { landed, total } = alloc.finish(&store) else { panic!("the batch ends") };
         assert_eq!(landed, 2);
         assert!(total > 2, "the proposal had more than one transaction: {total}");
         assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));

@@ -45,6 +45,29 @@ pub struct RunResult {
     /// Every user request sent, when `keep_decisions` was set.
     #[serde(skip)]
     pub ops: Vec<TimedOp>,
+    /// A run on a real swarm (`allocsim live`), not in the simulator; absent for simulated runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealRun>,
+}
+
+/// What a run on a real swarm did besides the checks: the daemon, how many steps ran, and the
+/// steps (and settings, initial objects, assertions) a real swarm cannot take.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealRun {
+    /// dockerd's version.
+    pub daemon: String,
+    /// Steps that ran (done or refused by the real swarm).
+    pub steps: u64,
+    pub skipped: Vec<SkippedStep>,
+}
+
+/// A part of a scenario a real run could not take, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedStep {
+    /// The scenario's time of the step (0 for its settings and initial state).
+    pub at_ms: u64,
+    pub action: String,
+    pub reason: String,
 }
 
 impl RunResult {
@@ -124,27 +147,31 @@ pub struct SummaryLine {
     /// did not run. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The runs were on a real swarm (`allocsim live`). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real: bool,
 }
 
-/// The name a scenario's results go by: `NAME`, or `NAME [legacy FLAVOUR]` for a run with a
-/// legacy flavour (the sweep's lines, the report's rows).
-pub fn label(scenario: &str, legacy: Option<&str>) -> String {
-    match legacy {
-        Some(flavour) => format!("{scenario} [legacy {flavour}]"),
-        None => scenario.to_string(),
+/// The name a scenario's results go by: `NAME`, `NAME [legacy FLAVOUR]` for a run with a legacy
+/// flavour, `NAME [real]` for a run on a real swarm (the sweep's lines, the report's rows).
+pub fn label(scenario: &str, legacy: Option<&str>, real: bool) -> String {
+    match (legacy, real) {
+        (Some(flavour), _) => format!("{scenario} [legacy {flavour}]"),
+        (None, true) => format!("{scenario} [real]"),
+        (None, false) => scenario.to_string(),
     }
 }
 
 impl RunResult {
     /// [`label`] of this run.
     pub fn label(&self) -> String {
-        label(&self.scenario, self.legacy.as_deref())
+        label(&self.scenario, self.legacy.as_deref(), self.real.is_some())
     }
 }
 
 impl SummaryLine {
     /// [`label`] of this sweep.
     pub fn label(&self) -> String {
-        label(&self.scenario, self.legacy.as_deref())
+        label(&self.scenario, self.legacy.as_deref(), self.real)
     }
 }

@@ -92,6 +92,7 @@ fn run_here(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunResul
                 trace: Vec::new(),
                 decisions: Vec::new(),
                 ops: Vec::new(),
+                real: None,
             }
         }
     }
@@ -187,6 +188,7 @@ async fn drive(scenario: Arc<Scenario>, seed: u64, options: RunOptions) -> RunRe
             trace: if options.keep_trace { w.trace.lines().map(|(_, l)| l.to_string()).collect() } else { Vec::new() },
             decisions: if options.keep_decisions { w.script.decisions.clone() } else { Vec::new() },
             ops: if options.keep_decisions { ops } else { Vec::new() },
+            real: None,
         }
     };
     // madsim drops no task that is still pending when `block_on` returns, and pending tasks keep

@@ -468,7 +468,7 @@ impl Scenario {
 
     /// The scenario's name, with the legacy flavour it runs: `default [legacy B3]`.
     pub fn label(&self) -> String {
-        crate::result::label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref())
+        crate::result::label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref(), false)
     }
 
     /// A built-in scenario by name.

@@ -408,6 +408,7 @@ attach = { task = "c1", network = "a", node = "extra" }
             trace: Vec::new(),
             decisions: Vec::new(),
             ops: Vec::new(),
+            real: None,
         }
     }
 

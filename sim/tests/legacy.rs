@@ -57,7 +57,7 @@ const CASES: [Case; 9] = [
         flavour: Flavour::B4,
         scenario: "b04-leak-when-network-gone",
         checker: RESTORE,
-        seed: 41,
+        seed: 91,
         checkers: &[RESTORE],
     },
     Case {
@@ -92,7 +92,7 @@ const CASES: [Case; 9] = [
         flavour: Flavour::FlagInit,
         scenario: "b07-tasks-stuck-in-new",
         checker: "liveness_tasks_leave_new",
-        seed: 2,
+        seed: 8,
         checkers: &["liveness_tasks_leave_new"],
     },
 ];

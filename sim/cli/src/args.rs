@@ -38,6 +38,9 @@ pub enum Command {
     /// Check a swarm's state for allocation problems: a live swarm through the Docker Engine API
     /// (read-only), or a saved dump (Docker inspect output or a store snapshot).
     Check(CheckArgs),
+    /// Run a scenario's user steps and the faults a real swarm can take on a real Docker swarm,
+    /// checking its state after each step (sim/live/README.md).
+    Live(LiveArgs),
 }
 
 /// Runs at a time when `--jobs` is not given: one per core.
@@ -222,6 +225,33 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print check.json instead of the text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Scenario files or built-in scenarios (a directory: every *.toml in it), run one after another.
+    #[arg(value_name = "SCENARIO", required = true)]
+    pub scenarios: Vec<String>,
+    /// The seed of the scenarios' random part (default: a file's own seed, else 0).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Run on the running swarm manager at this socket (unix:///path) instead of starting one.
+    /// Its objects stay behind and faults are skipped.
+    #[arg(long, value_name = "HOST", conflicts_with = "docker_host")]
+    pub host: Option<String>,
+    /// Run on the running swarm manager DOCKER_HOST names instead of starting one.
+    #[arg(long)]
+    pub docker_host: bool,
+    /// Run the services' tasks in containers (small scenarios), so that `running` assertions can
+    /// hold; otherwise tasks are constrained to no node and stay PENDING.
+    #[arg(long)]
+    pub run_tasks: bool,
+    /// Seconds a step may take to settle.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub settle: u64,
+    /// Print the result and summary lines (JSON, as `run --json`) for `allocsim report`.
     #[arg(long)]
     pub json: bool,
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod bench;
+mod live;
 mod located;
 mod progress;
 mod report;
@@ -65,6 +66,7 @@ fn dispatch(command: Command) -> Outcome {
         Command::Bench(args) => Ok(bench::bench(&args)),
         Command::Report(args) => report::report(&args),
         Command::Check(args) => report::check(&args),
+        Command::Live(args) => live::live(&args),
     }
 }
 

@@ -116,6 +116,7 @@ fn summary(args: &RunArgs, scenario: &Scenario, seeds: u64, failing: Vec<u64>, s
         failing_seeds: failing,
         jobs: Some(args.jobs as u64),
         interrupted: false,
+        real: false,
     }
 }
 

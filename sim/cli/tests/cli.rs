@@ -113,7 +113,7 @@ fn planted() -> StoreHook {
 /// pointer to the subcommand's help (not the whole usage), exit 2.
 #[test]
 fn usage_mistakes_get_one_short_error_and_a_pointer_to_the_help() {
-    for command in ["run", "replay", "decompile", "shrink", "bench", "report", "check"] {
+    for command in ["run", "replay", "decompile", "shrink", "bench", "report", "check", "live"] {
         let out = allocsim(&[command, "--help"]);
         let stdout = utf8(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{command} --help: {}", utf8(&out.stderr));
@@ -135,6 +135,7 @@ fn usage_mistakes_get_one_short_error_and_a_pointer_to_the_help() {
         (vec!["repaly", "x.json"], "tip: a similar subcommand exists: 'replay'"),
         (vec!["run", "--seed", "1", "--seeds", "1..3"], "cannot be used with"),
         (vec!["run", "--jobs", "0"], "invalid value '0' for '--jobs <J>': expected at least 1"),
+        (vec!["live", "smoke", "--host", "x", "--docker-host"], "cannot be used with"),
     ] {
         let out = allocsim(&args);
         let stderr = utf8(&out.stderr);
@@ -146,6 +147,16 @@ fn usage_mistakes_get_one_short_error_and_a_pointer_to_the_help() {
     }
     let stderr = utf8(&allocsim(&["run", "--jsno"]).stderr);
     assert!(stderr.contains("try 'allocsim run --help'"), "{stderr}");
+}
+
+/// `allocsim live` on a swarm it cannot reach says where it looked, exit 2, before any step.
+#[test]
+fn live_refuses_a_host_that_is_no_unix_socket() {
+    let out = allocsim(&["live", "smoke", "--host", "tcp://10.0.0.1:2375"]);
+    let stderr = utf8(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--host is \"tcp://10.0.0.1:2375\": expected unix:///path/to/docker.sock"), "{stderr}");
+    assert!(out.stdout.is_empty());
 }
 
 /// A built-in scenario replays at a seed like a scenario file: the same trace hash as its run.

@@ -61,8 +61,8 @@ impl Connection {
     }
 
     /// The swarm's state as the API shows it now.
-    pub fn state(&self) -> std::result::Result<RealState, crate::raw::RawError> {
-        self.block_on(RealState::read(&self.endpoint, &self.api_version()))
+    pub fn state(&self) -> std::result::Result<RealState, crate::gather::GatherError> {
+        self.block_on(RealState::read(&self.endpoint, 120))
     }
 
     /// Waits until the swarm has done what was asked ([`RealState::unsettled`] says nothing) and

@@ -18,22 +18,28 @@ use swarmalloc::{
     ClusterConfig, NetworkAttachment, NetworkId, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec,
     Object, TaskState, VXLAN_ID_LIST_OPTION,
 };
-use swarmalloc_sim::alloc_loop::{AllocLoop, Step};
+use swarmalloc_sim::alloc_loop::{AllocLoop, BatchStep};
 use swarmalloc_sim::store::{Change, Origin, ProposalId, Store, Txn};
+
+fn txn(seq: u64, origin: Origin, changes: Vec<Change>) -> Txn {
+    Txn { id: ProposalId { node: 0, incarnation: 0, seq }, origin, changes }
+}
+
+/// The simulator's store holding `objects` (for its checkers and its allocator loop). Errs
+/// when two objects share an id.
+pub fn store_of(config: &ClusterConfig, objects: Vec<Object>) -> Result<Store, String> {
+    let mut store = Store::default();
+    let mut changes = vec![Change::InitCluster { config: config.clone() }];
+    changes.extend(objects.into_iter().map(|object| Change::Create { object }));
+    store.apply(1, &txn(1, Origin::Bootstrap, changes)).map_err(|e| format!("the simulator's store: {e}"))?;
+    Ok(store)
+}
 
 /// What the engine makes of `objects` (a store): the simulator's allocator loop restores from
 /// them and runs passes, committing each batch, until it has no work left.
 pub fn engine_allocation(config: &ClusterConfig, objects: Vec<Object>) -> Result<Vec<Object>, String> {
-    let mut store = Store::default();
-    let txn = |seq: u64, origin: Origin, changes: Vec<Change>| Txn {
-        id: ProposalId { node: 0, incarnation: 0, seq },
-        origin,
-        changes,
-    };
-    let mut changes = vec![Change::InitCluster { config: config.clone() }];
-    changes.extend(objects.into_iter().map(|object| Change::Create { object }));
-    let mut index = 1;
-    store.apply(index, &txn(index, Origin::Bootstrap, changes)).map_err(|e| format!("the engine's store: {e}"))?;
+    let mut store = store_of(config, objects)?;
+    let mut index = store.applied;
     // Rounds of restore and passes until a round changes nothing: the simulator's loop does not
     // look at its own commits, and a node's load balancers follow the tasks allocated on it,
     // which in a simulation another writer's later change to those tasks (an agent's status
@@ -49,8 +55,8 @@ pub fn engine_allocation(config: &ClusterConfig, objects: Vec<Object>) -> Result
                 alloc.proposed(id);
                 let result = store.apply(index, &txn(index, Origin::Allocator, changes));
                 match alloc.applied(&store, id, &result) {
-                    Step::Propose(next) => changes = next,
-                    Step::Done { .. } | Step::Ignored => break,
+                    BatchStep::Propose(next) => changes = next,
+                    BatchStep::Done { .. } | BatchStep::Ignored => break,
                 }
             }
         }
@@ -557,6 +563,9 @@ fn seen(state: &crate::state::RealState, hidden: &[NetworkAttachment]) -> Result
             attachments.push(attachment.clone());
         }
     }
+    // The check's reader makes the local node with the load balancers shown (and leaves out the
+    // nodes it cannot judge); the engine needs the hidden ones too.
+    objects.retain(|o| !matches!(o, Object::Node(_)));
     let node = state.nodes.iter().find(|n| n.get("ID").and_then(|v| v.as_str()) == Some(state.local_node.as_str()));
     let name =
         node.and_then(|n| n.pointer("/Description/Hostname")).and_then(|v| v.as_str()).unwrap_or_default().to_string();

@@ -62,8 +62,8 @@ pub enum HarnessError {
     DockerdExited { status: String, log: String, tail: String },
     #[error("timed out after {seconds} s waiting for {what}; last seen: {last}")]
     Timeout { what: String, seconds: u64, last: String },
-    #[error("Docker API: {0}")]
-    Raw(#[from] crate::raw::RawError),
+    #[error("{0}")]
+    Gather(#[from] crate::gather::GatherError),
     #[error("Docker API, {what}: {source}")]
     Api { what: String, source: bollard::errors::Error },
 }
@@ -544,25 +544,33 @@ fn unescape_mountinfo(field: &str) -> String {
 /// hold the machine's one swarm slot for minutes); ignored, and a failure, under `CI=true`.
 pub const SKIP_VARIABLE: &str = "SWARMALLOC_REAL_SWARM";
 
-/// For tests that need a real swarm: the swarm, or `None` after saying loudly on stderr why the
-/// test is skipped. With `CI=true` in the environment a missing Docker fails the test instead:
-/// CI installs it (`.ci/run`), so a skip there would hide a broken setup.
-pub fn swarm_for_test(test: &str, options: &SwarmOptions) -> Option<Swarm> {
+/// For tests that run a real swarm themselves (through `allocsim live`, say): true when they
+/// can; otherwise false after saying loudly on stderr why the test is skipped. With `CI=true` a
+/// missing Docker fails the test instead: CI installs it (`.ci/run`), so a skip there would hide
+/// a broken setup.
+pub fn real_swarm_or_skip(test: &str) -> bool {
     let asked = std::env::var(SKIP_VARIABLE).is_ok_and(|v| v == "skip");
     let reason = if asked {
         Some(format!("{SKIP_VARIABLE}=skip asks to skip the real-swarm tests"))
     } else {
         unavailable().map(|why| format!("no real swarm on this machine: {why}"))
     };
-    if let Some(reason) = reason {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: CI=true, and {reason}");
-        }
-        // Not through eprintln!: the test harness captures that and shows it only on failure.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED {test}: {reason}. .ci/run installs what it needs; with CI=true this is a failure. ***"
-        );
+    let Some(reason) = reason else { return true };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: CI=true, and {reason}");
+    }
+    // Not through eprintln!: the test harness captures that and shows it only on failure.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {reason}. .ci/run installs what it needs; with CI=true this is a failure. ***"
+    );
+    false
+}
+
+/// For tests that need a real swarm: the swarm, or `None` after [`real_swarm_or_skip`] said why
+/// the test is skipped.
+pub fn swarm_for_test(test: &str, options: &SwarmOptions) -> Option<Swarm> {
+    if !real_swarm_or_skip(test) {
         return None;
     }
     match Swarm::start(options) {

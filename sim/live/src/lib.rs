@@ -1,9 +1,10 @@
 //! swarmalloc-live: the project against a real Docker swarm (SwarmKit inside dockerd).
 //!
 //! Owns the connection to a Docker Engine API ([`Endpoint`], from `--host` or `DOCKER_HOST`);
-//! `harness` (a throw-away swarm on a dockerd of its own), `connection` (a client and the waits),
-//! `ops` (user operations), `raw` and `state` (the state as the API shows it, for the check),
-//! `differential` (the real swarm against the engine). See README.md.
+//! `gather` (a swarm's state for `allocsim check`), `harness` (a throw-away swarm on a dockerd of
+//! its own), `connection` (a client and the waits), `ops` (user operations), `state` (the
+//! gathered state as the tests and tools read it), `differential` (the real swarm against the
+//! engine). See README.md.
 //! Architecture invariant: nothing here runs inside the simulator; the simulated runtime and this
 //! crate's real tokio runtime never meet (madsim's crates stay `tokio`, this one's is `real_tokio`).
 
@@ -13,8 +14,8 @@ pub mod connection;
 pub mod differential;
 pub mod gather;
 pub mod harness;
+pub mod live;
 pub mod ops;
-pub mod raw;
 pub mod state;
 
 /// Where a Docker Engine API listens. Only unix sockets: the tools read a swarm on this

@@ -1,24 +1,22 @@
-//! A real swarm's state, read through the API, as the check reads it: the networks, services,
-//! tasks (the network-attachment tasks of standalone containers too) and nodes, in the shape
-//! `docker inspect` prints, then loaded by `swarmalloc_reports` into engine objects.
-//!
-//! Kept small on purpose: `gather.rs` (the check engineer's) is the project's state gathering,
-//! and this moves onto it once it lands.
+//! A real swarm's state as the tests and tools read it: what [`crate::gather`] gathers (the
+//! files `allocsim check` reads), with the lists parsed for the waits and the differential.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::Value;
 use swarmalloc::Object;
-use swarmalloc_reports::{CheckReport, Dump, InputError};
+use swarmalloc_reports::{CheckReport, Dump, InputError, load_texts};
 
 use crate::Endpoint;
-use crate::raw::{RawError, get_json};
+use crate::gather::{GatherError, Gathered, gather_from};
 
-/// What the API shows of a swarm at one moment, as the API's JSON (each list is one request;
-/// the lists are not one snapshot of the store, so an object may change between them).
-#[derive(Clone, Debug, Default)]
+/// What the API shows of a swarm at one moment (each list is one request; the lists are not one
+/// snapshot of the store, so an object may change between them).
+#[derive(Clone, Debug)]
 pub struct RealState {
+    pub gathered: Gathered,
+    /// The swarm's networks (scope `swarm`), services, tasks (the network-attachment tasks of
+    /// standalone containers too) and nodes, as the API's JSON.
     pub networks: Vec<Value>,
     pub services: Vec<Value>,
     pub tasks: Vec<Value>,
@@ -32,69 +30,43 @@ pub struct RealState {
     pub load_balancers: BTreeMap<String, Vec<String>>,
 }
 
-/// `filters={"runtime":["attachment"]}`, URL-encoded.
-const ATTACHMENT_TASKS: &str = "/tasks?filters=%7B%22runtime%22%3A%5B%22attachment%22%5D%7D";
-
 impl RealState {
-    /// Reads the swarm at `endpoint`, speaking API `version` (e.g. "1.41").
-    pub async fn read(endpoint: &Endpoint, version: &str) -> Result<RealState, RawError> {
-        let get = |path: String| async move { get_json(&endpoint.socket, version, &path).await };
-        let mut networks = Vec::new();
-        for listed in array(get("/networks".into()).await?) {
-            if listed.get("Scope").and_then(Value::as_str) != Some("swarm") {
-                continue;
-            }
-            let Some(id) = listed.get("Id").and_then(Value::as_str) else { continue };
-            // Listed, then removed before its inspect: it is gone.
-            match get(format!("/networks/{id}")).await {
-                Ok(network) => networks.push(network),
-                Err(RawError::Status { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let services = array(get("/services".into()).await?);
-        let mut tasks = array(get("/tasks".into()).await?);
-        // `GET /tasks` leaves out the tasks that attach standalone containers to networks.
-        for task in array(get(ATTACHMENT_TASKS.into()).await?) {
-            if !tasks.iter().any(|t| t.get("ID") == task.get("ID")) {
-                tasks.push(task);
-            }
-        }
-        let nodes = array(get("/nodes".into()).await?);
-        let info = get("/info".into()).await?;
-        let local_node = info.pointer("/Swarm/NodeID").and_then(Value::as_str).unwrap_or_default().to_string();
+    /// Gathers the swarm at `endpoint`.
+    pub async fn read(endpoint: &Endpoint, timeout_s: u64) -> Result<RealState, GatherError> {
+        Ok(RealState::of(gather_from(endpoint, timeout_s).await?))
+    }
+
+    /// The gathered files, parsed.
+    pub fn of(gathered: Gathered) -> RealState {
+        let file = |name: &str| -> Value {
+            let text = gathered.files.iter().find(|(f, _)| f.as_os_str() == name).map_or("null", |(_, t)| t.as_str());
+            serde_json::from_str(text).unwrap_or(Value::Null)
+        };
+        let networks: Vec<Value> = array(file("networks.json"))
+            .into_iter()
+            .filter(|n| n.get("Scope").and_then(Value::as_str) == Some("swarm"))
+            .collect();
+        let local_node = file("swarm.json").get("NodeID").and_then(Value::as_str).unwrap_or_default().to_string();
         let load_balancers = load_balancers(&networks);
-        Ok(RealState { networks, services, tasks, nodes, local_node, load_balancers })
+        RealState {
+            services: array(file("services.json")),
+            tasks: array(file("tasks.json")),
+            nodes: array(file("nodes.json")),
+            networks,
+            local_node,
+            load_balancers,
+            gathered,
+        }
     }
 
-    /// Every object as one JSON array in `docker inspect`'s shape. The nodes carry no
-    /// `Attachments` (see [`RealState::load_balancers`]), so the check leaves them out.
-    pub fn to_json(&self) -> Value {
-        let all = [&self.networks, &self.services, &self.tasks, &self.nodes];
-        Value::Array(all.into_iter().flatten().cloned().collect())
-    }
-
-    /// Writes [`RealState::to_json`] to `dir/state.json` (the file a check reads back).
-    pub fn write(&self, dir: &Path) -> std::io::Result<std::path::PathBuf> {
-        let path = dir.join("state.json");
-        let text = serde_json::to_string_pretty(&self.to_json()).map_err(std::io::Error::other)?;
-        std::fs::write(&path, text)?;
-        Ok(path)
-    }
-
-    /// The state as the check loads it (through a file, as `allocsim check` reads one).
+    /// The state as the check loads it.
     pub fn dump(&self) -> Result<Dump, InputError> {
-        let dir = tempfile::tempdir()
-            .map_err(|e| InputError::Io { file: "a temporary directory".into(), message: e.to_string() })?;
-        let path =
-            self.write(dir.path()).map_err(|e| InputError::Io { file: dir.path().into(), message: e.to_string() })?;
-        swarmalloc_reports::load(&path)
+        load_texts(&self.gathered.files)
     }
 
     /// `allocsim check` of this state.
     pub fn check(&self) -> Result<CheckReport, InputError> {
-        let dump = self.dump()?;
-        swarmalloc_reports::check_dump(&dump, "the real swarm")
+        self.gathered.check()
     }
 
     /// The engine objects the check reads.

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::leader::Leader;
 use super::{Manager, QUIET_CHECK_EVERY};
-use crate::alloc_loop::{AllocLoop, Step};
+use crate::alloc_loop::{AllocLoop, BatchStep};
 use crate::check;
 use crate::faults::{FaultKind, fault_duration};
 use crate::rng::Draw;
@@ -69,12 +69,12 @@ impl Manager {
             alloc.shadow_observe(&self.store, events);
         }
         match alloc.applied(&self.store, txn.id, result) {
-            Step::Ignored => {
+            BatchStep::Ignored => {
                 if let Ok(events) = result {
                     alloc.observe(&self.store, events);
                 }
             }
-            Step::Propose(changes) => {
+            BatchStep::Propose(changes) => {
                 let (done, total) = alloc.batch_progress().unwrap_or((0, 0));
                 if let Some(duration) = self.batch_cut(done) {
                     self.isolate = Some(duration);
@@ -91,7 +91,7 @@ impl Manager {
                     self.propose_allocator_chunk(leader, changes);
                 }
             }
-            Step::Done { landed, total } => {
+            BatchStep::Done { landed, total } => {
                 self.world.lock().record(&self.name, "batch_done", json!({ "landed": landed, "total": total }));
                 self.after_batch(leader);
             }
