@@ -31,6 +31,7 @@ mod fuzz;
 mod html;
 mod output;
 mod report;
+mod report_page;
 mod results;
 mod stats;
 mod sweep;

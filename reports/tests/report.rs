@@ -166,7 +166,8 @@ fn every_crash_of_the_fuzz_summary_is_in_the_report_and_fails_it() {
         {"target": "many", "crashes": ["crash-e", 7, {"artifact": 12}]}
     ]}"#;
     let mut options = options(&[SMOKE]);
-    options.fuzz = Some(temp("fuzz-crashes.json", summary));
+    let fuzz = temp("fuzz-crashes.json", summary);
+    options.fuzz = Some(fuzz.to_path_buf());
     options.baseline = None;
     let sweep = make_report(&options, &mut |_| {}).expect("a readable fuzz summary");
     assert_eq!(sweep.report.totals.fuzz_crashes, 10, "1 + 1 + 1 + 1 + 3 + 3");
@@ -216,7 +217,7 @@ fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() 
     for needle in [
         "<strong>FAIL</strong>6 seeds of 2 scenarios: 3 passed, 3 failed; fuzz: 2 targets, 1 crashes",
         "Replay: <code>allocsim replay tests/sweep/allocsim-failures/planted-wrong-count-1.json</code>",
-        "name = &quot;planted-wrong-count-shrunk&quot;",
+        "name = &#34;planted-wrong-count-shrunk&#34;",
         "the failure file was not found next to the results",
         "expected 7 RUNNING tasks of service web, found 6",
         "fuzz/artifacts/restore/crash-3f2a",
@@ -236,6 +237,30 @@ fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() 
     assert!(folded.contains("<img src=\"charts/throughput-01-smoke.svg\"") && !folded.contains("<svg"), "{folded}");
     assert!(!html.contains("<script"), "no script");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external asset");
+}
+
+/// Text from the inputs (scenario names, violations, file names, fuzz artifacts) is escaped
+/// wherever the page shows it: in element content and in attribute values.
+#[test]
+fn the_page_escapes_what_it_reads() {
+    let mut sweep = report(&[SMOKE, PLANTED]);
+    let hostile = "<script>alert('x')</script> & \"quoted\"";
+    sweep.report.failures[0].violation.detail = hostile.to_string();
+    sweep.report.failures[0].violation.checker = hostile.to_string();
+    sweep.report.scenarios[0].scenario = hostile.to_string();
+    sweep.report.inputs[0].file = hostile.to_string();
+    let fuzz = sweep.report.fuzz.as_mut().expect("the fixture has a fuzz summary");
+    fuzz.targets[0].target = hostile.to_string();
+    fuzz.warnings.push(hostile.to_string());
+    let mut charts = sweep.charts();
+    charts[0].title = hostile.to_string();
+    let html = sweep.to_html(&charts);
+    assert!(!html.contains("<script"), "unescaped markup in the page");
+    let escaped = "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#34;quoted&#34;";
+    // The violation, the checker, the scenario (table and block), the input, the fuzz target
+    // and warning, a chart's heading.
+    assert!(html.matches(escaped).count() >= 8, "expected the escaped text everywhere:\n{html}");
+    assert!(html.contains("<a href=\"#failures\">Failures</a>"), "the navigation");
 }
 
 /// Each SVG, standalone and inline in the page, parses as XML with an `svg` root that draws.
@@ -262,8 +287,8 @@ fn every_svg_is_well_formed_xml() {
 
 #[test]
 fn a_report_written_over_an_older_one_leaves_no_stale_chart() {
-    let dir = std::env::temp_dir().join(format!("swarmalloc-report-rewrite-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::Builder::new().prefix("swarmalloc-report-rewrite-").tempdir().expect("temp dir");
+    let dir = tmp.path().join("report");
     let old = report(&[SMOKE, PLANTED]);
     write_files(&dir, &old.files()).expect("writable");
     assert!(dir.join("charts/failure-planted-wrong-count-0.svg").is_file(), "the first report has failure charts");
@@ -287,7 +312,6 @@ fn a_report_written_over_an_older_one_leaves_no_stale_chart() {
     }
     found.sort();
     assert_eq!(found, expected, "exactly the second report's files, no temporary");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -326,12 +350,24 @@ fn the_text_throughput_column_is_labelled_by_its_quantity() {
 
 // Bad input: every error names the file, the line and the field, and nothing is written.
 
-fn temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("swarmalloc-report-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
+/// A file in a temporary directory of its own, removed when the value is dropped.
+struct Temp {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Temp {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+fn temp(name: &str, text: &str) -> Temp {
+    let dir = tempfile::Builder::new().prefix("swarmalloc-report-test-").tempdir().expect("temp dir");
+    let path = dir.path().join(name);
     std::fs::write(&path, text).expect("temp file");
-    path
+    Temp { _dir: dir, path }
 }
 
 fn unreadable(files: Vec<PathBuf>) -> String {
@@ -456,10 +492,10 @@ fn values_out_of_bounds_are_input_errors_not_panics() {
         check_unreadable(name, &[line], &expected);
     }
     let negative = first_smoke_line().replacen("\"sim_ms\":30100", "\"sim_ms\":-1", 1);
-    let error = unreadable(vec![temp("negative.jsonl", &negative)]);
+    let error = unreadable(vec![temp("negative.jsonl", &negative).to_path_buf()]);
     assert!(error.ends_with(", at sim_ms: invalid value: integer `-1`, expected u64"), "{error}");
     let too_big = first_smoke_line().replacen("\"sim_ms\":30100", "\"sim_ms\":18446744073709551616", 1);
-    let error = unreadable(vec![temp("too-big.jsonl", &too_big)]);
+    let error = unreadable(vec![temp("too-big.jsonl", &too_big).to_path_buf()]);
     assert!(
         error.ends_with(", at sim_ms: invalid type: floating point `1.8446744073709552e+19`, expected u64"),
         "{error}"
@@ -550,7 +586,8 @@ fn a_summary_line_must_match_the_result_lines_before_it() {
     );
     let twice: Vec<String> = [r0, r1, r2, summary, r0, r1, r2, summary].map(String::clone).into();
     let path = temp("summary-twice.jsonl", &twice.join("\n"));
-    let sweep = read_sweep(&[path], &SweepOptions::default(), &mut |_| {}).expect("two sweeps of one file");
+    let sweep =
+        read_sweep(&[path.to_path_buf()], &SweepOptions::default(), &mut |_| {}).expect("two sweeps of one file");
     assert_eq!((sweep.report.inputs[0].results, sweep.report.inputs[0].duplicates), (3, 3));
 }
 
@@ -576,7 +613,8 @@ fn empty_and_missing_files() {
     let missing = PathBuf::from("tests/sweep/no-such-file.jsonl");
     assert!(unreadable(vec![missing]).starts_with("tests/sweep/no-such-file.jsonl: cannot read: "));
     let mut bad_fuzz = options(&[SMOKE]);
-    bad_fuzz.fuzz = Some(temp("fuzz.json", "{\"version\": 1}"));
+    let fuzz = temp("fuzz.json", "{\"version\": 1}");
+    bad_fuzz.fuzz = Some(fuzz.to_path_buf());
     let error = make_report(&bad_fuzz, &mut |_| {}).expect_err("no targets").to_string();
     assert!(
         error.ends_with(
@@ -585,8 +623,8 @@ fn empty_and_missing_files() {
         "{error}"
     );
     let mut bad_baseline = options(&[SMOKE]);
-    bad_baseline.baseline =
-        Some(temp("baseline.json", "{\"schema\": \"swarmalloc-check/1\", \"scenarios\": [], \"failures\": []}"));
+    let baseline = temp("baseline.json", "{\"schema\": \"swarmalloc-check/1\", \"scenarios\": [], \"failures\": []}");
+    bad_baseline.baseline = Some(baseline.to_path_buf());
     let error = make_report(&bad_baseline, &mut |_| {}).expect_err("not a report").to_string();
     assert!(
         error.ends_with(
@@ -614,7 +652,7 @@ fn a_results_file_without_its_summary_line_is_incomplete() {
     let lines: Vec<String> = std::fs::read_to_string(SMOKE).expect("fixture").lines().map(str::to_string).collect();
     let results: Vec<&String> = lines.iter().filter(|l| !l.contains("\"summary\"")).collect();
     let cut = temp("cut.jsonl", &format!("{}\n{}\n", results[0], results[1]));
-    let sweep = read_sweep(std::slice::from_ref(&cut), &SweepOptions::default(), &mut |_| {}).expect("readable");
+    let sweep = read_sweep(std::slice::from_ref(&*cut), &SweepOptions::default(), &mut |_| {}).expect("readable");
     assert_eq!(sweep.report.verdict, swarmalloc_reports::SweepVerdict::Incomplete);
     assert_eq!(sweep.exit_code(), 1);
     let text = sweep.to_text();
@@ -636,7 +674,7 @@ fn a_results_file_without_its_summary_line_is_incomplete() {
     summary["interrupted"] = true.into();
     let interrupted = temp("interrupted.jsonl", &format!("{}\n{}\n{summary}\n", results[0], results[1]));
     let sweep =
-        read_sweep(std::slice::from_ref(&interrupted), &SweepOptions::default(), &mut |_| {}).expect("readable");
+        read_sweep(std::slice::from_ref(&*interrupted), &SweepOptions::default(), &mut |_| {}).expect("readable");
     assert_eq!(sweep.report.verdict, swarmalloc_reports::SweepVerdict::Incomplete);
     assert_eq!(
         sweep.report.incomplete,

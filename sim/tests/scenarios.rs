@@ -196,6 +196,16 @@ fn a_wrong_type_names_the_key_and_the_type_expected() {
         "duration",
         "invalid value: string \"ten seconds\", expected a duration such as \"1500ms\", \"2s\", \"1.5s\" or \"1m\"",
     );
+    // Inside an inline table of the second step: the innermost key around the value is named.
+    check_error(
+        "wrong-type-inline",
+        "name = \"x\"\n[cluster]\nduration = \"10s\"\n\n[[step]]\nat = \"1s\"\n\n[[step]]\nat = \"2s\"\n\
+         kill = { node = \"w1\", restart_after = true }\n",
+        10,
+        39,
+        "restart_after",
+        "invalid type: boolean `true`, expected a duration such as \"1500ms\", \"2s\", \"1.5s\" or \"1m\"",
+    );
 }
 
 #[test]
