@@ -16,7 +16,7 @@ fn network(id: &str, subnet: Option<&str>, ingress: bool) -> Network {
         spec: NetworkSpec {
             name: id.into(),
             ingress,
-            ipam: Some(Ipam { driver: String::new(), configs: configs.into_iter().collect() }),
+            ipam: Some(Ipam { driver: String::new(), configs: configs.into_iter().collect(), ..Default::default() }),
             ..Default::default()
         },
         driver_state: None,

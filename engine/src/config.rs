@@ -31,6 +31,15 @@ pub struct ClusterConfig {
     pub dynamic_port_range: Range<u16>,
     /// Automatic VXLAN ids are drawn from here.
     pub vxlan_id_range: Range<u32>,
+    /// Network driver plugins installed on the managers, which a spec may name besides
+    /// [`crate::BUILTIN_DRIVERS`]. The engine treats them as global scope (subnets and
+    /// addresses, no VXLAN ids), as it cannot ask a plugin for its capabilities.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_plugins: Vec<String>,
+    /// IPAM driver plugins installed on the managers, which a spec may name besides `default`.
+    /// The engine allocates for them as the default driver does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ipam_plugins: Vec<String>,
 }
 
 pub const VXLAN_ID_MAX: u32 = (1 << 24) - 1;
@@ -42,6 +51,8 @@ impl Default for ClusterConfig {
             subnet_size: 24,
             dynamic_port_range: Range { min: 30000, max: 32767 },
             vxlan_id_range: Range { min: 4096, max: VXLAN_ID_MAX },
+            network_plugins: Vec::new(),
+            ipam_plugins: Vec::new(),
         }
     }
 }
@@ -88,7 +99,22 @@ impl ClusterConfig {
         if vnis.min == 0 || vnis.min > vnis.max || vnis.max > VXLAN_ID_MAX {
             return invalid("vxlan_id_range", format!("{}..={}", vnis.min, vnis.max), "1 <= min <= max <= 16777215");
         }
+        for (field, names) in [("network_plugins", &self.network_plugins), ("ipam_plugins", &self.ipam_plugins)] {
+            if let Some(i) = names.iter().position(|name| name.is_empty()) {
+                return invalid(&format!("{field}[{i}]"), "\"\"".into(), "a plugin name");
+            }
+        }
         Ok(())
+    }
+
+    /// Whether a network spec may name this driver: a built-in one or an installed plugin.
+    pub fn knows_network_driver(&self, name: &str) -> bool {
+        crate::objects::BUILTIN_DRIVERS.contains(&name) || self.network_plugins.iter().any(|p| p == name)
+    }
+
+    /// Whether a network spec may name this IPAM driver: `default` or an installed plugin.
+    pub fn knows_ipam_driver(&self, name: &str) -> bool {
+        name == crate::objects::DEFAULT_IPAM_DRIVER || self.ipam_plugins.iter().any(|p| p == name)
     }
 
     /// The `index`-th default subnet, in base order then address order, if there is one.

@@ -1,23 +1,21 @@
 //! Legacy flavours (feature `legacy`, for the simulator and tests only): each turns on one of
-//! the old allocator's behaviours from allocator-spec.md section 4, so that the workbench can
+//! the old allocator's behaviours from docs/swarmkit.md section 4, so that the workbench can
 //! show that its checkers catch it. A build without the feature has none of this module.
 //!
 //! The engine carries the flavours whose cause lived in SwarmKit's network allocator
 //! (`cnmallocator`, libnetwork's IPAM and port allocator): B2, B4, B6 and B8, plus B5's
 //! allocation rule. The flavours whose cause lived in the allocator's event loop and init
 //! (`allocator/network.go`) live in the simulator's allocator loop: B1, B3, B5's commit handling,
-//! B11 and the boolean-flag init; the engine only offers them [`proposal`] and `Tx::rewrite` to
-//! build the batches the old loop wrote.
+//! B11 and the boolean-flag init; the engine only offers them `Proposal::from_updates` and
+//! `Tx::rewrite` to build the batches the old loop wrote. This module only names the flavours:
+//! each behaviour lives where the code it changes is (`index`, `tx`).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::objects::Object;
-use crate::tx::Proposal;
-
-/// One old behaviour. See allocator-spec.md section 4 for each class.
+/// One old behaviour. See docs/swarmkit.md section 4 for each class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Flavour {
     /// Restore and allocation interleaved: new objects are served before the addresses stored
@@ -98,14 +96,6 @@ impl FromStr for Flavour {
     }
 }
 
-/// A proposal of updates built outside a transaction: the old init allocated networks one by
-/// one against a partly restored mirror and wrote them as one batch (B3).
-pub fn proposal(updates: Vec<Object>) -> Proposal {
-    let mut updates = updates;
-    updates.sort_by_key(crate::index::kind_rank);
-    Proposal { updates, cursors: Default::default() }
-}
-
 /// Which flavour an engine runs, plus the old IPAM's in-memory serial cursors (B6). Equality
 /// ignores it: two engines are equal when they hold the same claims, whatever their behaviour.
 #[derive(Clone, Default)]
@@ -133,39 +123,5 @@ impl fmt::Debug for Mode {
     /// The same text for every mode, so that a diff of two engines' dumps never stops here.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Mode")
-    }
-}
-
-impl crate::index::State {
-    /// B2: the old restore did not re-reserve service VIPs in IPAM (the services stay known, with
-    /// their VIPs, but the addresses are free for the next pick).
-    pub(crate) fn drop_vip_claims(&mut self) {
-        let vips: Vec<(crate::ids::ServiceId, crate::ids::NetworkId, ipnet::IpNet)> = self
-            .services
-            .iter()
-            .flat_map(|(id, entry)| entry.vips.iter().map(move |(n, ip)| (id.clone(), n.clone(), *ip)))
-            .collect();
-        for (service, network, ip) in vips {
-            self.unclaim_addr(&network, ip.addr(), &crate::index::Holder::Vip(service));
-        }
-    }
-
-    /// B8: the old restore did not re-reserve dynamically published ports.
-    pub(crate) fn drop_dynamic_port_claims(&mut self, services: &[&crate::objects::Service]) {
-        for service in services {
-            let Some(endpoint) = &service.endpoint else { continue };
-            for port in &endpoint.ports {
-                let dynamic = endpoint.spec.ports.iter().any(|spec| {
-                    spec.published_port == 0
-                        && spec.publish_mode == crate::objects::PublishMode::Ingress
-                        && spec.name == port.name
-                        && spec.protocol == port.protocol
-                        && spec.target_port == port.target_port
-                });
-                if dynamic && port.published_port != 0 {
-                    crate::index::unclaim(&mut self.ports, (port.protocol, port.published_port), &service.id);
-                }
-            }
-        }
     }
 }

@@ -19,6 +19,7 @@
 //! random number and iterates no hash map.
 
 mod config;
+mod diff;
 mod error;
 mod few;
 mod ids;
@@ -34,6 +35,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 pub use config::{ClusterConfig, Range, VXLAN_ID_MAX};
+pub use diff::{Diff, Difference, Subject};
 pub use error::{AllocError, ObjectError};
 pub use ids::{NetworkId, NodeId, ServiceId, TaskId, Version};
 pub use index::Holder;
@@ -244,17 +246,10 @@ impl Allocator {
         out
     }
 
-    /// The first difference between two engines' states, as "path: left != right" lines of
-    /// their debug dumps; None when equal. For checkers that compare against a fresh restore.
-    pub fn diff(&self, other: &Allocator) -> Option<String> {
-        if self.state == other.state {
-            return None;
-        }
-        let left = format!("{:#?}", self.state);
-        let right = format!("{:#?}", other.state);
-        let (l, r): (Vec<&str>, Vec<&str>) = (left.lines().collect(), right.lines().collect());
-        let at = l.iter().zip(&r).position(|(a, b)| a != b).unwrap_or(l.len().min(r.len()));
-        let context = |lines: &[&str]| lines[at.saturating_sub(3)..(at + 3).min(lines.len())].join("\n");
-        Some(format!("first difference at line {at}\n--- engine\n{}\n--- restore\n{}", context(&l), context(&r)))
+    /// How this engine differs from `other`, usually a restore of the committed store (or an
+    /// engine fed every committed change), as a sorted list of differences in words; None when
+    /// they are equal. For checkers.
+    pub fn diff(&self, other: &Allocator) -> Option<Diff> {
+        diff::diff(&self.state, &other.state)
     }
 }

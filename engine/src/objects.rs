@@ -1,4 +1,4 @@
-//! The store objects the allocator reads and writes, in SwarmKit's shape (allocator-spec.md section 1).
+//! The store objects the allocator reads and writes, in SwarmKit's shape (docs/swarmkit.md section 1).
 //!
 //! Each object separates the user's `spec` from the fields the allocator owns (`ipam`,
 //! `driver_state`, `endpoint`, `networks`, `attachments`). The allocator writes only the fields it
@@ -13,18 +13,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId, Version};
 
-/// Driver option holding a network's VXLAN ids, comma-separated, one per IPv4 subnet.
+/// Driver option holding a network's VXLAN ids, comma-separated, one per IPAM config whatever its
+/// address family (SwarmKit hands every config to the overlay driver: Docker never sets a family).
 pub const VXLAN_ID_LIST_OPTION: &str = "com.docker.network.driver.overlay.vxlanid_list";
+/// IPAM option in which this engine keeps a network's address cursors: comma-separated, one entry
+/// per IPAM config in config order, each the last address handed out from that config's pool
+/// (empty when none was). SwarmKit kept the same cursor in memory only (libnetwork's serial
+/// bitmap); a store SwarmKit wrote has no such option, and the engine then derives the cursor.
+pub const ADDRESS_CURSOR_OPTION: &str = "swarmalloc.ipam.last_addresses";
 /// Label that, with the name `ingress`, marks the ingress network of clusters older than `Spec.Ingress`.
 pub const INTERNAL_NETWORK_LABEL: &str = "com.docker.swarm.internal";
 /// Label of the networks written at cluster creation (`bridge`, `host`); they cannot be removed.
 pub const PREDEFINED_NETWORK_LABEL: &str = "com.docker.swarm.predefined";
 /// The driver used when a network spec names none.
 pub const DEFAULT_DRIVER: &str = "overlay";
-/// The IPAM driver name written into allocated networks.
+/// The IPAM driver used when a network spec names none; the name allocated networks record then.
 pub const DEFAULT_IPAM_DRIVER: &str = "default";
+/// The network drivers a SwarmKit manager knows without plugins (libnetwork's Linux drivers that
+/// `cnmallocator` registers). Names are exact: SwarmKit's control API compares them in lower
+/// case, but its allocator then looks them up as given and fails.
+pub const BUILTIN_DRIVERS: [&str; 5] = ["overlay", "bridge", "host", "macvlan", "ipvlan"];
 
-/// How the allocator treats a network driver (allocator-spec.md 1.2).
+/// How the allocator treats a network driver (docs/swarmkit.md section 1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DriverScope {
     /// `overlay`: subnets, addresses, VXLAN ids and node load-balancer attachments.
@@ -61,12 +71,17 @@ pub struct IpamConfig {
     pub gateway: Option<IpAddr>,
 }
 
-/// IPAM options: the driver name and the configs, in order.
+/// IPAM options: the driver name, its options, and the configs, in order. In a spec an empty
+/// driver name means the default driver.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ipam {
     #[serde(default)]
     pub driver: String,
+    /// The IPAM driver's options (SwarmKit's `IPAM.Driver.Options`). Allocated networks copy the
+    /// spec's and add [`ADDRESS_CURSOR_OPTION`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub configs: Vec<IpamConfig>,
 }
@@ -253,7 +268,7 @@ pub struct ServiceSpec {
     pub name: String,
     #[serde(default)]
     pub replicas: u64,
-    /// The networks of the service's tasks (`Spec.Task.Networks`).
+    /// The networks of the service's tasks (`Spec.Task.Networks`), copied into each task's spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_networks: Vec<NetworkAttachmentConfig>,
     /// Deprecated `Spec.Networks`: used only when `task_networks` is empty.
@@ -264,7 +279,9 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
-    /// The networks the service's tasks attach to, with the deprecated fallback.
+    /// The service's networks (SwarmKit's `serviceNetworks`): `task_networks`, or the deprecated
+    /// `networks` when that is empty. VIPs are allocated on these; a task attaches to the
+    /// networks of its own spec, which the orchestrator copies from `task_networks`.
     pub fn attachment_configs(&self) -> &[NetworkAttachmentConfig] {
         if self.task_networks.is_empty() { &self.networks } else { &self.task_networks }
     }
@@ -280,6 +297,14 @@ impl ServiceSpec {
     /// True when any port is published through the ingress routing mesh.
     pub fn needs_ingress(&self) -> bool {
         self.ports().iter().any(|p| p.publish_mode == PublishMode::Ingress)
+    }
+
+    /// False when the service publishes no port (in either mode) and has no VIP to get: in DNSRR
+    /// mode, or in VIP mode on no network. Then nothing is allocated for it and SwarmKit stores
+    /// no endpoint (`IsServiceAllocated` holds; a real swarm showed `"Endpoint": {"Spec": {}}`).
+    pub fn needs_endpoint(&self) -> bool {
+        !self.ports().is_empty()
+            || (self.resolution_mode() == ResolutionMode::Vip && !self.attachment_configs().is_empty())
     }
 }
 
@@ -348,7 +373,8 @@ pub struct NetworkAttachment {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
-    /// The task's own network list; when empty the service's networks are used.
+    /// The task's own network list; when empty, the service's deprecated `networks` are used
+    /// (SwarmKit's fallback; not `task_networks`, which the orchestrator copied here already).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkAttachmentConfig>,
 }
@@ -440,6 +466,9 @@ pub enum ObjectRef<'a> {
     Node(&'a Node),
 }
 
+/// [`ObjectRef::pass_rank`] of every task.
+pub(crate) const TASK_PASS_RANK: u8 = 3;
+
 /// The kind and id of a store object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
@@ -491,6 +520,20 @@ impl Object {
 }
 
 impl ObjectRef<'_> {
+    /// Where this object comes in an allocation pass: passes (and restore's queue) take objects
+    /// sorted by `(pass_rank, id)`. Networks come before the services, tasks and nodes that use
+    /// them, and the ingress network before every other network whatever its id: SwarmKit's init
+    /// allocates the ingress first, so no other network takes the default subnet it would get.
+    pub fn pass_rank(&self) -> u8 {
+        match self {
+            ObjectRef::Network(n) if n.is_ingress() => 0,
+            ObjectRef::Network(_) => 1,
+            ObjectRef::Service(_) => 2,
+            ObjectRef::Task(_) => TASK_PASS_RANK,
+            ObjectRef::Node(_) => 4,
+        }
+    }
+
     pub fn id(&self) -> ObjectId {
         match self {
             ObjectRef::Network(o) => ObjectId::Network(o.id.clone()),

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::ids::{NetworkId, ServiceId};
 use crate::index::{Fnv, Holder, NETWORKS_HASHED_FROM, NetEntry, Placement, State};
-use crate::objects::{ObjectId, ObjectRef, Protocol, TaskState};
+use crate::objects::{DriverScope, ObjectId, ObjectRef, Protocol, TASK_PASS_RANK, TaskState};
 use crate::tx::{Outcome, Tx};
 
 /// A problem found in committed state, with how restore resolved it.
@@ -74,7 +74,8 @@ impl fmt::Display for Finding {
 pub struct RestoreReport {
     /// Problems in committed state, in a deterministic order.
     pub findings: Vec<Finding>,
-    /// Objects that need (re)allocation, sorted: networks, services, tasks, nodes.
+    /// Objects that need (re)allocation, in the order a pass allocates them ([`crate::ObjectRef::pass_rank`]):
+    /// the ingress network, the other networks, services, tasks, nodes, each kind by id.
     pub queue: Vec<ObjectId>,
 }
 
@@ -86,6 +87,15 @@ impl RestoreReport {
 
 pub(crate) fn findings(state: &State) -> Vec<Finding> {
     let mut out = Vec::new();
+    network_findings(state, &mut out);
+    address_findings(state, &mut out);
+    port_findings(state, &mut out);
+    out
+}
+
+/// Invalid stored networks, networks that lost a conflict, doubly claimed addresses, and
+/// ingress networks beyond the first.
+fn network_findings(state: &State, out: &mut Vec<Finding>) {
     for (id, entry) in &state.networks {
         match &entry.alloc {
             Some(Err(reason)) => {
@@ -118,17 +128,28 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             out.push(Finding::ExtraIngress { kept: kept.clone(), ignored: id.clone() });
         }
     }
+}
+
+/// Addresses of live holders that no usable network explains.
+fn address_findings(state: &State, out: &mut Vec<Finding>) {
     // A live holder's address on a network that is missing, unallocated, invalid or lost a
     // conflict is reported; otherwise it must lie on a usable address of the network's subnets.
+    // A network whose stored allocation only lacks its driver state or VXLAN ids keeps its
+    // subnets (it is queued, and holders keep their addresses). Addresses on node-local
+    // networks are the node's business: the engine copies requested ones there and claims none.
     // One lookup per address: by hash when there are many networks (lookups only).
     let hashed: Option<HashMap<&NetworkId, &NetEntry, BuildHasherDefault<Fnv>>> =
         (state.networks.len() >= NETWORKS_HASHED_FROM).then(|| state.networks.iter().collect());
-    let usable = |network: &NetworkId| match &hashed {
-        Some(map) => map.get(network).and_then(|e| e.usable_alloc()),
-        None => state.networks.get(network).and_then(|e| e.usable_alloc()),
+    let entry = |network: &NetworkId| match &hashed {
+        Some(map) => map.get(network).copied(),
+        None => state.networks.get(network),
     };
     let mut check = |network: &NetworkId, address: IpNet, holder: &dyn Fn() -> Holder| {
-        let Some(alloc) = usable(network) else {
+        let entry = entry(network);
+        if entry.is_some_and(|e| e.scope == DriverScope::NodeLocal) {
+            return;
+        }
+        let Some(alloc) = entry.and_then(|e| e.usable_alloc().or(e.incomplete_alloc())) else {
             out.push(Finding::UnallocatedNetwork { network: network.clone(), holder: holder() });
             return;
         };
@@ -160,6 +181,10 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             check(network, *ip, &|| Holder::NodeLb(id.clone()));
         }
     }
+}
+
+/// Ports several services publish.
+fn port_findings(state: &State, out: &mut Vec<Finding>) {
     for ((protocol, port), claims) in &state.ports {
         if !claims.losers().is_empty() {
             out.push(Finding::DuplicatePort {
@@ -170,17 +195,17 @@ pub(crate) fn findings(state: &State) -> Vec<Finding> {
             });
         }
     }
-    out
 }
 
-/// Objects that an allocation pass would change. Tasks are many, so theirs comes from the
-/// findings (a live task needs work only when it lost or misplaced an address) plus the NEW ones;
-/// the other kinds ask a throwaway transaction.
+/// Objects that an allocation pass would change, in the order a pass allocates them: the
+/// ingress network first, then the other networks, services, tasks and nodes, each by id. Tasks
+/// are many, so theirs comes from the findings (a live task needs work only when it lost or
+/// misplaced an address) plus the NEW ones; the other kinds ask a throwaway transaction.
 pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>], findings: &[Finding]) -> Vec<ObjectId> {
-    let mut queue: Vec<ObjectId> = Vec::new();
+    let mut queue: Vec<(u8, ObjectId)> = Vec::new();
     let mut lost_task = |holder: &Holder| {
         if let Holder::Task(id) = holder {
-            queue.push(ObjectId::Task(id.clone()));
+            queue.push((TASK_PASS_RANK, ObjectId::Task(id.clone())));
         }
     };
     for finding in findings {
@@ -204,17 +229,17 @@ pub(crate) fn queue(state: &State, objects: &[ObjectRef<'_>], findings: &[Findin
             ObjectRef::Service(s) => Tx::new(state).allocate_service(s),
             ObjectRef::Task(t) => {
                 if t.status.state == TaskState::New && t.desired_state <= TaskState::Running {
-                    queue.push(object.id());
+                    queue.push((TASK_PASS_RANK, object.id()));
                 }
                 continue;
             }
             ObjectRef::Node(n) => Tx::new(state).allocate_node(n),
         };
         if !matches!(outcome, Ok(Outcome::Unchanged)) {
-            queue.push(object.id());
+            queue.push((object.pass_rank(), object.id()));
         }
     }
     queue.sort();
     queue.dedup();
-    queue
+    queue.into_iter().map(|(_, id)| id).collect()
 }

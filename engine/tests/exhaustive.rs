@@ -8,10 +8,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use swarmalloc::{
-    AllocError, Allocator, ClusterConfig, EndpointSpec, Ipam, IpamConfig, Network, NetworkAttachment,
-    NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, Outcome, PortConfig, Proposal,
-    Protocol, PublishMode, Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId, TaskSpec, TaskState,
-    TaskStatus, Tx, VXLAN_ID_LIST_OPTION, Version, VirtualIp,
+    ADDRESS_CURSOR_OPTION, AllocError, Allocator, ClusterConfig, EndpointSpec, Ipam, IpamConfig, Network,
+    NetworkAttachment, NetworkAttachmentConfig, NetworkId, NetworkSpec, Node, NodeId, Object, ObjectId, Outcome,
+    PortConfig, Proposal, Protocol, PublishMode, Range, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId,
+    TaskSpec, TaskState, TaskStatus, Tx, VXLAN_ID_LIST_OPTION, Version, VirtualIp,
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -152,6 +152,7 @@ fn network(id: &str, subnets: &[(&str, Option<&str>)]) -> Object {
             name: id.to_string(),
             ipam: Some(Ipam {
                 driver: String::new(),
+                options: Default::default(),
                 configs: subnets
                     .iter()
                     .map(|(subnet, gateway)| IpamConfig {
@@ -308,7 +309,8 @@ fn slash29_one_transaction_holds_exactly_five() {
             }
         }
         let proposal = tx.finish();
-        assert_eq!(proposal.len(), 5, "{context}");
+        let allocated = proposal.updates().iter().filter(|o| !matches!(o, Object::Network(_))).count();
+        assert_eq!(allocated, 5, "{context}");
         world.commit(&proposal);
         world.assert_restore_equal(&context);
         let held: BTreeSet<IpAddr> = world
@@ -332,7 +334,7 @@ struct TinySubnet {
 }
 
 /// What /29, /30, /31, /32 (and a /125, and a /29 with an explicit gateway) hold. IPv4 above /31
-/// reserves network and broadcast; /31 and /32 reserve nothing (allocator-spec.md 2.2); the
+/// reserves network and broadcast; /31 and /32 reserve nothing (docs/swarmkit.md section 2.2); the
 /// gateway is the first usable address unless the config names one.
 #[test]
 fn tiny_subnets_hold_what_the_spec_says() {
@@ -525,8 +527,11 @@ fn probe_port(engine: &Allocator) -> Result<u16, AllocError> {
     let mut tx = engine.begin();
     tx.allocate_service(&probe)?;
     let proposal = tx.finish();
-    let Object::Service(s) = &proposal.updates()[0] else { unreachable!() };
-    Ok(s.endpoint.as_ref().unwrap().ports[0].published_port)
+    let service = proposal.updates().iter().find_map(|o| match o {
+        Object::Service(s) => Some(s),
+        _ => None,
+    });
+    Ok(service.expect("the probe service is updated").endpoint.as_ref().unwrap().ports[0].published_port)
 }
 
 #[test]
@@ -614,19 +619,13 @@ fn expand_ports(world: &World, key: &[(String, Vec<u16>)]) -> Vec<World> {
 // ------------------------------------------------------------------------------------------------
 // The reuse-delay rule on a /29
 
-/// Set to true once deleting the task (or VIP, or node LB) that holds the highest address of a
-/// pool no longer hands that address out at once (see the report): today the cursor is the
-/// highest committed address, so deleting its holder moves the cursor back onto it.
-const DELETED_HIGHEST_IS_DELAYED: bool = false;
 const REUSE_DEPTH: usize = 9;
 
-/// What the last step freed, and the cursor (highest referenced address) just before it.
+/// What the last step freed, and the pool's cursor just before it.
 #[derive(Clone, Debug)]
 struct Freed {
     address: IpAddr,
     cursor_before: IpAddr,
-    /// The task was deleted (false: it went terminal and stays in the store, retired).
-    deleted: bool,
 }
 
 /// The next address a probe task would get (a proposal that is dropped).
@@ -635,8 +634,11 @@ fn probe_address(engine: &Allocator) -> Result<IpAddr, AllocError> {
     let mut tx = engine.begin();
     tx.allocate_task(&probe, None)?;
     let proposal = tx.finish();
-    let Object::Task(t) = &proposal.updates()[0] else { unreachable!() };
-    Ok(task_addresses(t)[0].addr())
+    let task = proposal.updates().iter().find_map(|o| match o {
+        Object::Task(t) => Some(t),
+        _ => None,
+    });
+    Ok(task_addresses(task.expect("the probe task is updated"))[0].addr())
 }
 
 /// Addresses referenced by tasks in the store: true for live, false for retired.
@@ -651,22 +653,40 @@ fn referenced(world: &World) -> BTreeMap<IpAddr, bool> {
     out
 }
 
+/// The address cursor n29 stores, if any.
+fn stored_cursor(world: &World) -> Option<IpAddr> {
+    let Object::Network(n) = world.get(&ObjectId::Network(NetworkId::new("n29"))) else { unreachable!() };
+    n.ipam.as_ref()?.options.get(ADDRESS_CURSOR_OPTION)?.parse().ok()
+}
+
 #[test]
 fn reuse_delay_every_sequence_on_slash29() {
+    reuse_delay_every_sequence(None);
+}
+
+/// A gateway at the top of the range is the highest address referenced forever: a cursor derived
+/// from the highest claim would hand freed addresses out at once (issue 15, point 12).
+#[test]
+fn reuse_delay_every_sequence_on_slash29_with_the_gateway_on_top() {
+    reuse_delay_every_sequence(Some("192.168.0.6"));
+}
+
+fn reuse_delay_every_sequence(gateway: Option<&str>) {
     let mut world = World::new(ClusterConfig::default());
-    world.write(network("n29", &[("192.168.0.0/29", None)]));
+    world.write(network("n29", &[("192.168.0.0/29", gateway)]));
     world.allocate_network("n29").unwrap();
-    // Breadth first over (addresses referenced, what was just freed).
+    let gateway = ip(gateway.unwrap_or("192.168.0.1"));
+    // Breadth first over (addresses referenced, stored cursor, what was just freed).
     let mut queue = VecDeque::from([(world, None, 0usize)]);
     let mut seen = BTreeSet::new();
     let mut next_id = 0u32;
     while let Some((world, freed, depth)) = queue.pop_front() {
         let refs = referenced(&world);
-        let key = (refs.iter().map(|(a, l)| (*a, *l)).collect::<Vec<_>>(), format!("{freed:?}"));
+        let key = (refs.iter().map(|(a, l)| (*a, *l)).collect::<Vec<_>>(), stored_cursor(&world), format!("{freed:?}"));
         if depth > REUSE_DEPTH || !seen.insert(key) {
             continue;
         }
-        let next = expand_reuse(&world, &refs, freed, &mut next_id);
+        let next = expand_reuse(&world, gateway, &refs, freed, &mut next_id);
         queue.extend(next.into_iter().map(|(w, f)| (w, f, depth + 1)));
     }
     assert!(seen.len() > 100, "explored {} states", seen.len());
@@ -675,12 +695,13 @@ fn reuse_delay_every_sequence_on_slash29() {
 /// Checks one state and returns its successors: allocate a task, retire or delete each task.
 fn expand_reuse(
     world: &World,
+    gateway: IpAddr,
     refs: &BTreeMap<IpAddr, bool>,
     freed: Option<Freed>,
     next_id: &mut u32,
 ) -> Vec<(World, Option<Freed>)> {
     let mut out = Vec::new();
-    let context = format!("tasks {refs:?} after {freed:?}");
+    let context = format!("tasks {refs:?}, cursor {:?}, after {freed:?}", stored_cursor(world));
     world.assert_restore_equal(&context);
 
     // The next pick, and the same from engines restored in two orders.
@@ -690,11 +711,11 @@ fn expand_reuse(
         assert_eq!(probe_address(&world.restored(order)), pick, "{context}: next pick after restore");
     }
 
-    // The documented rule: first address after the highest referenced one (gateway included),
-    // wrapping; a retired task's address only when nothing else is free.
+    // The documented rule: first address after the stored cursor (the last one handed out; before
+    // any, the highest referenced one, gateway included), wrapping; a retired task's address
+    // only when nothing else is free.
     let usable: Vec<IpAddr> = (1..=6).map(|h| ip(&format!("192.168.0.{h}"))).collect();
-    let gateway = ip("192.168.0.1");
-    let cursor = refs.keys().copied().max().unwrap_or(gateway).max(gateway);
+    let cursor = stored_cursor(world).unwrap_or_else(|| refs.keys().copied().max().unwrap_or(gateway).max(gateway));
     let after = usable.iter().position(|a| *a == cursor).unwrap() + 1;
     let scan: Vec<IpAddr> = usable[after..].iter().chain(&usable[..after]).copied().collect();
     let free = scan.iter().copied().find(|a| *a != gateway && !refs.contains_key(a));
@@ -705,15 +726,14 @@ fn expand_reuse(
     }
 
     // The reuse delay: a freed address is not the next pick while another free address comes
-    // before it in the scan from the cursor as it was before the free (until the scan wraps).
+    // before it in the scan from the cursor as it was before the free (until the scan wraps),
+    // whether its holder was retired or deleted.
     if let Some(freed) = &freed {
         let after = usable.iter().position(|a| *a == freed.cursor_before).unwrap() + 1;
         let scan_before: Vec<IpAddr> = usable[after..].iter().chain(&usable[..after]).copied().collect();
         let ahead =
             scan_before.iter().take_while(|a| **a != freed.address).any(|a| *a != gateway && !refs.contains_key(a));
-        // Deleting the holder of the highest address moves the cursor back onto it (reported).
-        let known_gap = freed.deleted && freed.address == freed.cursor_before && !DELETED_HIGHEST_IS_DELAYED;
-        if ahead && !known_gap {
+        if ahead {
             assert_ne!(pick, Ok(freed.address), "{context}: freed address handed out again before the scan wrapped");
         }
     }
@@ -744,12 +764,12 @@ fn expand_reuse(
             let mut retired = task.clone();
             retired.status = TaskStatus { state: TaskState::Failed, message: "exited".into() };
             next.write(Object::Task(retired));
-            out.push((next, Some(Freed { address, cursor_before, deleted: false })));
+            out.push((next, Some(Freed { address, cursor_before })));
         }
         // Delete the task (live or retired).
         let mut next = world.clone();
         next.delete(&ObjectId::Task(task.id.clone()));
-        let freed = Freed { address, cursor_before, deleted: true };
+        let freed = Freed { address, cursor_before };
         out.push((next, Some(freed)));
     }
     out
@@ -790,8 +810,8 @@ fn clean_objects() -> (ClusterConfig, Vec<Object>) {
     world.write(service("svc", &["na"], vec![tcp(80, 0)]));
     world.allocate_service("svc").unwrap();
     for id in ["t1", "t2"] {
+        // A service task: its spec names the service's networks (the orchestrator's copy).
         let Object::Task(mut task) = attach_task(id, "na") else { unreachable!() };
-        task.spec.networks.clear();
         task.service_id = Some(ServiceId::new("svc"));
         world.write(Object::Task(task));
         world.allocate_task(id).unwrap();
@@ -826,6 +846,7 @@ fn allocated_network(id: &str, subnet: &str, vni: u32, ingress: bool) -> Object 
     n.spec.ingress = ingress;
     n.ipam = Some(Ipam {
         driver: "default".into(),
+        options: Default::default(),
         configs: vec![IpamConfig { subnet: Some(subnet), range: None, gateway: Some(gateway) }],
     });
     n.driver_state = Some(swarmalloc::DriverConfig {

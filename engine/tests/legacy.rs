@@ -20,7 +20,8 @@ fn next_address(alloc: &Allocator, network: &str) -> String {
     let mut tx = alloc.begin();
     tx.allocate_task(&container("new", network, "n1", None), None).expect("allocates");
     let proposal = tx.finish();
-    let Some(Object::Task(t)) = proposal.updates().first() else { panic!("a task update") };
+    let task = proposal.updates().iter().find_map(|o| if let Object::Task(t) = o { Some(t) } else { None });
+    let t = task.expect("a task update");
     t.networks[0].addresses[0].to_string()
 }
 
@@ -71,7 +72,8 @@ fn b8_a_restored_dynamic_port_is_handed_to_the_next_service() {
         let mut tx = alloc.begin();
         tx.allocate_service(&s2).expect("allocates");
         let proposal = tx.finish();
-        let Some(Object::Service(s)) = proposal.updates().first() else { panic!("a service update") };
+        let service = proposal.updates().iter().find_map(|o| if let Object::Service(s) = o { Some(s) } else { None });
+        let s = service.expect("a service update");
         s.endpoint.as_ref().expect("an endpoint").ports[0].published_port
     };
     let store = [Object::from(ingress), Object::from(s1.clone())];

@@ -1,4 +1,4 @@
-//! One test per allocation rule of allocator-spec.md sections 1 and 2, and per design principle.
+//! One test per allocation rule of docs/swarmkit.md sections 1 and 2, and per design principle.
 //! Each test drives the engine through the committed-store world of `support`, which checks after
 //! every step that the engine equals a fresh restore of the store.
 
@@ -232,31 +232,35 @@ fn dual_stack_attachments_get_one_address_per_family() {
     ok(w.pass());
     assert_eq!(w.gateways("ds"), ["10.4.0.1", "fd00:1::1"]);
     assert_eq!(w.addrs("t1", "ds"), ["10.4.0.2/24", "fd00:1::2/64"]);
-    assert_eq!(w.vnis("ds"), "4096", "VXLAN ids only for IPv4 subnets");
+    assert_eq!(w.vnis("ds"), "4096,4097", "one VXLAN id per IPAM config, whatever its family");
 }
 
 #[test]
-fn ipv6_only_networks_work_and_get_no_vxlan_id() {
+fn ipv6_only_networks_work_and_get_a_vxlan_id() {
     let mut w = World::new();
     w.put(with_subnets(network("v6"), &["fd00:2::/120"]));
     w.put(service("s", &["v6"]));
     ok(w.pass());
-    assert_eq!(w.vnis("v6"), "");
+    assert_eq!(w.vnis("v6"), "4096", "SwarmKit hands every IPAM config to the overlay driver");
     assert_eq!(w.vip("s", "v6").as_deref(), Some("fd00:2::2/120"));
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2.5 VXLAN ids
 
+fn with_weave() -> ClusterConfig {
+    ClusterConfig { network_plugins: vec!["weave".into()], ..Default::default() }
+}
+
 #[test]
-fn vxlan_ids_are_serial_from_4096_one_per_ipv4_subnet() {
-    let mut w = World::new();
+fn vxlan_ids_are_serial_from_4096_one_per_ipam_config() {
+    let mut w = World::with_config(with_weave());
     w.put(network("a"));
-    w.put(with_subnets(network("b"), &["10.20.0.0/24", "10.21.0.0/24"]));
+    w.put(with_subnets(network("b"), &["10.20.0.0/24", "10.21.0.0/24", "fd00:21::/64"]));
     w.put(with_driver(network("remote"), "weave"));
     ok(w.pass());
     assert_eq!(w.vnis("a"), "4096");
-    assert_eq!(w.vnis("b"), "4097,4098");
+    assert_eq!(w.vnis("b"), "4097,4098,4099");
     assert_eq!(w.vnis("remote"), "", "only the overlay driver gets VXLAN ids");
     assert_eq!(w.subnets("remote"), ["10.0.1.0/24"], "global remote drivers still get subnets");
 }
@@ -266,15 +270,18 @@ fn pinned_vxlan_ids_are_honoured_and_clash_as_in_use() {
     let mut w = World::new();
     w.put(with_vnis(network("a"), "5000"));
     w.put(with_vnis(network("b"), "5000"));
-    w.put(with_vnis(network("c"), "1,2"));
+    w.put(with_vnis(network("c"), "0,2"));
     let errors = w.pass();
     assert_eq!(w.vnis("a"), "5000");
     let clash = error_of(&errors, &net_id("b"));
     assert!(matches!(clash, AllocError::InUse { .. }) && clash.to_string().contains("5000"), "{clash}");
-    assert!(!error_of(&errors, &net_id("c")).is_retryable(), "two ids for one IPv4 subnet is invalid");
-    w.put(network("d"));
-    ok(w.pass().into_iter().filter(|e| e.object == net_id("d")).collect());
-    assert_eq!(w.vnis("d"), "5001", "automatic ids continue after the highest in use");
+    assert!(!error_of(&errors, &net_id("c")).is_retryable(), "0 is no VXLAN id");
+    // As SwarmKit's overlay driver: one pinned id per config, the rest ignored; missing ones fresh.
+    w.put(with_vnis(with_subnets(network("d"), &["10.30.0.0/24", "10.31.0.0/24"]), "6000"));
+    w.put(with_vnis(network("e"), "7000,7001"));
+    ok(w.pass().into_iter().filter(|e| e.object != net_id("b") && e.object != net_id("c")).collect());
+    assert_eq!(w.vnis("d"), "6000,6001", "automatic ids continue after the highest in use");
+    assert_eq!(w.vnis("e"), "7000");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,7 +321,7 @@ fn node_local_networks_get_no_addresses_vips_or_lb() {
     let mut w = World::new();
     w.put(with_driver(network("br"), "bridge"));
     w.put(service("s", &["br"]));
-    let mut t = task("t1", Some("s"));
+    let mut t = w.task_of("t1", "s");
     t.node_id = Some("n1".into());
     w.put(t);
     w.put(node("n1"));
@@ -417,7 +424,7 @@ fn a_spec_change_that_touches_no_network_mode_or_port_reallocates_nothing() {
 // 2.9 Ports
 
 #[test]
-fn published_ports_fixed_then_dynamic_per_protocol() {
+fn published_ports_in_spec_order_with_dynamic_numbers_per_protocol() {
     let mut w = World::new();
     w.put(ingress("ingress"));
     let ports = vec![
@@ -428,9 +435,11 @@ fn published_ports_fixed_then_dynamic_per_protocol() {
     ];
     w.put(with_ports(service("s", &[]), ports));
     ok(w.pass());
+    // The spec's order, as SwarmKit's first allocation writes it (a real swarm stored a service
+    // created with `-p 8080:80 -p mode=host,...,published=9000 -p 82 -p 8081:83` in that order).
     assert_eq!(
         w.published("s"),
-        [("fixed".into(), 8443), ("dyn-tcp".into(), 30000), ("dyn-udp".into(), 30000), ("host".into(), 2222)]
+        [("dyn-tcp".into(), 30000), ("fixed".into(), 8443), ("dyn-udp".into(), 30000), ("host".into(), 2222)]
     );
     // Host-mode ports are not reserved: another service may use 2222 on the routing mesh.
     w.put(with_ports(service("t", &[]), vec![port("", Protocol::Tcp, 22, 2222, PublishMode::Ingress)]));
@@ -505,20 +514,20 @@ fn a_service_needing_the_missing_ingress_waits() {
 // 2.7 Task attachments
 
 #[test]
-fn task_attachments_ingress_first_then_task_or_service_networks() {
+fn task_attachments_ingress_first_then_the_tasks_own_networks() {
     let mut w = World::new();
     w.put(ingress("ingress"));
     w.put(network("a"));
     w.put(network("b"));
     w.put(with_ports(service("s", &["a"]), vec![port("", Protocol::Tcp, 80, 0, PublishMode::Ingress)]));
-    w.put(task("t1", Some("s")));
-    let mut own = task("t2", Some("s"));
-    own.spec.networks = vec!["b".into(), "gone".into()];
+    w.put(w.task_of("t1", "s"));
+    let mut own = w.task_of("t2", "s");
+    own.spec.networks = vec!["b".into()];
     w.put(own);
     ok(w.pass());
     let networks = |t: &str| w.task(t).networks.iter().map(|a| a.network_id.to_string()).collect::<Vec<_>>();
     assert_eq!(networks("t1"), ["ingress", "a"]);
-    assert_eq!(networks("t2"), ["ingress", "b"], "own networks win; missing targets are skipped");
+    assert_eq!(networks("t2"), ["ingress", "b"], "a task's own networks are its attachments");
     assert_eq!(w.task("t1").endpoint, w.service("s").endpoint, "tasks copy the service endpoint");
 }
 
@@ -528,7 +537,7 @@ fn tasks_wait_for_their_service_and_networks() {
     w.put(network("a"));
     w.put(with_subnets(network("b"), &["10.0.0.0/16"]));
     w.put(service("s", &["a", "b"]));
-    w.put(task("t1", Some("s")));
+    w.put(w.task_of("t1", "s"));
     w.put(task("orphan", Some("missing")));
     let errors = w.pass();
     for id in ["s", "t1"] {
@@ -538,12 +547,15 @@ fn tasks_wait_for_their_service_and_networks() {
     }
     assert!(matches!(error_of(&errors, &task_id("orphan")), AllocError::DependencyNotAllocated { .. }));
     assert_eq!(w.state("t1"), TaskState::New);
-    w.delete(net_id("b"));
+    // The user drops network b from the service; the orchestrator replaces t1 by t2.
     let mut s = w.service("s").clone();
     s.spec.task_networks = vec!["a".into()];
     w.put(s);
+    w.delete(task_id("t1"));
+    w.delete(net_id("b"));
+    w.put(w.task_of("t2", "s"));
     ok(w.pass().into_iter().filter(|e| e.object != task_id("orphan")).collect());
-    assert_eq!(w.state("t1"), TaskState::Pending, "no five-minute retry: the next pass allocates it");
+    assert_eq!(w.state("t2"), TaskState::Pending, "no five-minute retry: the next pass allocates it");
 }
 
 #[test]
@@ -553,7 +565,7 @@ fn task_allocation_is_all_or_nothing() {
     w.put(with_subnets(network("tiny"), &["10.3.0.0/30"]));
     w.put(service("s", &["big", "tiny"]));
     ok(w.pass());
-    w.put(task("t1", Some("s")));
+    w.put(w.task_of("t1", "s"));
     let error = error_of(&w.pass(), &task_id("t1"));
     assert!(matches!(error, AllocError::Exhausted { .. }) && error.to_string().contains("tiny"), "{error}");
     assert_eq!(w.holder("big", "10.0.0.3"), None, "the address taken on big was given back");
@@ -564,7 +576,7 @@ fn task_allocation_is_all_or_nothing() {
 fn tasks_without_networks_go_pending_at_once() {
     let mut w = World::new();
     w.put(service("s", &[]));
-    w.put(task("t1", Some("s")));
+    w.put(w.task_of("t1", "s"));
     ok(w.pass());
     assert_eq!(w.state("t1"), TaskState::Pending);
 }
@@ -589,12 +601,12 @@ fn only_new_tasks_desired_to_run_are_allocated() {
 
 #[test]
 fn nodes_get_lb_addresses_for_ingress_and_their_live_tasks_overlay_networks() {
-    let mut w = World::new();
+    let mut w = World::with_config(with_weave());
     w.put(ingress("ingress"));
     w.put(network("a"));
     w.put(with_driver(network("remote"), "weave"));
     w.put(service("s", &["a", "remote"]));
-    w.put(task("t1", Some("s")));
+    w.put(w.task_of("t1", "s"));
     w.put(node("n1"));
     w.put(node("n2"));
     ok(w.settle());
@@ -640,7 +652,7 @@ fn deleting_objects_frees_everything_they_held() {
     w.put(ingress("ingress"));
     w.put(network("a"));
     w.put(with_ports(service("s", &["a"]), vec![port("", Protocol::Tcp, 80, 8080, PublishMode::Ingress)]));
-    w.put(task("t1", Some("s")));
+    w.put(w.task_of("t1", "s"));
     w.put(node("n1"));
     ok(w.settle());
     w.assign("t1", "n1");
@@ -681,7 +693,7 @@ fn a_dropped_proposal_leaves_the_engine_byte_identical() {
     w.put(network("a"));
     w.put(service("s", &["a"]));
     ok(w.pass());
-    w.put(task("t1", Some("s")));
+    w.put(w.task_of("t1", "s"));
     w.put(network("b"));
     let before = format!("{:?}", w.alloc);
     let proposal = {
@@ -690,7 +702,8 @@ fn a_dropped_proposal_leaves_the_engine_byte_identical() {
         tx.allocate_task(w.task("t1"), Some(w.service("s"))).unwrap();
         tx.finish()
     };
-    assert_eq!(proposal.len(), 2);
+    // Network b, task t1, and network a for its address cursor (t1 took an address there).
+    assert_eq!(proposal.len(), 3);
     drop(proposal);
     assert_eq!(format!("{:?}", w.alloc), before);
 }
@@ -698,7 +711,9 @@ fn a_dropped_proposal_leaves_the_engine_byte_identical() {
 #[test]
 fn proposals_are_in_dependency_order_and_a_prefix_commit_stays_consistent() {
     let mut w = World::new();
-    w.put(task("t1", Some("s")));
+    let mut t1 = task("t1", Some("s"));
+    t1.spec.networks = vec!["a".into()];
+    w.put(t1);
     w.put(service("s", &["a"]));
     w.put(network("a"));
     let proposal = {
@@ -820,7 +835,7 @@ fn tasks_of_an_invalid_service_wait_for_it_to_be_fixed() {
     w.put(ingress("ingress"));
     let dup = |p| port("", Protocol::Tcp, p, 8080, PublishMode::Ingress);
     w.put(with_ports(service("s", &[]), vec![dup(80), dup(81)]));
-    w.put(task("t", Some("s")));
+    w.put(w.task_of("t", "s"));
     let errors = w.pass();
     assert!(!error_of(&errors, &svc_id("s")).is_retryable());
     let waiting = error_of(&errors, &task_id("t"));
@@ -836,7 +851,7 @@ fn pool_usage_counts_live_and_retired_addresses_and_the_longest_free_run() {
     w.put(with_subnets(network("a"), &["10.5.0.0/28"]));
     w.put(dnsrr(service("s", &["a"])));
     for t in ["t1", "t2", "t3", "t4"] {
-        w.put(task(t, Some("s")));
+        w.put(w.task_of(t, "s"));
     }
     ok(w.pass());
     assert_eq!(w.addrs("t4", "a"), ["10.5.0.5/28"]);

@@ -194,7 +194,9 @@ fn two_subnets_one_address_per_task_and_vip() {
     let mut w = World::new();
     w.put(with_subnets(network("testID"), &["192.168.1.0/24", "192.168.2.0/24"]));
     w.put(service("s", &["testID"]));
-    w.put(task("t", Some("s")));
+    let mut t = task("t", Some("s"));
+    t.spec.networks = vec!["testID".into()]; // as the orchestrator copies the service's task spec
+    w.put(t);
     ok(w.pass());
     let inside = |addr: &str| ["192.168.1.0/24", "192.168.2.0/24"].iter().any(|s| subnet_contains(s, addr));
     let vip = w.vip("s", "testID").unwrap();
@@ -948,11 +950,15 @@ fn no_duplicate_ips_run(mut w: World) {
         ok(w.settle());
         assert_eq!(w.subnets("testID1"), ["10.1.0.0/24"], "the network keeps its stored subnet");
         assert_eq!(w.subnets("ingress-nw-id"), ["10.0.0.0/24"]);
-        for network in ["ingress-nw-id", "testID1"] {
-            let addr = w.addrs(&id, network);
-            assert_eq!(addr.len(), 1, "{id} on {network}");
-            if let Some(other) = assigned.insert(format!("{network} {}", addr[0]), id.clone()) {
-                panic!("task {id} assigned duplicate IP {} on {network}, previously assigned to task {other}", addr[0]);
+        // SwarmKit checks the first attachment (the ingress: the task names no networks of its
+        // own); whatever others the task has must be unique as well.
+        let attachments = w.task(&id).networks.clone();
+        assert_eq!(attachments.first().map(|a| a.network_id.as_str()), Some("ingress-nw-id"), "{id}");
+        for a in attachments {
+            assert_eq!(a.addresses.len(), 1, "{id} on {}", a.network_id);
+            let key = format!("{} {}", a.network_id, a.addresses[0]);
+            if let Some(other) = assigned.insert(key, id.clone()) {
+                panic!("task {id} assigned duplicate IP {:?}, previously assigned to task {other}", a.addresses);
             }
         }
     }
@@ -1332,7 +1338,9 @@ fn ipam_request_release_address_from_sub_pool() {
     w.put(with_config(attachable("nr"), "10.2.0.0/16", Some("10.2.2.0/30"), Some("10.2.0.1")));
     w.put(service("sr", &["nr"]));
     for i in 1..=5 {
-        w.put(task(&format!("t{i}"), Some("sr")));
+        let mut t = task(&format!("t{i}"), Some("sr"));
+        t.spec.networks = vec!["nr".into()]; // as the orchestrator copies the service's task spec
+        w.put(t);
     }
     let errors = w.pass();
     let mut taken: BTreeSet<String> = BTreeSet::new();

@@ -41,6 +41,18 @@ const BAR: RGBColor = RGBColor(70, 130, 180);
 const FAULT: RGBColor = RGBColor(220, 50, 47);
 const LEADERLESS: RGBColor = RGBColor(120, 120, 120);
 const RETIRED: RGBColor = RGBColor(230, 150, 40);
+/// Leader bands of a failure's timeline: cool colours only.
+const LEADER_COLORS: [RGBColor; 4] =
+    [RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(23, 190, 207)];
+/// Fault lanes of a failure's timeline: warm colours only, none of them a leader's.
+const FAULT_COLORS: [RGBColor; 6] = [
+    RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(128, 0, 0),
+];
 
 fn register_fonts() {
     static FONTS: Once = Once::new();
@@ -285,8 +297,11 @@ pub fn failure_timeline(failure: &FailureSummary, detail: &FailureDetail) -> Res
     let lane = bars_max * 0.12;
     let y_max = bars_max + lane * (kinds.len() as f64 + 1.0);
     let height = (360 + 14 * kinds.len() as u32).max(90 + 22 * (4 + nodes.len() + kinds.len()) as u32);
-    let node_color = |node: &str| Palette99::pick(nodes.iter().position(|n| *n == node).unwrap_or(0) + 1);
-    let kind_color = |k: usize| Palette99::pick(k + 10);
+    // Leaders in cool colours (light bands behind the bars), faults in warm ones (solid lanes
+    // above): the two never share a colour.
+    let node_color =
+        |node: &str| LEADER_COLORS[nodes.iter().position(|n| *n == node).unwrap_or(0) % LEADER_COLORS.len()];
+    let kind_color = |k: usize| FAULT_COLORS[k % FAULT_COLORS.len()];
     render(height, |root| {
         let caption =
             format!("{} seed {}: {}", label(&failure.scenario), failure.seed, label(&failure.violation.checker));
@@ -294,7 +309,12 @@ pub fn failure_timeline(failure: &FailureSummary, detail: &FailureDetail) -> Res
         mesh(&mut chart.configure_mesh())
             .x_desc("simulated seconds")
             .y_desc("tasks to PENDING / s")
-            .y_label_formatter(&|y| if *y <= bars_max { format!("{y:.0}") } else { String::new() })
+            // Below 10 tasks/s, whole numbers would repeat ("0 0 0 1 1 1"): one decimal.
+            .y_label_formatter(&|y| match *y {
+                y if y > bars_max => String::new(),
+                y if bars_max < 10.0 => format!("{y:.1}"),
+                y => format!("{y:.0}"),
+            })
             .draw()?;
         let ms = |t: u64| t as f64 / 1000.0;
         let end_of = |end: Option<u64>| end.unwrap_or(detail.sim_ms);
@@ -303,8 +323,9 @@ pub fn failure_timeline(failure: &FailureSummary, detail: &FailureDetail) -> Res
             Rectangle::new(corners, node_color(&t.node).mix(0.15).filled())
         }))?;
         chart.draw_series(series.leaders.iter().map(|t| {
-            let style = (FONT, 13).into_font().color(&BLACK);
-            Text::new(format!("t{}", t.term), (ms(t.start_ms) + end_s / 200.0, bars_max * 0.98), style)
+            let style = (FONT, 12).into_font().color(&BLACK);
+            let text = format!("{} t{}", label(&t.node), t.term);
+            Text::new(text, (ms(t.start_ms) + end_s / 200.0, bars_max * 0.98), style)
         }))?;
         chart.draw_series(series.pending.iter().enumerate().map(|(i, n)| {
             let x = i as f64 * seconds;
@@ -317,15 +338,19 @@ pub fn failure_timeline(failure: &FailureSummary, detail: &FailureDetail) -> Res
                 let (a, b) = (ms(w.start_ms), ms(end_of(w.end_ms)));
                 Rectangle::new([(a, y0), (b.max(a + min_width), y0 + lane * 0.8)], kind_color(k).filled())
             }))?;
+            // Each lane says what it is, at its left end.
+            let style = (FONT, 11).into_font().color(&BLACK);
+            chart.draw_series(std::iter::once(Text::new(label(kind), (end_s / 300.0, y0 + lane * 0.75), style)))?;
         }
         let at = ms(failure.violation.t_ms);
-        chart.draw_series(std::iter::once(PathElement::new(vec![(at, 0.0), (at, y_max)], FAULT.stroke_width(2))))?;
+        // Black: no fault lane and no leader band has it.
+        chart.draw_series(std::iter::once(PathElement::new(vec![(at, 0.0), (at, y_max)], BLACK.stroke_width(2))))?;
         let mut keys = vec![Key::Box(BAR.filled(), "tasks to PENDING / s".into())];
-        keys.extend(nodes.iter().map(|n| Key::Box(node_color(n).mix(0.3).filled(), format!("leader {n} (term tN)"))));
+        keys.extend(nodes.iter().map(|n| Key::Box(node_color(n).mix(0.3).filled(), format!("leader {n} (band)"))));
         keys.extend(
-            kinds.iter().enumerate().map(|(k, kind)| Key::Box(kind_color(k).filled(), format!("fault: {kind}"))),
+            kinds.iter().enumerate().map(|(k, kind)| Key::Box(kind_color(k).filled(), format!("fault lane: {kind}"))),
         );
-        keys.push(Key::Line(FAULT.stroke_width(2), format!("violation at {at:.1} s")));
+        keys.push(Key::Line(BLACK.stroke_width(2), format!("violation at {at:.1} s")));
         Ok(keys)
     })
 }

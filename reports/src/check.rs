@@ -241,6 +241,14 @@ impl Names {
                 services.insert(s.id.clone(), s.spec.name.clone());
             }
         }
+        // A service task's container is `SERVICE.SLOT.TASK` (`SERVICE.NODE.TASK`): what names
+        // a task whose service is gone (removed, its tasks still stopping).
+        let by_container: BTreeMap<&str, &str> = dump
+            .container_names
+            .values()
+            .filter_map(|name| name.rsplit_once('.'))
+            .map(|(task_name, task)| (task, task_name))
+            .collect();
         for object in &dump.objects {
             let name = match object {
                 Object::Network(n) => n.spec.name.clone(),
@@ -253,7 +261,7 @@ impl Names {
                         match (service, t.slot, &t.node_id) {
                             (Some(s), 0, Some(node)) => format!("{s}.{node}"),
                             (Some(s), slot, _) => format!("{s}.{slot}"),
-                            (None, _, _) => String::new(),
+                            (None, _, _) => by_container.get(t.id.as_str()).map_or_else(String::new, |n| n.to_string()),
                         }
                     }
                     // A standalone container's attachment (`docker run --network`): named by
@@ -271,6 +279,9 @@ impl Names {
             if !name.is_empty() {
                 names.insert(object.id(), name);
             }
+        }
+        for (id, name) in &dump.gone_networks {
+            names.entry(ObjectId::Network(id.clone())).or_insert_with(|| name.clone());
         }
         let unreadable =
             dump.unreadable.iter().filter_map(|u| Some((u.id.clone()?, u.place.clone()))).collect::<BTreeMap<_, _>>();
@@ -333,6 +344,7 @@ pub fn check_dump(dump: &Dump, source: &str) -> Result<CheckReport, InputError> 
         Action { name: names.name(&object).to_string(), object, outcome }
     };
     let mut problems = Vec::new();
+    let mut skipped = dump.skipped.clone();
     let problem = |kind: ProblemKind, rule: &str, acted_on: Vec<ObjectId>| {
         let (message, restore, mentioned) = describe(&kind, &names);
         Problem {
@@ -356,6 +368,11 @@ pub fn check_dump(dump: &Dump, source: &str) -> Result<CheckReport, InputError> 
             continue;
         }
         let (kind, rule, acted_on) = from_finding(finding, &objects);
+        if let Some(reason) = leaving_its_network(&kind, &objects, &outcomes, &names) {
+            let place = acted_on.first().and_then(|o| dump.sources.get(o)).cloned().unwrap_or_default();
+            skipped.push(Skipped { place, reason });
+            continue;
+        }
         problems.push(problem(kind, rule, acted_on));
     }
     for object in dump.objects.iter() {
@@ -372,7 +389,6 @@ pub fn check_dump(dump: &Dump, source: &str) -> Result<CheckReport, InputError> 
             problems.push(problem(kind, RULE_NEW, vec![object.id()]));
         }
     }
-    let mut skipped = dump.skipped.clone();
     let explained: BTreeSet<ObjectId> =
         problems.iter().flat_map(|p| p.actions.iter().map(|a| a.object.clone())).collect();
     for object in report.queue.iter().filter(|o| !explained.contains(o)) {
@@ -439,6 +455,52 @@ fn unreadable_kind(u: &Unreadable) -> ProblemKind {
         at: u.at.clone(),
         error: u.error.clone(),
     }
+}
+
+/// A task on its way out (desired state shutdown or beyond) whose attachment names a network
+/// that is gone or unusable, and that restore does not queue: the network was removed while the
+/// task stopped (`docker service rm`, then `docker network rm`), or the task is kept as history.
+/// Restore claims nothing on that network and nothing changes, so this is no problem: why, in
+/// words, for `skipped`. `None` for anything else.
+fn leaving_its_network(
+    kind: &ProblemKind,
+    objects: &BTreeMap<ObjectId, &Object>,
+    outcomes: &BTreeMap<ObjectId, Result<Vec<String>, AllocError>>,
+    names: &Names,
+) -> Option<String> {
+    let (network, holder, gone) = match kind {
+        ProblemKind::MissingNetwork { network, holder } => (network, holder, true),
+        ProblemKind::UnallocatedNetwork { network, holder } => (network, holder, false),
+        _ => return None,
+    };
+    let object = holder.object();
+    let Some(Object::Task(task)) = objects.get(&object) else { return None };
+    if task.desired_state <= TaskState::Running || outcomes.contains_key(&object) {
+        return None;
+    }
+    let mut reason = format!(
+        "{}, whose desired state is {}, has an attachment to {}, which {}: the task is on its way out, restore \
+         claims nothing on that network and queues nothing",
+        names.object(&object),
+        state_name(task.desired_state),
+        names.network(network),
+        if gone { "is not in the store" } else { "is not validly allocated" },
+    );
+    let others: Vec<String> = task
+        .networks
+        .iter()
+        .filter(|a| a.network_id != *network && !a.addresses.is_empty())
+        .map(|a| format!("{} on {}", list(&a.addresses), names.network(&a.network_id)))
+        .collect();
+    if gone && task.status.state <= TaskState::Running && !others.is_empty() {
+        let _ = write!(
+            reason,
+            ". SwarmKit's allocator frees none of the task's addresses when it stops (docs/swarmkit.md, B4): {} \
+             will stay taken there until the next leader change",
+            and_list(&others)
+        );
+    }
+    Some(reason)
 }
 
 /// For a node whose load balancers come from network inspects: when the next pass would only

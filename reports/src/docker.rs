@@ -277,6 +277,8 @@ pub struct DockerNetwork {
 #[serde(rename_all = "PascalCase")]
 pub struct DockerIpam {
     pub driver: Option<String>,
+    /// The IPAM driver's options (SwarmKit adds `com.docker.network.ipam.serial` to the spec's).
+    pub options: Strings,
     pub config: Option<Vec<DockerIpamConfig>>,
 }
 
@@ -322,6 +324,7 @@ impl DockerNetwork {
                 .clone()
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| swarmalloc::DEFAULT_IPAM_DRIVER.to_string()),
+            options: ipam.options.clone().unwrap_or_default(),
             configs: ipam
                 .config
                 .iter()

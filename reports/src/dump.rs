@@ -68,6 +68,8 @@ pub struct Dump {
     pub containers: BTreeMap<TaskId, String>,
     /// Container names by container id, from the network inspects of the node that answered.
     pub container_names: BTreeMap<String, String>,
+    /// Networks gone from the store that the gather's manifest names, by id: their names.
+    pub gone_networks: BTreeMap<NetworkId, String>,
 }
 
 /// Reads a directory (every `*.json` file in it, by name, not recursive) or a single file.
@@ -270,7 +272,7 @@ impl Loader {
             }
             Docker::Gather(g) => {
                 for network in &g.not_in_store {
-                    self.gone.insert(NetworkId::new(&network.id), format!("{} ({})", network.name, network.id));
+                    self.gone.insert(NetworkId::new(&network.id), network.name.clone());
                 }
             }
         }
@@ -388,8 +390,9 @@ impl Loader {
 
     fn finish(mut self) -> Dump {
         // Networks removed from the store while this node still had them.
-        for (id, what) in std::mem::take(&mut self.gone) {
-            let key = ObjectId::Network(id);
+        for (id, name) in &self.gone {
+            let what = format!("{name} ({id})");
+            let key = ObjectId::Network(id.clone());
             let place = self.objects.remove(&key).map_or_else(|| "gather.json".to_string(), |(_, place)| place);
             let reason = format!(
                 "network {what} is gone from the swarm store: only the node that answered still had it (a removal \
@@ -460,6 +463,7 @@ impl Loader {
             lb_known,
             containers: self.containers,
             container_names: self.container_names,
+            gone_networks: self.gone,
         }
     }
 }
@@ -488,6 +492,7 @@ impl Dump {
             lb_known: BTreeMap::new(),
             containers: BTreeMap::new(),
             container_names: BTreeMap::new(),
+            gone_networks: BTreeMap::new(),
         }
     }
 }

@@ -42,7 +42,8 @@ pre { background: #f6f8fa; padding: 8px; overflow-x: auto; border-radius: 4px; }
 .card.fail { border-left: 5px solid #cf222e; }
 .muted { color: #57606a; }
 .chart { margin: 8px 0 16px; }
-.chart svg { max-width: 100%; height: auto; }
+.chart svg, .chart img { max-width: 100%; height: auto; }
+details > summary strong { margin-right: 0.5em; }
 .chart .error { color: #9a6700; }
 details > summary { cursor: pointer; margin: 6px 0; }
 nav a { margin-right: 12px; }
@@ -159,6 +160,21 @@ pub fn chart(title: &str, file: &str, svg: &Result<String, String>) -> String {
         Err(e) => {
             format!("<div class=\"chart\"><h3>{}</h3><p class=\"error\">not drawn: {}</p></div>\n", esc(title), esc(e))
         }
+    }
+}
+
+/// A chart as a linked image of its file under `charts/` (loaded when shown), or its error.
+pub fn linked_chart(title: &str, file: &str, svg: &Result<String, String>) -> String {
+    match svg {
+        Ok(_) => format!(
+            "<div class=\"chart\"><h3>{}</h3>\n<img src=\"charts/{}\" alt=\"{}\" loading=\"lazy\">\n\
+             <div class=\"muted\">charts/{}</div></div>\n",
+            esc(title),
+            esc(file),
+            esc(title),
+            esc(file)
+        ),
+        Err(_) => chart(title, file, svg),
     }
 }
 

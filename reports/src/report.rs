@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::charts::{Chart, sweep_charts};
 use crate::error::InputError;
-use crate::html::{Page, chart, esc, num, opt, table};
+use crate::html::{Page, chart, esc, linked_chart, num, opt, table};
 use crate::output::Output;
 use crate::results::Progress;
 use crate::sweep::{ScenarioSummary, Sweep, SweepOptions, SweepVerdict, read_sweep};
@@ -223,23 +223,15 @@ impl Sweep {
             })
             .collect();
         page.raw(&format!("<p class=\"muted\">Read from {}. Schema {}.</p>\n", inputs.join(", "), r.schema));
+        // What failed comes first; then every scenario, its charts folded when it passed.
+        page.section("failures", "Failures", &self.failures_html(charts));
         page.section("scenarios", "Scenarios", &self.scenarios_html());
         page.section("checkers", "Checkers", &self.checkers_html());
-        page.section("failures", "Failures", &self.failures_html(charts));
         if r.baseline.is_some() {
             page.section("baseline", "Since the baseline", &self.baseline_html());
         }
         let find = |prefix: &'static str| charts.iter().filter(move |c| c.file.starts_with(prefix));
-        let mut throughput = String::from(
-            "<p class=\"muted\">Simulated time, mean over seeds. Shading behind the bars: grey, the share of run \
-             time without a leader; red, with a node or proposal fault on (partition, kill, slow follower, batch \
-             cut, ambiguous commit); the orange strip on top, with message faults on. Triangles: leader terms \
-             starting. Each failure above has its own timeline with its leader terms and fault windows.</p>\n",
-        );
-        for c in find("throughput-") {
-            throughput.push_str(&chart(&c.title, &c.file, &c.svg));
-        }
-        page.section("throughput", "Allocation throughput", &throughput);
+        page.section("by-scenario", "By scenario: throughput and pools", &self.by_scenario_html(charts));
         let mut latency = String::from(
             "<p class=\"muted\">From the task's creation being applied to its move to PENDING being applied. p50 and \
              p99 are histogram bucket upper bounds (at most 12.5% above the exact value); max is exact.</p>\n",
@@ -248,14 +240,6 @@ impl Sweep {
             latency.push_str(&chart(&c.title, &c.file, &c.svg));
         }
         page.section("latency", "NEW -> PENDING latency", &latency);
-        let mut pools = String::from(
-            "<p class=\"muted\">Each network's subnets at the end checks, mean over seeds. Fragmentation is 1 - the \
-             longest run of free addresses / all free addresses.</p>\n",
-        );
-        for c in find("pools-") {
-            pools.push_str(&chart(&c.title, &c.file, &c.svg));
-        }
-        page.section("pools", "Pool utilisation and fragmentation", &pools);
         let mut restores = self.restores_html();
         for c in find("restores") {
             restores.push_str(&chart(&c.title, &c.file, &c.svg));
@@ -271,6 +255,51 @@ impl Sweep {
             page.section("fuzz", "Fuzzing", &self.fuzz_html());
         }
         page.finish()
+    }
+
+    /// One block per scenario, failing ones first and open, with its throughput and pool charts;
+    /// a scenario whose seeds all passed is folded and its charts are linked images (drawn from
+    /// `charts/` when unfolded), which keeps the page small for a library of scenarios.
+    fn by_scenario_html(&self, charts: &[Chart]) -> String {
+        let mut html = String::from(
+            "<p class=\"muted\">Throughput: simulated time, mean over seeds. Shading behind the bars: grey, the share \
+             of run time without a leader; red, with a node or proposal fault on (partition, kill, slow follower, \
+             batch cut, ambiguous commit); the orange strip on top, with message faults on. Triangles: leader terms \
+             starting. Pools: each network's subnets at the end checks, mean over seeds; fragmentation is 1 - the \
+             longest run of free addresses / all free addresses. Each failure above has its own timeline.</p>\n",
+        );
+        let mut order: Vec<(usize, &ScenarioSummary)> = self.report.scenarios.iter().enumerate().collect();
+        order.sort_by_key(|(i, s)| (s.failed == 0, *i));
+        for (i, s) in order {
+            let name = format!("{:02}-{}", i, crate::charts::slug(&s.scenario));
+            let mine: Vec<&Chart> = charts
+                .iter()
+                .filter(|c| c.file == format!("throughput-{name}.svg") || c.file == format!("pools-{name}.svg"))
+                .collect();
+            let failed = s.failed > 0;
+            let verdict = if failed {
+                format!("FAIL, {} of {} seeds", s.failed, s.seeds)
+            } else {
+                format!("PASS, {} seeds", s.seeds)
+            };
+            let _ = writeln!(
+                html,
+                "<details id=\"scenario-{}\"{}><summary><strong>{}</strong> {}</summary>",
+                esc(&crate::charts::slug(&s.scenario)),
+                if failed { " open" } else { "" },
+                esc(&s.scenario),
+                esc(&verdict)
+            );
+            for c in mine {
+                if failed {
+                    html.push_str(&chart(&c.title, &c.file, &c.svg));
+                } else {
+                    html.push_str(&linked_chart(&c.title, &c.file, &c.svg));
+                }
+            }
+            html.push_str("</details>\n");
+        }
+        html
     }
 
     fn scenarios_html(&self) -> String {

@@ -194,15 +194,15 @@ fn every_crash_of_the_fuzz_summary_is_in_the_report_and_fails_it() {
 fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() {
     let sweep = report(&[SMOKE, PLANTED]);
     let html = sweep.to_html(&sweep.charts());
+    // Failures first, then every scenario (its charts folded when it passed).
     let sections = [
         "verdict",
+        "failures",
         "scenarios",
         "checkers",
-        "failures",
         "baseline",
-        "throughput",
+        "by-scenario",
         "latency",
-        "pools",
         "restores",
         "speed",
         "fuzz",
@@ -227,6 +227,13 @@ fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() 
         assert!(html.contains(&format!("charts/{}", chart.file)), "the page lacks chart {}", chart.file);
         assert!(chart.svg.is_ok(), "chart {} was not drawn: {:?}", chart.file, chart.svg);
     }
+    // The failing scenario's block comes first and is open with its charts inline; the passing
+    // one is folded and links its charts.
+    let failing = html.find("<details id=\"scenario-planted-wrong-count\" open>").expect("the failing scenario, open");
+    let passing = html.find("<details id=\"scenario-smoke\">").expect("the passing scenario, folded");
+    assert!(failing < passing, "failures first");
+    let folded = &html[passing..html[passing..].find("</details>").map_or(html.len(), |e| passing + e)];
+    assert!(folded.contains("<img src=\"charts/throughput-01-smoke.svg\"") && !folded.contains("<svg"), "{folded}");
     assert!(!html.contains("<script"), "no script");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external asset");
 }
@@ -239,14 +246,16 @@ fn every_svg_is_well_formed_xml() {
     assert_eq!(charts.len(), 4 + 2 * 2 + 3, "4 sweep charts, 2 per scenario, 1 per failure");
     let html = sweep.to_html(&charts);
     let inline: Vec<&str> = html.split("<svg").skip(1).map(|rest| rest.split("</svg>").next().unwrap_or("")).collect();
-    assert_eq!(inline.len(), charts.len());
-    for (chart, inline) in charts.iter().zip(&inline) {
-        let svg = chart.svg.as_ref().expect("drawn");
-        for (what, text) in [("file", svg.clone()), ("inline", format!("<svg{inline}</svg>"))] {
+    assert_eq!(inline.len(), charts.len() - 2, "all but the passing scenario's two (linked) are inline");
+    let texts = charts.iter().map(|c| (c.file.clone(), "file", c.svg.clone().expect("drawn"))).chain(
+        inline.iter().enumerate().map(|(i, s)| (format!("inline chart {i}"), "inline", format!("<svg{s}</svg>"))),
+    );
+    for (file, what, text) in texts {
+        {
             let doc = roxmltree::Document::parse(&text)
-                .unwrap_or_else(|e| panic!("{} ({what}) is not well-formed XML: {e}", chart.file));
-            assert_eq!(doc.root_element().tag_name().name(), "svg", "{}", chart.file);
-            assert!(doc.root_element().children().filter(|n| n.is_element()).count() > 10, "{} draws", chart.file);
+                .unwrap_or_else(|e| panic!("{file} ({what}) is not well-formed XML: {e}"));
+            assert_eq!(doc.root_element().tag_name().name(), "svg", "{file}");
+            assert!(doc.root_element().children().filter(|n| n.is_element()).count() > 10, "{file} draws");
         }
     }
 }

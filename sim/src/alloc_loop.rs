@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::ops::Range;
 
-use swarmalloc::{AllocError, Allocator, ObjectId, Outcome, Proposal, RestoreReport};
+use swarmalloc::{AllocError, Allocator, Network, Object, ObjectId, Outcome, Proposal, RestoreReport};
 
 use crate::store::{Change, Event, ProposalId, Store, TxnError};
 
@@ -31,7 +31,7 @@ struct Batch {
 
 /// What the caller should do after a batch event.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum BatchStep {
     /// Propose these changes as the batch's next transaction.
     Propose(Vec<Change>),
     /// The batch ended with `landed` of `total` updates committed.
@@ -190,9 +190,15 @@ impl AllocLoop {
         if self.batch.is_some() || self.pending.is_empty() {
             return (None, report);
         }
-        let pending = std::mem::take(&mut self.pending);
+        // The engine's pass order: the ingress network first, then the other networks,
+        // services, tasks and nodes, each by id (restore's queue is in the same order).
+        let mut pending: Vec<(u8, ObjectId)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|id| (store.get(&id).map_or(u8::MAX, |o| o.pass_rank()), id))
+            .collect();
+        pending.sort();
         let mut tx = self.alloc.begin();
-        for id in &pending {
+        for (_, id) in &pending {
             let result = match id {
                 ObjectId::Network(n) => store.networks.get(n).map(|o| tx.allocate_network(o)),
                 ObjectId::Service(s) => store.services.get(s).map(|o| tx.allocate_service(o)),
@@ -222,11 +228,11 @@ impl AllocLoop {
         #[cfg(feature = "legacy")]
         self.legacy_after_pass(store, &proposal);
         report.updates = proposal.len();
-        (self.start_batch(proposal), report)
+        (self.start_batch(store, proposal), report)
     }
 
     /// Makes `proposal` the batch in flight; returns its first transaction (none when empty).
-    fn start_batch(&mut self, proposal: Proposal) -> Option<Vec<Change>> {
+    fn start_batch(&mut self, store: &Store, proposal: Proposal) -> Option<Vec<Change>> {
         if proposal.is_empty() {
             return None;
         }
@@ -234,14 +240,32 @@ impl AllocLoop {
         let chunks: Vec<Range<usize>> =
             (0..proposal.len()).step_by(max).map(|start| start..(start + max).min(proposal.len())).collect();
         self.batch = Some(Batch { proposal, chunks, next: 0, landed: 0, inflight: None });
-        Some(self.chunk_changes(0))
+        Some(self.chunk_changes(store, 0))
     }
 
-    fn chunk_changes(&self, i: usize) -> Vec<Change> {
+    /// The changes of chunk `i`. A network is written by the allocator only for its allocation
+    /// and address cursors, from the engine's copy (which may carry an older version than the
+    /// store's, the loop's own commits not reporting theirs): its allocator-owned fields are
+    /// grafted onto the stored network, as SwarmKit's commit helpers do on a sequence conflict.
+    /// A network deleted meanwhile keeps the engine's copy, which the store refuses.
+    fn chunk_changes(&self, store: &Store, i: usize) -> Vec<Change> {
         let batch = self.batch.as_ref().expect("a batch in flight");
         batch.proposal.updates()[batch.chunks[i].clone()]
             .iter()
-            .map(|object| Change::Update { object: object.clone() })
+            .map(|object| {
+                let object = match object {
+                    Object::Network(update) => match store.networks.get(&update.id) {
+                        Some(stored) => Object::Network(Network {
+                            ipam: update.ipam.clone(),
+                            driver_state: update.driver_state.clone(),
+                            ..stored.clone()
+                        }),
+                        None => object.clone(),
+                    },
+                    _ => object.clone(),
+                };
+                Change::Update { object }
+            })
             .collect()
     }
 
@@ -253,10 +277,10 @@ impl AllocLoop {
     }
 
     /// A transaction was applied; if it is this loop's, advances the batch.
-    pub fn applied(&mut self, store: &Store, id: ProposalId, result: &Result<Vec<Event>, TxnError>) -> Step {
-        let Some(batch) = &mut self.batch else { return Step::Ignored };
+    pub fn applied(&mut self, store: &Store, id: ProposalId, result: &Result<Vec<Event>, TxnError>) -> BatchStep {
+        let Some(batch) = &mut self.batch else { return BatchStep::Ignored };
         if batch.inflight != Some(id) {
-            return Step::Ignored;
+            return BatchStep::Ignored;
         }
         batch.inflight = None;
         match result {
@@ -265,7 +289,7 @@ impl AllocLoop {
                 batch.next += 1;
                 if batch.next < batch.chunks.len() {
                     let next = batch.next;
-                    return Step::Propose(self.chunk_changes(next));
+                    return BatchStep::Propose(self.chunk_changes(store, next));
                 }
                 self.finish(store)
             }
@@ -279,8 +303,8 @@ impl AllocLoop {
 
     /// Ends the batch with what landed so far: a cut batch, a refused transaction, or a
     /// transaction the caller chose not to propose. Objects that did not land are retried.
-    pub fn finish(&mut self, store: &Store) -> Step {
-        let Some(batch) = self.batch.take() else { return Step::Ignored };
+    pub fn finish(&mut self, store: &Store) -> BatchStep {
+        let Some(batch) = self.batch.take() else { return BatchStep::Ignored };
         let total = batch.proposal.len();
         #[cfg(feature = "legacy")]
         self.legacy.batch_ended(batch.landed, total);
@@ -298,7 +322,7 @@ impl AllocLoop {
         }
         drop(batch.proposal);
         self.replay_buffered(store);
-        Step::Done { landed: batch.landed, total }
+        BatchStep::Done { landed: batch.landed, total }
     }
 
     /// Mirrors what other writers committed while the batch was in flight.
@@ -352,7 +376,8 @@ mod tests {
     use crate::duties::{cluster_objects, orchestrate};
     use crate::store::{Origin, Txn};
     use swarmalloc::{
-        EndpointSpec, Object, PortConfig, Protocol, PublishMode, Service, ServiceSpec, TaskState, Version,
+        EndpointSpec, Network, NetworkAttachmentConfig, NetworkSpec, Object, PortConfig, Protocol, PublishMode,
+        Service, ServiceSpec, TaskState, Version,
     };
 
     fn apply(store: &mut Store, origin: Origin, changes: Vec<Change>) -> Vec<Event> {
@@ -371,19 +396,24 @@ mod tests {
         }
     }
 
+    /// Proposes `changes` as the loop's transaction `seq` and applies it at the next index.
+    fn propose(alloc: &mut AllocLoop, store: &mut Store, seq: u64, changes: Vec<Change>) -> (bool, BatchStep) {
+        let id = ProposalId { node: 1, incarnation: 0, seq };
+        alloc.proposed(id);
+        let index = store.applied + 1;
+        let result = store.apply(index, &Txn { id, origin: Origin::Allocator, changes });
+        (result.is_ok(), alloc.applied(store, id, &result))
+    }
+
     /// Runs passes until the loop has nothing to propose, landing every batch whole.
     fn settle(alloc: &mut AllocLoop, store: &mut Store) {
         for _ in 0..10 {
             let (first, _) = alloc.pass(store);
             let Some(mut changes) = first else { return };
             loop {
-                let index = store.applied + 1;
-                let id = ProposalId { node: 1, incarnation: 0, seq: index };
-                alloc.proposed(id);
-                let txn = Txn { id, origin: Origin::Allocator, changes };
-                let result = store.apply(index, &txn);
-                match alloc.applied(store, id, &result) {
-                    Step::Propose(next) => changes = next,
+                let seq = store.applied + 1;
+                match propose(alloc, store, seq, changes) {
+                    (_, BatchStep::Propose(next)) => changes = next,
                     _ => break,
                 }
             }
@@ -413,6 +443,66 @@ mod tests {
         assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
     }
 
+    /// Every pass that hands out addresses writes their network (its address cursor) from the
+    /// engine's copy, whose version is the one the loop's last commit of it carried, older than
+    /// the store's: the loop grafts the write onto the stored network, so it lands. A network
+    /// deleted while such a write is in flight makes the store refuse the chunk, and the loop
+    /// goes on: the tasks wait for the network, nothing is proposed again and again.
+    #[test]
+    fn network_writes_graft_onto_the_stored_network_and_a_racing_delete_wedges_nothing() {
+        let mut store = Store::default();
+        apply(&mut store, Origin::Bootstrap, cluster_objects(&swarmalloc::ClusterConfig::default(), 1, 1));
+        let spec = NetworkSpec { name: "net".into(), ..Default::default() };
+        let network = Network { id: "net".into(), version: Version(0), spec, driver_state: None, ipam: None };
+        apply(&mut store, Origin::Control, vec![Change::Create { object: Object::Network(network) }]);
+        let spec = ServiceSpec {
+            name: "s".into(),
+            replicas: 3,
+            task_networks: vec![NetworkAttachmentConfig::to("net")],
+            ..Default::default()
+        };
+        let service = Service { id: "s".into(), version: Version(0), spec, endpoint: None };
+        apply(&mut store, Origin::Control, vec![Change::Create { object: Object::Service(service) }]);
+        let changes = orchestrate(&store, 10);
+        apply(&mut store, Origin::Orchestrator, changes);
+        let (mut alloc, _) = AllocLoop::restore(&store, 1, true);
+        settle(&mut alloc, &mut store);
+        let cursor = |store: &Store| {
+            let ipam = store.networks[&swarmalloc::NetworkId::from("net")].ipam.clone().expect("allocated");
+            ipam.options.get(swarmalloc::ADDRESS_CURSOR_OPTION).cloned()
+        };
+        assert_eq!(cursor(&store).as_deref(), Some("10.0.1.5"), "the VIP .2 and three tasks");
+        let scale = |store: &mut Store, alloc: &mut AllocLoop, replicas: u64| {
+            let mut service = store.services[&swarmalloc::ServiceId::from("s")].clone();
+            service.spec.replicas = replicas;
+            let events = apply(store, Origin::Control, vec![Change::Update { object: Object::Service(service) }]);
+            alloc.observe(store, &events);
+            let changes = orchestrate(store, 10);
+            let events = apply(store, Origin::Orchestrator, changes);
+            alloc.observe(store, &events);
+        };
+        scale(&mut store, &mut alloc, 5);
+        settle(&mut alloc, &mut store);
+        assert!(store.tasks.values().all(|t| t.status.state == TaskState::Pending), "{:?}", store.tasks);
+        assert_eq!(cursor(&store).as_deref(), Some("10.0.1.7"), "the write of the second pass landed");
+        assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
+        // A sixth task: the pass's first chunk writes the network; the network goes meanwhile.
+        scale(&mut store, &mut alloc, 6);
+        let (first, _) = alloc.pass(&store);
+        let changes = first.expect("something to allocate");
+        assert!(matches!(&changes[..], [Change::Update { object: Object::Network(_) }]), "{changes:?}");
+        let version = store.networks[&swarmalloc::NetworkId::from("net")].version;
+        let id = ObjectId::Network("net".into());
+        let events = apply(&mut store, Origin::Control, vec![Change::Delete { id, version }]);
+        alloc.observe(&store, &events);
+        let (applied, step) = propose(&mut alloc, &mut store, 77, changes);
+        assert!(!applied, "the store refuses a write of a deleted network");
+        assert!(matches!(step, BatchStep::Done { landed: 0, .. }));
+        settle(&mut alloc, &mut store);
+        assert_eq!(alloc.pass(&store).0, None, "nothing left to propose");
+        assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));
+    }
+
     #[test]
     fn a_cut_batch_commits_its_prefix_and_retries_the_rest() {
         let mut store = Store::default();
@@ -426,13 +516,9 @@ mod tests {
         let (first, _) = alloc.pass(&store);
         let changes = first.expect("something to allocate");
         assert_eq!(changes.len(), 2, "batches of at most 2 changes");
-        let id = ProposalId { node: 1, incarnation: 0, seq: 99 };
-        alloc.proposed(id);
-        let index = store.applied + 1;
-        let result = store.apply(index, &Txn { id, origin: Origin::Allocator, changes });
-        assert!(matches!(alloc.applied(&store, id, &result), Step::Propose(_)));
+        assert!(matches!(propose(&mut alloc, &mut store, 99, changes), (true, BatchStep::Propose(_))));
         // Leadership is lost here: only the first transaction landed.
-        let Step::Done { landed, total } = alloc.finish(&store) else { panic!("the batch ends") };
+        let BatchStep::Done { landed, total } = alloc.finish(&store) else { panic!("the batch ends") };
         assert_eq!(landed, 2);
         assert!(total > 2, "the proposal had more than one transaction: {total}");
         assert_eq!(crate::check::check_engine(alloc.engine(), &store), Ok(()));

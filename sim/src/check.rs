@@ -316,7 +316,8 @@ impl Stability {
                 Event::Put(ObjectId::Network(id)) => {
                     let Some(network) = store.networks.get(id) else { continue };
                     // Only an allocated network (IPAM and driver state both written, spec 1.1)
-                    // holds its subnets; a half-written one is allocated afresh.
+                    // holds its subnets. One stored without some of its VXLAN ids (one per
+                    // subnet) keeps its subnets and gets the missing ids once.
                     if !network.is_allocated() {
                         continue;
                     }
@@ -324,8 +325,12 @@ impl Stability {
                         subnets(network),
                         network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION).cloned()),
                     );
+                    let complete = |(subnets, vnis): &(Vec<IpNet>, Option<String>)| {
+                        vnis.as_ref().is_some_and(|list| list.split(',').count() == subnets.len())
+                    };
                     if let Some(before) = self.networks.get(id)
                         && *before != now
+                        && (before.0 != now.0 || complete(before))
                     {
                         return Err(Finding::new(
                             "stable_allocations",
@@ -476,21 +481,15 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
     if !checks.enabled("deleted_objects_hold_nothing") {
         return Ok(());
     }
-    // A node attachment on a deleted network must be gone unless the node's update cannot be
-    // allocated at all (node updates are all-or-nothing: an exhausted network it needs blocks it).
+    // A node attachment on a deleted network must be gone: the node's next update drops it
+    // whatever else it needs (node attachments are allocated per network).
     for node in store.nodes.values() {
         let Some(a) = node.attachments.iter().find(|a| !store.networks.contains_key(&a.network_id)) else { continue };
-        let mut tx = fresh.begin();
-        if let Ok(Outcome::Updated) = tx.allocate_node(node) {
-            return Err(Finding::new(
-                "deleted_objects_hold_nothing",
-                vec![format!("node {}", node.id), format!("network {}", a.network_id)],
-                format!(
-                    "node {} still has a load-balancer attachment on deleted network {} although its update can be allocated",
-                    node.id, a.network_id
-                ),
-            ));
-        }
+        return Err(Finding::new(
+            "deleted_objects_hold_nothing",
+            vec![format!("node {}", node.id), format!("network {}", a.network_id)],
+            format!("node {} still has a load-balancer attachment on deleted network {}", node.id, a.network_id),
+        ));
     }
     for claimed in engine.claimed_addresses() {
         let holders = std::iter::once(&claimed.holder).chain(&claimed.losers);
@@ -727,6 +726,7 @@ mod tests {
             }),
             ipam: Some(Ipam {
                 driver: "default".into(),
+                options: Default::default(),
                 configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("subnet")), ..Default::default() }],
             }),
         };

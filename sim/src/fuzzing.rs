@@ -364,6 +364,7 @@ mod small {
                     self.networks += 1;
                     let ipam = SUBNETS[usize::from(subnet % 6)].map(|s| Ipam {
                         driver: String::new(),
+                        options: Default::default(),
                         configs: vec![IpamConfig { subnet: Some(s.parse().expect("valid")), ..Default::default() }],
                     });
                     let spec =

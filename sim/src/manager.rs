@@ -18,7 +18,7 @@ use raft::{RawNode, StateRole};
 use serde_json::json;
 use swarmalloc::{NodeId, NodeRole, TaskId, TaskState};
 
-use crate::alloc_loop::{AllocLoop, Step};
+use crate::alloc_loop::{AllocLoop, BatchStep};
 use crate::check;
 use crate::duties;
 use crate::faults::{FaultKind, fault_duration};
@@ -543,12 +543,12 @@ impl Manager {
             alloc.shadow_observe(&self.store, events);
         }
         match alloc.applied(&self.store, txn.id, result) {
-            Step::Ignored => {
+            BatchStep::Ignored => {
                 if let Ok(events) = result {
                     alloc.observe(&self.store, events);
                 }
             }
-            Step::Propose(changes) => {
+            BatchStep::Propose(changes) => {
                 let (done, total) = alloc.batch_progress().unwrap_or((0, 0));
                 let cut = {
                     let mut w = self.world.lock();
@@ -586,7 +586,7 @@ impl Manager {
                     self.propose_allocator_chunk(leader, changes);
                 }
             }
-            Step::Done { landed, total } => {
+            BatchStep::Done { landed, total } => {
                 self.world.lock().record(&self.name, "batch_done", json!({ "landed": landed, "total": total }));
                 self.after_batch(leader);
             }

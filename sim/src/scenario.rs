@@ -543,6 +543,7 @@ impl Scenario {
             name: "big".into(),
             ipam: Some(Ipam {
                 driver: String::new(),
+                options: Default::default(),
                 configs: vec![IpamConfig {
                     subnet: Some("10.128.0.0/15".parse().expect("valid")),
                     ..Default::default()
@@ -852,6 +853,7 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
             prefix = Some((base, hosts));
             Some(Ipam {
                 driver: String::new(),
+                options: Default::default(),
                 configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("valid")), ..Default::default() }],
             })
         } else {

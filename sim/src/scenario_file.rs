@@ -57,12 +57,16 @@ impl std::error::Error for ScenarioError {}
 /// Reads and parses a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        key: None,
-        message: format!("cannot read the scenario file: {e}"),
+    let error = |line, column, message: String| ScenarioError { file: file.clone(), line, column, key: None, message };
+    let bytes = std::fs::read(path).map_err(|e| error(0, 0, format!("cannot read the scenario file: {e}")))?;
+    if bytes.contains(&0) {
+        return Err(error(0, 0, "a binary file (it holds NUL bytes), not a scenario file: expected TOML text".into()));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = String::from_utf8_lossy(valid).rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        error(line, column, "not UTF-8 text here: a scenario file is TOML in UTF-8".into())
     })?;
     parse(&file, &text)
 }
@@ -1204,11 +1208,11 @@ impl NetworkDef {
     fn lower_create(self) -> ClientOp {
         let ipam = if self.subnet.is_some() || self.gateway.is_some() {
             let config = IpamConfig { subnet: self.subnet, gateway: self.gateway, ..Default::default() };
-            Some(Ipam { driver: self.ipam_driver, configs: vec![config] })
+            Some(Ipam { driver: self.ipam_driver, configs: vec![config], ..Default::default() })
         } else if let Some(configs) = self.ipam {
-            Some(Ipam { driver: self.ipam_driver, configs })
+            Some(Ipam { driver: self.ipam_driver, configs, ..Default::default() })
         } else if !self.ipam_driver.is_empty() {
-            Some(Ipam { driver: self.ipam_driver, configs: Vec::new() })
+            Some(Ipam { driver: self.ipam_driver, ..Default::default() })
         } else {
             None
         };

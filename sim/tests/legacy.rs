@@ -36,7 +36,7 @@ const CASES: [Case; 9] = [
         flavour: Flavour::B1,
         scenario: "b01-restore-allocate-interleaving",
         checker: "duplicate_live_address",
-        seed: 0,
+        seed: 1,
         checkers: &["duplicate_live_address"],
     },
     Case {
@@ -57,14 +57,14 @@ const CASES: [Case; 9] = [
         flavour: Flavour::B4,
         scenario: "b04-leak-when-network-gone",
         checker: RESTORE,
-        seed: 63,
+        seed: 91,
         checkers: &[RESTORE],
     },
     Case {
         flavour: Flavour::B5,
         scenario: "b05-delete-racing-allocation",
         checker: COMMITTED,
-        seed: 9,
+        seed: 0,
         checkers: &[COMMITTED],
     },
     Case {
@@ -92,7 +92,7 @@ const CASES: [Case; 9] = [
         flavour: Flavour::FlagInit,
         scenario: "b07-tasks-stuck-in-new",
         checker: "liveness_tasks_leave_new",
-        seed: 4,
+        seed: 8,
         checkers: &["liveness_tasks_leave_new"],
     },
 ];
@@ -157,19 +157,19 @@ fn the_random_workload_still_finds_each_flavour_on_its_measured_seed_and_passes_
     }
 }
 
-/// B4's first find (default seed 63) has a random dropped proposal that hit a later chunk of
-/// a proposal split in the same millisecond: the decompiled step says how many to let pass
+/// B4's find at default seed 153 has a random proposal fault that hit a later chunk of a
+/// proposal split in the same millisecond: the decompiled step says how many to let pass
 /// (`skip`), so the explicit run fails exactly like the seeded one.
 #[test]
 fn a_random_fault_on_a_later_chunk_of_a_split_proposal_decompiles_faithfully() {
     let seeded = with(&Scenario::default_workload(), Some(Flavour::B4));
-    let (explicit, original) = decompile(&seeded, 63, &RunOptions::default());
+    let (explicit, original) = decompile(&seeded, 153, &RunOptions::default());
     assert_eq!(checker(&original), Some(RESTORE), "{:?}", original.violation);
     let skips = explicit.steps.iter().filter(
         |s| matches!(s.action, Action::DropProposal { skip, .. } | Action::AmbiguousProposal { skip, .. } if skip > 0),
     );
     assert!(skips.count() > 0, "no decompiled proposal fault skips a chunk: the case this test is about is gone");
-    let replayed = run(&explicit, 63, &RunOptions::default());
+    let replayed = run(&explicit, 153, &RunOptions::default());
     assert_eq!(replayed.violation, original.violation);
 }
 

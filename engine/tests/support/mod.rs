@@ -252,6 +252,14 @@ impl World {
         self.put(t);
     }
 
+    /// A NEW task of a stored service, with the service's `task_networks` copied into its spec
+    /// as SwarmKit's orchestrator copies the task template.
+    pub fn task_of(&self, id: &str, service: &str) -> Task {
+        let mut t = task(id, Some(service));
+        t.spec.networks = self.service(service).spec.task_networks.clone();
+        t
+    }
+
     pub fn holder(&self, network: &str, addr: &str) -> Option<Holder> {
         let ip: IpAddr = addr.parse().expect("an IP address");
         self.alloc.holder(&network.into(), ip).cloned()
@@ -284,7 +292,7 @@ pub fn with_subnets(mut network: Network, subnets: &[&str]) -> Network {
         .iter()
         .map(|s| IpamConfig { subnet: Some(s.parse().expect("a subnet")), ..Default::default() })
         .collect();
-    network.spec.ipam = Some(Ipam { driver: String::new(), configs });
+    network.spec.ipam = Some(Ipam { driver: String::new(), options: BTreeMap::new(), configs });
     network
 }
 
@@ -412,6 +420,7 @@ pub fn allocated(id: &str, subnet: &str, vni: u32) -> Network {
     let mut n = network(id);
     n.ipam = Some(Ipam {
         driver: DEFAULT_IPAM_DRIVER.into(),
+        options: BTreeMap::new(),
         configs: vec![IpamConfig { subnet: Some(subnet), range: None, gateway: Some(gateway) }],
     });
     let options = BTreeMap::from([(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())]);

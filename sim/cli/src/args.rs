@@ -35,7 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Read the JSON lines of `run --json` sweeps and write report.json, index.html and charts.
     Report(ReportArgs),
-    /// Check a Docker inspect dump or a store snapshot for allocation problems.
+    /// Check a swarm's state for allocation problems: a live swarm through the Docker Engine API
+    /// (read-only), or a saved dump (Docker inspect output or a store snapshot).
     Check(CheckArgs),
     /// Run a scenario's user steps and the faults a real swarm can take on a real Docker swarm,
     /// checking its state after each step (sim/live/README.md).
@@ -207,12 +208,22 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A Docker inspect dump or a store snapshot: a JSON file or a directory of them.
+    /// A saved state: a JSON file or a directory of them (Docker inspect output, a dump that
+    /// --save-dump wrote, or a store snapshot). Without it, the live swarm that --host or
+    /// DOCKER_HOST names is read through the Docker Engine API (GET requests only, on a manager).
     #[arg(value_name = "STATE")]
-    pub state: PathBuf,
-    /// Where check.json and index.html are written.
-    #[arg(long, value_name = "DIR", required = true)]
-    pub out: PathBuf,
+    pub state: Option<PathBuf>,
+    /// The Docker Engine API of a swarm manager, unix:///path/to/docker.sock (default:
+    /// DOCKER_HOST, else unix:///var/run/docker.sock).
+    #[arg(long, short = 'H', value_name = "HOST", conflicts_with = "state")]
+    pub host: Option<String>,
+    /// Also save the live swarm's state into DIR, a dump that `allocsim check DIR` reads back to
+    /// the same problems (for sharing; DIR must hold no other *.json files).
+    #[arg(long, value_name = "DIR", conflicts_with = "state")]
+    pub save_dump: Option<PathBuf>,
+    /// Also write check.json and index.html into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Print check.json instead of the text.
     #[arg(long)]
     pub json: bool,

@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod live;
+mod located;
 mod progress;
 mod report;
 mod run;

@@ -1,9 +1,11 @@
 //! `allocsim report` (the sweep report) and `allocsim check` (a swarm's state): thin wrappers
-//! over `swarmalloc_reports`.
+//! over `swarmalloc_reports` (and `swarmalloc_live`, which reads a live swarm).
 
 use std::path::{Path, PathBuf};
 
-use swarmalloc_reports::{ReportOptions, Status, check_path, make_report};
+use swarmalloc_live::Endpoint;
+use swarmalloc_live::gather::check_live;
+use swarmalloc_reports::{ReportOptions, check_path, make_report};
 
 use crate::args::{CheckArgs, ReportArgs};
 use crate::{Error, Outcome};
@@ -53,21 +55,34 @@ pub fn report(args: &ReportArgs) -> Outcome {
     Ok(sweep.exit_code())
 }
 
+/// Seconds the Docker API client waits for an answer (listing thousands of tasks takes the
+/// manager about a second).
+const DOCKER_TIMEOUT_S: u64 = 60;
+
+/// `allocsim check`: prints the verdict; writes files only when asked (`--out`, `--save-dump`).
 pub fn check(args: &CheckArgs) -> Outcome {
-    let result = check_path(&args.state);
-    let report = match &result {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("allocsim: {e}");
-            return Ok(Status::of(&result).code());
+    let report = match &args.state {
+        Some(state) => check_path(state).map_err(|e| e.to_string())?,
+        None => {
+            let docker_host = std::env::var("DOCKER_HOST").ok();
+            let endpoint =
+                Endpoint::resolve(args.host.as_deref(), docker_host.as_deref()).map_err(|e| e.to_string())?;
+            check_live(&endpoint, args.save_dump.as_deref(), DOCKER_TIMEOUT_S).map_err(|e| e.to_string())?
         }
     };
-    write_out(&args.out, &report.files())?;
+    if let Some(out) = &args.out {
+        write_out(out, &report.files())?;
+    }
     if args.json {
         print!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
-        println!("wrote {}", args.out.join("index.html").display());
+        if let Some(dir) = &args.save_dump {
+            println!("saved the state to {} (`allocsim check {0}` reads it back)", dir.display());
+        }
+        if let Some(out) = &args.out {
+            println!("wrote {}", out.join("index.html").display());
+        }
     }
-    Ok(Status::of(&result).code())
+    Ok(report.status().code())
 }

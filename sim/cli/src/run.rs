@@ -27,7 +27,7 @@ fn seed_count(seeds: &RangeInclusive<u64>) -> u64 {
 fn scenarios(args: &RunArgs) -> Result<Vec<Scenario>, Error> {
     let mut scenarios = Vec::new();
     for name in &args.scenarios {
-        scenarios.extend(scenario_file::resolve(name).map_err(|e| e.to_string())?);
+        scenarios.extend(scenario_file::resolve(name).map_err(|e| crate::located::scenario_error(&e))?);
     }
     for scenario in &mut scenarios {
         scenario.set_legacy(args.legacy);
@@ -310,7 +310,7 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
         let file = FailureFile::read(Path::new(&args.file))?;
         (file.scenario, file.seed, Some(file.trace_hash))
     } else {
-        let mut scenarios = scenario_file::resolve(&args.file).map_err(|e| e.to_string())?;
+        let mut scenarios = scenario_file::resolve(&args.file).map_err(|e| crate::located::scenario_error(&e))?;
         if scenarios.len() != 1 {
             return usage("replay runs one scenario: give a scenario file or a built-in name, not a directory");
         }

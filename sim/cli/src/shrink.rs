@@ -106,7 +106,7 @@ pub fn shrink(args: &ShrinkArgs) -> Outcome {
         return Err(Error::Usage { command: "shrink", message });
     }
     let loaded = if is_scenario_file(&args.file) {
-        scenario_file::load(&args.file).map_err(|e| e.to_string()).map(|s| {
+        scenario_file::load(&args.file).map_err(|e| crate::located::scenario_error(&e)).map(|s| {
             let seed = args.seed.or(s.seed).unwrap_or(0);
             (s, seed, None)
         })

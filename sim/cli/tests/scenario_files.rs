@@ -227,15 +227,37 @@ fn a_scenario_named_to_escape_the_failures_directory_writes_nothing() {
     assert!(!dir.0.join("escaped-0.json").exists() && !failures.exists());
 }
 
+/// A malformed file: one line naming the file, line, column, key and what was expected, then
+/// the source line with a mark under the key (miette); a binary or non-UTF-8 file gets a clear
+/// message; exit 2, no usage, nothing run.
 #[test]
-fn a_malformed_scenario_file_is_one_error_naming_file_line_and_key_exit_2() {
+fn a_malformed_scenario_file_shows_where_with_the_source_line_exit_2() {
     let dir = TempDir::new("malformed");
     let path = dir.file("unknown-key.toml", "name = \"x\"\n[cluster]\nduration = \"10s\"\nmanagerz = 3\n");
     let out = allocsim(&["run", path.to_str().expect("utf-8")]);
     let stderr = utf8(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let error = scenario_file::load(&path).expect_err("an unknown key");
-    assert_eq!(stderr, format!("allocsim: {error}\n"), "one line naming the file, no usage");
+    let mut lines = stderr.lines();
+    assert_eq!(lines.next(), Some(format!("allocsim: {error}").as_str()), "the summary line first: {stderr}");
     assert!(stderr.contains(":4:1: key `managerz`"), "{stderr}");
+    let rest: Vec<&str> = lines.collect();
+    assert!(rest.iter().any(|l| l.contains("4 │ managerz = 3")), "the source line: {stderr}");
+    assert!(rest.iter().any(|l| l.contains("╰── key `managerz`")), "a mark under the key: {stderr}");
+    assert!(!stderr.contains("Usage"), "{stderr}");
     assert!(out.stdout.is_empty(), "{}", utf8(&out.stdout));
+
+    let binary = dir.path("binary.toml");
+    std::fs::write(&binary, b"name = \"x\"\0\x01\x02").expect("write");
+    let latin1 = dir.path("latin1.toml");
+    std::fs::write(&latin1, b"name = \"caf\xe9\"\n").expect("write");
+    for (file, says) in [
+        (&binary, "a binary file (it holds NUL bytes), not a scenario file: expected TOML text".to_string()),
+        (&latin1, format!("{}:1:12: not UTF-8 text here", latin1.display())),
+    ] {
+        let out = allocsim(&["run", file.to_str().expect("utf-8")]);
+        let stderr = utf8(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with("allocsim: ") && stderr.contains(&says), "{stderr}");
+    }
 }

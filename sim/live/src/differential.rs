@@ -18,7 +18,7 @@ use swarmalloc::{
     ClusterConfig, NetworkAttachment, NetworkId, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec,
     Object, TaskState, VXLAN_ID_LIST_OPTION,
 };
-use swarmalloc_sim::alloc_loop::{AllocLoop, Step};
+use swarmalloc_sim::alloc_loop::{AllocLoop, BatchStep};
 use swarmalloc_sim::store::{Change, Origin, ProposalId, Store, Txn};
 
 fn txn(seq: u64, origin: Origin, changes: Vec<Change>) -> Txn {
@@ -55,8 +55,8 @@ pub fn engine_allocation(config: &ClusterConfig, objects: Vec<Object>) -> Result
                 alloc.proposed(id);
                 let result = store.apply(index, &txn(index, Origin::Allocator, changes));
                 match alloc.applied(&store, id, &result) {
-                    Step::Propose(next) => changes = next,
-                    Step::Done { .. } | Step::Ignored => break,
+                    BatchStep::Propose(next) => changes = next,
+                    BatchStep::Done { .. } | BatchStep::Ignored => break,
                 }
             }
         }

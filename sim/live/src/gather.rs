@@ -345,4 +345,124 @@ mod tests {
         assert!(err.starts_with(&expected), "{err}");
         assert!(!dir.0.exists(), "nothing saved");
     }
+
+    /// A read-only Docker Engine API on a unix socket that answers with a saved gather, as the
+    /// daemon it was gathered from answered: `GET /networks` lists swarm networks without their
+    /// endpoints (as the store has them), `GET /networks/ID` adds this node's, `GET /tasks`
+    /// leaves out the attachment tasks that `GET /tasks?filters={"runtime":["attachment"]}`
+    /// lists. Serves until the test process ends; one thread per connection, keep-alive.
+    fn serve(fixture: &Gathered, socket: &Path) {
+        let file = |name: &str| -> Value {
+            let (_, text) = fixture.files.iter().find(|(n, _)| n == Path::new(name)).unwrap();
+            serde_json::from_str(text).unwrap()
+        };
+        let networks = list(file("networks.json"));
+        let tasks = list(file("tasks.json"));
+        let is_attachment = |t: &Value| t["Spec"]["Runtime"] == "attachment";
+        let mut routes: BTreeMap<String, Value> = BTreeMap::new();
+        let listed = networks.iter().map(|n| {
+            let mut n = n.clone();
+            if n["Scope"] == "swarm" {
+                n["Containers"] = Value::Null;
+            }
+            n
+        });
+        routes.insert("/networks".into(), Value::Array(listed.collect()));
+        for n in &networks {
+            routes.insert(format!("/networks/{}", n["Id"].as_str().unwrap()), n.clone());
+        }
+        routes.insert("/tasks".into(), tasks.iter().filter(|t| !is_attachment(t)).cloned().collect());
+        routes.insert(
+            "/tasks?filters=%7B%22runtime%22%3A%5B%22attachment%22%5D%7D".into(),
+            tasks.iter().filter(|t| is_attachment(t)).cloned().collect(),
+        );
+        routes.insert("/services".into(), file("services.json"));
+        routes.insert("/nodes".into(), file("nodes.json"));
+        routes.insert("/info".into(), serde_json::json!({"Swarm": file("swarm.json")}));
+        let version = serde_json::json!({"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "MinAPIVersion": "1.12"});
+        routes.insert("/version".into(), version);
+        let routes = std::sync::Arc::new(routes);
+        let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let (routes, stream) = (routes.clone(), stream.unwrap());
+                std::thread::spawn(move || answer(&routes, stream));
+            }
+        });
+    }
+
+    /// Answers the HTTP/1.1 requests of one connection (GET only, no body) from `routes`.
+    fn answer(routes: &BTreeMap<String, Value>, stream: std::os::unix::net::UnixStream) {
+        use std::io::{BufRead, BufReader, Write};
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut request = String::new();
+            if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let mut words = request.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            // `/v1.41/networks` and `/version` alike.
+            let path = match target.strip_prefix("/v") {
+                Some(rest) => rest.find('/').map_or(target, |i| &rest[i..]),
+                None => target,
+            };
+            let (status, body) = match (method, routes.get(path)) {
+                ("GET", Some(value)) => ("200 OK", value.to_string()),
+                ("GET", None) => ("404 Not Found", format!("{{\"message\":\"no route {path}\"}}")),
+                _ => ("405 Method Not Allowed", "{\"message\":\"read-only\"}".to_string()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(body.as_bytes())).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The gather through the API, end to end (bollard's version negotiation, the raw GETs, the
+    /// network inspects, the attachment tasks, the manifest): served the files of a real gather
+    /// (standalone containers, node load balancers), it writes them back byte for byte, and
+    /// `check_live` saves a directory that checks as the fixture does.
+    #[test]
+    fn gathering_an_api_that_serves_a_real_gather_gives_it_back() {
+        let fixture = fixture("attachable");
+        let dir = Scratch::new("api");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let socket = dir.0.join("docker.sock");
+        serve(&fixture, &socket);
+        let endpoint = Endpoint { socket: socket.clone() };
+        let gathered = gather(&endpoint, 10).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&Path> = gathered.files.iter().map(|(n, _)| n.as_path()).collect();
+        let expected: Vec<&Path> = fixture.files.iter().map(|(n, _)| n.as_path()).collect();
+        assert_eq!(names, expected);
+        for ((name, text), (_, want)) in gathered.files.iter().zip(&fixture.files) {
+            if name != Path::new("gather.json") {
+                assert_eq!(text, want, "{} differs from the fixture's", name.display());
+            }
+        }
+        let manifest: Value = serde_json::from_str(&gathered.files[0].1).unwrap();
+        assert_eq!(manifest["source"], format!("unix://{}", socket.display()));
+        assert_eq!(manifest["api_version"], "1.41");
+        assert_eq!(manifest["daemon"], "20.10.24+dfsg1");
+
+        let saved = dir.0.join("saved");
+        let live = check_live(&endpoint, Some(&saved), 10).unwrap_or_else(|e| panic!("{e}"));
+        let from_disk = swarmalloc_reports::check_path(&saved).unwrap();
+        let committed = fixture.check().unwrap();
+        assert_eq!(live.problems, committed.problems);
+        assert_eq!(from_disk.problems, committed.problems);
+        assert_eq!(from_disk.queue, committed.queue);
+        assert_eq!(from_disk.objects.tasks, committed.objects.tasks);
+        assert!(committed.objects.tasks > 0 && committed.problems.is_empty(), "{}", committed.to_text());
+    }
 }

@@ -319,7 +319,7 @@ pub mod specs {
                 gateway: gateway.map(|g| g.parse().expect("a gateway address")),
             })
             .collect();
-        spec.ipam = Some(Ipam { driver: String::new(), configs });
+        spec.ipam = Some(Ipam { driver: String::new(), options: Default::default(), configs });
         spec
     }
 

@@ -1,6 +1,6 @@
 //! The old allocator loop's behaviours (feature `legacy`), one at a time: the flavours whose
 //! cause lived in SwarmKit's `allocator/network.go` (init, batches, event handling) rather than
-//! in the network allocator. Each follows allocator-spec.md; see docs/legacy-flavours.md.
+//! in the network allocator. Each follows docs/swarmkit.md section 4; see docs/legacy-flavours.md.
 //!
 //! - B1: restore and allocation interleaved: the first pass after a restore runs against an
 //!   engine that has not yet marked the addresses stored live tasks hold (moby/swarmkit#2237).
@@ -18,7 +18,7 @@
 use swarmalloc::legacy::Flavour;
 use swarmalloc::{Allocator, Object, ObjectId, ObjectRef, Proposal, RestoreReport, Tx};
 
-use super::{AllocLoop, Batch, Step, mirror};
+use super::{AllocLoop, Batch, BatchStep, mirror};
 use crate::store::Store;
 
 /// Where the boolean-flag init is.
@@ -169,8 +169,8 @@ impl AllocLoop {
             return None;
         }
         if !self.legacy.init_networks.is_empty() {
-            let proposal = swarmalloc::legacy::proposal(std::mem::take(&mut self.legacy.init_networks));
-            return Some(self.start_batch(proposal));
+            let proposal = swarmalloc::Proposal::from_updates(std::mem::take(&mut self.legacy.init_networks));
+            return Some(self.start_batch(store, proposal));
         }
         if self.pending.is_empty() {
             self.mark_deferred(store);
@@ -224,7 +224,7 @@ impl AllocLoop {
 
     /// B11: the proposal was applied at pass time and is never rolled back; of what did not
     /// land, only tasks are queued again (networks, services and nodes wait for their next event).
-    pub(super) fn finish_without_rollback(&mut self, store: &Store, batch: Batch) -> Step {
+    pub(super) fn finish_without_rollback(&mut self, store: &Store, batch: Batch) -> BatchStep {
         let total = batch.proposal.len();
         for object in &batch.proposal.updates()[batch.landed..] {
             if matches!(object, Object::Task(_)) {
@@ -232,7 +232,7 @@ impl AllocLoop {
             }
         }
         self.replay_buffered(store);
-        Step::Done { landed: batch.landed, total }
+        BatchStep::Done { landed: batch.landed, total }
     }
 }
 

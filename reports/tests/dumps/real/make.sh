@@ -1,21 +1,21 @@
 #!/bin/bash
 # Makes the real-swarm fixtures of reports/tests/dumps/real/: each directory is the state of a
-# real dockerd 20.10 swarm (Debian's docker.io) after the operations named below, gathered
-# through the Docker Engine API by swarmalloc-live's gather (sim/live/examples/gather.rs: the
-# files `allocsim check --save-dump DIR` writes). Run from the repository root, as root, with
-# docker.io and busybox-static installed:
-#   cargo build -p swarmalloc-live --example gather
+# real dockerd 20.10 swarm (Debian's docker.io) after the operations named below, saved by
+# `allocsim check --save-dump DIR` (the gather through the Docker Engine API), which must check
+# the same as the saved directory does. Run from the repository root, as root, with docker.io
+# and busybox-static installed:
+#   cargo build -p allocsim
 #   bash reports/tests/dumps/real/make.sh [SWARM...]     # default: every swarm below
 # Each swarm is one dockerd in a temporary directory, started under the team's dockerd lock and
 # torn down (dockerd, its containerd, the containers' shims and processes, found by that
-# directory) before the lock is released; none holds it for more than about 5 minutes.
+# directory) before the lock is released; none holds it for more than about 2 minutes.
 # Prints `STATE: VERDICT` per fixture; the settle lines say how long each wait took.
 set -euo pipefail
 OUT=$(cd "$(dirname "$0")" && pwd)
-GATHER=${GATHER:-target/debug/examples/gather}
+ALLOCSIM=${ALLOCSIM:-target/debug/allocsim}
 SETTLE="python3 $OUT/settle.py"
 LOCK=/tmp/swarmalloc-dockerd.lock
-[ -x "$GATHER" ] || { echo "$GATHER is missing: cargo build -p swarmalloc-live --example gather"; exit 2; }
+[ -x "$ALLOCSIM" ] || { echo "$ALLOCSIM is missing: cargo build -p allocsim"; exit 2; }
 CON="--constraint node.labels.none==1"
 IMG=local/busybox:1
 
@@ -71,12 +71,27 @@ cleanup() {
   rm -rf "$DIR" 2>/dev/null || true
 }
 settle() { $SETTLE "$DIR/docker.sock" "${1:-180}" | sed 's/^/  /'; }
-gather() {
+gather() {  # gather NAME: the live swarm into $OUT/NAME, checked live and read back
   local rc=0
   rm -rf "${OUT:?}/$1"
-  "$GATHER" "$OUT/$1" >"$DIR/gather-$1.log" 2>&1 || rc=$?
-  if [ $rc -ge 2 ]; then echo "$1: gather failed ($rc):"; cat "$DIR/gather-$1.log"; return 1; fi
-  grep -E "^(CLEAN|PROBLEMS)" "$DIR/gather-$1.log" | sed "s|^|$1: |"
+  "$ALLOCSIM" check --save-dump "$OUT/$1" --json >"$DIR/live-$1.json" 2>"$DIR/live-$1.err" || rc=$?
+  if [ $rc -ge 2 ]; then echo "$1: allocsim check of the live swarm failed ($rc):"; cat "$DIR/live-$1.err"; return 1; fi
+  rc=0
+  "$ALLOCSIM" check "$OUT/$1" --json >"$DIR/saved-$1.json" || rc=$?
+  if [ $rc -ge 2 ]; then echo "$1: the saved dump does not read back"; return 1; fi
+  python3 - "$DIR/live-$1.json" "$DIR/saved-$1.json" "$1" <<'PY'
+import json, sys
+live, saved = (json.load(open(f)) for f in sys.argv[1:3])
+differ = [k for k in ("verdict", "objects", "problems", "queue") if live[k] != saved[k]]
+kinds = {}
+for p in saved["problems"]:
+    kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
+verdict = "CLEAN" if not saved["problems"] else "PROBLEMS: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+print(f"{sys.argv[3]}: {verdict}")
+if differ:
+    print(f"{sys.argv[3]}: the saved dump checks differently from the live swarm in {differ}")
+    sys.exit(1)
+PY
 }
 image() {
   mkdir -p "$DIR/img/bin" && cp /bin/busybox "$DIR/img/bin/" && ln -sf busybox "$DIR/img/bin/sh" &&
@@ -206,6 +221,8 @@ b4_leak() {
     sleep 0.2
   done
   echo "  network rm other while leaky's tasks stop: ${removed:-refused for 8 s}"
+  # At once: the node still has its copy of other (GET /networks lists it), the store does not.
+  gather b4_network_rm_in_progress
   settle
   # VIP + 12 tasks = all 13 addresses: the 3 leaked ones leave 3 tasks in NEW.
   svc --name fill --network small --replicas 12 $CON $IMG sleep 1d
