@@ -485,35 +485,43 @@ impl Swarm {
         ip(&["-n", &net.hub, "link", "set", outer, state])
     }
 
-    /// The manager that leads now, as the first running manager that is not partitioned sees it;
-    /// None while no leader is elected.
+    /// The manager that leads now, when every running manager that is not cut off answers and
+    /// names the same one; None during an election, or while a manager still follows an old
+    /// leader (a healed or restarted one may, until it hears of the new term).
     pub fn leader(&self) -> Option<usize> {
-        let reachable =
-            self.daemons.iter().enumerate().filter(|(i, d)| d.dockerd.is_some() && !self.partitioned.contains(i));
-        for (_, daemon) in reachable {
-            // A follower forwards the request to the leader it knows; while that one is cut off
-            // the request hangs until gRPC gives up (20 s), so ask with a short deadline.
-            // (The timer is made inside the runtime: tokio's timers need its reactor.)
-            let docker = daemon.conn.docker();
-            let list = async {
-                let nodes = docker.list_nodes(None::<bollard::query_parameters::ListNodesOptions>);
-                real_tokio::time::timeout(Duration::from_secs(2), nodes).await
-            };
-            let Ok(Ok(nodes)) = daemon.conn.block_on(list) else {
+        let mut agreed = None;
+        for i in 0..self.daemons.len() {
+            if self.daemons[i].dockerd.is_none() || self.partitioned.contains(&i) {
                 continue;
-            };
-            let Some(leader) = nodes.iter().find(|n| n.manager_status.as_ref().and_then(|m| m.leader) == Some(true))
-            else {
-                continue;
-            };
-            let address = leader.manager_status.as_ref().and_then(|m| m.addr.clone()).unwrap_or_default();
-            let host = address.split(':').next().unwrap_or_default();
-            return match &self.net {
-                Some(net) => net.managers.iter().position(|(_, _, a)| a == host),
-                None => Some(0),
-            };
+            }
+            let seen = self.leader_seen_by(i)?;
+            if agreed.is_some_and(|l| l != seen) {
+                return None;
+            }
+            agreed = Some(seen);
         }
-        None
+        agreed
+    }
+
+    /// The manager that manager `i` names as the leader, if it answers within 2 s. (A follower
+    /// forwards the request to the leader it knows; while that one is cut off the request hangs
+    /// until gRPC gives up, 20 s.)
+    pub fn leader_seen_by(&self, i: usize) -> Option<usize> {
+        let conn = &self.daemons[i].conn;
+        // (The timer is made inside the runtime: tokio's timers need its reactor.)
+        let docker = conn.docker();
+        let list = async {
+            let nodes = docker.list_nodes(None::<bollard::query_parameters::ListNodesOptions>);
+            real_tokio::time::timeout(Duration::from_secs(2), nodes).await
+        };
+        let Ok(Ok(nodes)) = conn.block_on(list) else { return None };
+        let leader = nodes.iter().find(|n| n.manager_status.as_ref().and_then(|m| m.leader) == Some(true))?;
+        let address = leader.manager_status.as_ref().and_then(|m| m.addr.clone()).unwrap_or_default();
+        let host = address.split(':').next().unwrap_or_default();
+        match &self.net {
+            Some(net) => net.managers.iter().position(|(_, _, a)| a == host),
+            None => Some(0),
+        }
     }
 
     /// `docker import` of a tar holding `/bin/busybox` with `sh` and `sleep` links, on every

@@ -11,46 +11,49 @@ use swarmalloc_live::ops::{Op, Placement, apply};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
-/// The leader, waiting for an election; fails after two minutes.
+/// The leader all running managers that are not cut off agree on, once it is not `not`; fails
+/// after two minutes.
 fn leader(swarm: &Swarm, not: Option<usize>) -> usize {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         match swarm.leader() {
             Some(i) if Some(i) != not => return i,
-            _ if Instant::now() > deadline => panic!("no new leader in 2 minutes"),
+            seen if Instant::now() > deadline => panic!("no agreed leader other than {not:?} in 2 minutes: {seen:?}"),
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     }
 }
 
-/// Waits until manager `i` answers with a leader (a manager that was cut off or restarted
-/// forwards requests to one only once it has heard of the current term); fails after two minutes.
-fn knows_leader(swarm: &Swarm, i: usize) {
-    let conn = swarm.manager(i);
+/// Waits until every running manager that is not cut off names `expected` as the leader (a
+/// healed or restarted manager follows the new one only once it has heard of its term).
+fn all_follow(swarm: &Swarm, expected: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let nodes = conn.block_on(conn.docker().list_nodes(None::<bollard::query_parameters::ListNodesOptions>));
-        let last = match nodes {
-            Ok(nodes) if nodes.iter().any(|n| n.manager_status.as_ref().and_then(|m| m.leader) == Some(true)) => return,
-            Ok(_) => "no node is the leader".to_string(),
-            Err(e) => e.to_string(),
-        };
-        assert!(Instant::now() < deadline, "manager {i} knows no leader after 2 minutes: {last}");
-        std::thread::sleep(Duration::from_millis(500));
+    while swarm.leader() != Some(expected) {
+        assert!(Instant::now() < deadline, "the managers do not all follow manager {expected} after 2 minutes");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 /// Applies `op` through manager `i`, waits until it settles there and checks the state CLEAN.
-fn step(swarm: &Swarm, i: usize, op: &Op) {
+fn step(swarm: &Swarm, i: usize, op: &Op, services: &[&str]) {
     let conn = swarm.manager(i);
     conn.block_on(apply(conn.docker(), op)).unwrap_or_else(|e| panic!("{op} on manager {i}: {e}"));
-    check(swarm, i, &op.to_string());
+    check(swarm, i, &op.to_string(), services);
 }
 
-fn check(swarm: &Swarm, i: usize, what: &str) {
-    let state = swarm.manager(i).settle(SETTLE).unwrap_or_else(|e| panic!("after {what}: {e}"));
+/// Checks through manager `i` that the state is CLEAN and holds exactly `services` (so that a
+/// manager answering from a stale store cannot pass).
+fn check(swarm: &Swarm, i: usize, what: &str, services: &[&str]) {
+    let conn = swarm.manager(i);
+    let state = conn.settle(SETTLE).unwrap_or_else(|e| panic!("after {what}: {e}"));
     let report = state.check().unwrap_or_else(|e| panic!("after {what}: {e}"));
     assert!(report.problems.is_empty(), "after {what}, through manager {i}:\n{}", report.to_text());
+    let listed = conn
+        .block_on(conn.docker().list_services(None::<bollard::query_parameters::ListServicesOptions>))
+        .unwrap_or_else(|e| panic!("after {what}: listing the services through manager {i}: {e}"));
+    let mut names: Vec<String> = listed.into_iter().filter_map(|s| s.spec?.name).collect();
+    names.sort();
+    assert_eq!(names, services, "after {what}, the services manager {i} shows");
 }
 
 /// The resident memory of every process named `dockerd` or `containerd` under the swarm's
@@ -82,29 +85,31 @@ fn three_managers_change_leader_on_a_partition_and_a_crash_and_stay_clean() {
     let mut swarm = Swarm::start_cluster(3, &SwarmOptions::default()).expect("a cluster of three managers");
     let formed = started.elapsed();
     let first = leader(&swarm, None);
-    step(&swarm, first, &Op::CreateNetwork(overlay("a")));
-    step(&swarm, first, &Op::CreateService { spec: service("web", &["a"], 20), placement: Placement::Constrained });
+    step(&swarm, first, &Op::CreateNetwork(overlay("a")), &[]);
+    let web = Op::CreateService { spec: service("web", &["a"], 20), placement: Placement::Constrained };
+    step(&swarm, first, &web, &["web"]);
     let memory = resident_mb(&swarm);
 
     let cut = Instant::now();
     swarm.partition(first).unwrap();
     let second = leader(&swarm, Some(first));
     let elected = cut.elapsed();
-    step(&swarm, second, &Op::ScaleService { name: "web".into(), replicas: 60 });
-    step(&swarm, second, &Op::CreateService { spec: service("api", &["a"], 10), placement: Placement::Constrained });
+    step(&swarm, second, &Op::ScaleService { name: "web".into(), replicas: 60 }, &["web"]);
+    let api = Op::CreateService { spec: service("api", &["a"], 10), placement: Placement::Constrained };
+    step(&swarm, second, &api, &["api", "web"]);
     swarm.heal(first).unwrap();
-    // The old leader follows again (once it hears of the new term) and sees the same state.
-    knows_leader(&swarm, first);
-    check(&swarm, first, "the heal of the old leader");
+    // The old leader follows the new one and sees what was done while it was cut off.
+    all_follow(&swarm, second);
+    check(&swarm, first, "the heal of the old leader", &["api", "web"]);
 
     let crashed = Instant::now();
     swarm.crash_manager(second).unwrap();
     let third = leader(&swarm, Some(second));
     let elected_after_crash = crashed.elapsed();
-    step(&swarm, third, &Op::ScaleService { name: "api".into(), replicas: 30 });
+    step(&swarm, third, &Op::ScaleService { name: "api".into(), replicas: 30 }, &["api", "web"]);
     swarm.start_manager(second).unwrap();
-    knows_leader(&swarm, second);
-    check(&swarm, second, "the restart of the crashed leader");
+    all_follow(&swarm, third);
+    check(&swarm, second, "the restart of the crashed leader", &["api", "web"]);
     let dir = swarm.dir().to_path_buf();
     drop(swarm);
     assert!(!dir.exists(), "{} was removed", dir.display());
