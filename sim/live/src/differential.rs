@@ -382,6 +382,8 @@ pub struct KnownDifference {
 pub struct Context<'a> {
     /// A manager restart (graceful or a crash) happened at or before this step.
     pub restarted: bool,
+    /// A step at or before this one could free values (a removal, a scale, an update).
+    pub freed: bool,
     /// The services whose network list this step changed.
     pub networks_changed: &'a BTreeSet<String>,
     /// What the real swarm shows after the step.
@@ -410,6 +412,32 @@ fn is_address(subject: &Subject) -> bool {
     )
 }
 
+/// The number a value is ordered by: an address (without its prefix length), a published port
+/// (the number before the colon), a VXLAN id.
+fn rank(value: &str) -> Option<u128> {
+    if let Some(ip) = value.split('/').next().and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+        return Some(match ip {
+            std::net::IpAddr::V4(a) => u128::from(u32::from(a)),
+            std::net::IpAddr::V6(a) => u128::from(a),
+        });
+    }
+    value.split(':').next()?.trim().parse().ok()
+}
+
+/// Whether the values only one side has are as many on both sides, and every one the engine
+/// chose lies below every one the real swarm chose: the engine took freed values again where
+/// SwarmKit went on after the last one it gave.
+fn engine_took_freed_values(m: &Mismatch) -> bool {
+    let only = |a: &[String], b: &[String]| -> Option<Vec<u128>> {
+        a.iter().filter(|v| !b.contains(v)).map(|v| rank(v)).collect()
+    };
+    let (Some(real), Some(engine)) = (only(&m.real, &m.engine), only(&m.engine, &m.real)) else { return false };
+    m.real.len() == m.engine.len()
+        && !real.is_empty()
+        && families(&m.real) == families(&m.engine)
+        && engine.iter().max() < real.iter().min()
+}
+
 /// The known differences the differential recognises.
 pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
     KnownDifference {
@@ -417,6 +445,22 @@ pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
         listed_as: &["lowest free"],
         // A choice of values, not of how many: the same count on both sides.
         explains: |m, cx| cx.restarted && m.real.len() == m.engine.len(),
+    },
+    KnownDifference {
+        name: "the engine gives a freed value again at once, SwarmKit gives the values after the last one it gave (serially) and comes back to freed ones only when the range wraps",
+        listed_as: &["serial", "sequential", "highest value it ever gave", "reused at once"],
+        explains: |m, cx| {
+            // A service whose network list this step changed gets new VIPs on a real swarm: that
+            // is another difference, told apart by name.
+            let changed = match &m.subject {
+                Subject::Vip { service, .. } | Subject::TaskAddresses { service, .. } => {
+                    cx.networks_changed.contains(service)
+                }
+                _ => false,
+            };
+            let kind = is_address(&m.subject) || matches!(m.subject, Subject::Ports { .. } | Subject::VxlanIds { .. });
+            cx.freed && kind && !changed && engine_took_freed_values(m)
+        },
     },
     KnownDifference {
         name: "a network with several subnets of one family fills them in config order, SwarmKit takes each address from whichever subnet its map iteration reaches first",
@@ -493,10 +537,12 @@ impl fmt::Display for Unexplained {
 pub fn classify(mismatches: Vec<Mismatch>, cx: &Context<'_>, listed: &str) -> (Vec<Tolerated>, Vec<Unexplained>) {
     let mut tolerated = Vec::new();
     let mut rest = Vec::new();
+    // The list's entries start sentences ("One address per family ..."): case does not count.
+    let listed = listed.to_lowercase();
     for mismatch in mismatches {
         let known = KNOWN_DIFFERENCES.iter().filter(|d| (d.explains)(&mismatch, cx));
         let (listed_ones, unlisted): (Vec<&KnownDifference>, Vec<&KnownDifference>) =
-            known.partition(|d| d.listed_as.iter().any(|words| listed.contains(words)));
+            known.partition(|d| d.listed_as.iter().any(|words| listed.contains(&words.to_lowercase())));
         match listed_ones.first() {
             Some(d) => tolerated.push(Tolerated { mismatch, name: d.name }),
             None => rest.push(Unexplained { mismatch, unlisted: unlisted.first().map(|d| d.name) }),
@@ -627,6 +673,7 @@ pub fn run(
     let mut hidden = node_attachments(&engine_allocation(config, engine_input(&[], &initial.objects, &[]))?);
     let mut before = seen(&state, &hidden)?;
     let mut restarted = false;
+    let mut freed = false;
     let mut outcomes = Vec::new();
     // The specs of the networks the steps created: inspect shows a network's allocation only, not
     // which subnets its user asked for, and the engine picks the next default subnet after those
@@ -636,6 +683,8 @@ pub fn run(
         let mut outcome = StepOutcome::default();
         match step {
             DiffStep::Op(op) => {
+                use crate::ops::Op;
+                freed |= !matches!(op, Op::CreateNetwork(_) | Op::CreateService { .. } | Op::RunContainer { .. });
                 if let crate::ops::Op::CreateNetwork(spec) = op {
                     created.retain(|s| s.name != spec.name);
                     created.push(spec.clone());
@@ -663,7 +712,7 @@ pub fn run(
         real_facts.load_balancers.retain(|network, _| after.visible.contains(network));
         engine_facts.load_balancers.retain(|network, _| after.visible.contains(network));
         let networks_changed = networks_changed(&before.objects, &after.objects);
-        let cx = Context { restarted, networks_changed: &networks_changed, real: &real_facts };
+        let cx = Context { restarted, freed, networks_changed: &networks_changed, real: &real_facts };
         let (tolerated, rest) = classify(compare(&real_facts, &engine_facts), &cx, listed);
         outcome.tolerated = tolerated;
         outcome.mismatches = rest;
@@ -850,10 +899,47 @@ mod tests {
     }
 
     #[test]
+    fn serial_allocation_explains_only_lower_values_chosen_by_the_engine_after_a_free() {
+        let real = facts("a", &["10.0.1.0/24 gw 10.0.1.1"]);
+        let changed = BTreeSet::new();
+        let cx = Context { restarted: false, freed: true, networks_changed: &changed, real: &real };
+        let listed = "- Freed values are reused at once (SwarmKit: serially, after the highest value it ever gave)";
+        let serial = || {
+            addresses(
+                "s",
+                "a",
+                &["10.0.1.3/24", "10.0.1.4/24", "10.0.1.14/24", "10.0.1.15/24", "10.0.1.16/24"],
+                &["10.0.1.3/24", "10.0.1.4/24", "10.0.1.11/24", "10.0.1.12/24", "10.0.1.13/24"],
+            )
+        };
+        let (tolerated, rest) = classify(vec![serial()], &cx, listed);
+        assert_eq!((tolerated.len(), rest.len()), (1, 0));
+        assert!(tolerated[0].name.contains("serially"), "{}", tolerated[0].name);
+        // Not while the list does not name it, nor before anything was freed.
+        assert_eq!(classify(vec![serial()], &cx, "- nothing").0.len(), 0);
+        let fresh = Context { freed: false, ..cx };
+        assert_eq!(classify(vec![serial()], &fresh, listed).0.len(), 0);
+        // Not when the engine chose a higher value, nor when the counts differ.
+        let higher = addresses("s", "a", &["10.0.1.5/24"], &["10.0.1.9/24"]);
+        let fewer = addresses("s", "a", &["10.0.1.5/24", "10.0.1.6/24"], &["10.0.1.2/24"]);
+        assert_eq!(classify(vec![higher, fewer], &cx, listed).0.len(), 0);
+        // Not the VIP of a service whose network list this step changed (another difference).
+        let moved = BTreeSet::from(["s".to_string()]);
+        let vip = Mismatch {
+            subject: Subject::Vip { service: "s".into(), network: "a".into() },
+            real: vec!["10.0.1.17/24".into()],
+            engine: vec!["10.0.1.2/24".into()],
+        };
+        let cx_moved = Context { networks_changed: &moved, ..cx };
+        assert_eq!(classify(vec![vip.clone()], &cx_moved, listed).0.len(), 0);
+        assert_eq!(classify(vec![vip], &cx, listed).0.len(), 1);
+    }
+
+    #[test]
     fn a_known_difference_is_tolerated_only_while_architecture_lists_it() {
         let real = facts("d", &["fd00:1::/64 gw fd00:1::1", "10.50.0.0/24 gw 10.50.0.1"]);
         let changed = BTreeSet::new();
-        let cx = Context { restarted: false, networks_changed: &changed, real: &real };
+        let cx = Context { restarted: false, freed: false, networks_changed: &changed, real: &real };
         // SwarmKit gave each of two tasks one address; the engine one per family.
         let dual = addresses(
             "s",
@@ -861,8 +947,7 @@ mod tests {
             &["10.50.0.2/24", "fd00:1::3/64"],
             &["10.50.0.2/24", "10.50.0.3/24", "fd00:1::2/64", "fd00:1::3/64"],
         );
-        let (tolerated, rest) =
-            classify(vec![dual.clone()], &cx, "- dual-stack attachments get one address per family");
+        let (tolerated, rest) = classify(vec![dual.clone()], &cx, "- One address per family per attachment");
         assert_eq!(tolerated.len(), 1);
         assert!(tolerated[0].name.starts_with("a dual-stack attachment"));
         assert!(rest.is_empty());

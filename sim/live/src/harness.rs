@@ -1,5 +1,6 @@
 //! A real swarm for tests and tools: a dockerd this process starts in a temporary directory, with
-//! the busybox image and a one-manager swarm; stopped, crashed (kill -9 of dockerd and its
+//! the busybox image and a one-manager swarm (or [`Swarm::start_cluster`]: several managers, each
+//! dockerd in a network namespace of its own); stopped, crashed (kill -9 of dockerd and its
 //! containerd) and restarted on demand; everything it made removed again when it is dropped, also
 //! when a test fails or panics.
 //!
@@ -97,127 +98,25 @@ impl Default for SwarmOptions {
     }
 }
 
-/// A one-manager swarm on a dockerd this process started. See the module docs.
-pub struct Swarm {
+/// One dockerd this process started: its directory (data root, exec root, socket, pid file,
+/// log), the network namespace it runs in (a cluster's managers), the process, and its client.
+struct Daemon {
     dir: PathBuf,
+    netns: Option<String>,
     dockerd: Option<Child>,
-    /// The client of this dockerd (made once it listens, again after each start).
+    /// Made once dockerd listens, again after each start.
     conn: Connection,
-    /// Held (flock) until the swarm is dropped, after everything else is gone.
-    _lock: File,
 }
 
-impl Swarm {
-    /// Takes the machine's swarm lock, starts dockerd, inits the swarm, imports [`IMAGE`].
-    pub fn start(options: &SwarmOptions) -> Result<Swarm> {
-        if let Some(reason) = unavailable() {
-            return Err(HarnessError::Unavailable(reason));
-        }
-        let lock = take_lock(options.lock_timeout)?;
-        // Orphans of a killed dockerd (its containerd, the shims) become this process's children
-        // instead of init's: some inits (a VM's agent, a container's shell) never reap them, and
-        // a restarted dockerd takes a zombie containerd named in its pid file for a live one and
-        // times out waiting for it. (The argument is a flag: any non-zero value sets it.)
-        rustix::process::set_child_subreaper(rustix::process::Pid::from_raw(1))
-            .map_err(|e| HarnessError::io("becoming the child subreaper")(e.into()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("swarmalloc-dockerd-")
-            .tempdir()
-            .map_err(HarnessError::io("creating the swarm's temporary directory"))?
-            .keep();
+impl Daemon {
+    fn new(dir: PathBuf, netns: Option<String>) -> Result<Daemon> {
+        fs::create_dir_all(&dir).map_err(HarnessError::io(format!("creating {}", dir.display())))?;
         let conn = Connection::new(Endpoint { socket: dir.join("docker.sock") })
             .map_err(HarnessError::io("starting a tokio runtime"))?;
-        // From here on, Drop cleans up whatever the next steps leave behind.
-        let mut swarm = Swarm { dir, dockerd: None, conn, _lock: lock };
-        swarm.start_dockerd()?;
-        let init = SwarmInitRequest {
-            listen_addr: Some("127.0.0.1:2377".into()),
-            advertise_addr: Some("127.0.0.1".into()),
-            default_addr_pool: (!options.default_addr_pool.is_empty()).then(|| options.default_addr_pool.clone()),
-            subnet_size: options.subnet_size,
-            ..Default::default()
-        };
-        swarm.block_on(swarm.docker().init_swarm(init)).map_err(HarnessError::api("swarm init"))?;
-        swarm.wait_for_manager()?;
-        swarm.import_image()?;
-        Ok(swarm)
+        Ok(Daemon { dir, netns, dockerd: None, conn })
     }
 
-    /// The swarm's temporary directory (dockerd's data and exec roots, its socket and log).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// dockerd's process id, while it runs.
-    pub fn dockerd_pid(&self) -> Option<u32> {
-        self.dockerd.as_ref().map(Child::id)
-    }
-
-    /// A graceful stop: SIGTERM, then wait for dockerd (and the containerd it started) to exit.
-    pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.dockerd.take() else { return Ok(()) };
-        let containerd = self.containerd_pid(child.id());
-        signal(child.id(), rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if child.try_wait().map_err(HarnessError::io("waiting for dockerd"))?.is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                signal(child.id(), rustix::process::Signal::KILL);
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Some(pid) = containerd {
-            wait_gone(pid, Duration::from_secs(10));
-        }
-        Ok(())
-    }
-
-    /// A manager crash: kill -9 of dockerd and of the containerd it started. Running containers
-    /// (their shims) survive, as they survive a dockerd crash; the next start finds them.
-    pub fn crash(&mut self) -> Result<()> {
-        let Some(mut child) = self.dockerd.take() else { return Ok(()) };
-        let containerd = self.containerd_pid(child.id());
-        signal(child.id(), rustix::process::Signal::KILL);
-        if let Some(pid) = containerd {
-            signal(pid, rustix::process::Signal::KILL);
-        }
-        child.wait().map_err(HarnessError::io("waiting for the killed dockerd"))?;
-        if let Some(pid) = containerd {
-            wait_gone(pid, Duration::from_secs(10));
-        }
-        // dockerd takes the containerd its pid file names for a running one while that pid
-        // exists (a zombie too) and then times out waiting for it: the file goes with it.
-        let _ = fs::remove_file(self.dir.join("exec/containerd/containerd.pid"));
-        Ok(())
-    }
-
-    /// Starts dockerd again on the same data (after [`Swarm::stop`] or [`Swarm::crash`]) and
-    /// waits until its manager answers; SwarmKit restores from its raft log.
-    pub fn start_again(&mut self) -> Result<()> {
-        if self.dockerd.is_some() {
-            return Ok(());
-        }
-        self.start_dockerd()?;
-        self.wait_for_manager()
-    }
-
-    /// [`Swarm::stop`], then [`Swarm::start_again`].
-    pub fn restart(&mut self) -> Result<()> {
-        self.stop()?;
-        self.start_again()
-    }
-
-    /// [`Swarm::crash`], then [`Swarm::start_again`].
-    pub fn crash_restart(&mut self) -> Result<()> {
-        self.crash()?;
-        self.start_again()
-    }
-
-    fn start_dockerd(&mut self) -> Result<()> {
+    fn start(&mut self) -> Result<()> {
         let log_path = self.dir.join("dockerd.log");
         let log = File::options()
             .create(true)
@@ -226,20 +125,30 @@ impl Swarm {
             .map_err(HarnessError::io(format!("opening {}", log_path.display())))?;
         let err_log = log.try_clone().map_err(HarnessError::io("duplicating the log file"))?;
         let dir = &self.dir;
+        // An empty config file of its own, so that the host's /etc/docker/daemon.json (address
+        // pools, storage, ...) cannot change what the tests see. (dockerd 20.10 refuses a raft
+        // election tick there, `swarm-raft-election-tick`: a cluster elects at dockerd's pace.)
+        let config_path = dir.join("daemon.json");
+        fs::write(&config_path, "{}\n").map_err(HarnessError::io(format!("writing {}", config_path.display())))?;
         // Through `setpriv --pdeathsig KILL` when there is one (util-linux): dockerd is killed when
         // the thread that started it dies without cleaning up (a test binary killed by a CI time-out
-        // or a second Ctrl-C), so it cannot outlive the lock and keep the swarm's ports. setpriv
-        // execs dockerd, so the child's pid is dockerd's.
-        let mut command = match which("setpriv") {
-            Some(setpriv) => {
-                let mut command = Command::new(setpriv);
-                command.args(["--pdeathsig", "KILL", "--", "dockerd"]);
-                command
-            }
-            None => Command::new("dockerd"),
-        };
-        let child = command
+        // or a second Ctrl-C), so it cannot outlive the lock and keep the swarm's ports. A
+        // cluster's manager enters its network namespace with nsenter, which leaves the mount
+        // namespace alone (`ip netns exec` mounts a fresh /sys, hiding the cgroup mounts dockerd
+        // needs). setpriv and nsenter exec, so the child's pid is dockerd's.
+        let mut program: Vec<String> = Vec::new();
+        if let Some(setpriv) = which("setpriv") {
+            program.extend([setpriv.display().to_string(), "--pdeathsig".into(), "KILL".into(), "--".into()]);
+        }
+        if let Some(netns) = &self.netns {
+            program.extend(["nsenter".into(), format!("--net=/run/netns/{netns}")]);
+        }
+        program.push("dockerd".into());
+        let child = Command::new(&program[0])
+            .args(&program[1..])
             .args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
+            .arg("--config-file")
+            .arg(&config_path)
             .arg("--data-root")
             .arg(dir.join("root"))
             .arg("--exec-root")
@@ -268,9 +177,9 @@ impl Swarm {
                 });
             }
             if socket.exists() {
-                let docker = self.endpoint().client().map_err(HarnessError::api("client"))?;
-                if self.block_on(docker.ping()).is_ok() {
-                    let negotiated = self.block_on(docker.negotiate_version());
+                let docker = self.conn.endpoint().client().map_err(HarnessError::api("client"))?;
+                if self.conn.block_on(docker.ping()).is_ok() {
+                    let negotiated = self.conn.block_on(docker.negotiate_version());
                     self.conn.set_docker(Some(negotiated.map_err(HarnessError::api("negotiating the API version"))?));
                     return Ok(());
                 }
@@ -286,10 +195,52 @@ impl Swarm {
         }
     }
 
+    fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.dockerd.take() else { return Ok(()) };
+        let containerd = containerd_pid(child.id());
+        signal(child.id(), rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if child.try_wait().map_err(HarnessError::io("waiting for dockerd"))?.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                signal(child.id(), rustix::process::Signal::KILL);
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(pid) = containerd {
+            wait_gone(pid, Duration::from_secs(10));
+        }
+        Ok(())
+    }
+
+    fn crash(&mut self) -> Result<()> {
+        let Some(mut child) = self.dockerd.take() else { return Ok(()) };
+        let containerd = containerd_pid(child.id());
+        signal(child.id(), rustix::process::Signal::KILL);
+        if let Some(pid) = containerd {
+            signal(pid, rustix::process::Signal::KILL);
+        }
+        child.wait().map_err(HarnessError::io("waiting for the killed dockerd"))?;
+        if let Some(pid) = containerd {
+            wait_gone(pid, Duration::from_secs(10));
+        }
+        // dockerd takes the containerd its pid file names for a running one while that pid
+        // exists (a zombie too) and then times out waiting for it: the file goes with it.
+        let _ = fs::remove_file(self.dir.join("exec/containerd/containerd.pid"));
+        Ok(())
+    }
+
     /// Waits until this node is an active manager that can take requests (a leader is elected
     /// and the store answers).
     fn wait_for_manager(&self) -> Result<()> {
-        self.wait_for("the swarm manager to take requests", Duration::from_secs(120), Duration::from_millis(100), {
+        self.conn.wait_for(
+            "the swarm manager to take requests",
+            Duration::from_secs(120),
+            Duration::from_millis(100),
             async |docker: &Docker| {
                 let info = docker.info().await.map_err(|e| e.to_string())?;
                 let swarm = info.swarm.unwrap_or_default();
@@ -302,11 +253,279 @@ impl Swarm {
                     Ok(_) => Ok(None),
                     Err(e) => Err(e.to_string()),
                 }
-            }
-        })
+            },
+        )
+    }
+}
+
+/// The containerd that dockerd `pid` started (its child).
+fn containerd_pid(dockerd: u32) -> Option<u32> {
+    processes().into_iter().find(|p| p.ppid == dockerd && p.name == "containerd").map(|p| p.pid)
+}
+
+/// A swarm on dockerds this process started: one manager on the host's network, or a cluster
+/// of managers, each in a network namespace of its own. See the module docs.
+pub struct Swarm {
+    dir: PathBuf,
+    daemons: Vec<Daemon>,
+    /// The network namespaces made for a cluster (deleted last), and its managers' addresses.
+    net: Option<ClusterNet>,
+    /// The managers [`Swarm::partition`] cut off.
+    partitioned: std::collections::BTreeSet<usize>,
+    /// Held (flock) until the swarm is dropped, after everything else is gone.
+    _lock: File,
+}
+
+/// A cluster's network: a bridge in a hub namespace, one veth pair per manager.
+struct ClusterNet {
+    hub: String,
+    /// Per manager: its namespace, the hub end of its veth pair, its address.
+    managers: Vec<(String, String, String)>,
+}
+
+/// The subnet of a cluster's managers (the default pools, 10.0.0.0/8, stay the overlays').
+const CLUSTER_NET: &str = "192.168.199";
+
+/// Tells apart the network namespaces of the clusters one process makes.
+static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Swarm {
+    /// Takes the machine's swarm lock, starts dockerd, inits the swarm, imports [`IMAGE`].
+    pub fn start(options: &SwarmOptions) -> Result<Swarm> {
+        let mut swarm = Swarm::empty(options)?;
+        let dir = swarm.dir.clone();
+        swarm.daemons.push(Daemon::new(dir, None)?);
+        swarm.daemons[0].start()?;
+        swarm.init(options, "127.0.0.1")?;
+        swarm.import_image()?;
+        Ok(swarm)
     }
 
-    /// `docker import` of a tar holding `/bin/busybox` with `sh` and `sleep` links.
+    /// A swarm of `managers` managers, each dockerd in its own network namespace, joined through
+    /// veth pairs to a bridge in a hub namespace (made with `ip`, deleted on drop): real leader
+    /// elections, and partitions by taking a manager's link down. Manager 0 inits the swarm.
+    pub fn start_cluster(managers: usize, options: &SwarmOptions) -> Result<Swarm> {
+        if which("ip").is_none() || which("nsenter").is_none() {
+            return Err(HarnessError::Unavailable("a cluster needs `ip` (iproute2) and `nsenter` (util-linux)".into()));
+        }
+        let mut swarm = Swarm::empty(options)?;
+        let prefix =
+            format!("sa{}x{}", std::process::id(), CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let hub = format!("{prefix}hub");
+        swarm.net = Some(ClusterNet { hub: hub.clone(), managers: Vec::new() });
+        ip(&["netns", "add", &hub])?;
+        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &hub, "link", "set", "br0", "up"])?;
+        for i in 1..=managers {
+            let (netns, inner, outer) = (format!("{prefix}m{i}"), format!("{prefix}m{i}"), format!("{prefix}h{i}"));
+            let address = format!("{CLUSTER_NET}.{i}");
+            ip(&["netns", "add", &netns])?;
+            if let Some(net) = &mut swarm.net {
+                net.managers.push((netns.clone(), outer.clone(), address.clone()));
+            }
+            ip(&["link", "add", &inner, "type", "veth", "peer", "name", &outer])?;
+            ip(&["link", "set", &inner, "netns", &netns])?;
+            ip(&["link", "set", &outer, "netns", &hub])?;
+            ip(&["-n", &hub, "link", "set", &outer, "master", "br0", "up"])?;
+            ip(&["-n", &netns, "addr", "add", &format!("{address}/24"), "dev", &inner])?;
+            ip(&["-n", &netns, "link", "set", &inner, "up"])?;
+            ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+            let dir = swarm.dir.join(format!("m{i}"));
+            swarm.daemons.push(Daemon::new(dir, Some(netns))?);
+        }
+        for daemon in &mut swarm.daemons {
+            daemon.start()?;
+        }
+        let first = format!("{CLUSTER_NET}.1");
+        swarm.init(options, &first)?;
+        let token = swarm.daemons[0]
+            .conn
+            .block_on(swarm.daemons[0].conn.docker().inspect_swarm())
+            .map_err(HarnessError::api("swarm inspect"))?
+            .join_tokens
+            .and_then(|t| t.manager)
+            .unwrap_or_default();
+        for i in 1..managers {
+            let address = format!("{CLUSTER_NET}.{}", i + 1);
+            let join = bollard::models::SwarmJoinRequest {
+                listen_addr: Some(format!("{address}:2377")),
+                advertise_addr: Some(address),
+                remote_addrs: Some(vec![format!("{first}:2377")]),
+                join_token: Some(token.clone()),
+                ..Default::default()
+            };
+            let conn = &swarm.daemons[i].conn;
+            conn.block_on(conn.docker().join_swarm(join)).map_err(HarnessError::api(format!("manager {i} joining")))?;
+            swarm.daemons[i].wait_for_manager()?;
+        }
+        swarm.import_image()?;
+        Ok(swarm)
+    }
+
+    /// The lock, the subreaper, the directory; no daemon yet. From here on, Drop cleans up
+    /// whatever the next steps leave behind.
+    fn empty(options: &SwarmOptions) -> Result<Swarm> {
+        if let Some(reason) = unavailable() {
+            return Err(HarnessError::Unavailable(reason));
+        }
+        let lock = take_lock(options.lock_timeout)?;
+        // Orphans of a killed dockerd (its containerd, the shims) become this process's children
+        // instead of init's: some inits (a VM's agent, a container's shell) never reap them, and
+        // a restarted dockerd takes a zombie containerd named in its pid file for a live one and
+        // times out waiting for it. (The argument is a flag: any non-zero value sets it.)
+        rustix::process::set_child_subreaper(rustix::process::Pid::from_raw(1))
+            .map_err(|e| HarnessError::io("becoming the child subreaper")(e.into()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("swarmalloc-dockerd-")
+            .tempdir()
+            .map_err(HarnessError::io("creating the swarm's temporary directory"))?
+            .keep();
+        Ok(Swarm { dir, daemons: Vec::new(), net: None, partitioned: Default::default(), _lock: lock })
+    }
+
+    /// `docker swarm init` on manager 0, advertising `address`.
+    fn init(&self, options: &SwarmOptions, address: &str) -> Result<()> {
+        let init = SwarmInitRequest {
+            listen_addr: Some(format!("{address}:2377")),
+            advertise_addr: Some(address.into()),
+            default_addr_pool: (!options.default_addr_pool.is_empty()).then(|| options.default_addr_pool.clone()),
+            subnet_size: options.subnet_size,
+            ..Default::default()
+        };
+        let conn = &self.daemons[0].conn;
+        conn.block_on(conn.docker().init_swarm(init)).map_err(HarnessError::api("swarm init"))?;
+        self.daemons[0].wait_for_manager()
+    }
+
+    /// The swarm's temporary directory (dockerd's data and exec roots, its socket and log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Manager 0's dockerd process id, while it runs.
+    pub fn dockerd_pid(&self) -> Option<u32> {
+        self.daemons[0].dockerd.as_ref().map(Child::id)
+    }
+
+    /// How many managers the swarm has.
+    pub fn managers(&self) -> usize {
+        self.daemons.len()
+    }
+
+    /// Manager `i`'s client (0 is the one that inited the swarm).
+    pub fn manager(&self, i: usize) -> &Connection {
+        &self.daemons[i].conn
+    }
+
+    /// A graceful stop of manager 0: SIGTERM, then wait for dockerd and its containerd to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        self.stop_manager(0)
+    }
+
+    /// A manager crash: kill -9 of manager 0's dockerd and of the containerd it started.
+    /// Running containers (their shims) survive, as they survive a dockerd crash.
+    pub fn crash(&mut self) -> Result<()> {
+        self.crash_manager(0)
+    }
+
+    /// Starts manager 0 again on the same data (after a stop or a crash) and waits until it
+    /// answers as a manager; SwarmKit restores from its raft log.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.start_manager(0)
+    }
+
+    /// [`Swarm::stop`], then [`Swarm::start_again`].
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// [`Swarm::crash`], then [`Swarm::start_again`].
+    pub fn crash_restart(&mut self) -> Result<()> {
+        self.crash()?;
+        self.start_again()
+    }
+
+    pub fn stop_manager(&mut self, i: usize) -> Result<()> {
+        self.daemons[i].stop()
+    }
+
+    pub fn crash_manager(&mut self, i: usize) -> Result<()> {
+        self.daemons[i].crash()
+    }
+
+    /// Starts manager `i` again; in a cluster it answers once a leader is elected.
+    pub fn start_manager(&mut self, i: usize) -> Result<()> {
+        if self.daemons[i].dockerd.is_some() {
+            return Ok(());
+        }
+        self.daemons[i].start()?;
+        self.daemons[i].wait_for_manager()
+    }
+
+    /// Cuts manager `i` off the others (its link to the bridge goes down).
+    pub fn partition(&mut self, i: usize) -> Result<()> {
+        self.link(i, "down")?;
+        self.partitioned.insert(i);
+        Ok(())
+    }
+
+    /// Undoes [`Swarm::partition`].
+    pub fn heal(&mut self, i: usize) -> Result<()> {
+        self.link(i, "up")?;
+        self.partitioned.remove(&i);
+        Ok(())
+    }
+
+    fn link(&self, i: usize, state: &str) -> Result<()> {
+        let Some(net) = &self.net else {
+            return Err(HarnessError::Unavailable("a one-manager swarm cannot be partitioned".into()));
+        };
+        let (_, outer, _) = &net.managers[i];
+        ip(&["-n", &net.hub, "link", "set", outer, state])
+    }
+
+    /// The manager that leads now, when every running manager that is not cut off answers and
+    /// names the same one; None during an election, or while a manager still follows an old
+    /// leader (a healed or restarted one may, until it hears of the new term).
+    pub fn leader(&self) -> Option<usize> {
+        let mut agreed = None;
+        for i in 0..self.daemons.len() {
+            if self.daemons[i].dockerd.is_none() || self.partitioned.contains(&i) {
+                continue;
+            }
+            let seen = self.leader_seen_by(i)?;
+            if agreed.is_some_and(|l| l != seen) {
+                return None;
+            }
+            agreed = Some(seen);
+        }
+        agreed
+    }
+
+    /// The manager that manager `i` names as the leader, if it answers within 2 s. (A follower
+    /// forwards the request to the leader it knows; while that one is cut off the request hangs
+    /// until gRPC gives up, 20 s.)
+    pub fn leader_seen_by(&self, i: usize) -> Option<usize> {
+        let conn = &self.daemons[i].conn;
+        // (The timer is made inside the runtime: tokio's timers need its reactor.)
+        let docker = conn.docker();
+        let list = async {
+            let nodes = docker.list_nodes(None::<bollard::query_parameters::ListNodesOptions>);
+            real_tokio::time::timeout(Duration::from_secs(2), nodes).await
+        };
+        let Ok(Ok(nodes)) = conn.block_on(list) else { return None };
+        let leader = nodes.iter().find(|n| n.manager_status.as_ref().and_then(|m| m.leader) == Some(true))?;
+        let address = leader.manager_status.as_ref().and_then(|m| m.addr.clone()).unwrap_or_default();
+        let host = address.split(':').next().unwrap_or_default();
+        match &self.net {
+            Some(net) => net.managers.iter().position(|(_, _, a)| a == host),
+            None => Some(0),
+        }
+    }
+
+    /// `docker import` of a tar holding `/bin/busybox` with `sh` and `sleep` links, on every
+    /// manager (an image is local to its daemon).
     fn import_image(&self) -> Result<()> {
         let busybox = fs::read(BUSYBOX).map_err(HarnessError::io(format!("reading {BUSYBOX}")))?;
         let mut tar = tar::Builder::new(Vec::new());
@@ -322,29 +541,32 @@ impl Swarm {
             tar.append_link(&mut header, format!("bin/{link}"), "busybox")
                 .map_err(HarnessError::io("building the image tar"))?;
         }
-        let bytes = tar.into_inner().map_err(HarnessError::io("building the image tar"))?;
+        let bytes: hyper::body::Bytes = tar.into_inner().map_err(HarnessError::io("building the image tar"))?.into();
         let (repo, tag) = IMAGE.split_once(':').unwrap_or((IMAGE, "latest"));
-        let options = CreateImageOptionsBuilder::default().from_src("-").repo(repo).tag(tag).build();
-        self.block_on(async {
-            let mut stream = self.docker().create_image(Some(options), Some(bollard::body_full(bytes.into())), None);
-            while let Some(item) = stream.next().await {
-                item.map_err(HarnessError::api(format!("importing {IMAGE}")))?;
-            }
-            Ok(())
-        })
-    }
-
-    /// The containerd that dockerd `pid` started (its child).
-    fn containerd_pid(&self, dockerd: u32) -> Option<u32> {
-        processes().into_iter().find(|p| p.ppid == dockerd && p.name == "containerd").map(|p| p.pid)
+        for daemon in &self.daemons {
+            let options = CreateImageOptionsBuilder::default().from_src("-").repo(repo).tag(tag).build();
+            let conn = &daemon.conn;
+            conn.block_on(async {
+                let mut stream =
+                    conn.docker().create_image(Some(options), Some(bollard::body_full(bytes.clone())), None);
+                while let Some(item) = stream.next().await {
+                    item.map_err(HarnessError::api(format!("importing {IMAGE}")))?;
+                }
+                Ok::<(), HarnessError>(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Kills every process that names this swarm's directory (dockerd, containerd, shims) and
-    /// their descendants (containers), unmounts everything under the directory and removes it.
+    /// their descendants (containers), unmounts everything under the directory, removes it and
+    /// the network namespaces.
     fn clean_up(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(e) = self.stop() {
-            problems.push(e.to_string());
+        for daemon in &mut self.daemons {
+            if let Err(e) = daemon.stop() {
+                problems.push(e.to_string());
+            }
         }
         let dir = self.dir.to_string_lossy().into_owned();
         for _ in 0..3 {
@@ -376,16 +598,37 @@ impl Swarm {
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             problems.push(format!("removing {}: {e}", self.dir.display()));
         }
+        if let Some(net) = self.net.take() {
+            // A namespace's veth ends go with it.
+            for netns in net.managers.iter().map(|(n, _, _)| n).chain([&net.hub]) {
+                if let Err(e) = ip(&["netns", "del", netns]) {
+                    problems.push(e.to_string());
+                }
+            }
+        }
         problems
     }
 }
 
-/// The swarm's client: `swarm.docker()`, `swarm.state()`, `swarm.settle(..)`, `swarm.block_on(..)`.
+/// `ip ARGS`, failing with its stderr.
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).output().map_err(HarnessError::io("running ip"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(HarnessError::Io {
+        what: format!("ip {}", args.join(" ")),
+        source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    })
+}
+
+/// The swarm's client (manager 0's): `swarm.docker()`, `swarm.state()`, `swarm.settle(..)`,
+/// `swarm.block_on(..)`.
 impl std::ops::Deref for Swarm {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        &self.conn
+        &self.daemons[0].conn
     }
 }
 

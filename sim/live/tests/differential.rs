@@ -96,7 +96,7 @@ fn growing_networks_services_ports_and_containers_allocate_as_swarmkit() {
 }
 
 #[test]
-#[ignore = "fails until the engine takes SwarmKit's default gateway of a network with an ip-range and no gateway: the first address of the range (10.11.0.128 here), not of the subnet"]
+#[ignore = "fails until the engine's default gateway of a network with an ip-range is the range's first address (real 10.11.0.128, engine 10.11.0.1): the engine's change is under way"]
 fn the_default_gateway_of_an_ip_range_is_its_first_address() {
     differential(
         "differential: ip-range without a gateway",
@@ -107,8 +107,8 @@ fn the_default_gateway_of_an_ip_range_is_its_first_address() {
     );
 }
 
-#[ignore = "fails until issue 15 point 12 lands (SwarmKit continues after the highest value it ever gave; the engine after the highest one still held) and ARCHITECTURE.md lists two SwarmKit behaviours this sequence shows: new VIPs on a network-list change, and a multi-subnet network's subnet taken in map order"]
 #[test]
+#[ignore = "fails until ARCHITECTURE.md lists two differences the differential names: freed values reused at once where SwarmKit allocates serially (steps 8, 13), and new VIPs when a service's network list changes (steps 10, 11)"]
 fn networks_services_ports_and_scaling_allocate_as_swarmkit() {
     differential(
         "differential: networks, services, ports, scaling",
@@ -152,7 +152,6 @@ fn networks_services_ports_and_scaling_allocate_as_swarmkit() {
 /// `SWARMALLOC_DIFF_SEED` and `SWARMALLOC_DIFF_STEPS` choose another sequence (default: seed 1,
 /// 200 steps).
 #[test]
-#[ignore = "fails until issue 15 points 12 and 14 land and ARCHITECTURE.md lists the SwarmKit behaviours `allocation_after_restarts_as_swarmkit` and `networks_services_ports_and_scaling_allocate_as_swarmkit` show"]
 fn a_seeded_random_sequence_allocates_as_swarmkit() {
     let number = |name: &str, default: u64| -> u64 {
         std::env::var(name)
@@ -181,7 +180,6 @@ fn a_seeded_random_sequence_allocates_as_swarmkit() {
 }
 
 #[test]
-#[ignore = "fails until ARCHITECTURE.md lists issue 15 point 14's difference (after a leader change SwarmKit restarts at the lowest free value) and point 12 lands"]
 fn allocation_after_restarts_as_swarmkit() {
     differential(
         "differential: after restarts",

@@ -79,7 +79,6 @@ fn default_explicit_and_two_subnet_networks_with_services_and_containers_check_c
 }
 
 #[test]
-#[ignore = "fails until issue 15 point 1 lands: the check refuses SwarmKit's one VXLAN id per IPAM config (\"2 VXLAN ids stored for 1 IPv4 subnets\")"]
 fn dual_stack_networks_check_clean() {
     let Some(mut swarm) = swarm_for_test("dual stack", &SwarmOptions::default()) else { return };
     let steps = vec![
@@ -94,7 +93,6 @@ fn dual_stack_networks_check_clean() {
 }
 
 #[test]
-#[ignore = "fails until issue 15 point 5 lands: a DNSRR service without ports has no endpoint on a real swarm, which the check reports as needs_allocation"]
 fn dnsrr_services_with_and_without_ports_check_clean() {
     let Some(mut swarm) = swarm_for_test("DNSRR services", &SwarmOptions::default()) else { return };
     let steps = vec![
@@ -107,7 +105,6 @@ fn dnsrr_services_with_and_without_ports_check_clean() {
 }
 
 #[test]
-#[ignore = "fails until issue 15 point 7 lands: SwarmKit stores published ports in another order than the engine builds them"]
 fn fixed_dynamic_and_host_mode_published_ports_check_clean() {
     let Some(mut swarm) = swarm_for_test("published ports", &SwarmOptions::default()) else { return };
     let ports = publish(
