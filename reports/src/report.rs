@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use swarmalloc_sim::series::THROUGHPUT_IS_RELATIVE;
+
 use crate::charts::{Chart, sweep_charts};
 use crate::error::InputError;
 use crate::html::{Page, chart, esc, linked_chart, num, opt, table};
@@ -107,6 +109,8 @@ impl Sweep {
                 s.leader_changes
             );
         }
+        let _ =
+            writeln!(out, "tasks/alloc-s: tasks NEW -> PENDING per second of allocation, in {THROUGHPUT_IS_RELATIVE}");
         for c in &r.checkers {
             let seeds: Vec<String> =
                 c.seeds.iter().map(|(scenario, seeds)| format!("{scenario} seeds {}", seeds_text(seeds))).collect();
@@ -261,12 +265,13 @@ impl Sweep {
     /// a scenario whose seeds all passed is folded and its charts are linked images (drawn from
     /// `charts/` when unfolded), which keeps the page small for a library of scenarios.
     fn by_scenario_html(&self, charts: &[Chart]) -> String {
-        let mut html = String::from(
-            "<p class=\"muted\">Throughput: simulated time, mean over seeds. Shading behind the bars: grey, the share \
+        let mut html = format!(
+            "<p class=\"muted\">Throughput: mean over seeds, in {}. Shading behind the bars: grey, the share \
              of run time without a leader; red, with a node or proposal fault on (partition, kill, slow follower, \
              batch cut, ambiguous commit); the orange strip on top, with message faults on. Triangles: leader terms \
              starting. Pools: each network's subnets at the end checks, mean over seeds; fragmentation is 1 - the \
              longest run of free addresses / all free addresses. Each failure above has its own timeline.</p>\n",
+            esc(THROUGHPUT_IS_RELATIVE)
         );
         let mut order: Vec<(usize, &ScenarioSummary)> = self.report.scenarios.iter().enumerate().collect();
         order.sort_by_key(|(i, s)| (s.failed == 0, *i));
@@ -618,6 +623,7 @@ impl Sweep {
             })
             .collect();
         html += "<h3>Throughput and latency</h3>\n";
+        let _ = writeln!(html, "<p class=\"muted\">Throughput: {}.</p>", esc(THROUGHPUT_IS_RELATIVE));
         html += &table(
             &[
                 "scenario",
