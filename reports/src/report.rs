@@ -265,13 +265,12 @@ impl Sweep {
     /// a scenario whose seeds all passed is folded and its charts are linked images (drawn from
     /// `charts/` when unfolded), which keeps the page small for a library of scenarios.
     fn by_scenario_html(&self, charts: &[Chart]) -> String {
-        let mut html = format!(
-            "<p class=\"muted\">Throughput: mean over seeds, in {}. Shading behind the bars: grey, the share \
+        let mut html = String::from(
+            "<p class=\"muted\">Throughput: simulated time, mean over seeds. Shading behind the bars: grey, the share \
              of run time without a leader; red, with a node or proposal fault on (partition, kill, slow follower, \
              batch cut, ambiguous commit); the orange strip on top, with message faults on. Triangles: leader terms \
              starting. Pools: each network's subnets at the end checks, mean over seeds; fragmentation is 1 - the \
              longest run of free addresses / all free addresses. Each failure above has its own timeline.</p>\n",
-            esc(THROUGHPUT_IS_RELATIVE)
         );
         let mut order: Vec<(usize, &ScenarioSummary)> = self.report.scenarios.iter().enumerate().collect();
         order.sort_by_key(|(i, s)| (s.failed == 0, *i));
@@ -623,7 +622,6 @@ impl Sweep {
             })
             .collect();
         html += "<h3>Throughput and latency</h3>\n";
-        let _ = writeln!(html, "<p class=\"muted\">Throughput: {}.</p>", esc(THROUGHPUT_IS_RELATIVE));
         html += &table(
             &[
                 "scenario",
