@@ -9,10 +9,12 @@
 //! service of N replicas on it.
 //!
 //! The times come from the manager's own clock, read back from the tasks: a task's `CreatedAt`
-//! (the orchestrator wrote it) and its status timestamp (set when the allocator moved it to
-//! PENDING; a task that no node can take keeps it, the scheduler only adds an error message).
-//! Polling for the end is coarser: the task list is read at most once a second (listing 5,000
-//! tasks costs the manager most of a second), so the poll only says when to stop looking.
+//! (the orchestrator set it) and its status timestamp. The allocator stamps the move to PENDING;
+//! SwarmKit's scheduler stamps it again when it first finds no node for the task (later passes
+//! change nothing and write nothing), which is after the allocator's commit by the scheduler's
+//! commit debounce (50 ms) and its pass: the end of a run is late by that much. Polling for the
+//! end is coarser: the task list is read at most once a second (listing 5,000 tasks costs the
+//! manager most of a second), so the poll only says when to stop looking.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -45,9 +47,10 @@ pub type Result<T, E = BenchError> = std::result::Result<T, E>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RealThroughput {
     pub tasks: u64,
-    /// From just before the create request to the last task's PENDING timestamp.
+    /// From just before the create request to the last task's status timestamp (see the module
+    /// docs for the scheduler's part in it).
     pub create_to_pending: Duration,
-    /// From the first task's creation to the last task's PENDING timestamp: the interval the
+    /// From the first task's creation to the last task's status timestamp: the interval the
     /// simulator's figure covers (first task created .. last task PENDING).
     pub first_task_to_pending: Duration,
     /// From just before the create request to the last task's creation (the orchestrator's part).
