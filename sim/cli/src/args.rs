@@ -31,7 +31,8 @@ pub enum Command {
     Decompile(DecompileArgs),
     /// Delta-debug a failure to the fewest steps and initial objects that fail the same way.
     Shrink(ShrinkArgs),
-    /// Measure seeds per second and tasks moved NEW -> PENDING per second.
+    /// Measure seeds per second and tasks moved NEW -> PENDING per second; with --real, a real
+    /// manager beside the simulator.
     Bench(BenchArgs),
     /// Read the JSON lines of `run --json` sweeps and write report.json, index.html and charts.
     Report(ReportArgs),
