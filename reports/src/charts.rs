@@ -214,7 +214,7 @@ pub fn sweep_charts(sweep: &Sweep) -> Vec<Chart> {
         let name = format!("{:02}-{}", i, slug(&scenario.scenario));
         charts.push(Chart {
             file: format!("throughput-{name}.svg"),
-            title: format!("{}: tasks NEW -> PENDING per simulated second", scenario.scenario),
+            title: format!("{}: tasks NEW -> PENDING per simulated second (relative only)", scenario.scenario),
             svg: throughput(scenario),
         });
         charts.push(Chart {

@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use swarmalloc_sim::series::THROUGHPUT_IS_RELATIVE;
+
 use crate::charts::{Chart, sweep_charts};
 use crate::error::InputError;
 use crate::output::Output;
@@ -106,6 +108,8 @@ impl Sweep {
                 s.leader_changes
             );
         }
+        let _ =
+            writeln!(out, "tasks/alloc-s: tasks NEW -> PENDING per second of allocation, in {THROUGHPUT_IS_RELATIVE}");
         for c in &r.checkers {
             let seeds: Vec<String> =
                 c.seeds.iter().map(|(scenario, seeds)| format!("{scenario} seeds {}", seeds_text(seeds))).collect();

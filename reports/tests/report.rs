@@ -346,6 +346,12 @@ fn the_text_throughput_column_is_labelled_by_its_quantity() {
         );
         assert_ne!(s.tasks.pending_per_window_s, s.tasks.pending_per_sim_s, "{}: the two rates differ", s.scenario);
     }
+    // Simulated throughput is not a real manager's: the text says so.
+    let note = swarmalloc_sim::series::THROUGHPUT_IS_RELATIVE;
+    assert!(
+        text.lines().any(|l| l.starts_with("tasks/alloc-s: ") && l.ends_with(note)),
+        "no relative-only note:\n{text}"
+    );
 }
 
 // Bad input: every error names the file, the line and the field, and nothing is written.

@@ -25,6 +25,14 @@ pub const LIST_MAX: usize = 200;
 /// Width of a throughput bucket.
 pub const THROUGHPUT_BUCKET_MS: u64 = 1_000;
 
+/// What every throughput figure in simulated time must say next to it: the simulator charges
+/// network latency and raft ticks, but no CPU, disk sync or store time, so its figures compare
+/// runs of the simulator with each other, not with a real manager (`allocsim bench --real`
+/// measures one; docs/performance.md has the gap).
+pub const THROUGHPUT_IS_RELATIVE: &str = "simulated time, relative only: the simulator charges network latency and \
+raft ticks but no CPU, disk or store time, so a real manager is several times slower (docs/performance.md, \
+`allocsim bench --real`)";
+
 /// Simulated-time series of one run, as its result line carries it. All times in simulated
 /// milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

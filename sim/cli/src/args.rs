@@ -31,7 +31,8 @@ pub enum Command {
     Decompile(DecompileArgs),
     /// Delta-debug a failure to the fewest steps and initial objects that fail the same way.
     Shrink(ShrinkArgs),
-    /// Measure seeds per second and tasks moved NEW -> PENDING per second.
+    /// Measure seeds per second and tasks moved NEW -> PENDING per second; with --real, a real
+    /// manager beside the simulator.
     Bench(BenchArgs),
     /// Read the JSON lines of `run --json` sweeps and write report.json, index.html and charts.
     Report(ReportArgs),
@@ -182,6 +183,22 @@ pub struct BenchArgs {
     /// Tasks to move NEW -> PENDING in the throughput run.
     #[arg(long, value_name = "N", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub tasks: u64,
+    /// Instead: a real manager beside the simulator. For each of --real-tasks, the simulator's
+    /// throughput run, then --runs runs on a fresh one-manager Docker swarm of its own (needs
+    /// root, dockerd and busybox-static; waits for the machine's swarm lock), from `service
+    /// create` until every task is PENDING (see docs/performance.md).
+    #[arg(long, conflicts_with_all = ["seeds", "tasks", "jobs"])]
+    pub real: bool,
+    /// Task counts of --real, comma-separated.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = [1_000u64, 5_000], requires = "real",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub real_tasks: Vec<u64>,
+    /// Runs on the real manager per task count (the median is quoted).
+    #[arg(long, value_name = "R", default_value_t = 3, requires = "real", value_parser = at_least_one)]
+    pub runs: usize,
+    /// With --real: one JSON line per task count instead of the text.
+    #[arg(long, requires = "real")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
+use swarmalloc_sim::Metrics;
 use swarmalloc_sim::run::{RunOptions, run};
 use swarmalloc_sim::scenario::Scenario;
+use swarmalloc_sim::series::THROUGHPUT_IS_RELATIVE;
 use swarmalloc_sim::sweep::sweep;
 
 use crate::args::BenchArgs;
@@ -30,9 +32,8 @@ pub fn bench(args: &BenchArgs) -> u8 {
     println!("bench 2: {tasks} tasks NEW -> PENDING, faults off, 3 managers");
     let result = run(&Scenario::throughput(tasks), 1, &RunOptions::default());
     let m = &result.metrics;
-    match (m.first_task_ms, m.last_pending_ms) {
-        (Some(first), Some(last)) if m.tasks_pending >= tasks => {
-            let sim_secs = (last.saturating_sub(first)) as f64 / 1000.0;
+    match simulated_secs(m, tasks) {
+        Some(sim_secs) => {
             let wall_secs = result.wall_ms as f64 / 1000.0;
             println!(
                 "  {} tasks PENDING after {sim_secs:.2} simulated s ({:.0} tasks per simulated s); whole run {wall_secs:.2} wall s \
@@ -41,6 +42,7 @@ pub fn bench(args: &BenchArgs) -> u8 {
                 m.tasks_pending as f64 / sim_secs.max(1e-9),
                 m.tasks_pending as f64 / wall_secs.max(1e-9),
             );
+            println!("  tasks per simulated s: {THROUGHPUT_IS_RELATIVE}");
         }
         _ => println!(
             "  did not finish: {} of {tasks} tasks PENDING; {}",
@@ -49,4 +51,13 @@ pub fn bench(args: &BenchArgs) -> u8 {
         ),
     }
     u8::from(failed > 0 || !result.passed())
+}
+
+/// Simulated seconds of a throughput run from its first task created to its last task PENDING,
+/// when all `tasks` got there.
+pub fn simulated_secs(m: &Metrics, tasks: u64) -> Option<f64> {
+    match (m.first_task_ms, m.last_pending_ms) {
+        (Some(first), Some(last)) if m.tasks_pending >= tasks => Some(last.saturating_sub(first) as f64 / 1000.0),
+        _ => None,
+    }
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod bench;
+mod bench_real;
 mod live;
 mod located;
 mod progress;
@@ -63,6 +64,7 @@ fn dispatch(command: Command) -> Outcome {
         Command::Replay(args) => run::replay(&args),
         Command::Decompile(args) => shrink::decompile(&args),
         Command::Shrink(args) => shrink::shrink(&args),
+        Command::Bench(args) if args.real => bench_real::bench_real(&args),
         Command::Bench(args) => Ok(bench::bench(&args)),
         Command::Report(args) => report::report(&args),
         Command::Check(args) => report::check(&args),

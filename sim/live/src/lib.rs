@@ -2,7 +2,7 @@
 //!
 //! Owns the connection to a Docker Engine API ([`Endpoint`], from `--host` or `DOCKER_HOST`);
 //! `gather` (a swarm's state for `allocsim check`), `harness` (a throw-away swarm on a dockerd of
-//! its own), `connection` (a client and the waits), `ops` (user operations), `state` (the
+//! its own), `bench` (the real manager's allocation throughput), `connection` (a client and the waits), `ops` (user operations), `state` (the
 //! gathered state as the tests and tools read it), `differential` (the real swarm against the
 //! engine). See README.md.
 //! Architecture invariant: nothing here runs inside the simulator; the simulated runtime and this
@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+pub mod bench;
 pub mod connection;
 pub mod differential;
 pub mod gather;
