@@ -36,6 +36,8 @@ struct ReportPage<'a> {
     latency: Vec<&'a Chart>,
     restores: Vec<&'a Chart>,
     speed: Vec<&'a Chart>,
+    /// What a simulated throughput is worth beside a real manager's.
+    relative: &'static str,
 }
 
 struct FailureView<'a> {
@@ -119,6 +121,7 @@ impl<'a> ReportPage<'a> {
             latency: find("latency"),
             restores: find("restores"),
             speed: find("sweep-speed"),
+            relative: swarmalloc_sim::series::THROUGHPUT_IS_RELATIVE,
         }
     }
 

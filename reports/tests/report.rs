@@ -195,6 +195,9 @@ fn every_crash_of_the_fuzz_summary_is_in_the_report_and_fails_it() {
 fn the_page_has_every_section_and_each_failure_its_replay_and_shrunk_scenario() {
     let sweep = report(&[SMOKE, PLANTED]);
     let html = sweep.to_html(&sweep.charts());
+    // Simulated throughput is not a real manager's: the page says so where it shows it.
+    let note = swarmalloc_sim::series::THROUGHPUT_IS_RELATIVE;
+    assert!(html.contains(&format!("Throughput in {note}.")), "the page lacks the relative-only note");
     // Failures first, then every scenario (its charts folded when it passed).
     let sections = [
         "verdict",
