@@ -435,6 +435,19 @@ pub fn check_restore(state: &StoredState) -> Result<(), String> {
     Ok(())
 }
 
+/// The conflict ranking of address claimants written out (ARCHITECTURE.md, "Conflict ranking"),
+/// not taken from `Holder`'s derived order, which an engine with a swapped ranking would share:
+/// gateway, VIP, node LB, live task, retired task; the same kind by id (`Holder`'s order then).
+fn claimant_rank(holder: &Holder) -> u8 {
+    match holder {
+        Holder::Gateway(_) => 0,
+        Holder::Vip(_) => 1,
+        Holder::NodeLb(_) => 2,
+        Holder::Task(_) => 3,
+        Holder::Retired(_) => 4,
+    }
+}
+
 /// Every claimed address has exactly the claimants the objects name, the lowest-ranked holds it,
 /// and a duplicate-address finding lists exactly the live losers (no silent double owner).
 fn check_claimants(objects: &[Object], alloc: &Allocator, report: &RestoreReport) -> Result<(), String> {
@@ -444,7 +457,8 @@ fn check_claimants(objects: &[Object], alloc: &Allocator, report: &RestoreReport
         let key = (claim.network.clone(), claim.address.addr());
         let mut engine: Vec<Holder> = vec![claim.holder.clone()];
         engine.extend(claim.losers.iter().cloned());
-        let expected: Vec<Holder> = named.get(&key).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let mut expected: Vec<Holder> = named.get(&key).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        expected.sort_by_key(|holder| (claimant_rank(holder), holder.clone()));
         if engine != expected {
             return Err(format!(
                 "address {} on network {}: engine claimants {engine:?}, objects name {expected:?}",
@@ -492,7 +506,17 @@ fn pass_over_queue(objects: &[Object], alloc: &Allocator, report: &RestoreReport
 /// The rules of restore's report that are not about claims (see [`check_restore`]).
 fn check_report_rules(objects: &[Object], report: &RestoreReport) -> Result<(), String> {
     let by_id: BTreeMap<ObjectId, &Object> = objects.iter().map(|o| (o.id(), o)).collect();
-    let rank = |id: &ObjectId| (by_id[id].as_ref().pass_rank(), id.clone());
+    // The pass order written out, not the engine's own `pass_rank`, which an engine that ranks
+    // the ingress late would agree with (ARCHITECTURE.md, "Pass order"; issue 15 point 4):
+    // the ingress network, the other networks, services, tasks, nodes, each kind by id.
+    let kind_rank = |object: &Object| match object {
+        Object::Network(n) if n.is_ingress() => 0,
+        Object::Network(_) => 1,
+        Object::Service(_) => 2,
+        Object::Task(_) => 3,
+        Object::Node(_) => 4,
+    };
+    let rank = |id: &ObjectId| (kind_rank(by_id[id]), id.clone());
     if let Some(pair) = report.queue.windows(2).find(|pair| rank(&pair[0]) >= rank(&pair[1])) {
         return Err(format!("restore queues {} before {}: not in pass order {:?}", pair[0], pair[1], report.queue));
     }
@@ -518,6 +542,17 @@ fn check_report_rules(objects: &[Object], report: &RestoreReport) -> Result<(), 
         };
         if node_local(network) {
             return Err(format!("restore reports an address on node-local network {network}: {finding}"));
+        }
+    }
+    // A network loses its subnet or VXLAN id only to one ranked before it, and the ingress ranks
+    // before every other network (ARCHITECTURE.md, "Conflict ranking"): an ingress network loses
+    // only to another ingress network with a lower id.
+    for finding in &report.findings {
+        let Finding::NetworkConflict { network, .. } = finding else { continue };
+        let is_ingress = |id: &ObjectId| matches!(by_id.get(id), Some(Object::Network(n)) if n.is_ingress());
+        let id = ObjectId::Network(network.clone());
+        if is_ingress(&id) && !by_id.keys().any(|other| *other < id && is_ingress(other)) {
+            return Err(format!("ingress network {network} lost to a network ranked after it: {finding}"));
         }
     }
     Ok(())

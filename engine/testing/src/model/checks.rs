@@ -538,6 +538,23 @@ fn check_addresses_per_family(store: &Store, networks: &Networks<'_>) -> Check {
                     if vips[..i].iter().any(|v| v.network_id == vip.network_id) {
                         return Err(format!("service {} has two VIPs on network {}", s.id, vip.network_id));
                     }
+                    // The VIP family rule (ARCHITECTURE.md, "Dual stack"; SwarmKit picks either
+                    // family, docs/swarmkit.md section 2.4): IPv4 when the network has an IPv4 subnet.
+                    let Some(network) = networks.get(&vip.network_id) else { continue };
+                    if network.is_allocated() && network.scope() != DriverScope::NodeLocal {
+                        let v6 = !has_family(network, false);
+                        if matches!(vip.addr, IpNet::V6(_)) != v6 {
+                            return Err(format!(
+                                "service {} has an IPv{} VIP {} on network {} (subnets {:?}): expected IPv{}",
+                                s.id,
+                                if v6 { 4 } else { 6 },
+                                vip.addr,
+                                vip.network_id,
+                                subnets_of(network),
+                                if v6 { 6 } else { 4 }
+                            ));
+                        }
+                    }
                 }
                 continue;
             }
