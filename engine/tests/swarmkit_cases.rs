@@ -1633,3 +1633,83 @@ fn ovmanager_pinned_vxlan_id_lists_as_parsed_there() {
         assert!(!w.network(id).is_allocated(), "{id}");
     }
 }
+
+/// TestAllocator updates an allocated service to `Spec.Endpoint = nil`. SwarmKit's
+/// `allocateService` then frees the whole endpoint (`DeallocateService`) and draws the network's
+/// VIP again after the serial cursor: dockerd 20.10.24, a service update through the API without
+/// `EndpointSpec`, moved the VIP from 10.0.1.2 to 10.0.1.4. The engine keeps a VIP while its
+/// network is wanted, across every update, so that connections to it survive (ARCHITECTURE.md,
+/// "Design decisions that differ from SwarmKit"; docs/engine.md).
+#[test]
+fn allocator_service_loses_its_endpoint_spec_keeps_its_vip() {
+    let mut w = test_allocator_store();
+    ok(w.settle());
+    let old = w.vip("testServiceID1", "testID1").unwrap();
+    let mut s = w.service("testServiceID1").clone();
+    s.spec.endpoint = None;
+    w.put(s);
+    assert_eq!(w.allocate(&svc_id("testServiceID1")), Ok(Outcome::Updated));
+    let new = w.vip("testServiceID1", "testID1").expect("a VIP on testID1");
+    assert_eq!(new, old, "the engine keeps the VIP (SwarmKit draws it again)");
+}
+
+/// ipam TestPoolAllocationReuse: libnetwork's default-pool search starts after the last subnet it
+/// gave (`predefinedStartIndices`), so networks created and removed one after the other get every
+/// default subnet once before any comes back; dockerd 20.10.24: networks a, b, c created and
+/// removed in turn got 10.0.1.0/24, 10.0.2.0/24, 10.0.3.0/24. The engine differs on purpose
+/// (ARCHITECTURE.md, docs/engine.md): the next default subnet follows the highest one in use, and
+/// nothing in the store remembers a deleted network's, so the freed subnet comes back at once.
+#[test]
+fn ipam_pool_allocation_reuse() {
+    let config = ClusterConfig {
+        default_address_pools: vec!["10.10.0.0/22".parse().unwrap()],
+        subnet_size: 24,
+        ..Default::default()
+    };
+    let mut w = World::with_config(config);
+    for i in 0..4 {
+        let id = format!("n{i}");
+        w.put(network(&id));
+        ok(w.pass());
+        assert_eq!(w.subnets(&id), ["10.10.0.0/24"], "the freed subnet is the next pick (SwarmKit moves on)");
+        w.delete(net_id(&id));
+    }
+    // While one is in use, the next follows it.
+    w.put(network("kept"));
+    w.put(network("next"));
+    ok(w.pass());
+    assert_eq!(w.subnets("kept"), ["10.10.0.0/24"]);
+    assert_eq!(w.subnets("next"), ["10.10.1.0/24"]);
+}
+
+/// idm TestAllocateSerial ("i.Release(50)" then GetID gives 53) as ovmanager draws VXLAN ids
+/// (`GetIDInRange(vxlanIDStart, vxlanIDEnd, true)`); dockerd 20.10.24: the same networks a, b, c
+/// got 4097, 4098, 4099. The engine (a listed difference) draws after the highest id in use: a
+/// deleted network's id is the next one drawn.
+#[test]
+fn idm_allocate_serial_vxlan_ids() {
+    let mut w = World::new();
+    w.put(network("a"));
+    ok(w.pass());
+    assert_eq!(w.vnis("a"), "4096");
+    w.delete(net_id("a"));
+    w.put(network("b"));
+    ok(w.pass());
+    assert_eq!(w.vnis("b"), "4096", "the freed id is drawn again (SwarmKit: 4097)");
+}
+
+/// idm TestAllocateSerial as the port allocator draws dynamic ports (`dynamicPortSpace.GetID(true)`);
+/// dockerd 20.10.24: service p1 `-p 80` got 30000; removed, then p2 `-p 80` got 30001. The engine
+/// (a listed difference) draws after the highest port in use: p1's port comes back.
+#[test]
+fn idm_allocate_serial_dynamic_ports() {
+    let mut w = World::new();
+    w.put(allocated_ingress("ingress", "10.0.0.0/24", 4096));
+    w.put(with_ports(service("p1", &[]), vec![tcp("", 80, 0)]));
+    ok(w.pass());
+    assert_eq!(ports_of(&w, "p1"), [(Protocol::Tcp, 80, 30000)]);
+    w.delete(svc_id("p1"));
+    w.put(with_ports(service("p2", &[]), vec![tcp("", 80, 0)]));
+    ok(w.pass());
+    assert_eq!(ports_of(&w, "p2"), [(Protocol::Tcp, 80, 30000)], "the freed port is drawn again (SwarmKit: 30001)");
+}
