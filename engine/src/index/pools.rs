@@ -197,13 +197,6 @@ impl Committed {
     }
 }
 
-impl Committed {
-    /// The network's name (its spec's).
-    pub(crate) fn name(&self) -> &str {
-        &self.0.spec.name
-    }
-}
-
 impl PartialEq for Committed {
     fn eq(&self, other: &Committed) -> bool {
         let (a, b) = (&*self.0, &*other.0);

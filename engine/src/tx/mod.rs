@@ -279,7 +279,7 @@ impl<'s> Tx<'s> {
     /// A network as messages name it: `network ID (NAME)`, or `network ID` when the committed
     /// store does not give it a name.
     fn network_label(&self, id: &NetworkId) -> String {
-        match self.state.networks.get(id).map(|entry| entry.network.name()) {
+        match self.state.networks.get(id).map(|entry| entry.network.network().spec.name.as_str()) {
             Some(name) if !name.is_empty() => format!("network {id} ({name})"),
             _ => format!("network {id}"),
         }
