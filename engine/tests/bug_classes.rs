@@ -483,3 +483,19 @@ fn holders_on_a_network_that_lost_its_subnet_are_fixed_in_the_same_pass() {
     assert_eq!(w.addrs("tb", "b"), ["10.0.1.5/24"], "the old address lies in the new subnet: kept");
     assert!(w.alloc.findings().is_empty(), "one pass fixes everything: {:#?}", w.alloc.findings());
 }
+
+/// A held address of a family the network no longer has (its allocation was made afresh from an
+/// IPv4 default subnet) is dropped from the attachment, not "repaired" with an address the network
+/// cannot give; the error for a family a network lacks names it by id and name.
+#[test]
+fn a_lost_address_of_a_family_the_network_lacks_is_dropped() {
+    let objects = vec![
+        Object::from(allocated("a", "10.0.0.0/24", 4096)),
+        Object::from(running("dual", vec![attached("a", &["10.0.0.6/24", "fd00::6/64"])])),
+    ];
+    let (mut w, report) = World::restored(ClusterConfig::default(), objects);
+    assert_eq!(report.queue, [task_id("dual")]);
+    ok(w.pass());
+    assert_eq!(w.addrs("dual", "a"), ["10.0.0.6/24"]);
+    assert!(w.alloc.findings().is_empty(), "{:#?}", w.alloc.findings());
+}

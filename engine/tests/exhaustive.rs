@@ -327,49 +327,53 @@ fn slash29_one_transaction_holds_exactly_five() {
 
 struct TinySubnet {
     subnet: &'static str,
+    range: Option<&'static str>,
     gateway: Option<&'static str>,
-    expected_gateway: &'static str,
+    /// None: the subnet has no address left and the network is never allocated.
+    expected_gateway: Option<&'static str>,
     /// Every address tasks get, in pick order, before the pool is exhausted.
     expected_tasks: &'static [&'static str],
 }
 
-/// What /29, /30, /31, /32 (and a /125, and a /29 with an explicit gateway) hold. IPv4 above /31
-/// reserves network and broadcast; /31 and /32 reserve nothing (docs/swarmkit.md section 2.2); the
-/// gateway is the first usable address unless the config names one.
+/// What /29, /30, /31, /32 (and IPv6 /125, /127, /128, a /29 with an explicit gateway, a /28 with a
+/// range) hold. Every subnet reserves its first address and every IPv4 one its last, so an IPv4
+/// /31 or /32 and an IPv6 /128 cannot be allocated (docs/swarmkit.md section 2.2); the gateway is
+/// the first address of the range (or subnet) unless the config names one.
 #[test]
 fn tiny_subnets_hold_what_the_spec_says() {
+    let plain = |subnet, expected_gateway, expected_tasks| TinySubnet {
+        subnet,
+        range: None,
+        gateway: None,
+        expected_gateway,
+        expected_tasks,
+    };
     let table = [
+        plain(
+            "192.168.0.0/29",
+            Some("192.168.0.1"),
+            &["192.168.0.2", "192.168.0.3", "192.168.0.4", "192.168.0.5", "192.168.0.6"],
+        ),
         TinySubnet {
             subnet: "192.168.0.0/29",
-            gateway: None,
-            expected_gateway: "192.168.0.1",
-            expected_tasks: &["192.168.0.2", "192.168.0.3", "192.168.0.4", "192.168.0.5", "192.168.0.6"],
-        },
-        TinySubnet {
-            subnet: "192.168.0.0/29",
+            range: None,
             gateway: Some("192.168.0.6"),
-            expected_gateway: "192.168.0.6",
+            expected_gateway: Some("192.168.0.6"),
             expected_tasks: &["192.168.0.1", "192.168.0.2", "192.168.0.3", "192.168.0.4", "192.168.0.5"],
         },
         TinySubnet {
-            subnet: "192.168.0.0/30",
+            subnet: "192.168.0.0/28",
+            range: Some("192.168.0.8/30"),
             gateway: None,
-            expected_gateway: "192.168.0.1",
-            expected_tasks: &["192.168.0.2"],
+            expected_gateway: Some("192.168.0.8"),
+            expected_tasks: &["192.168.0.9", "192.168.0.10", "192.168.0.11"],
         },
-        TinySubnet {
-            subnet: "192.168.0.0/31",
-            gateway: None,
-            expected_gateway: "192.168.0.0",
-            expected_tasks: &["192.168.0.1"],
-        },
-        TinySubnet { subnet: "192.168.0.0/32", gateway: None, expected_gateway: "192.168.0.0", expected_tasks: &[] },
-        TinySubnet {
-            subnet: "fd00::/125",
-            gateway: None,
-            expected_gateway: "fd00::1",
-            expected_tasks: &["fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7"],
-        },
+        plain("192.168.0.0/30", Some("192.168.0.1"), &["192.168.0.2"]),
+        plain("192.168.0.0/31", None, &[]),
+        plain("192.168.0.0/32", None, &[]),
+        plain("fd00::/125", Some("fd00::1"), &["fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7"]),
+        plain("fd00::/127", Some("fd00::1"), &[]),
+        plain("fd00::/128", None, &[]),
     ];
     for case in table {
         check_tiny_subnet(&case);
@@ -377,15 +381,28 @@ fn tiny_subnets_hold_what_the_spec_says() {
 }
 
 fn check_tiny_subnet(case: &TinySubnet) {
-    let context = format!("subnet {} gateway {:?}", case.subnet, case.gateway);
+    let context = format!("subnet {} range {:?} gateway {:?}", case.subnet, case.range, case.gateway);
     let subnet: IpNet = case.subnet.parse().unwrap();
     let mut world = World::new(ClusterConfig::default());
-    world.write(network("tiny", &[(case.subnet, case.gateway)]));
+    let mut tiny = network("tiny", &[(case.subnet, case.gateway)]);
+    if let (Some(range), Object::Network(n)) = (case.range, &mut tiny) {
+        n.spec.ipam.as_mut().unwrap().configs[0].range = Some(range.parse().unwrap());
+    }
+    world.write(tiny);
+    let Some(expected_gateway) = case.expected_gateway else {
+        let refused = world.allocate_network("tiny");
+        assert!(
+            matches!(&refused, Err(AllocError::InvalidSpec { what }) if what.contains(case.subnet)),
+            "{context}: {refused:?}"
+        );
+        world.assert_restore_equal(&context);
+        return;
+    };
     assert_eq!(world.allocate_network("tiny"), Ok(Outcome::Updated), "{context}");
     let Object::Network(allocated) = world.get(&ObjectId::Network(NetworkId::new("tiny"))) else { unreachable!() };
     let configs = &allocated.ipam.as_ref().unwrap().configs;
     assert_eq!(configs.len(), 1, "{context}");
-    assert_eq!(configs[0].gateway, Some(ip(case.expected_gateway)), "{context}: gateway");
+    assert_eq!(configs[0].gateway, Some(ip(expected_gateway)), "{context}: gateway");
     let mut got = Vec::new();
     for i in 0..=case.expected_tasks.len() {
         let id = format!("t{i}");

@@ -174,22 +174,29 @@ fn ranges_limit_where_addresses_are_picked() {
     w.put(with_config(attachable("a"), "10.7.0.0/24", Some("10.7.0.128/26"), None));
     w.put(container("t1", "a", "n1", None));
     ok(w.pass());
-    assert_eq!(w.gateways("a"), ["10.7.0.1"]);
-    assert_eq!(w.addrs("t1", "a"), ["10.7.0.128/24"]);
+    // The gateway is drawn from the range, as libnetwork's serial request on the child pool.
+    assert_eq!(w.gateways("a"), ["10.7.0.128"]);
+    assert_eq!(w.addrs("t1", "a"), ["10.7.0.129/24"]);
 }
 
+/// libnetwork reserves the first and last address of every IPv4 subnet whatever its size, so a
+/// /31 and a /32 have no address for the gateway: refused, and their tasks wait.
 #[test]
-fn slash_31_and_slash_32_reserve_nothing() {
+fn slash_31_and_slash_32_cannot_be_allocated() {
     let mut w = World::new();
     w.put(with_subnets(attachable("p31"), &["10.8.0.0/31"]));
     w.put(with_subnets(attachable("p32"), &["10.8.1.0/32"]));
     w.put(container("t1", "p31", "n1", None));
-    w.put(container("t2", "p31", "n1", None));
     let errors = w.pass();
-    assert_eq!(w.gateways("p31"), ["10.8.0.0"]);
-    assert_eq!(w.gateways("p32"), ["10.8.1.0"]);
-    assert_eq!(w.addrs("t1", "p31"), ["10.8.0.1/31"]);
-    assert!(matches!(error_of(&errors, &task_id("t2")), AllocError::Exhausted { .. }));
+    for id in ["p31", "p32"] {
+        let refused = error_of(&errors, &net_id(id));
+        assert!(
+            matches!(refused, AllocError::InvalidSpec { .. }) && refused.to_string().contains("no usable address"),
+            "{refused}"
+        );
+        assert!(!w.network(id).is_allocated());
+    }
+    assert!(matches!(error_of(&errors, &task_id("t1")), AllocError::DependencyNotAllocated { .. }));
 }
 
 #[test]
@@ -275,11 +282,14 @@ fn pinned_vxlan_ids_are_honoured_and_clash_as_in_use() {
     assert_eq!(w.vnis("a"), "5000");
     let clash = error_of(&errors, &net_id("b"));
     assert!(matches!(clash, AllocError::InUse { .. }) && clash.to_string().contains("5000"), "{clash}");
-    assert!(!error_of(&errors, &net_id("c")).is_retryable(), "0 is no VXLAN id");
-    // As SwarmKit's overlay driver: one pinned id per config, the rest ignored; missing ones fresh.
+    // As SwarmKit's overlay driver reads the list: 0 pins nothing (an id is drawn) and the ids
+    // after the one config's are ignored.
+    assert!(errors.iter().all(|e| e.object != net_id("c")), "{errors:?}");
+    assert_eq!(w.vnis("c"), "5001");
+    // One pinned id per config, the rest ignored; missing ones fresh.
     w.put(with_vnis(with_subnets(network("d"), &["10.30.0.0/24", "10.31.0.0/24"]), "6000"));
     w.put(with_vnis(network("e"), "7000,7001"));
-    ok(w.pass().into_iter().filter(|e| e.object != net_id("b") && e.object != net_id("c")).collect());
+    ok(w.pass().into_iter().filter(|e| e.object != net_id("b")).collect());
     assert_eq!(w.vnis("d"), "6000,6001", "automatic ids continue after the highest in use");
     assert_eq!(w.vnis("e"), "7000");
 }
@@ -863,4 +873,18 @@ fn pool_usage_counts_live_and_retired_addresses_and_the_longest_free_run() {
     w.delete(task_id("t4"));
     let [usage] = w.alloc.pool_usage().try_into().expect("one pool");
     assert_eq!(usage.largest_free_run, 10, "a free run reaching the top of the range");
+}
+
+/// Errors name a network by its id and its name.
+#[test]
+fn exhausted_errors_name_the_network_by_id_and_name() {
+    let mut w = World::new();
+    let mut front = with_subnets(attachable("n1a"), &["10.9.0.0/30"]);
+    front.spec.name = "front".into();
+    w.put(front);
+    w.put(container("t1", "n1a", "n1", None));
+    w.put(container("t2", "n1a", "n1", None));
+    let errors = w.pass();
+    let full = error_of(&errors, &task_id("t2"));
+    assert_eq!(full.to_string(), "IPv4 addresses of network n1a (front) in 10.9.0.0/30 exhausted");
 }

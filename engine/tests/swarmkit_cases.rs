@@ -1531,3 +1531,185 @@ fn idm_pinned_vxlan_ids_outside_the_set_or_twice() {
         assert!(!w.network(id).is_allocated(), "{id}");
     }
 }
+
+/// TestAllocateWithInvalidSubnet: `1.1.1.1/32` cannot be allocated: libnetwork's IPAM reserves
+/// the network and broadcast ordinals of every IPv4 pool (`insertBitMask`), which leaves a /32
+/// and a /31 no address for the gateway. dockerd 20.10.24 agrees: `docker network create -d
+/// overlay --subnet 10.8.1.0/32` (and `10.8.0.0/31`) is stored but never allocated ("failed
+/// allocating pools and gateway IP ...: No available addresses on this pool"), and its tasks
+/// stay NEW. Retryable there (the network sits in the unallocated queue).
+#[test]
+fn allocate_with_invalid_subnet() {
+    for subnet in ["1.1.1.1/32", "10.8.0.0/31"] {
+        let mut w = World::new();
+        w.put(with_subnets(network("testID"), &[subnet]));
+        let errors = w.pass();
+        assert!(
+            errors.iter().any(|e| e.object == net_id("testID")),
+            "{subnet} was allocated: {:?}",
+            w.network("testID")
+        );
+        assert!(!w.network("testID").is_allocated(), "{subnet}");
+    }
+}
+
+/// SwarmKit's `allocatePools` asks libnetwork for the gateway with a plain (serial) request on
+/// the network's pool, which for a network with a range (a child pool) is drawn from the range
+/// (`getAddress` -> `SetAnyInRange`), not from the whole subnet. dockerd 20.10.24: `--subnet
+/// 10.7.0.0/24 --ip-range 10.7.0.128/26` gets gateway 10.7.0.128, and the first VIP 10.7.0.129.
+#[test]
+fn ipam_gateway_of_a_network_with_a_range() {
+    let mut w = World::new();
+    w.put(with_config(network("nrange"), "10.7.0.0/24", Some("10.7.0.128/26"), None));
+    w.put(service("srange", &["nrange"]));
+    ok(w.pass());
+    assert_eq!(w.gateways("nrange"), ["10.7.0.128"]);
+    assert_eq!(w.vip("srange", "nrange").as_deref(), Some("10.7.0.129/24"));
+}
+
+/// ovmanager TestNetworkAllocateUserDefinedVNIs: more pinned VXLAN ids than subnets: the network
+/// gets exactly one per subnet, the first ones ("No more, no less, even if we passed more
+/// vnis"). dockerd 20.10.24: `--subnet 10.9.1.0/24 -o ...vxlanid_list=5000,5001,5002` is stored
+/// with `vxlanid_list: "5000"`.
+#[test]
+fn ovmanager_network_allocate_user_defined_vnis() {
+    let mut w = World::new();
+    w.put(with_vnis(with_subnets(network("testnetwork"), &["10.1.1.0/24", "10.1.2.0/24"]), "4096,4097,4098"));
+    ok(w.pass());
+    assert_eq!(w.vnis("testnetwork"), "4096,4097");
+    // The third id was not taken.
+    w.put(with_vnis(network("other"), "4098"));
+    ok(w.pass());
+    assert_eq!(w.vnis("other"), "4098");
+}
+
+/// ovmanager `NetworkAllocate`: fewer pinned VXLAN ids than subnets: the missing ones are drawn
+/// as for an unpinned network. dockerd 20.10.24: `--subnet 10.9.2.0/24 --subnet 10.9.3.0/24 -o
+/// ...vxlanid_list=5010` is stored with `vxlanid_list: "5010,4098"`.
+#[test]
+fn ovmanager_fewer_pinned_vnis_than_subnets() {
+    let mut w = World::new();
+    w.put(with_vnis(with_subnets(network("testnetwork"), &["10.1.1.0/24", "10.1.2.0/24"]), "5010"));
+    ok(w.pass());
+    let vnis = w.vnis("testnetwork");
+    let vnis: Vec<&str> = vnis.split(',').collect();
+    assert_eq!(vnis.len(), 2);
+    assert_eq!(vnis[0], "5010");
+    assert_ne!(vnis[1], "5010");
+}
+
+/// TestIPAMNotNil, on what is stored: cnmallocator's `Allocate` writes a node-local network's
+/// driver state with the driver's name only (`&api.Driver{Name: d.name}`) and its IPAM as
+/// `&api.IPAMOptions{Driver: &api.Driver{}}`: an IPAM driver without a name and no configs.
+/// dockerd 20.10.24, `docker network create -d macvlan --scope swarm -o parent=lo mv`: inspect
+/// shows `Options: null` and `IPAM: {"Driver": "", "Config": []}`.
+#[test]
+fn node_local_network_allocation_as_swarmkit_stores_it() {
+    let mut w = World::new();
+    let mut n = with_driver(network("another_unIque_id"), "macvlan");
+    n.spec.driver.as_mut().unwrap().options.insert("parent".into(), "eth0".into());
+    w.put(n);
+    ok(w.pass());
+    let n = w.network("another_unIque_id");
+    assert_eq!(n.driver_state, Some(DriverConfig { name: "macvlan".into(), options: BTreeMap::new() }));
+    assert_eq!(n.ipam, Some(Ipam::default()), "an IPAM driver without a name, no configs");
+}
+
+/// ovmanager `NetworkAllocate` reads a pinned VXLAN id list with `strings.Split(val, ",")` and
+/// `strconv.Atoi` per item, and an id of 0 means "draw one" (`obtainVxlanID`). dockerd 20.10.24:
+/// `-o ...vxlanid_list=0` is allocated with a drawn id (4097); an empty list ("invalid vxlan id
+/// value \"\"") and `6001, 6002` ("invalid vxlan id value \" 6002\"") are never allocated.
+#[test]
+fn ovmanager_pinned_vxlan_id_lists_as_parsed_there() {
+    let mut w = World::new();
+    w.put(with_vnis(network("z0"), "0"));
+    w.put(with_vnis(network("zempty"), ""));
+    w.put(with_vnis(with_subnets(network("zspace"), &["10.31.0.0/24", "10.31.1.0/24"]), "6001, 6002"));
+    let errors = w.pass();
+    no_error_for(&errors, &net_id("z0"));
+    assert_eq!(w.vnis("z0"), "4096");
+    for id in ["zempty", "zspace"] {
+        assert!(errors.iter().any(|e| e.object == net_id(id)), "{id} was allocated");
+        assert!(!w.network(id).is_allocated(), "{id}");
+    }
+}
+
+/// TestAllocator updates an allocated service to `Spec.Endpoint = nil`. SwarmKit's
+/// `allocateService` then frees the whole endpoint (`DeallocateService`) and draws the network's
+/// VIP again after the serial cursor: dockerd 20.10.24, a service update through the API without
+/// `EndpointSpec`, moved the VIP from 10.0.1.2 to 10.0.1.4. The engine keeps a VIP while its
+/// network is wanted, across every update, so that connections to it survive (ARCHITECTURE.md,
+/// "Design decisions that differ from SwarmKit"; docs/engine.md).
+#[test]
+fn allocator_service_loses_its_endpoint_spec_keeps_its_vip() {
+    let mut w = test_allocator_store();
+    ok(w.settle());
+    let old = w.vip("testServiceID1", "testID1").unwrap();
+    let mut s = w.service("testServiceID1").clone();
+    s.spec.endpoint = None;
+    w.put(s);
+    assert_eq!(w.allocate(&svc_id("testServiceID1")), Ok(Outcome::Updated));
+    let new = w.vip("testServiceID1", "testID1").expect("a VIP on testID1");
+    assert_eq!(new, old, "the engine keeps the VIP (SwarmKit draws it again)");
+}
+
+/// ipam TestPoolAllocationReuse: libnetwork's default-pool search starts after the last subnet it
+/// gave (`predefinedStartIndices`), so networks created and removed one after the other get every
+/// default subnet once before any comes back; dockerd 20.10.24: networks a, b, c created and
+/// removed in turn got 10.0.1.0/24, 10.0.2.0/24, 10.0.3.0/24. The engine differs on purpose
+/// (ARCHITECTURE.md, docs/engine.md): the next default subnet follows the highest one in use, and
+/// nothing in the store remembers a deleted network's, so the freed subnet comes back at once.
+#[test]
+fn ipam_pool_allocation_reuse() {
+    let config = ClusterConfig {
+        default_address_pools: vec!["10.10.0.0/22".parse().unwrap()],
+        subnet_size: 24,
+        ..Default::default()
+    };
+    let mut w = World::with_config(config);
+    for i in 0..4 {
+        let id = format!("n{i}");
+        w.put(network(&id));
+        ok(w.pass());
+        assert_eq!(w.subnets(&id), ["10.10.0.0/24"], "the freed subnet is the next pick (SwarmKit moves on)");
+        w.delete(net_id(&id));
+    }
+    // While one is in use, the next follows it.
+    w.put(network("kept"));
+    w.put(network("next"));
+    ok(w.pass());
+    assert_eq!(w.subnets("kept"), ["10.10.0.0/24"]);
+    assert_eq!(w.subnets("next"), ["10.10.1.0/24"]);
+}
+
+/// idm TestAllocateSerial ("i.Release(50)" then GetID gives 53) as ovmanager draws VXLAN ids
+/// (`GetIDInRange(vxlanIDStart, vxlanIDEnd, true)`); dockerd 20.10.24: the same networks a, b, c
+/// got 4097, 4098, 4099. The engine (a listed difference) draws after the highest id in use: a
+/// deleted network's id is the next one drawn.
+#[test]
+fn idm_allocate_serial_vxlan_ids() {
+    let mut w = World::new();
+    w.put(network("a"));
+    ok(w.pass());
+    assert_eq!(w.vnis("a"), "4096");
+    w.delete(net_id("a"));
+    w.put(network("b"));
+    ok(w.pass());
+    assert_eq!(w.vnis("b"), "4096", "the freed id is drawn again (SwarmKit: 4097)");
+}
+
+/// idm TestAllocateSerial as the port allocator draws dynamic ports (`dynamicPortSpace.GetID(true)`);
+/// dockerd 20.10.24: service p1 `-p 80` got 30000; removed, then p2 `-p 80` got 30001. The engine
+/// (a listed difference) draws after the highest port in use: p1's port comes back.
+#[test]
+fn idm_allocate_serial_dynamic_ports() {
+    let mut w = World::new();
+    w.put(allocated_ingress("ingress", "10.0.0.0/24", 4096));
+    w.put(with_ports(service("p1", &[]), vec![tcp("", 80, 0)]));
+    ok(w.pass());
+    assert_eq!(ports_of(&w, "p1"), [(Protocol::Tcp, 80, 30000)]);
+    w.delete(svc_id("p1"));
+    w.put(with_ports(service("p2", &[]), vec![tcp("", 80, 0)]));
+    ok(w.pass());
+    assert_eq!(ports_of(&w, "p2"), [(Protocol::Tcp, 80, 30000)], "the freed port is drawn again (SwarmKit: 30001)");
+}

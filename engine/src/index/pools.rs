@@ -32,7 +32,7 @@ pub(crate) struct Pool {
     pub(crate) gateway: Option<IpAddr>,
     /// True when the network's spec left this subnet to the default pools (it moves their cursor).
     pub(crate) from_default: bool,
-    /// Usable host addresses of the subnet (network and broadcast excluded above /31, /127).
+    /// Usable host addresses of the subnet (its first address, and for IPv4 its last, excluded).
     pub(crate) usable: (u128, u128),
     /// Where new addresses are picked: the range (or subnet) intersected with `usable`.
     pub(crate) pick: (u128, u128),
@@ -57,7 +57,9 @@ impl Pool {
         if subnet.trunc() != subnet {
             return Err(format!("subnet {subnet} has host bits set (expected {})", subnet.trunc()));
         }
-        let usable = usable_hosts(&subnet);
+        let usable = usable_hosts(&subnet).ok_or_else(|| {
+            format!("subnet {subnet} has no usable address (its first and, for IPv4, last are reserved)")
+        })?;
         let mut pick = usable;
         if let Some(range) = config.range {
             if range.trunc() != range || !subnet.contains(&range) {
@@ -126,16 +128,15 @@ impl Pool {
     }
 }
 
-/// First and last host address of a subnet: network and broadcast are reserved for IPv4 above /31,
-/// the subnet-router anycast address (the network address) for IPv6 above /127.
-pub(crate) fn usable_hosts(subnet: &IpNet) -> (u128, u128) {
-    let lo = ip_to_u128(subnet.network());
+/// First and last host address of a subnet, None when it has none. libnetwork's IPAM reserves
+/// the first address of every subnet and the last of every IPv4 one, whatever the prefix length
+/// (`ipam/allocator.go:insertBitMask`; docs/swarmkit.md section 2.2): an IPv4 /31 or /32 and an
+/// IPv6 /128 have no address left, not even for the gateway.
+pub(crate) fn usable_hosts(subnet: &IpNet) -> Option<(u128, u128)> {
+    let lo = ip_to_u128(subnet.network()).checked_add(1)?;
     let hi = ip_to_u128(subnet.broadcast());
-    match subnet {
-        IpNet::V4(n) if n.prefix_len() <= 30 => (lo + 1, hi - 1),
-        IpNet::V6(n) if n.prefix_len() <= 126 => (lo + 1, hi),
-        _ => (lo, hi),
-    }
+    let hi = if subnet.addr().is_ipv4() { hi.checked_sub(1)? } else { hi };
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// What a committed network has been allocated, parsed from its stored `ipam` and `driver_state`.
@@ -311,6 +312,10 @@ pub(super) fn parse_alloc(
         Some(list) => parse_vni_list(list).map_err(|e| format!("driver_state option {VXLAN_ID_LIST_OPTION}: {e}"))?,
         None => Few::new(),
     };
+    // A stored 0 is an id still to draw, as the overlay driver reads it: the network lacks it.
+    if vnis.contains(&0) {
+        vnis = vnis.iter().copied().filter(|vni| *vni != 0).collect();
+    }
     let mut incomplete = driver.is_none().then(|| "no driver state is stored".to_string());
     if scope == DriverScope::Overlay && incomplete.is_none() && vnis.len() != pools.len() {
         incomplete = Some(format!("{} VXLAN ids are stored for {} IPAM configs", vnis.len(), pools.len()));
@@ -347,16 +352,20 @@ pub(crate) fn write_cursors(pools: &[Pool], cursors: impl Iterator<Item = Option
     items.iter().any(|item| !item.is_empty()).then(|| items.join(","))
 }
 
-/// Parses a comma-separated VXLAN id list: items trimmed, empty ones skipped, each a `u32` in
-/// range, none twice.
+/// Parses a VXLAN id list as libnetwork's overlay driver reads one (`ovmanager.NetworkAllocate`,
+/// docs/swarmkit.md section 2.5): split on ",", every item a decimal integer as Go's
+/// `strconv.Atoi` reads it (an optional sign, no spaces, so an empty item is an error) and kept
+/// to its low 32 bits as `uint32(vni)` does; 0 asks for a drawn id. An id above 2^24 - 1 or
+/// listed twice cannot be reserved.
 pub(crate) fn parse_vni_list(list: &str) -> Result<Few<u32>, String> {
     let mut vnis = Few::new();
-    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let vni: u32 = item.parse().map_err(|_| format!("{item:?} is not a number"))?;
-        if vni == 0 || vni > crate::config::VXLAN_ID_MAX {
-            return Err(format!("{vni} is outside 1..=16777215"));
+    for item in list.split(',') {
+        let value: i64 = item.parse().map_err(|_| format!("{item:?} is not a number"))?;
+        let vni = value as u32;
+        if vni > crate::config::VXLAN_ID_MAX {
+            return Err(format!("{item} is outside 0..=16777215"));
         }
-        if vnis.contains(&vni) {
+        if vni != 0 && vnis.contains(&vni) {
             return Err(format!("{vni} is listed twice"));
         }
         vnis.push(vni);

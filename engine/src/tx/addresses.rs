@@ -71,11 +71,15 @@ impl Tx<'_> {
         }
         let pools = alloc.pools.len();
         let Some((pool, addr)) = found else {
+            let family = if v6 { 6 } else { 4 };
             let subnets: Vec<String> =
                 alloc.pools.iter().filter(|p| p.is_v6() == v6).map(|p| p.subnet.to_string()).collect();
+            if subnets.is_empty() {
+                return Err(AllocError::invalid(format!("{} has no IPv{family} subnet", self.network_label(network))));
+            }
             return Err(AllocError::exhausted(format!(
-                "IPv{} addresses of network {network} ({})",
-                if v6 { 6 } else { 4 },
+                "IPv{family} addresses of {} in {}",
+                self.network_label(network),
                 subnets.join(", ")
             )));
         };
@@ -196,6 +200,7 @@ impl Tx<'_> {
         if self.intact(alloc, network, addrs, holder) {
             return Ok(None);
         }
+        let families = (alloc.pools.iter().any(|p| !p.is_v6()), alloc.pools.iter().any(|p| p.is_v6()));
         let mut repaired = addrs.to_vec();
         let mut lost = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
@@ -207,8 +212,22 @@ impl Tx<'_> {
                 repaired[i] = alloc.pools[p].with_prefix(ip_to_u128(addr.addr()));
             }
         }
+        let mut dropped = Vec::new();
         for i in lost {
-            repaired[i] = self.take_new(network, addrs[i].addr().is_ipv6(), holder)?;
+            let v6 = addrs[i].addr().is_ipv6();
+            if if v6 { families.1 } else { families.0 } {
+                repaired[i] = self.take_new(network, v6, holder)?;
+            } else {
+                // The network has no subnet of this family (its allocation was made afresh): the
+                // attachment keeps the families the network has.
+                dropped.push(i);
+            }
+        }
+        for i in dropped.into_iter().rev() {
+            repaired.remove(i);
+        }
+        if repaired.is_empty() {
+            repaired = self.attach(network, &[], holder)?;
         }
         Ok((repaired != addrs).then_some(repaired))
     }

@@ -276,6 +276,15 @@ impl<'s> Tx<'s> {
         Some(NetView { scope: entry.scope, alloc: entry.usable_alloc() })
     }
 
+    /// A network as messages name it: `network ID (NAME)`, or `network ID` when the committed
+    /// store does not give it a name.
+    fn network_label(&self, id: &NetworkId) -> String {
+        match self.state.networks.get(id).map(|entry| entry.network.network().spec.name.as_str()) {
+            Some(name) if !name.is_empty() => format!("network {id} ({name})"),
+            _ => format!("network {id}"),
+        }
+    }
+
     fn ingress(&self) -> Option<&NetworkId> {
         self.ingress.as_ref().or(self.state.ingress.as_ref())
     }

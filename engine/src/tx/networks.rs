@@ -39,11 +39,12 @@ impl Tx<'_> {
         let id = &network.id;
         let ipam_driver = self.validate_network(network)?;
         if network.scope() == DriverScope::NodeLocal {
-            // SwarmKit records the driver and an empty IPAM, which older daemons expect even
-            // where the manager allocates nothing.
+            // SwarmKit records the driver's name only (no options) and an IPAM without a driver
+            // name or configs (cnmallocator `Allocate`), which older daemons expect even where the
+            // manager allocates nothing.
             let mut updated = network.clone();
             updated.driver_state =
-                Some(DriverConfig { name: network.driver_name().to_string(), options: spec_options(network) });
+                Some(DriverConfig { name: network.driver_name().to_string(), options: BTreeMap::new() });
             updated.ipam = Some(Ipam::default());
             self.networks
                 .insert(id.clone(), NetAlloc { pools: Few::new(), vnis: Few::new(), incomplete: None, conflict: None });
@@ -195,11 +196,13 @@ impl Tx<'_> {
                 }
             }
             if pool.gateway.is_none() {
-                // The first usable address no live holder references, as libnetwork's serial
-                // "gateway" request gives it.
-                let value = (pool.usable.0..=pool.usable.1)
+                // The first address of the pick range (the config's range, or its subnet) that no
+                // live holder references, as libnetwork's serial "gateway" request on the pool
+                // gives it: for a range, the request is drawn from the range (`SetAnyInRange`;
+                // docs/swarmkit.md section 2.2).
+                let value = (pool.pick.0..=pool.pick.1)
                     .find(|v| pool.slots.get(v).is_none_or(|c| c.holder().is_retired()))
-                    .unwrap_or(pool.usable.0);
+                    .unwrap_or(pool.pick.0);
                 let gateway = crate::index::u128_to_ip(value, pool.is_v6());
                 pool.gateway = Some(gateway);
                 config.gateway = Some(gateway);
@@ -214,8 +217,9 @@ impl Tx<'_> {
     }
 
     /// One VXLAN id per IPAM config, whatever its family (SwarmKit hands every config to the
-    /// overlay driver, as Docker never sets a config's family): those stored already, then those
-    /// the driver option pins (SwarmKit reads one per config and ignores the rest), then fresh ones.
+    /// overlay driver, as Docker never sets a config's family): those stored already, else the
+    /// one the driver option pins for the config (SwarmKit reads one per config and ignores the
+    /// rest; 0 pins nothing), else a fresh one.
     pub(super) fn allocate_vnis(
         &mut self,
         network: &Network,
@@ -230,12 +234,17 @@ impl Tx<'_> {
             })?,
             _ => Few::new(),
         };
-        for vni in pinned.iter().take(configs) {
-            self.take_vni(*vni)?;
-            vnis.push(*vni);
-        }
+        // Config by config, as the overlay driver goes: the pinned id, or a drawn one where the
+        // list is shorter or pins 0.
+        let mut pinned = pinned.iter().copied();
         while vnis.len() < configs {
-            let vni = self.take_new_vni()?;
+            let vni = match pinned.next() {
+                Some(vni) if vni != 0 => {
+                    self.take_vni(vni)?;
+                    vni
+                }
+                _ => self.take_new_vni()?,
+            };
             vnis.push(vni);
         }
         Ok(vnis)

@@ -532,6 +532,18 @@ fn check_report_rules(objects: &[Object], report: &RestoreReport) -> Result<(), 
         Some(Object::Network(n)) => n.scope() == DriverScope::NodeLocal,
         _ => false,
     };
+    // A stored subnet without a usable address (an IPv4 /31 or /32, an IPv6 /128) can never
+    // have been allocated: libnetwork reserves its first and (IPv4) last address.
+    for object in objects {
+        let Object::Network(n) = object else { continue };
+        let empty = |s: &IpNet| s.prefix_len() >= if s.addr().is_ipv4() { 31 } else { 128 };
+        let invalid = |f: &Finding| matches!(f, Finding::InvalidStoredNetwork { network, .. } if *network == n.id);
+        if n.ipam.iter().flat_map(|i| &i.configs).filter_map(|c| c.subnet).any(|s| empty(&s))
+            && !report.findings.iter().any(invalid)
+        {
+            return Err(format!("restore accepts network {} with a subnet that has no usable address", n.id));
+        }
+    }
     for finding in &report.findings {
         let network = match finding {
             Finding::DuplicateAddress { network, .. }

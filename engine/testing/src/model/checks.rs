@@ -389,17 +389,17 @@ pub(super) fn from_u128(value: u128, v6: bool) -> IpAddr {
     if v6 { IpAddr::V6(value.into()) } else { IpAddr::V4((value as u32).into()) }
 }
 
-/// Whether `ip` may be handed out in `subnet`: IPv4 reserves the network and broadcast addresses
-/// above /31; IPv6 reserves the subnet-router anycast (network) address above /127.
+/// Whether `ip` may be handed out in `subnet`: libnetwork reserves the first address of every
+/// subnet and the last of every IPv4 one, whatever the prefix length (docs/swarmkit.md section
+/// 2.2), so an IPv4 /31 or /32 and an IPv6 /128 have none.
 pub(super) fn usable(subnet: &IpNet, ip: IpAddr) -> bool {
     if !subnet.contains(&ip) {
         return false;
     }
     let (network, broadcast) = (subnet.network(), subnet.broadcast());
     match subnet {
-        IpNet::V4(n) if n.prefix_len() <= 30 => ip != network && ip != broadcast,
-        IpNet::V6(n) if n.prefix_len() <= 126 => ip != network,
-        _ => true,
+        IpNet::V4(_) => ip != network && ip != broadcast,
+        IpNet::V6(_) => ip != network,
     }
 }
 
@@ -712,8 +712,14 @@ pub(super) fn service_allocated(store: &Store, service: &Service) -> bool {
 }
 
 /// (e) What an allocation update may change: a service keeps the VIPs of networks it still
-/// wants and the published numbers of dynamic ports it still asks for.
+/// wants and the published numbers of dynamic ports it still asks for; a network's first
+/// allocation is as SwarmKit makes it ([`check_network_allocation`]).
 pub(super) fn check_allocation_result(before: View<'_>, updated: &Object) -> Check {
+    if let Object::Network(network) = updated
+        && before.get(&updated.id()).is_none_or(|o| matches!(o, Object::Network(n) if n.ipam.is_none()))
+    {
+        return check_network_allocation(network);
+    }
     let Object::Service(new) = updated else { return Ok(()) };
     let Some(Object::Service(old)) = before.get(&updated.id()) else { return Ok(()) };
     let (Some(old_endpoint), Some(new_endpoint)) = (&old.endpoint, &new.endpoint) else { return Ok(()) };
@@ -765,6 +771,60 @@ pub(super) fn check_allocation_result(before: View<'_>, updated: &Object) -> Che
                 "service {} dynamic port {:?} changed from {was} to {now} across an update that kept it",
                 new.id, port
             ));
+        }
+    }
+    Ok(())
+}
+
+/// (e) A network's first allocation (docs/swarmkit.md sections 1.2, 2.2, 2.5): a node-local
+/// network stores its driver's name only and an IPAM without a driver name or configs; every
+/// other network has a usable address in each subnet, and the gateway of a config whose spec names
+/// none lies in its pick range (the config's range when it has one); the nonzero ids the spec's
+/// VXLAN id list pins are the stored ones, config by config.
+fn check_network_allocation(network: &Network) -> Check {
+    let id = &network.id;
+    if network.scope() == DriverScope::NodeLocal {
+        let driver = network.driver_state.as_ref();
+        if driver.is_none_or(|d| d.name != network.driver_name() || !d.options.is_empty())
+            || network.ipam.as_ref() != Some(&Ipam::default())
+        {
+            return Err(format!(
+                "node-local network {id} stored {:?} and {:?}: SwarmKit stores the driver's name only and an empty IPAM",
+                network.driver_state, network.ipam
+            ));
+        }
+        return Ok(());
+    }
+    let spec_configs = network.spec.ipam.as_ref().map_or(&[][..], |i| &i.configs[..]);
+    for (i, config) in network.ipam.iter().flat_map(|i| &i.configs).enumerate() {
+        let Some((lo, hi)) = pick_range(config) else {
+            return Err(format!("network {id} was allocated subnet {:?}, which has no usable address", config.subnet));
+        };
+        let named = spec_configs.get(i).and_then(|c| c.gateway);
+        if let (None, Some(gateway)) = (named, config.gateway)
+            && !(lo..=hi).contains(&to_u128(gateway))
+        {
+            return Err(format!(
+                "network {id} config {i} got gateway {gateway} outside its pick range {:?}",
+                config.range.or(config.subnet)
+            ));
+        }
+    }
+    if network.scope() == DriverScope::Overlay
+        && let Some(list) = network.spec.driver.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION))
+    {
+        let stored: Vec<&str> = network
+            .driver_state
+            .as_ref()
+            .and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION))
+            .map_or(Vec::new(), |l| l.split(',').collect());
+        // As the overlay driver reads the list: Go's strconv.Atoi per item, kept to 32 bits.
+        for (i, item) in list.split(',').enumerate().take(stored.len()) {
+            let pinned =
+                item.parse::<i64>().map_err(|_| format!("network {id} was allocated with VXLAN id list {list:?}"))?;
+            if pinned as u32 != 0 && stored[i] != (pinned as u32).to_string() {
+                return Err(format!("network {id} pins VXLAN ids {list:?} but stored {stored:?}"));
+            }
         }
     }
     Ok(())

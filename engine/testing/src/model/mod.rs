@@ -447,7 +447,9 @@ impl Model {
             }
             NetKind::NodeLocal(i) => {
                 let name = LOCAL_DRIVERS[usize::from(*i) % LOCAL_DRIVERS.len()];
-                spec.driver = Some(DriverConfig { name: name.into(), options: BTreeMap::new() });
+                // Options SwarmKit does not copy into the driver state of a node-local network.
+                let options = [("parent".to_string(), "eth0".to_string())].into();
+                spec.driver = Some(DriverConfig { name: name.into(), options });
             }
             NetKind::TwoSubnets => {
                 spec.ipam = Some(ipam(&["192.168.4.0/30", "192.168.5.0/29"]));
@@ -458,7 +460,8 @@ impl Model {
                 spec.attachable = true;
             }
             NetKind::PinnedVni(vni) => {
-                let vni = 4096 + u32::from(vni % 3);
+                // 4096, 4097, 4098, or 0 (which pins nothing: an id is drawn).
+                let vni = if vni % 4 == 3 { 0 } else { 4096 + u32::from(vni % 4) };
                 let options = [(VXLAN_ID_LIST_OPTION.to_string(), vni.to_string())].into();
                 spec.driver = Some(DriverConfig { name: "overlay".into(), options });
             }
@@ -469,7 +472,8 @@ impl Model {
                     configs: vec![IpamConfig {
                         subnet: Some("192.168.3.0/28".parse().expect("valid")),
                         range: Some("192.168.3.8/29".parse().expect("valid")),
-                        gateway: Some("192.168.3.1".parse().expect("valid")),
+                        // Every other one names no gateway: it is then drawn from the range.
+                        gateway: self.next_id.is_multiple_of(2).then(|| "192.168.3.1".parse().expect("valid")),
                     }],
                 });
                 spec.attachable = true;

@@ -58,9 +58,10 @@ pub enum NetKind {
     /// An IPv6-only overlay network (it gets a VXLAN id all the same: one per IPAM config), one of 2.
     V6Only(u8),
     /// A default subnet with VXLAN id 4096, 4097 or 4098 pinned through the driver option (may
-    /// clash with others).
+    /// clash with others), or 0 (an id is drawn).
     PinnedVni(u8),
-    /// 192.168.3.0/28 with picks limited to the range 192.168.3.8/29 and the gateway .1 named.
+    /// 192.168.3.0/28 with picks limited to the range 192.168.3.8/29, and every other one the
+    /// gateway .1 named (else the gateway is drawn from the range).
     Ranged,
     /// A global-scope driver that is not overlay: addresses but no VXLAN ids.
     Remote,
