@@ -13,6 +13,7 @@ use madsim::runtime::{Handle, Runtime};
 use serde_json::json;
 
 use crate::agent::{self, AgentDisk};
+use crate::check::Finding;
 use crate::client;
 use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
@@ -20,7 +21,7 @@ use crate::net::{client_ip, manager_ip, worker_ip};
 use crate::result::{Metrics, RunResult, Violation};
 use crate::rng::{Draw, SimRng, sim};
 use crate::scenario::{Action, MessageFault, Scenario, Step, Target, TimedOp};
-use crate::world::{Finding, Script, Shared, StoreHook, World};
+use crate::world::{Script, Shared, StoreHook, World};
 
 /// Extra knobs of a run that are not part of the scenario.
 #[derive(Clone, Default)]

@@ -421,7 +421,7 @@ pub struct Scenario {
 pub use swarmalloc::legacy::Flavour as LegacyFlavour;
 
 /// In a build without the `legacy` feature, a flavour is a type with no values: parsing one is
-/// always refused (`--legacy` exits 2 with [`crate::scenario_file::LEGACY_HINT`]), so callers
+/// always refused (`--legacy` exits 2 with [`LEGACY_HINT`]), so callers
 /// need no feature of their own.
 #[cfg(not(feature = "legacy"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -432,7 +432,7 @@ impl std::str::FromStr for LegacyFlavour {
     type Err = String;
 
     fn from_str(_: &str) -> Result<LegacyFlavour, String> {
-        Err(format!("this allocsim has no legacy flavours{}", crate::scenario_file::LEGACY_HINT))
+        Err(format!("this allocsim has no legacy flavours{}", LEGACY_HINT))
     }
 }
 
@@ -468,7 +468,7 @@ impl Scenario {
 
     /// The scenario's name, with the legacy flavour it runs: `default [legacy B3]`.
     pub fn label(&self) -> String {
-        crate::result::label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref(), false)
+        label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref(), false)
     }
 
     /// A built-in scenario by name.
@@ -986,6 +986,20 @@ fn pick_endpoint(rng: &mut SimRng, salt: u32) -> Option<EndpointSpec> {
         });
     }
     Some(EndpointSpec { mode: ResolutionMode::Vip, ports })
+}
+
+/// Why a build refuses the `legacy` key and `--legacy`.
+pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
+     (cargo build --release -p allocsim --features legacy)";
+
+/// The name a scenario's results go by: `NAME`, `NAME [legacy FLAVOUR]` for a run with a legacy
+/// flavour, `NAME [real]` for a run on a real swarm (the sweep's lines, the report's rows).
+pub fn label(scenario: &str, legacy: Option<&str>, real: bool) -> String {
+    match (legacy, real) {
+        (Some(flavour), _) => format!("{scenario} [legacy {flavour}]"),
+        (None, true) => format!("{scenario} [real]"),
+        (None, false) => scenario.to_string(),
+    }
 }
 
 #[cfg(test)]

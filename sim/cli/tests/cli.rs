@@ -6,7 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{allocsim, utf8};
-use swarmalloc_sim::world::{Finding, StoreHook};
+use swarmalloc_sim::check::Finding;
+use swarmalloc_sim::world::StoreHook;
 use swarmalloc_sim::{FailureFile, RunOptions, Scenario, check_determinism, run};
 
 #[test]

@@ -11,12 +11,12 @@ use super::leader::Leader;
 use super::{Manager, QUIET_CHECK_EVERY};
 use crate::alloc_loop::{AllocLoop, BatchStep};
 use crate::check;
+use crate::check::Finding;
 use crate::faults::{FaultKind, fault_duration};
 use crate::rng::Draw;
 use crate::scenario::Action;
 use crate::series::Restore;
 use crate::store::{Change, Event, Origin, Txn, TxnError};
-use crate::world::Finding;
 
 impl Manager {
     /// The allocator of this leadership: restored from the applied store once the term's first

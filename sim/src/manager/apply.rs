@@ -10,9 +10,10 @@ use swarmalloc::{TaskId, TaskState};
 
 use super::{DECODED_MAX, Manager};
 use crate::check;
+use crate::check::Finding;
 use crate::scenario::ClientOp;
 use crate::store::{Change, Event, Store, Txn, TxnError};
-use crate::world::{Finding, World};
+use crate::world::World;
 
 impl Manager {
     pub(super) fn apply(&mut self, entry: Entry) {
@@ -133,7 +134,7 @@ impl Manager {
         allocated: Vec<TaskId>,
     ) -> bool {
         w.metrics.entries_applied += 1;
-        check::sample_vips(w, &self.store, index, &self.name);
+        w.sample_vips(&self.store, index, &self.name);
         let (ok, error) = match result {
             Ok(events) => (events.len(), None),
             Err(e) => (0, Some(e.to_string())),

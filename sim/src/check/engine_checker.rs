@@ -1,0 +1,19 @@
+//! The engine checker: the leader's engine equals restore(committed store).
+
+use swarmalloc::Allocator;
+
+use super::finding::Finding;
+use crate::store::Store;
+
+pub fn check_engine(engine: &Allocator, store: &Store) -> Result<(), Finding> {
+    let (restored, _) = Allocator::restore(store.config(), store.objects())
+        .map_err(|e| Finding::new("engine_equals_restore", vec![], format!("restore failed: {e}")))?;
+    match engine.diff(&restored) {
+        None => Ok(()),
+        Some(diff) => Err(Finding::new(
+            "engine_equals_restore",
+            vec![],
+            format!("engine differs from restore(committed store) at index {}: {diff}", store.applied),
+        )),
+    }
+}
