@@ -154,6 +154,39 @@ fn read<'a, T: Deserialize<'a>>(line: &'a str, place: &Place) -> Result<T, Input
     Ok(value)
 }
 
+/// Reads a whole JSON file's `text` as `T`; an error names the JSON path of the value
+/// (serde_path_to_error tracks it while serde reads), the line and the column.
+pub(crate) fn read_json_file<'a, T: Deserialize<'a>>(file: &Path, text: &'a str) -> Result<T, InputError> {
+    let error = |inner: serde_json::Error, path: String| {
+        let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = inner.to_string();
+        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+        // At the end of the input serde may point past a newline (column 0 of the next line):
+        // say the last character of the line before instead.
+        let (line, column) = match (inner.column(), inner.line().checked_sub(2)) {
+            (0, Some(before)) => {
+                let last = text.split_inclusive('\n').nth(before).unwrap_or_default();
+                (inner.line() - 1, last.trim_end_matches(['\n', '\r']).len().max(1))
+            }
+            (0, None) => (1, 1),
+            (column, _) => (inner.line(), column),
+        };
+        let file = file.to_path_buf();
+        if inner.is_syntax() || inner.is_eof() {
+            InputError::Syntax { file, line, column, path, message }
+        } else {
+            InputError::Typed { file, line, column, path, message }
+        }
+    };
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        error(e.into_inner(), if path == "." { String::new() } else { path })
+    })?;
+    reader.end().map_err(|e| error(e, String::new()))?;
+    Ok(value)
+}
+
 /// Parses one non-empty line.
 pub fn parse_line(line: &str, place: &Place) -> Result<Line, InputError> {
     if !line.trim_start().starts_with('{') {
