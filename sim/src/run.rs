@@ -13,7 +13,7 @@ use madsim::runtime::{Handle, Runtime};
 use serde_json::json;
 
 use crate::agent::{self, AgentDisk};
-use crate::check::Finding;
+use crate::check::Breach;
 use crate::client;
 use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
@@ -519,13 +519,13 @@ async fn finish(world: &Shared, scenario: &Scenario) {
     let mut w = world.lock();
     if !w.final_done && w.violation.is_none() && !scenario.stop_when_all_pending {
         let leader = w.leader.map(|(term, id)| format!("m{id} (term {term})")).unwrap_or_else(|| "none".into());
-        let finding = Finding::new(
+        let breach = Breach::new(
             "liveness_quiescence",
             vec![leader],
             format!("no leader reached a quiet allocator within {}s after the end", FINAL_GRACE.as_secs()),
         );
         let frontier = w.frontier;
-        w.violate(finding, "sim", frontier);
+        w.violate(breach, "sim", frontier);
     }
     w.stop = true;
 }

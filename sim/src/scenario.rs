@@ -280,8 +280,8 @@ pub struct Checks {
     /// allocator is quiet (at most every 5 s), engine == restore(store). Always at leader
     /// changes and at the end.
     pub engine_after_batch: bool,
-    /// The checkers whose findings fail the run (see [`CHECKERS`]); empty means all of them.
-    /// The findings of the others are traced only.
+    /// The checkers whose breaches fail the run (see [`CHECKERS`]); empty means all of them.
+    /// The breaches of the others are traced only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkers: Vec<String>,
 }
@@ -315,7 +315,7 @@ impl Default for Checks {
 }
 
 impl Checks {
-    /// Whether a finding of `checker` fails the run.
+    /// Whether a breach of `checker` fails the run.
     pub fn enabled(&self, checker: &str) -> bool {
         self.checkers.is_empty() || checker == "panic" || self.checkers.iter().any(|c| c == checker)
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use swarmalloc::{ServiceId, TaskId, VirtualIp};
 
-use crate::check::{ContainerAddrs, Finding, Inherited, Stability, assertion_key, vips_changed, vips_of};
+use crate::check::{Breach, ContainerAddrs, Inherited, Stability, assertion_key, vips_changed, vips_of};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::result::{Metrics, Violation};
 use crate::rng::SimRng;
@@ -22,7 +22,7 @@ use crate::store::{Origin, Store};
 use crate::trace::Trace;
 
 /// An extra checker run on every replica after every applied entry (tests plant broken ones).
-pub type StoreHook = Arc<dyn Fn(&Store) -> Option<Finding> + Send + Sync>;
+pub type StoreHook = Arc<dyn Fn(&Store) -> Option<Breach> + Send + Sync>;
 
 /// Settings the message layer reads on every send.
 #[derive(Clone, Debug, Default)]
@@ -254,7 +254,7 @@ impl World {
                 Some(first) if *first != vips => {
                     let detail = format!("{}: {}", assertion_key(i), vips_changed(service, *since_ms, first, &vips));
                     self.violate(
-                        Finding::new("assertion", vec![format!("service {service}")], detail),
+                        Breach::new("assertion", vec![format!("service {service}")], detail),
                         node,
                         raft_index,
                     );
@@ -265,21 +265,21 @@ impl World {
     }
 
     /// Records the first violation (later ones are ignored: the run stops at the first). Returns
-    /// whether the run stops: false for a finding of a checker the scenario turned off, so that
+    /// whether the run stops: false for a breach of a checker the scenario turned off, so that
     /// the caller goes on with its other checks.
-    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) -> bool {
+    pub fn violate(&mut self, breach: Breach, node: &str, raft_index: u64) -> bool {
         if self.violation.is_some() {
             return true;
         }
-        if !self.scenario.checks.enabled(finding.checker) {
-            let data = json!({ "checker": finding.checker, "detail": finding.detail });
+        if !self.scenario.checks.enabled(breach.checker) {
+            let data = json!({ "checker": breach.checker, "detail": breach.detail });
             self.record(node, "finding_ignored", data);
             return false;
         }
         let violation = Violation {
-            checker: finding.checker.to_string(),
-            objects: finding.objects,
-            detail: finding.detail,
+            checker: breach.checker.to_string(),
+            objects: breach.objects,
+            detail: breach.detail,
             t_ms: self.now_ms(),
             raft_index,
             node: node.to_string(),

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{allocsim, utf8};
-use swarmalloc_sim::check::Finding;
+use swarmalloc_sim::check::Breach;
 use swarmalloc_sim::world::StoreHook;
 use swarmalloc_sim::{FailureFile, RunOptions, Scenario, check_determinism, run};
 
@@ -104,7 +104,7 @@ fn planted() -> StoreHook {
             *per_service.entry(task.service_id.clone()).or_insert(0u32) += 1;
         }
         per_service.into_iter().find(|(_, n)| *n > 3).map(|(service, n)| {
-            Finding::new("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
+            Breach::new("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
         })
     })
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use swarmalloc::{NetworkId, ServiceId, TaskState, VirtualIp};
 
-use super::finding::{Finding, list, state_name};
+use super::breach::{Breach, list, state_name};
 use crate::result::Violation;
 use crate::scenario::Assertion;
 use crate::store::Store;
@@ -48,9 +48,9 @@ pub fn check_assertions(
     assertions: &[Assertion],
     store: &Store,
     samples: &BTreeMap<(ServiceId, u64), Vec<VirtualIp>>,
-) -> Result<(), Finding> {
+) -> Result<(), Breach> {
     for (i, assertion) in assertions.iter().enumerate() {
-        let fail = |objects, detail| Err(Finding::new("assertion", objects, format!("{}: {detail}", assertion_key(i))));
+        let fail = |objects, detail| Err(Breach::new("assertion", objects, format!("{}: {detail}", assertion_key(i))));
         match assertion {
             Assertion::Running { service, count } => {
                 let running = store

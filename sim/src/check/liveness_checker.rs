@@ -3,15 +3,15 @@
 
 use swarmalloc::{Allocator, Outcome, TaskState};
 
-use super::finding::Finding;
+use super::breach::Breach;
 use crate::scenario::Checks;
 use crate::store::Store;
 
 /// PENDING (their dependencies can be met), and reservations of objects no longer in the store.
 /// Checkers that `checks` turns off are skipped.
-pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(), Finding> {
+pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(), Breach> {
     let (fresh, _) = Allocator::restore(store.config(), store.objects())
-        .map_err(|e| Finding::new("liveness", vec![], format!("restore failed: {e}")))?;
+        .map_err(|e| Breach::new("liveness", vec![], format!("restore failed: {e}")))?;
     let mut tx = fresh.begin();
     for network in store.networks.values() {
         let _ = tx.allocate_network(network);
@@ -34,7 +34,7 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
     if !stuck.is_empty() && checks.enabled("liveness_tasks_leave_new") {
         let n = stuck.len();
         stuck.truncate(10);
-        return Err(Finding::new(
+        return Err(Breach::new(
             "liveness_tasks_leave_new",
             stuck,
             format!("{n} live NEW tasks whose dependencies can be met are still NEW after the faults healed"),
@@ -47,7 +47,7 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
     // whatever else it needs (node attachments are allocated per network).
     for node in store.nodes.values() {
         let Some(a) = node.attachments.iter().find(|a| !store.networks.contains_key(&a.network_id)) else { continue };
-        return Err(Finding::new(
+        return Err(Breach::new(
             "deleted_objects_hold_nothing",
             vec![format!("node {}", node.id), format!("network {}", a.network_id)],
             format!("node {} still has a load-balancer attachment on deleted network {}", node.id, a.network_id),
@@ -57,7 +57,7 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
         let holders = std::iter::once(&claimed.holder).chain(&claimed.losers);
         for holder in holders {
             if store.get(&holder.object()).is_none() {
-                return Err(Finding::new(
+                return Err(Breach::new(
                     "deleted_objects_hold_nothing",
                     vec![holder.to_string()],
                     format!(

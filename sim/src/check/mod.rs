@@ -8,22 +8,22 @@
 //! - `engine_checker.rs`: engine == restore(committed store);
 //! - `liveness_checker.rs`: the end of a run: tasks leave NEW, deleted objects hold nothing;
 //! - `assertion_checker.rs`: the scenario's own assertions;
-//! - `finding.rs`: what a checker reports.
+//! - `breach.rs`: what a checker reports.
 //!
 //! Identical replicas and engine == committed are checked where the data is (manager/apply.rs,
 //! alloc_loop.rs).
 
 mod assertion_checker;
+mod breach;
 mod engine_checker;
-mod finding;
 mod liveness_checker;
 mod stability_checker;
 mod store_checker;
 
 pub(crate) use assertion_checker::{assertion_key, vips_changed, vips_of};
 pub use assertion_checker::{assertion_of, check_assertions};
+pub use breach::Breach;
 pub use engine_checker::check_engine;
-pub use finding::Finding;
 pub use liveness_checker::check_end;
 pub use stability_checker::Stability;
 pub use store_checker::{ContainerAddrs, Inherited, check_store};
@@ -149,8 +149,8 @@ mod tests {
         // A third holder of the same address is a new conflict.
         let mut more = initial;
         more.push(task("t3", "a", "10.0.0.2/24", TaskState::Running));
-        let finding = check_store(&store_with(more), None, &inherited, &Checks::default()).expect_err("t3 is new");
-        assert!(finding.detail.contains("t3"), "{finding:?}");
+        let breach = check_store(&store_with(more), None, &inherited, &Checks::default()).expect_err("t3 is new");
+        assert!(breach.detail.contains("t3"), "{breach:?}");
     }
 
     #[test]
@@ -160,9 +160,9 @@ mod tests {
         let running: BTreeMap<TaskId, ContainerAddrs> =
             [(TaskId::from("t1"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
         containers.insert("w1".to_string(), running);
-        let finding = check_store(&store, Some(&containers), &Inherited::default(), &Checks::default())
+        let breach = check_store(&store, Some(&containers), &Inherited::default(), &Checks::default())
             .expect_err("t1's container still uses .2");
-        assert_eq!(finding.checker, "address_freed_while_in_use");
+        assert_eq!(breach.checker, "address_freed_while_in_use");
         // The container of the task that holds the address is no conflict.
         let own: BTreeMap<TaskId, ContainerAddrs> =
             [(TaskId::from("t2"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
@@ -178,10 +178,10 @@ mod tests {
         assert_eq!(stability.observe(&store, &put), Ok(()));
         let Some(Object::Network(moved)) = Some(net("a", "10.0.5.0/24", "4096")) else { unreachable!() };
         store.networks.insert("a".into(), moved);
-        let finding = stability.observe(&store, &put).expect_err("the subnet moved");
-        assert_eq!(finding.checker, "stable_allocations");
+        let breach = stability.observe(&store, &put).expect_err("the subnet moved");
+        assert_eq!(breach.checker, "stable_allocations");
         // In words, not a Debug dump of the checker's tuple.
-        assert_eq!(finding.detail, "network a changed its subnets from 10.0.0.0/24 to 10.0.5.0/24 while it exists");
+        assert_eq!(breach.detail, "network a changed its subnets from 10.0.0.0/24 to 10.0.5.0/24 while it exists");
         let mut fresh = Stability::default();
         assert_eq!(fresh.observe(&store, &[Event::Deleted(ObjectId::Network("a".into()))]), Ok(()));
         assert_eq!(fresh.observe(&store, &put), Ok(()));
@@ -195,8 +195,8 @@ mod tests {
         }
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), stuck]);
         let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
-        let finding = check_end(&engine, &store, &Checks::default()).expect_err("t1 could be PENDING");
-        assert_eq!((finding.checker, finding.objects), ("liveness_tasks_leave_new", vec!["task t1".to_string()]));
+        let breach = check_end(&engine, &store, &Checks::default()).expect_err("t1 could be PENDING");
+        assert_eq!((breach.checker, breach.objects), ("liveness_tasks_leave_new", vec!["task t1".to_string()]));
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096")]);
         let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
         assert_eq!(check_end(&engine, &store, &Checks::default()), Ok(()));

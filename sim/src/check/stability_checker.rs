@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::IpNet;
 use swarmalloc::{NetworkId, ObjectId, PublishMode, ServiceId, VXLAN_ID_LIST_OPTION};
 
-use super::finding::{Finding, list, subnets};
+use super::breach::{Breach, list, subnets};
 use crate::store::{Event, Store};
 
 /// Allocations that must never change while their object lives: a network's subnets and VXLAN
@@ -19,7 +19,7 @@ pub struct Stability {
 
 impl Stability {
     /// Compares the objects an entry wrote with what they had before; forgets deleted objects.
-    pub fn observe(&mut self, store: &Store, events: &[Event]) -> Result<(), Finding> {
+    pub fn observe(&mut self, store: &Store, events: &[Event]) -> Result<(), Breach> {
         for event in events {
             match event {
                 Event::Put(ObjectId::Network(id)) => {
@@ -41,7 +41,7 @@ impl Stability {
                         && *before != now
                         && (before.0 != now.0 || complete(before))
                     {
-                        return Err(Finding::new(
+                        return Err(Breach::new(
                             "stable_allocations",
                             vec![format!("network {id}")],
                             network_changed(id, before, &now),
@@ -59,7 +59,7 @@ impl Stability {
                         if let Some(old) = before.get(network)
                             && old != addr
                         {
-                            return Err(Finding::new(
+                            return Err(Breach::new(
                                 "stable_allocations",
                                 vec![format!("service {id}"), format!("network {network}")],
                                 format!("VIP of service {id} on network {network} changed from {old} to {addr}"),
@@ -85,7 +85,7 @@ impl Stability {
                         if let Some(old) = before.get(key)
                             && old != port
                         {
-                            return Err(Finding::new(
+                            return Err(Breach::new(
                                 "stable_allocations",
                                 vec![format!("service {id}")],
                                 format!(

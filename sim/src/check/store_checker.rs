@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use swarmalloc::{DriverScope, NetworkId, PublishMode, ServiceId, VXLAN_ID_LIST_OPTION};
 
-use super::finding::{Finding, subnets};
+use super::breach::{Breach, subnets};
 use crate::scenario::Checks;
 use crate::store::Store;
 
@@ -69,18 +69,18 @@ fn reserved(subnet: &IpNet, ip: IpAddr) -> Option<&'static str> {
 pub struct Inherited(std::collections::BTreeSet<(String, String)>);
 
 impl Inherited {
-    /// Every store finding of `store` (the initial state).
+    /// Every store breach of `store` (the initial state).
     pub fn of(store: &Store) -> Inherited {
         let mut found = std::collections::BTreeSet::new();
-        scan_store(store, None, &mut |f: Finding| {
+        scan_store(store, None, &mut |f: Breach| {
             found.insert((f.checker.to_string(), f.detail));
             false
         });
         Inherited(found)
     }
 
-    pub fn contains(&self, finding: &Finding) -> bool {
-        self.0.iter().any(|(checker, detail)| checker == finding.checker && *detail == finding.detail)
+    pub fn contains(&self, breach: &Breach) -> bool {
+        self.0.iter().any(|(checker, detail)| checker == breach.checker && *detail == breach.detail)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,20 +89,20 @@ impl Inherited {
 }
 
 /// Store invariants; `containers` adds the addresses still used by running containers (pass it
-/// only for the newest committed state). Findings in `inherited` are let be, and so are those of
+/// only for the newest committed state). Breaches in `inherited` are let be, and so are those of
 /// checkers that `checks` turns off: the scan goes on to the enabled ones.
 pub fn check_store(
     store: &Store,
     containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
     inherited: &Inherited,
     checks: &Checks,
-) -> Result<(), Finding> {
+) -> Result<(), Breach> {
     let mut first = None;
-    scan_store(store, containers, &mut |finding: Finding| {
-        if inherited.contains(&finding) || !checks.enabled(finding.checker) {
+    scan_store(store, containers, &mut |breach: Breach| {
+        if inherited.contains(&breach) || !checks.enabled(breach.checker) {
             return false;
         }
-        first = Some(finding);
+        first = Some(breach);
         true
     });
     first.map_or(Ok(()), Err)
@@ -112,7 +112,7 @@ pub fn check_store(
 fn scan_store(
     store: &Store,
     containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
-    report: &mut dyn FnMut(Finding) -> bool,
+    report: &mut dyn FnMut(Breach) -> bool,
 ) {
     // Subnets never overlap; VXLAN ids unique.
     let mut all: Vec<(IpNet, &NetworkId)> = Vec::new();
@@ -120,7 +120,7 @@ fn scan_store(
     for network in store.networks.values() {
         for subnet in subnets(network) {
             if let Some((other, id)) = all.iter().find(|(s, _)| s.contains(&subnet) || subnet.contains(s))
-                && report(Finding::new(
+                && report(Breach::new(
                     "overlapping_subnets",
                     vec![format!("network {id}"), format!("network {}", network.id)],
                     format!("subnet {subnet} of network {} overlaps {other} of network {id}", network.id),
@@ -133,18 +133,18 @@ fn scan_store(
         let list = network.driver_state.as_ref().and_then(|d| d.options.get(VXLAN_ID_LIST_OPTION));
         for vni in list.into_iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty()) {
             let Ok(vni) = vni.trim().parse::<u32>() else {
-                let finding = Finding::new(
+                let breach = Breach::new(
                     "vxlan_ids_unique",
                     vec![format!("network {}", network.id)],
                     format!("unparsable VXLAN id {vni:?}"),
                 );
-                if report(finding) {
+                if report(breach) {
                     return;
                 }
                 continue;
             };
             if let Some(other) = vnis.insert(vni, &network.id)
-                && report(Finding::new(
+                && report(Breach::new(
                     "vxlan_ids_unique",
                     vec![format!("network {other}"), format!("network {}", network.id)],
                     format!("VXLAN id {vni} held by networks {other} and {}", network.id),
@@ -161,7 +161,7 @@ fn scan_store(
         for port in endpoint.ports.iter().filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0) {
             if let Some(other) = ports.insert((port.protocol, port.published_port), &service.id)
                 && other != &service.id
-                && report(Finding::new(
+                && report(Breach::new(
                     "ingress_ports_unique",
                     vec![format!("service {other}"), format!("service {}", service.id)],
                     format!(
@@ -192,7 +192,7 @@ fn scan_store(
         network: &NetworkId,
         addr: &IpNet,
         who: Claimant<'a>,
-    ) -> Option<Finding> {
+    ) -> Option<Breach> {
         // A reference to a deleted network (a delete racing an allocation, SwarmKit's B10)
         // can collide with nothing; the end check requires node attachments to be cleaned up.
         let net = nets.get_mut(network)?;
@@ -201,21 +201,21 @@ fn scan_store(
         }
         let ip = addr.addr();
         let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
-            return Some(Finding::new(
+            return Some(Breach::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
             ));
         };
         if let Some(what) = reserved(subnet, ip) {
-            return Some(Finding::new(
+            return Some(Breach::new(
                 "addresses_in_pool",
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, the {what} of {subnet}", who.label()),
             ));
         }
         match net.held.get(&ip) {
-            Some(other) if *other != who => Some(Finding::new(
+            Some(other) if *other != who => Some(Breach::new(
                 "duplicate_live_address",
                 vec![other.label(), who.label()],
                 format!("address {ip} on network {network} held by {} and {}", other.label(), who.label()),
@@ -231,8 +231,8 @@ fn scan_store(
         for config in network.ipam.iter().flat_map(|i| &i.configs) {
             if let (Some(gateway), Some(subnet)) = (config.gateway, config.subnet) {
                 let addr = IpNet::new(gateway, subnet.prefix_len()).expect("a subnet's prefix length");
-                if let Some(finding) = claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))
-                    && report(finding)
+                if let Some(breach) = claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))
+                    && report(breach)
                 {
                     return;
                 }
@@ -241,8 +241,8 @@ fn scan_store(
     }
     for service in store.services.values() {
         for vip in service.endpoint.iter().flat_map(|e| &e.virtual_ips) {
-            if let Some(finding) = claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))
-                && report(finding)
+            if let Some(breach) = claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))
+                && report(breach)
             {
                 return;
             }
@@ -251,8 +251,8 @@ fn scan_store(
     for node in store.nodes.values() {
         for attachment in &node.attachments {
             for addr in &attachment.addresses {
-                if let Some(finding) = claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))
-                    && report(finding)
+                if let Some(breach) = claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))
+                    && report(breach)
                 {
                     return;
                 }
@@ -262,8 +262,8 @@ fn scan_store(
     for task in store.tasks.values().filter(|t| t.status.state.is_live()) {
         for attachment in &task.networks {
             for addr in &attachment.addresses {
-                if let Some(finding) = claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))
-                    && report(finding)
+                if let Some(breach) = claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))
+                    && report(breach)
                 {
                     return;
                 }
@@ -276,7 +276,7 @@ fn scan_store(
                 let who = Claimant::Task(task.as_str());
                 if let Some(other) = nets.get(network).and_then(|n| n.held.get(&addr.addr()))
                     && *other != who
-                    && report(Finding::new(
+                    && report(Breach::new(
                         "address_freed_while_in_use",
                         vec![format!("container of task {task} on {worker}"), other.label()],
                         format!(

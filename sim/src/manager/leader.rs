@@ -240,11 +240,11 @@ impl Manager {
         let repaired = || {
             // Whatever the initial state held must be repaired by now.
             let inherited = self.world.lock().inherited.clone();
-            check::check_store(&self.store, None, &Default::default(), checks).map_err(|mut finding| {
-                if inherited.contains(&finding) {
-                    finding.detail = format!("still there at the end, from the initial state: {}", finding.detail);
+            check::check_store(&self.store, None, &Default::default(), checks).map_err(|mut breach| {
+                if inherited.contains(&breach) {
+                    breach.detail = format!("still there at the end, from the initial state: {}", breach.detail);
                 }
-                finding
+                breach
             })
         };
         let result = (if checks.enabled("engine_equals_restore") {
@@ -271,8 +271,8 @@ impl Manager {
             "final_check",
             json!({ "applied": self.store.applied, "tasks": tasks, "live": live, "ok": result.is_ok() }),
         );
-        if let Err(finding) = result {
-            w.violate(finding, &self.name, self.store.applied);
+        if let Err(breach) = result {
+            w.violate(breach, &self.name, self.store.applied);
         }
     }
 }

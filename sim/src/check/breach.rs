@@ -1,19 +1,21 @@
-//! What a checker reports, and the words checkers share.
+//! What a checker reports, and the words checkers share. A breach is the simulator's own word:
+//! `swarmalloc::Finding` is what the engine's restore found and repaired in a store, and a
+//! breach becomes a `Violation` when the world stamps time and place on it.
 
 use ipnet::IpNet;
 use swarmalloc::{Network, TaskState};
 
-/// What a checker reports before the world stamps time and place on it.
+/// An invariant a checker found broken, before the world stamps time and place on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
+pub struct Breach {
     pub checker: &'static str,
     pub objects: Vec<String>,
     pub detail: String,
 }
 
-impl Finding {
-    pub fn new(checker: &'static str, objects: Vec<String>, detail: impl Into<String>) -> Finding {
-        Finding { checker, objects, detail: detail.into() }
+impl Breach {
+    pub fn new(checker: &'static str, objects: Vec<String>, detail: impl Into<String>) -> Breach {
+        Breach { checker, objects, detail: detail.into() }
     }
 }
 
