@@ -20,6 +20,7 @@ use crate::manager::{self, ManagerDisk};
 use crate::net::{client_ip, manager_ip, worker_ip};
 use crate::result::{Metrics, RunResult, Violation};
 use crate::rng::{Draw, SimRng, sim};
+use crate::scenario::Checker;
 use crate::scenario::{Action, MessageFault, Scenario, Step, Target, TimedOp};
 use crate::world::{Script, Shared, StoreHook, World};
 
@@ -520,7 +521,7 @@ async fn finish(world: &Shared, scenario: &Scenario) {
     if !w.final_done && w.violation.is_none() && !scenario.stop_when_all_pending {
         let leader = w.leader.map(|(term, id)| format!("m{id} (term {term})")).unwrap_or_else(|| "none".into());
         let breach = Breach::new(
-            "liveness_quiescence",
+            Checker::LivenessQuiescence,
             vec![leader],
             format!("no leader reached a quiet allocator within {}s after the end", FINAL_GRACE.as_secs()),
         );

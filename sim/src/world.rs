@@ -16,6 +16,7 @@ use crate::check::{Breach, ContainerAddrs, Inherited, Stability, assertion_key, 
 use crate::faults::{FaultKind, FaultPlan};
 use crate::result::{Metrics, Violation};
 use crate::rng::SimRng;
+use crate::scenario::Checker;
 use crate::scenario::{Action, Assertion, MessageFault, Scenario, Step};
 use crate::series::Recorder;
 use crate::store::{Origin, Store};
@@ -254,7 +255,7 @@ impl World {
                 Some(first) if *first != vips => {
                     let detail = format!("{}: {}", assertion_key(i), vips_changed(service, *since_ms, first, &vips));
                     self.violate(
-                        Breach::new("assertion", vec![format!("service {service}")], detail),
+                        Breach::new(Checker::Assertion, vec![format!("service {service}")], detail),
                         node,
                         raft_index,
                     );
@@ -271,13 +272,13 @@ impl World {
         if self.violation.is_some() {
             return true;
         }
-        if !self.scenario.checks.enabled(breach.checker) {
-            let data = json!({ "checker": breach.checker, "detail": breach.detail });
+        if !self.scenario.checks.enabled(breach.name()) {
+            let data = json!({ "checker": breach.name(), "detail": breach.detail });
             self.record(node, "finding_ignored", data);
             return false;
         }
         let violation = Violation {
-            checker: breach.checker.to_string(),
+            checker: breach.name().to_string(),
             objects: breach.objects,
             detail: breach.detail,
             t_ms: self.now_ms(),

@@ -104,7 +104,7 @@ fn planted() -> StoreHook {
             *per_service.entry(task.service_id.clone()).or_insert(0u32) += 1;
         }
         per_service.into_iter().find(|(_, n)| *n > 3).map(|(service, n)| {
-            Breach::new("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
+            Breach::planted("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
         })
     })
 }

@@ -10,6 +10,7 @@ use swarmalloc::{NetworkId, ServiceId, TaskState, VirtualIp};
 use super::breach::{Breach, list, state_name};
 use crate::result::Violation;
 use crate::scenario::Assertion;
+use crate::scenario::Checker;
 use crate::store::Store;
 
 pub(crate) fn vips_changed(service: &ServiceId, since_ms: u64, first: &[VirtualIp], now: &[VirtualIp]) -> String {
@@ -50,7 +51,8 @@ pub fn check_assertions(
     samples: &BTreeMap<(ServiceId, u64), Vec<VirtualIp>>,
 ) -> Result<(), Breach> {
     for (i, assertion) in assertions.iter().enumerate() {
-        let fail = |objects, detail| Err(Breach::new("assertion", objects, format!("{}: {detail}", assertion_key(i))));
+        let fail =
+            |objects, detail| Err(Breach::new(Checker::Assertion, objects, format!("{}: {detail}", assertion_key(i))));
         match assertion {
             Assertion::Running { service, count } => {
                 let running = store

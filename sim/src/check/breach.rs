@@ -5,17 +5,37 @@
 use ipnet::IpNet;
 use swarmalloc::{Network, TaskState};
 
+use crate::scenario::Checker;
+
 /// An invariant a checker found broken, before the world stamps time and place on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Breach {
+    /// The checker's name, as violations and scenario files spell it: a [`Checker::name`], or a
+    /// planted checker's own name. (A name, not the enum, because it is written out as is and
+    /// read by sim/live.)
     pub checker: &'static str,
     pub objects: Vec<String>,
     pub detail: String,
 }
 
 impl Breach {
-    pub fn new(checker: &'static str, objects: Vec<String>, detail: impl Into<String>) -> Breach {
-        Breach { checker, objects, detail: detail.into() }
+    pub fn new(checker: Checker, objects: Vec<String>, detail: impl Into<String>) -> Breach {
+        Breach { checker: checker.name(), objects, detail: detail.into() }
+    }
+
+    /// A breach of a checker a test plants (`RunOptions::hooks`), under its own name.
+    pub fn planted(name: &'static str, objects: Vec<String>, detail: impl Into<String>) -> Breach {
+        Breach { checker: name, objects, detail: detail.into() }
+    }
+
+    /// The checker's name.
+    pub fn name(&self) -> &'static str {
+        self.checker
+    }
+
+    /// The checker, [`Checker::Custom`] for a planted one.
+    pub fn kind(&self) -> Checker {
+        Checker::from_name(self.checker).unwrap_or(Checker::Custom)
     }
 }
 

@@ -3,15 +3,16 @@
 use swarmalloc::Allocator;
 
 use super::breach::Breach;
+use crate::scenario::Checker;
 use crate::store::Store;
 
 pub fn check_engine(engine: &Allocator, store: &Store) -> Result<(), Breach> {
     let (restored, _) = Allocator::restore(store.config(), store.objects())
-        .map_err(|e| Breach::new("engine_equals_restore", vec![], format!("restore failed: {e}")))?;
+        .map_err(|e| Breach::new(Checker::EngineEqualsRestore, vec![], format!("restore failed: {e}")))?;
     match engine.diff(&restored) {
         None => Ok(()),
         Some(diff) => Err(Breach::new(
-            "engine_equals_restore",
+            Checker::EngineEqualsRestore,
             vec![],
             format!("engine differs from restore(committed store) at index {}: {diff}", store.applied),
         )),

@@ -4,6 +4,7 @@
 use swarmalloc::{Allocator, Outcome, TaskState};
 
 use super::breach::Breach;
+use crate::scenario::Checker;
 use crate::scenario::Checks;
 use crate::store::Store;
 
@@ -11,7 +12,7 @@ use crate::store::Store;
 /// Checkers that `checks` turns off are skipped.
 pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(), Breach> {
     let (fresh, _) = Allocator::restore(store.config(), store.objects())
-        .map_err(|e| Breach::new("liveness", vec![], format!("restore failed: {e}")))?;
+        .map_err(|e| Breach::new(Checker::Liveness, vec![], format!("restore failed: {e}")))?;
     let mut tx = fresh.begin();
     for network in store.networks.values() {
         let _ = tx.allocate_network(network);
@@ -31,16 +32,16 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
             stuck.push(format!("task {}", task.id));
         }
     }
-    if !stuck.is_empty() && checks.enabled("liveness_tasks_leave_new") {
+    if !stuck.is_empty() && checks.enabled(Checker::LivenessTasksLeaveNew.name()) {
         let n = stuck.len();
         stuck.truncate(10);
         return Err(Breach::new(
-            "liveness_tasks_leave_new",
+            Checker::LivenessTasksLeaveNew,
             stuck,
             format!("{n} live NEW tasks whose dependencies can be met are still NEW after the faults healed"),
         ));
     }
-    if !checks.enabled("deleted_objects_hold_nothing") {
+    if !checks.enabled(Checker::DeletedObjectsHoldNothing.name()) {
         return Ok(());
     }
     // A node attachment on a deleted network must be gone: the node's next update drops it
@@ -48,7 +49,7 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
     for node in store.nodes.values() {
         let Some(a) = node.attachments.iter().find(|a| !store.networks.contains_key(&a.network_id)) else { continue };
         return Err(Breach::new(
-            "deleted_objects_hold_nothing",
+            Checker::DeletedObjectsHoldNothing,
             vec![format!("node {}", node.id), format!("network {}", a.network_id)],
             format!("node {} still has a load-balancer attachment on deleted network {}", node.id, a.network_id),
         ));
@@ -58,7 +59,7 @@ pub fn check_end(engine: &Allocator, store: &Store, checks: &Checks) -> Result<(
         for holder in holders {
             if store.get(&holder.object()).is_none() {
                 return Err(Breach::new(
-                    "deleted_objects_hold_nothing",
+                    Checker::DeletedObjectsHoldNothing,
                     vec![holder.to_string()],
                     format!(
                         "address {} on network {} is still reserved for {holder}, which was deleted",

@@ -34,7 +34,7 @@ mod tests {
 
     use super::*;
     use crate::duties::cluster_objects;
-    use crate::scenario::Checks;
+    use crate::scenario::{Checker, Checks};
     use crate::store::{Change, Event, Origin, ProposalId, Store, Txn};
     use swarmalloc::{
         Allocator, DriverConfig, Ipam, IpamConfig, Network, NetworkAttachment, NetworkId, Object, ObjectId, Task,
@@ -90,7 +90,7 @@ mod tests {
     }
 
     fn checker(objects: Vec<Object>) -> Option<&'static str> {
-        check_store(&store_with(objects), None, &Inherited::default(), &Checks::default()).err().map(|f| f.checker)
+        check_store(&store_with(objects), None, &Inherited::default(), &Checks::default()).err().map(|f| f.name())
     }
 
     #[test]
@@ -143,7 +143,7 @@ mod tests {
         assert!(!inherited.is_empty());
         assert_eq!(check_store(&store, None, &inherited, &Checks::default()), Ok(()));
         assert_eq!(
-            check_store(&store, None, &Inherited::default(), &Checks::default()).map_err(|f| f.checker),
+            check_store(&store, None, &Inherited::default(), &Checks::default()).map_err(|f| f.name()),
             Err("duplicate_live_address")
         );
         // A third holder of the same address is a new conflict.
@@ -162,7 +162,7 @@ mod tests {
         containers.insert("w1".to_string(), running);
         let breach = check_store(&store, Some(&containers), &Inherited::default(), &Checks::default())
             .expect_err("t1's container still uses .2");
-        assert_eq!(breach.checker, "address_freed_while_in_use");
+        assert_eq!(breach.name(), "address_freed_while_in_use");
         // The container of the task that holds the address is no conflict.
         let own: BTreeMap<TaskId, ContainerAddrs> =
             [(TaskId::from("t2"), vec![(NetworkId::from("a"), "10.0.0.2/24".parse().expect("address"))])].into();
@@ -179,7 +179,7 @@ mod tests {
         let Some(Object::Network(moved)) = Some(net("a", "10.0.5.0/24", "4096")) else { unreachable!() };
         store.networks.insert("a".into(), moved);
         let breach = stability.observe(&store, &put).expect_err("the subnet moved");
-        assert_eq!(breach.checker, "stable_allocations");
+        assert_eq!(breach.name(), "stable_allocations");
         // In words, not a Debug dump of the checker's tuple.
         assert_eq!(breach.detail, "network a changed its subnets from 10.0.0.0/24 to 10.0.5.0/24 while it exists");
         let mut fresh = Stability::default();
@@ -196,7 +196,7 @@ mod tests {
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096"), stuck]);
         let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
         let breach = check_end(&engine, &store, &Checks::default()).expect_err("t1 could be PENDING");
-        assert_eq!((breach.checker, breach.objects), ("liveness_tasks_leave_new", vec!["task t1".to_string()]));
+        assert_eq!((breach.name(), breach.objects), ("liveness_tasks_leave_new", vec!["task t1".to_string()]));
         let store = store_with(vec![net("a", "10.0.0.0/24", "4096")]);
         let (engine, _) = Allocator::restore(store.config(), store.objects()).expect("restore");
         assert_eq!(check_end(&engine, &store, &Checks::default()), Ok(()));
@@ -211,9 +211,9 @@ mod tests {
         // Overlapping subnets are scanned before VXLAN ids; both are broken here.
         let store = store_with(vec![net("a", "10.0.0.0/16", "4096"), net("b", "10.0.1.0/24", "4096")]);
         let all = check_store(&store, None, &Inherited::default(), &Checks::default());
-        assert_eq!(all.map_err(|f| f.checker), Err("overlapping_subnets"));
+        assert_eq!(all.map_err(|f| f.kind()), Err(Checker::OverlappingSubnets));
         let vxlan = check_store(&store, None, &Inherited::default(), &only(&["vxlan_ids_unique"]));
-        assert_eq!(vxlan.map_err(|f| f.checker), Err("vxlan_ids_unique"));
+        assert_eq!(vxlan.map_err(|f| f.kind()), Err(Checker::VxlanIdsUnique));
         let neither = check_store(&store, None, &Inherited::default(), &only(&["addresses_in_pool"]));
         assert_eq!(neither, Ok(()));
     }
@@ -234,9 +234,9 @@ mod tests {
             stuck,
         ]);
         let (engine, _) = Allocator::restore(before.config(), before.objects()).expect("restore");
-        let first = check_end(&engine, &store, &Checks::default()).map_err(|f| f.checker);
+        let first = check_end(&engine, &store, &Checks::default()).map_err(|f| f.name());
         assert_eq!(first, Err("liveness_tasks_leave_new"));
-        let second = check_end(&engine, &store, &only(&["deleted_objects_hold_nothing"])).map_err(|f| f.checker);
+        let second = check_end(&engine, &store, &only(&["deleted_objects_hold_nothing"])).map_err(|f| f.name());
         assert_eq!(second, Err("deleted_objects_hold_nothing"));
         assert_eq!(check_end(&engine, &store, &only(&["addresses_in_pool"])), Ok(()));
     }

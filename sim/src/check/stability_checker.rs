@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use swarmalloc::{NetworkId, ObjectId, PublishMode, ServiceId, VXLAN_ID_LIST_OPTION};
 
 use super::breach::{Breach, list, subnets};
+use crate::scenario::Checker;
 use crate::store::{Event, Store};
 
 /// Allocations that must never change while their object lives: a network's subnets and VXLAN
@@ -42,7 +43,7 @@ impl Stability {
                         && (before.0 != now.0 || complete(before))
                     {
                         return Err(Breach::new(
-                            "stable_allocations",
+                            Checker::StableAllocations,
                             vec![format!("network {id}")],
                             network_changed(id, before, &now),
                         ));
@@ -60,7 +61,7 @@ impl Stability {
                             && old != addr
                         {
                             return Err(Breach::new(
-                                "stable_allocations",
+                                Checker::StableAllocations,
                                 vec![format!("service {id}"), format!("network {network}")],
                                 format!("VIP of service {id} on network {network} changed from {old} to {addr}"),
                             ));
@@ -86,7 +87,7 @@ impl Stability {
                             && old != port
                         {
                             return Err(Breach::new(
-                                "stable_allocations",
+                                Checker::StableAllocations,
                                 vec![format!("service {id}")],
                                 format!(
                                     "the dynamic published port of service {id} for target port {}/{}{} changed from \

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use swarmalloc::{DriverScope, NetworkId, PublishMode, ServiceId, VXLAN_ID_LIST_OPTION};
 
 use super::breach::{Breach, subnets};
+use crate::scenario::Checker;
 use crate::scenario::Checks;
 use crate::store::Store;
 
@@ -73,14 +74,14 @@ impl Inherited {
     pub fn of(store: &Store) -> Inherited {
         let mut found = std::collections::BTreeSet::new();
         scan_store(store, None, &mut |f: Breach| {
-            found.insert((f.checker.to_string(), f.detail));
+            found.insert((f.name().to_string(), f.detail));
             false
         });
         Inherited(found)
     }
 
     pub fn contains(&self, breach: &Breach) -> bool {
-        self.0.iter().any(|(checker, detail)| checker == breach.checker && *detail == breach.detail)
+        self.0.iter().any(|(checker, detail)| checker == breach.name() && *detail == breach.detail)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,7 +100,7 @@ pub fn check_store(
 ) -> Result<(), Breach> {
     let mut first = None;
     scan_store(store, containers, &mut |breach: Breach| {
-        if inherited.contains(&breach) || !checks.enabled(breach.checker) {
+        if inherited.contains(&breach) || !checks.enabled(breach.name()) {
             return false;
         }
         first = Some(breach);
@@ -121,7 +122,7 @@ fn scan_store(
         for subnet in subnets(network) {
             if let Some((other, id)) = all.iter().find(|(s, _)| s.contains(&subnet) || subnet.contains(s))
                 && report(Breach::new(
-                    "overlapping_subnets",
+                    Checker::OverlappingSubnets,
                     vec![format!("network {id}"), format!("network {}", network.id)],
                     format!("subnet {subnet} of network {} overlaps {other} of network {id}", network.id),
                 ))
@@ -134,7 +135,7 @@ fn scan_store(
         for vni in list.into_iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty()) {
             let Ok(vni) = vni.trim().parse::<u32>() else {
                 let breach = Breach::new(
-                    "vxlan_ids_unique",
+                    Checker::VxlanIdsUnique,
                     vec![format!("network {}", network.id)],
                     format!("unparsable VXLAN id {vni:?}"),
                 );
@@ -145,7 +146,7 @@ fn scan_store(
             };
             if let Some(other) = vnis.insert(vni, &network.id)
                 && report(Breach::new(
-                    "vxlan_ids_unique",
+                    Checker::VxlanIdsUnique,
                     vec![format!("network {other}"), format!("network {}", network.id)],
                     format!("VXLAN id {vni} held by networks {other} and {}", network.id),
                 ))
@@ -162,7 +163,7 @@ fn scan_store(
             if let Some(other) = ports.insert((port.protocol, port.published_port), &service.id)
                 && other != &service.id
                 && report(Breach::new(
-                    "ingress_ports_unique",
+                    Checker::IngressPortsUnique,
                     vec![format!("service {other}"), format!("service {}", service.id)],
                     format!(
                         "{}/{} published by services {other} and {}",
@@ -202,21 +203,21 @@ fn scan_store(
         let ip = addr.addr();
         let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
             return Some(Breach::new(
-                "addresses_in_pool",
+                Checker::AddressesInPool,
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
             ));
         };
         if let Some(what) = reserved(subnet, ip) {
             return Some(Breach::new(
-                "addresses_in_pool",
+                Checker::AddressesInPool,
                 vec![who.label(), format!("network {network}")],
                 format!("{} holds {addr}, the {what} of {subnet}", who.label()),
             ));
         }
         match net.held.get(&ip) {
             Some(other) if *other != who => Some(Breach::new(
-                "duplicate_live_address",
+                Checker::DuplicateLiveAddress,
                 vec![other.label(), who.label()],
                 format!("address {ip} on network {network} held by {} and {}", other.label(), who.label()),
             )),
@@ -277,7 +278,7 @@ fn scan_store(
                 if let Some(other) = nets.get(network).and_then(|n| n.held.get(&addr.addr()))
                     && *other != who
                     && report(Breach::new(
-                        "address_freed_while_in_use",
+                        Checker::AddressFreedWhileInUse,
                         vec![format!("container of task {task} on {worker}"), other.label()],
                         format!(
                             "address {} on network {network} is used by a running container of task {task} on \

@@ -15,6 +15,7 @@ use crate::check::Breach;
 use crate::faults::{FaultKind, fault_duration};
 use crate::rng::Draw;
 use crate::scenario::Action;
+use crate::scenario::Checker;
 use crate::series::Restore;
 use crate::store::{Change, Event, Origin, Txn, TxnError};
 
@@ -145,7 +146,7 @@ impl Manager {
         let Some(shadow) = alloc.shadow() else { return };
         if let Some(diff) = alloc.engine().diff(shadow) {
             let breach = Breach::new(
-                "engine_equals_committed",
+                Checker::EngineEqualsCommitted,
                 vec![],
                 format!("after a batch the engine differs from one fed every committed change: {diff}"),
             );

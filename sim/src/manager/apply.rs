@@ -11,6 +11,7 @@ use swarmalloc::{TaskId, TaskState};
 use super::{DECODED_MAX, Manager};
 use crate::check;
 use crate::check::Breach;
+use crate::scenario::Checker;
 use crate::scenario::ClientOp;
 use crate::store::{Change, Event, Store, Txn, TxnError};
 use crate::world::World;
@@ -109,7 +110,7 @@ impl Manager {
         match w.digests.get(&index) {
             Some((other, node)) if *other != digest => {
                 let breach = Breach::new(
-                    "replicas_identical",
+                    Checker::ReplicasIdentical,
                     vec![self.name.clone(), node.clone()],
                     format!("store digest {digest:016x} differs from {other:016x} of {node} at the same index"),
                 );

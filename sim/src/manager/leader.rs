@@ -14,6 +14,7 @@ use crate::alloc_loop::AllocLoop;
 use crate::check;
 use crate::duties;
 use crate::net::{Msg, addr, worker_ip};
+use crate::scenario::Checker;
 use crate::scenario::ClientOp;
 use crate::store::{Event, Origin, ProposalId, Txn, TxnError};
 
@@ -247,7 +248,7 @@ impl Manager {
                 breach
             })
         };
-        let result = (if checks.enabled("engine_equals_restore") {
+        let result = (if checks.enabled(Checker::EngineEqualsRestore.name()) {
             check::check_engine(alloc.engine(), &self.store)
         } else {
             Ok(())
@@ -255,7 +256,7 @@ impl Manager {
         .and_then(|()| repaired())
         .and_then(|()| check::check_end(alloc.engine(), &self.store, checks))
         .and_then(|()| {
-            if !checks.enabled("assertion") {
+            if !checks.enabled(Checker::Assertion.name()) {
                 return Ok(());
             }
             let w = self.world.lock();
