@@ -241,3 +241,18 @@ fn a_single_run_says_what_was_simulated_and_what_to_try_next() {
     assert!(line("next: ").contains("allocsim run smoke --seeds 0..100"), "{stdout}");
     assert_eq!(line("verdict: "), "verdict: PASS (every checker held)");
 }
+
+/// What users tripped over: the `allocsim replay ...` commands the tool prints failed with
+/// "command not found" because the README used the binary before installing it.
+#[test]
+fn the_readme_installs_allocsim_before_it_first_runs_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let first_use = readme.lines().position(|l| l.contains("allocsim run") || l.contains("allocsim replay"));
+    let install = readme.lines().position(|l| l.contains("cargo install --path sim/cli"));
+    match (install, first_use) {
+        (Some(install), Some(first_use)) => {
+            assert!(install <= first_use, "README.md runs allocsim before installing it")
+        }
+        other => panic!("README.md should install allocsim (cargo install --path sim/cli) and then run it: {other:?}"),
+    }
+}
