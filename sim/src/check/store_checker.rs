@@ -115,7 +115,12 @@ fn scan_store(
     containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
     report: &mut dyn FnMut(Breach) -> bool,
 ) {
-    // Subnets never overlap; VXLAN ids unique.
+    let _stopped =
+        scan_networks(store, report) || scan_ingress_ports(store, report) || scan_addresses(store, containers, report);
+}
+
+/// Subnets never overlap; VXLAN ids unique. True when `report` stopped the scan.
+fn scan_networks(store: &Store, report: &mut dyn FnMut(Breach) -> bool) -> bool {
     let mut all: Vec<(IpNet, &NetworkId)> = Vec::new();
     let mut vnis: BTreeMap<u32, &NetworkId> = BTreeMap::new();
     for network in store.networks.values() {
@@ -127,7 +132,7 @@ fn scan_store(
                     format!("subnet {subnet} of network {} overlaps {other} of network {id}", network.id),
                 ))
             {
-                return;
+                return true;
             }
             all.push((subnet, &network.id));
         }
@@ -140,7 +145,7 @@ fn scan_store(
                     format!("unparsable VXLAN id {vni:?}"),
                 );
                 if report(breach) {
-                    return;
+                    return true;
                 }
                 continue;
             };
@@ -151,11 +156,15 @@ fn scan_store(
                     format!("VXLAN id {vni} held by networks {other} and {}", network.id),
                 ))
             {
-                return;
+                return true;
             }
         }
     }
-    // Ingress ports unique per protocol.
+    false
+}
+
+/// Ingress ports unique per protocol. True when `report` stopped the scan.
+fn scan_ingress_ports(store: &Store, report: &mut dyn FnMut(Breach) -> bool) -> bool {
     let mut ports: BTreeMap<(swarmalloc::Protocol, u16), &ServiceId> = BTreeMap::new();
     for service in store.services.values() {
         let Some(endpoint) = &service.endpoint else { continue };
@@ -171,11 +180,21 @@ fn scan_store(
                     ),
                 ))
             {
-                return;
+                return true;
             }
         }
     }
-    // Addresses: inside a subnet of their network, not reserved, one live holder each.
+    false
+}
+
+/// Addresses: inside a subnet of their network, not reserved, one live holder each, and none
+/// held by one object while a running container of another uses it. True when `report`
+/// stopped the scan.
+fn scan_addresses(
+    store: &Store,
+    containers: Option<&BTreeMap<String, BTreeMap<swarmalloc::TaskId, ContainerAddrs>>>,
+    report: &mut dyn FnMut(Breach) -> bool,
+) -> bool {
     let mut nets: BTreeMap<&NetworkId, NetClaims<'_>> = store
         .networks
         .values()
@@ -188,46 +207,6 @@ fn scan_store(
             (&n.id, claims)
         })
         .collect();
-    fn claim<'a>(
-        nets: &mut BTreeMap<&'a NetworkId, NetClaims<'a>>,
-        network: &NetworkId,
-        addr: &IpNet,
-        who: Claimant<'a>,
-    ) -> Option<Breach> {
-        // A reference to a deleted network (a delete racing an allocation, SwarmKit's B10)
-        // can collide with nothing; the end check requires node attachments to be cleaned up.
-        let net = nets.get_mut(network)?;
-        if net.node_local {
-            return None;
-        }
-        let ip = addr.addr();
-        let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
-            return Some(Breach::new(
-                Checker::AddressesInPool,
-                vec![who.label(), format!("network {network}")],
-                format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
-            ));
-        };
-        if let Some(what) = reserved(subnet, ip) {
-            return Some(Breach::new(
-                Checker::AddressesInPool,
-                vec![who.label(), format!("network {network}")],
-                format!("{} holds {addr}, the {what} of {subnet}", who.label()),
-            ));
-        }
-        match net.held.get(&ip) {
-            Some(other) if *other != who => Some(Breach::new(
-                Checker::DuplicateLiveAddress,
-                vec![other.label(), who.label()],
-                format!("address {ip} on network {network} held by {} and {}", other.label(), who.label()),
-            )),
-            Some(_) => None,
-            None => {
-                net.held.insert(ip, who);
-                None
-            }
-        }
-    }
     for network in store.networks.values() {
         for config in network.ipam.iter().flat_map(|i| &i.configs) {
             if let (Some(gateway), Some(subnet)) = (config.gateway, config.subnet) {
@@ -235,7 +214,7 @@ fn scan_store(
                 if let Some(breach) = claim(&mut nets, &network.id, &addr, Claimant::Gateway(network.id.as_str()))
                     && report(breach)
                 {
-                    return;
+                    return true;
                 }
             }
         }
@@ -245,7 +224,7 @@ fn scan_store(
             if let Some(breach) = claim(&mut nets, &vip.network_id, &vip.addr, Claimant::Vip(service.id.as_str()))
                 && report(breach)
             {
-                return;
+                return true;
             }
         }
     }
@@ -255,7 +234,7 @@ fn scan_store(
                 if let Some(breach) = claim(&mut nets, &attachment.network_id, addr, Claimant::Node(node.id.as_str()))
                     && report(breach)
                 {
-                    return;
+                    return true;
                 }
             }
         }
@@ -266,7 +245,7 @@ fn scan_store(
                 if let Some(breach) = claim(&mut nets, &attachment.network_id, addr, Claimant::Task(task.id.as_str()))
                     && report(breach)
                 {
-                    return;
+                    return true;
                 }
             }
         }
@@ -288,9 +267,53 @@ fn scan_store(
                         ),
                     ))
                 {
-                    return;
+                    return true;
                 }
             }
+        }
+    }
+    false
+}
+
+/// `who` claims `addr` on `network`: a breach when it is outside the network's subnets,
+/// reserved, or held by another.
+fn claim<'a>(
+    nets: &mut BTreeMap<&'a NetworkId, NetClaims<'a>>,
+    network: &NetworkId,
+    addr: &IpNet,
+    who: Claimant<'a>,
+) -> Option<Breach> {
+    // A reference to a deleted network (a delete racing an allocation, SwarmKit's B10)
+    // can collide with nothing; the end check requires node attachments to be cleaned up.
+    let net = nets.get_mut(network)?;
+    if net.node_local {
+        return None;
+    }
+    let ip = addr.addr();
+    let Some(subnet) = net.subnets.iter().find(|s| s.contains(&ip)) else {
+        return Some(Breach::new(
+            Checker::AddressesInPool,
+            vec![who.label(), format!("network {network}")],
+            format!("{} holds {addr}, outside every subnet of network {network}", who.label()),
+        ));
+    };
+    if let Some(what) = reserved(subnet, ip) {
+        return Some(Breach::new(
+            Checker::AddressesInPool,
+            vec![who.label(), format!("network {network}")],
+            format!("{} holds {addr}, the {what} of {subnet}", who.label()),
+        ));
+    }
+    match net.held.get(&ip) {
+        Some(other) if *other != who => Some(Breach::new(
+            Checker::DuplicateLiveAddress,
+            vec![other.label(), who.label()],
+            format!("address {ip} on network {network} held by {} and {}", other.label(), who.label()),
+        )),
+        Some(_) => None,
+        None => {
+            net.held.insert(ip, who);
+            None
         }
     }
 }
