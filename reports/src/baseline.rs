@@ -5,9 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::error::{InputError, serde_position};
+use crate::baseline_diff::{BaselineDiff, Change, ThroughputChange};
+use crate::error::InputError;
+use crate::results::read_json_file;
 use crate::stats::round;
 use crate::sweep::{REPORT_SCHEMA, SweepReport};
 
@@ -49,60 +51,11 @@ struct OldViolation {
     checker: String,
 }
 
-/// What changed since the baseline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BaselineDiff {
-    /// The baseline file as given.
-    pub file: String,
-    /// Failing now; in the baseline the seed passed, or was not run (`before`).
-    pub new_failures: Vec<Change>,
-    /// Failed in the baseline, run again and passed.
-    pub fixed: Vec<Change>,
-    /// Failing in both (`before` is the baseline's checker).
-    pub still_failing: Vec<Change>,
-    /// Baseline failures whose seed was not run this time.
-    pub not_rerun: u64,
-    pub scenarios_added: Vec<String>,
-    pub scenarios_removed: Vec<String>,
-    /// Scenarios in both: allocation throughput and latency before and after.
-    pub throughput: Vec<ThroughputChange>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Change {
-    pub scenario: String,
-    pub seed: u64,
-    /// The checker that fires now (for new and still failing) or fired before (for fixed).
-    pub checker: String,
-    /// "passed", "not run", or the baseline's checker.
-    pub before: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ThroughputChange {
-    pub scenario: String,
-    pub before_per_s: f64,
-    pub after_per_s: f64,
-    /// Relative change in percent (None when the baseline had none).
-    pub change_pct: Option<f64>,
-    pub p50_before_ms: Option<u64>,
-    pub p50_after_ms: Option<u64>,
-    pub p99_before_ms: Option<u64>,
-    pub p99_after_ms: Option<u64>,
-}
-
 /// Reads a baseline `report.json` and compares `report` with it.
 pub fn compare(file: &Path, report: &SweepReport) -> Result<BaselineDiff, InputError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| InputError::Io { file: file.to_path_buf(), message: e.to_string() })?;
-    let old: OldReport = serde_json::from_str(&text).map_err(|e| {
-        let (line, column, path, message) = serde_position(&text, &e);
-        if e.is_syntax() || e.is_eof() {
-            InputError::Syntax { file: file.to_path_buf(), line, column, path, message }
-        } else {
-            InputError::Typed { file: file.to_path_buf(), line, column, path, message }
-        }
-    })?;
+    let old: OldReport = read_json_file(file, &text)?;
     if old.schema != REPORT_SCHEMA {
         return Err(InputError::Field {
             file: file.to_path_buf(),

@@ -12,10 +12,11 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::error::{InputError, serde_position};
+use crate::error::InputError;
+use crate::results::read_json_file;
 
 /// The schema version this reader knows.
 pub const FUZZ_VERSION: u64 = 1;
@@ -73,10 +74,7 @@ impl FuzzSummary {
 pub fn read_fuzz(file: &Path) -> Result<FuzzSummary, InputError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| InputError::Io { file: file.to_path_buf(), message: e.to_string() })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        let (line, column, path, message) = serde_position(&text, &e);
-        InputError::Syntax { file: file.to_path_buf(), line, column, path, message }
-    })?;
+    let value: Value = read_json_file(file, &text)?;
     parse_fuzz(&file.display().to_string(), &value).map_err(|(path, found)| InputError::Field {
         file: file.to_path_buf(),
         path,
@@ -85,102 +83,203 @@ pub fn read_fuzz(file: &Path) -> Result<FuzzSummary, InputError> {
     })
 }
 
+// The file as serde reads it. Every field the report uses is `Lenient`: read as its type when it
+// is one, else kept as the JSON it is, so that a mistyped field becomes a warning, never a
+// failure. An array where an object belongs is its own variant, tried first, because a derived
+// struct would otherwise read an array's items as its fields in order.
+// (The top level is checked to be an object before it is read.)
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Valid(T),
+    Other(Value),
+}
+
+#[derive(Deserialize)]
+struct RawSummary {
+    #[serde(default)]
+    version: Option<Lenient<u64>>,
+    #[serde(default)]
+    targets: Option<Lenient<Vec<Entry<RawTarget>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Entry<T> {
+    Array(Vec<Value>),
+    Object(T),
+    Other(Value),
+}
+
+#[derive(Deserialize)]
+struct RawTarget {
+    #[serde(default)]
+    target: Option<Lenient<String>>,
+    #[serde(default)]
+    runs: Option<Lenient<u64>>,
+    #[serde(default)]
+    execs_per_sec: Option<Lenient<f64>>,
+    #[serde(default)]
+    coverage: Option<Lenient<f64>>,
+    #[serde(default)]
+    crashes: Option<Crashes>,
+}
+
+/// What a target's `crashes` may be: the documented list, or a count, `false`, or anything else
+/// (one crash: no crash is dropped).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Crashes {
+    List(Vec<Entry<RawCrash>>),
+    Count(u64),
+    Flag(bool),
+    Other(Value),
+}
+
+#[derive(Deserialize)]
+struct RawCrash {
+    #[serde(default)]
+    artifact: Option<Lenient<String>>,
+    #[serde(default)]
+    minimized: Option<Lenient<String>>,
+    #[serde(default)]
+    reproduce: Option<Lenient<String>>,
+}
+
 /// Reads a parsed summary; `Err((path, what was found))` only when there is no targets array.
 pub fn parse_fuzz(source: &str, value: &Value) -> Result<FuzzSummary, (String, String)> {
-    let Some(top) = value.as_object() else { return Err((String::new(), crate::docker::describe(value))) };
-    let Some(targets) = top.get("targets").and_then(Value::as_array) else {
-        let found = top.get("targets").map_or("no `targets` key".to_string(), crate::docker::describe);
-        return Err(("targets".into(), found));
+    // Only an object is a summary (a derived struct would also read an array).
+    let top = match value {
+        Value::Object(_) => RawSummary::deserialize(value).map_err(|e| (String::new(), e.to_string()))?,
+        _ => return Err((String::new(), crate::docker::describe(value))),
+    };
+    let targets = match top.targets {
+        Some(Lenient::Valid(targets)) => targets,
+        Some(Lenient::Other(other)) => return Err(("targets".into(), crate::docker::describe(&other))),
+        None => return Err(("targets".into(), "no `targets` key".into())),
     };
     let mut warnings = Vec::new();
-    let version = top.get("version").and_then(Value::as_u64);
+    let version = match top.version {
+        Some(Lenient::Valid(v)) => Some(v),
+        _ => None,
+    };
     match version {
         Some(FUZZ_VERSION) => {}
         Some(v) => warnings.push(format!("version {v}: read as version {FUZZ_VERSION}")),
         None => warnings.push(format!("version: missing or not a number; read as version {FUZZ_VERSION}")),
     }
     let mut out = Vec::new();
-    for (i, item) in targets.iter().enumerate() {
+    for (i, entry) in targets.into_iter().enumerate() {
         let at = format!("targets[{i}]");
-        let Some(map) = item.as_object() else {
-            warnings.push(format!("{at}: expected an object, found {}; skipped", crate::docker::describe(item)));
-            continue;
-        };
-        let name = match map.get("target").and_then(Value::as_str) {
-            Some(name) => name.to_string(),
-            None => {
-                warnings.push(format!("{at}.target: expected a string; shown as {at}"));
-                at.clone()
+        let raw = match entry {
+            Entry::Object(raw) => raw,
+            Entry::Array(items) => {
+                let found = crate::docker::describe(&Value::Array(items));
+                warnings.push(format!("{at}: expected an object, found {found}; skipped"));
+                continue;
+            }
+            Entry::Other(other) => {
+                let found = crate::docker::describe(&other);
+                warnings.push(format!("{at}: expected an object, found {found}; skipped"));
+                continue;
             }
         };
-        let mut field = |key: &str, read: fn(&Value) -> Option<f64>| -> Option<f64> {
-            let value = map.get(key)?;
-            let read = read(value);
-            if read.is_none() {
-                let found = crate::docker::describe(value);
-                warnings.push(format!("{at}.{key}: expected a number, found {found}; shown as unknown"));
-            }
-            read
-        };
-        let runs = field("runs", |v| v.as_u64().map(|n| n as f64)).map(|n| n as u64);
-        let execs_per_sec = field("execs_per_sec", Value::as_f64);
-        let coverage = field("coverage", Value::as_f64);
-        let (crashes, unlisted) = crashes(map, &at, &mut warnings);
-        out.push(FuzzTarget { target: name, runs, execs_per_sec, coverage, crashes, unlisted });
+        out.push(read_target(raw, &at, &mut warnings));
     }
     Ok(FuzzSummary { source: source.to_string(), version, targets: out, warnings })
 }
 
-/// The crashes listed, and how many more are only counted.
-fn crashes(map: &Map<String, Value>, at: &str, warnings: &mut Vec<String>) -> (Vec<FuzzCrash>, u64) {
-    let value = match map.get("crashes") {
-        None | Some(Value::Null) => return (Vec::new(), 0),
-        Some(value) => value,
+fn read_target(raw: RawTarget, at: &str, warnings: &mut Vec<String>) -> FuzzTarget {
+    let target = match raw.target {
+        Some(Lenient::Valid(name)) => name,
+        _ => {
+            warnings.push(format!("{at}.target: expected a string; shown as {at}"));
+            at.to_string()
+        }
     };
-    let found = crate::docker::describe(value);
-    let items: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Number(n) => {
-            let Some(count) = n.as_u64() else {
-                warnings.push(format!("{at}.crashes: expected an array, found {found}; read as one crash"));
-                return (vec![FuzzCrash::default()], 0);
-            };
-            warnings.push(format!("{at}.crashes: expected an array, found {found}; read as {count} crashes"));
+    let mut number = |key: &str, field: Option<Lenient<f64>>| match field? {
+        Lenient::Valid(n) => Some(n),
+        Lenient::Other(other) => {
+            let found = crate::docker::describe(&other);
+            warnings.push(format!("{at}.{key}: expected a number, found {found}; shown as unknown"));
+            None
+        }
+    };
+    let runs = match raw.runs {
+        Some(Lenient::Valid(n)) => Some(n),
+        Some(Lenient::Other(other)) => number("runs", Some(Lenient::Other(other))).map(|n| n as u64),
+        None => None,
+    };
+    let execs_per_sec = number("execs_per_sec", raw.execs_per_sec);
+    let coverage = number("coverage", raw.coverage);
+    let (crashes, unlisted) = crashes(raw.crashes, at, warnings);
+    FuzzTarget { target, runs, execs_per_sec, coverage, crashes, unlisted }
+}
+
+/// The crashes listed, and how many more are only counted.
+fn crashes(crashes: Option<Crashes>, at: &str, warnings: &mut Vec<String>) -> (Vec<FuzzCrash>, u64) {
+    let mut warn = |found: String, read_as: &str| {
+        warnings.push(format!("{at}.crashes: expected an array, found {found}; read as {read_as}"));
+    };
+    let entries = match crashes {
+        None | Some(Crashes::Other(Value::Null)) => return (Vec::new(), 0),
+        Some(Crashes::List(entries)) => entries,
+        Some(Crashes::Count(count)) => {
+            warn(crate::docker::describe(&Value::from(count)), &format!("{count} crashes"));
             return (Vec::new(), count);
         }
-        Value::Bool(false) => {
-            warnings.push(format!("{at}.crashes: expected an array, found {found}; read as no crashes"));
-            return (Vec::new(), 0);
+        Some(Crashes::Flag(flag)) => {
+            warn(crate::docker::describe(&Value::Bool(flag)), if flag { "one crash" } else { "no crashes" });
+            return (if flag { vec![FuzzCrash::default()] } else { Vec::new() }, 0);
         }
-        _ => {
-            warnings.push(format!("{at}.crashes: expected an array, found {found}; read as one crash"));
-            vec![value]
+        Some(Crashes::Other(other)) => {
+            warn(crate::docker::describe(&other), "one crash");
+            if other.is_number() {
+                return (vec![FuzzCrash::default()], 0);
+            }
+            vec![match other {
+                Value::Object(_) => RawCrash::deserialize(&other).map_or(Entry::Other(other), Entry::Object),
+                other => Entry::Other(other),
+            }]
         }
     };
     let crashes =
-        items.into_iter().enumerate().map(|(i, crash)| read_crash(crash, &format!("{at}.crashes[{i}]"), warnings));
+        entries.into_iter().enumerate().map(|(i, crash)| read_crash(crash, &format!("{at}.crashes[{i}]"), warnings));
     (crashes.collect(), 0)
 }
 
-fn read_crash(crash: &Value, at: &str, warnings: &mut Vec<String>) -> FuzzCrash {
-    let Some(map) = crash.as_object() else {
-        let found = crate::docker::describe(crash);
-        if let Some(artifact) = crash.as_str() {
-            warnings.push(format!("{at}: expected an object, found {found}; read as its artifact"));
-            return FuzzCrash { artifact: Some(artifact.to_string()), ..FuzzCrash::default() };
-        }
-        warnings.push(format!("{at}: expected an object, found {found}; read as a crash without details"));
-        return FuzzCrash::default();
+fn read_crash(crash: Entry<RawCrash>, at: &str, warnings: &mut Vec<String>) -> FuzzCrash {
+    let raw = match crash {
+        Entry::Object(raw) => raw,
+        Entry::Array(items) => return crash_without_details(&Value::Array(items), at, warnings),
+        Entry::Other(other) => return crash_without_details(&other, at, warnings),
     };
-    let mut text = |key: &str| -> Option<String> {
-        let value = map.get(key).filter(|v| !v.is_null())?;
-        Some(value.as_str().map(str::to_string).unwrap_or_else(|| {
-            let found = crate::docker::describe(value);
+    let mut text = |key: &str, field: Option<Lenient<String>>| match field? {
+        Lenient::Valid(text) => Some(text),
+        Lenient::Other(Value::Null) => None,
+        Lenient::Other(other) => {
+            let found = crate::docker::describe(&other);
             warnings.push(format!("{at}.{key}: expected a string, found {found}; shown as JSON"));
-            value.to_string()
-        }))
+            Some(other.to_string())
+        }
     };
-    FuzzCrash { artifact: text("artifact"), minimized: text("minimized"), reproduce: text("reproduce") }
+    FuzzCrash {
+        artifact: text("artifact", raw.artifact),
+        minimized: text("minimized", raw.minimized),
+        reproduce: text("reproduce", raw.reproduce),
+    }
+}
+
+/// A crash entry that is not an object: a string is its artifact.
+fn crash_without_details(crash: &Value, at: &str, warnings: &mut Vec<String>) -> FuzzCrash {
+    let found = crate::docker::describe(crash);
+    if let Some(artifact) = crash.as_str() {
+        warnings.push(format!("{at}: expected an object, found {found}; read as its artifact"));
+        return FuzzCrash { artifact: Some(artifact.to_string()), ..FuzzCrash::default() };
+    }
+    warnings.push(format!("{at}: expected an object, found {found}; read as a crash without details"));
+    FuzzCrash::default()
 }
 
 #[cfg(test)]
@@ -231,5 +330,21 @@ mod tests {
         assert_eq!(targets, [("sim", 1), ("targets[2]", 0)]);
         assert_eq!(parse_fuzz("f.json", &json!({"targets": 3})), Err(("targets".into(), "the number 3".into())));
         assert_eq!(parse_fuzz("f.json", &json!([])), Err((String::new(), "an array of 0 items".into())));
+    }
+
+    /// A derived struct would read an array's items as its fields in order: an array where a
+    /// target or a crash belongs is reported as such.
+    #[test]
+    fn an_array_is_not_read_as_a_target_or_a_crash() {
+        let value = json!({"version": 1, "targets": [["sim", 5], {"target": "t", "crashes": [["a", "b"]]}]});
+        let summary = parse_fuzz("f.json", &value).expect("readable");
+        assert_eq!(
+            summary.warnings,
+            [
+                "targets[0]: expected an object, found an array of 2 items; skipped",
+                "targets[1].crashes[0]: expected an object, found an array of 2 items; read as a crash without details",
+            ]
+        );
+        assert_eq!(summary.targets[0].crashes, [FuzzCrash::default()]);
     }
 }

@@ -21,6 +21,7 @@
 //! inputs, except the values under `wall_clock`.
 
 mod baseline;
+mod baseline_diff;
 mod charts;
 mod check;
 mod check_page;
@@ -38,7 +39,7 @@ mod sweep;
 
 use std::path::Path;
 
-pub use baseline::{BaselineDiff, Change, ThroughputChange};
+pub use baseline_diff::{BaselineDiff, Change, ThroughputChange};
 pub use charts::Chart;
 pub use check::{
     Action, CheckReport, ConfigShown, Counts, Named, Names, Outcomes, Problem, ProblemKind, SCHEMA, Status, Verdict,

@@ -7,7 +7,7 @@
 
 use askama::Template;
 
-use crate::baseline::{BaselineDiff, Change};
+use crate::baseline_diff::{BaselineDiff, Change};
 use crate::charts::{Chart, slug};
 use crate::html::{STYLE, inline_svg};
 use crate::report::{none_or_list, seeds_text};

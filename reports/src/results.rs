@@ -127,25 +127,62 @@ pub fn read_lines(
     Ok(lines)
 }
 
-/// Reads one JSON value of type `T` from `line`; an error names the JSON path of the value
-/// (serde_path_to_error tracks it while serde reads) and the line and column.
+/// Reads one JSON value of type `T` from `line`; an error names the JSON path of the value,
+/// the line and the column.
 fn read<'a, T: Deserialize<'a>>(line: &'a str, place: &Place) -> Result<T, InputError> {
-    let error = |inner: serde_json::Error, path: String| {
-        let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-        let message = inner.to_string();
-        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-        // At the end of the input serde points past the line's newline (line 2, column 0): say
-        // the last character of the line instead.
-        let last = line.trim_end_matches(['\n', '\r']).len().max(1);
-        let column = if inner.line() > 1 || inner.column() == 0 { last } else { inner.column() };
-        let (file, line) = (place.file.clone(), place.line);
-        if inner.is_syntax() || inner.is_eof() {
+    deserialize_json(line).map_err(|e| e.input_error(place.file.clone(), place.line))
+}
+
+/// Reads a whole JSON file's `text` as `T`; an error names the JSON path of the value, the
+/// line and the column.
+pub(crate) fn read_json_file<'a, T: Deserialize<'a>>(file: &Path, text: &'a str) -> Result<T, InputError> {
+    deserialize_json(text).map_err(|e| {
+        let line = e.line;
+        e.input_error(file.to_path_buf(), line)
+    })
+}
+
+/// Where and why serde could not read a JSON text.
+struct JsonError {
+    /// 1-based, of the last character read (past a line's end: that line's last character).
+    line: usize,
+    column: usize,
+    /// The JSON path of the value being read (serde_path_to_error tracks it), "" at the top.
+    path: String,
+    /// serde's message without its " at line L column C".
+    message: String,
+    syntax: bool,
+}
+
+impl JsonError {
+    fn input_error(self, file: PathBuf, line: usize) -> InputError {
+        let JsonError { column, path, message, .. } = self;
+        if self.syntax {
             InputError::Syntax { file, line, column, path, message }
         } else {
             InputError::Typed { file, line, column, path, message }
         }
+    }
+}
+
+fn deserialize_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, JsonError> {
+    let error = |inner: serde_json::Error, path: String| {
+        let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = inner.to_string();
+        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+        // At the end of the input serde may point past a newline (column 0 of the next line):
+        // say the last character of the line before instead.
+        let (line, column) = match (inner.column(), inner.line().checked_sub(2)) {
+            (0, Some(before)) => {
+                let last = text.split_inclusive('\n').nth(before).unwrap_or_default();
+                (inner.line() - 1, last.trim_end_matches(['\n', '\r']).len().max(1))
+            }
+            (0, None) => (1, text.trim_end_matches(['\n', '\r']).len().max(1)),
+            (column, _) => (inner.line(), column),
+        };
+        JsonError { line, column, path, message, syntax: inner.is_syntax() || inner.is_eof() }
     };
-    let mut reader = serde_json::Deserializer::from_str(line);
+    let mut reader = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let path = e.path().to_string();
         error(e.into_inner(), if path == "." { String::new() } else { path })

@@ -68,7 +68,7 @@ pub struct SweepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<crate::fuzz::FuzzSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<crate::baseline::BaselineDiff>,
+    pub baseline: Option<crate::baseline_diff::BaselineDiff>,
     /// Every wall-clock value of the report (they vary from run to run): the snapshot test
     /// replaces this with its default.
     pub wall_clock: WallClock,

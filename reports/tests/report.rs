@@ -641,6 +641,25 @@ fn empty_and_missing_files() {
         ),
         "{error}"
     );
+    // A mistyped value deep inside names its JSON path, line and column.
+    let text = "{\"schema\": \"swarmalloc-report/1\", \"failures\": [],\n \"scenarios\": [{\"scenario\": \"a\", \"seed_ranges\": \"all\"}]}";
+    let baseline = temp("typed.json", text);
+    bad_baseline.baseline = Some(baseline.to_path_buf());
+    let error = make_report(&bad_baseline, &mut |_| {}).expect_err("a mistyped baseline").to_string();
+    assert_eq!(
+        error,
+        format!(
+            "{}: line 2 column 53, at scenarios[0].seed_ranges: invalid type: string \"all\", expected a sequence",
+            baseline.display()
+        )
+    );
+    let baseline = temp("cut.json", "{\"schema\": \"swarmalloc-report/1\",\n \"scenarios\": [\n");
+    bad_baseline.baseline = Some(baseline.to_path_buf());
+    let error = make_report(&bad_baseline, &mut |_| {}).expect_err("a cut baseline").to_string();
+    assert_eq!(
+        error,
+        format!("{}: line 2 column 15, in scenarios: invalid JSON: EOF while parsing a list", baseline.display())
+    );
 }
 
 #[test]

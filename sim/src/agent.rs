@@ -10,11 +10,12 @@ use std::time::Duration;
 use serde_json::json;
 use swarmalloc::{NodeId, ServiceId, TaskId, TaskState};
 
+use crate::check::ContainerAddrs;
 use crate::manager::TICK;
 use crate::net::{Assignment, Link, Msg, addr, manager_ip, worker_ip};
 use crate::rng::{Draw, sim};
 use crate::scenario::{Action, Step};
-use crate::world::{ContainerAddrs, Shared};
+use crate::world::Shared;
 
 /// Per running task, per tick, while faults are on: the container exits by itself.
 const TASK_FAILURE_PER_TICK: f64 = 0.000_25;

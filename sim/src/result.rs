@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultPlan;
-use crate::scenario::{Step, TimedOp};
+use crate::scenario::{Step, TimedOp, label};
 use crate::series::Series;
 
 /// The outcome of one run.
@@ -150,16 +150,6 @@ pub struct SummaryLine {
     /// The runs were on a real swarm (`allocsim live`). Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub real: bool,
-}
-
-/// The name a scenario's results go by: `NAME`, `NAME [legacy FLAVOUR]` for a run with a legacy
-/// flavour, `NAME [real]` for a run on a real swarm (the sweep's lines, the report's rows).
-pub fn label(scenario: &str, legacy: Option<&str>, real: bool) -> String {
-    match (legacy, real) {
-        (Some(flavour), _) => format!("{scenario} [legacy {flavour}]"),
-        (None, true) => format!("{scenario} [real]"),
-        (None, false) => scenario.to_string(),
-    }
 }
 
 impl RunResult {

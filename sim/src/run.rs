@@ -13,14 +13,16 @@ use madsim::runtime::{Handle, Runtime};
 use serde_json::json;
 
 use crate::agent::{self, AgentDisk};
+use crate::check::Breach;
 use crate::client;
 use crate::faults::{FaultKind, FaultPlan, fault_duration};
 use crate::manager::{self, ManagerDisk};
 use crate::net::{client_ip, manager_ip, worker_ip};
 use crate::result::{Metrics, RunResult, Violation};
 use crate::rng::{Draw, SimRng, sim};
+use crate::scenario::Checker;
 use crate::scenario::{Action, MessageFault, Scenario, Step, Target, TimedOp};
-use crate::world::{Finding, Script, Shared, StoreHook, World};
+use crate::world::{Script, Shared, StoreHook, World};
 
 /// Extra knobs of a run that are not part of the scenario.
 #[derive(Clone, Default)]
@@ -518,13 +520,13 @@ async fn finish(world: &Shared, scenario: &Scenario) {
     let mut w = world.lock();
     if !w.final_done && w.violation.is_none() && !scenario.stop_when_all_pending {
         let leader = w.leader.map(|(term, id)| format!("m{id} (term {term})")).unwrap_or_else(|| "none".into());
-        let finding = Finding::new(
-            "liveness_quiescence",
+        let breach = Breach::new(
+            Checker::LivenessQuiescence,
             vec![leader],
             format!("no leader reached a quiet allocator within {}s after the end", FINAL_GRACE.as_secs()),
         );
         let frontier = w.frontier;
-        w.violate(finding, "sim", frontier);
+        w.violate(breach, "sim", frontier);
     }
     w.stop = true;
 }

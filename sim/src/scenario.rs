@@ -2,6 +2,7 @@
 //! space a seed draws from, and which checkers run. Built-in scenarios stand in until scenario
 //! files exist; a file format only has to produce a [`Scenario`].
 
+use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -280,32 +281,94 @@ pub struct Checks {
     /// allocator is quiet (at most every 5 s), engine == restore(store). Always at leader
     /// changes and at the end.
     pub engine_after_batch: bool,
-    /// The checkers whose findings fail the run (see [`CHECKERS`]); empty means all of them.
-    /// The findings of the others are traced only.
+    /// The checkers whose breaches fail the run ([`Checker::name`]s); empty means all of them.
+    /// The breaches of the others are traced only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkers: Vec<String>,
 }
 
-/// Every checker's name, as violations and scenario files spell it.
-pub const CHECKERS: [&str; 17] = [
-    "replicas_identical",
-    "duplicate_live_address",
-    "address_freed_while_in_use",
-    "overlapping_subnets",
-    "vxlan_ids_unique",
-    "ingress_ports_unique",
-    "addresses_in_pool",
-    "liveness",
-    "stable_allocations",
-    "engine_equals_committed",
-    "engine_equals_restore",
-    "liveness_tasks_leave_new",
-    "deleted_objects_hold_nothing",
-    "liveness_quiescence",
-    "assertion",
-    "panic",
-    "custom",
-];
+/// Every checker, as violations and scenario files name them (`Checker::name`). `Panic` is a
+/// panic inside the run; `Custom` names checkers a test plants (`RunOptions::hooks`), whose
+/// breaches carry their own names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Checker {
+    ReplicasIdentical,
+    DuplicateLiveAddress,
+    AddressFreedWhileInUse,
+    OverlappingSubnets,
+    VxlanIdsUnique,
+    IngressPortsUnique,
+    AddressesInPool,
+    Liveness,
+    StableAllocations,
+    EngineEqualsCommitted,
+    EngineEqualsRestore,
+    LivenessTasksLeaveNew,
+    DeletedObjectsHoldNothing,
+    LivenessQuiescence,
+    Assertion,
+    Panic,
+    Custom,
+}
+
+impl Checker {
+    pub const ALL: [Checker; 17] = [
+        Checker::ReplicasIdentical,
+        Checker::DuplicateLiveAddress,
+        Checker::AddressFreedWhileInUse,
+        Checker::OverlappingSubnets,
+        Checker::VxlanIdsUnique,
+        Checker::IngressPortsUnique,
+        Checker::AddressesInPool,
+        Checker::Liveness,
+        Checker::StableAllocations,
+        Checker::EngineEqualsCommitted,
+        Checker::EngineEqualsRestore,
+        Checker::LivenessTasksLeaveNew,
+        Checker::DeletedObjectsHoldNothing,
+        Checker::LivenessQuiescence,
+        Checker::Assertion,
+        Checker::Panic,
+        Checker::Custom,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::ReplicasIdentical => "replicas_identical",
+            Checker::DuplicateLiveAddress => "duplicate_live_address",
+            Checker::AddressFreedWhileInUse => "address_freed_while_in_use",
+            Checker::OverlappingSubnets => "overlapping_subnets",
+            Checker::VxlanIdsUnique => "vxlan_ids_unique",
+            Checker::IngressPortsUnique => "ingress_ports_unique",
+            Checker::AddressesInPool => "addresses_in_pool",
+            Checker::Liveness => "liveness",
+            Checker::StableAllocations => "stable_allocations",
+            Checker::EngineEqualsCommitted => "engine_equals_committed",
+            Checker::EngineEqualsRestore => "engine_equals_restore",
+            Checker::LivenessTasksLeaveNew => "liveness_tasks_leave_new",
+            Checker::DeletedObjectsHoldNothing => "deleted_objects_hold_nothing",
+            Checker::LivenessQuiescence => "liveness_quiescence",
+            Checker::Assertion => "assertion",
+            Checker::Panic => "panic",
+            Checker::Custom => "custom",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Checker> {
+        Checker::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Every checker's name, in [`Checker::ALL`]'s order.
+    pub fn names() -> Vec<&'static str> {
+        Checker::ALL.map(Checker::name).to_vec()
+    }
+}
+
+impl fmt::Display for Checker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Every checker on, after every entry and every batch.
 impl Default for Checks {
@@ -315,9 +378,9 @@ impl Default for Checks {
 }
 
 impl Checks {
-    /// Whether a finding of `checker` fails the run.
+    /// Whether a breach of `checker` (a [`Checker`]'s name, or a planted checker's) fails the run.
     pub fn enabled(&self, checker: &str) -> bool {
-        self.checkers.is_empty() || checker == "panic" || self.checkers.iter().any(|c| c == checker)
+        self.checkers.is_empty() || checker == Checker::Panic.name() || self.checkers.iter().any(|c| c == checker)
     }
 }
 
@@ -421,7 +484,7 @@ pub struct Scenario {
 pub use swarmalloc::legacy::Flavour as LegacyFlavour;
 
 /// In a build without the `legacy` feature, a flavour is a type with no values: parsing one is
-/// always refused (`--legacy` exits 2 with [`crate::scenario_file::LEGACY_HINT`]), so callers
+/// always refused (`--legacy` exits 2 with [`LEGACY_HINT`]), so callers
 /// need no feature of their own.
 #[cfg(not(feature = "legacy"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -432,7 +495,7 @@ impl std::str::FromStr for LegacyFlavour {
     type Err = String;
 
     fn from_str(_: &str) -> Result<LegacyFlavour, String> {
-        Err(format!("this allocsim has no legacy flavours{}", crate::scenario_file::LEGACY_HINT))
+        Err(format!("this allocsim has no legacy flavours{}", LEGACY_HINT))
     }
 }
 
@@ -468,7 +531,7 @@ impl Scenario {
 
     /// The scenario's name, with the legacy flavour it runs: `default [legacy B3]`.
     pub fn label(&self) -> String {
-        crate::result::label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref(), false)
+        label(&self.name, self.legacy_flavour().map(|f| f.to_string()).as_deref(), false)
     }
 
     /// A built-in scenario by name.
@@ -775,8 +838,11 @@ impl Scenario {
             }
         }
         for (i, checker) in self.checks.checkers.iter().enumerate() {
-            if !CHECKERS.contains(&checker.as_str()) {
-                return Err(format!("checks.checkers[{i}] = {checker:?}: expected one of {}", CHECKERS.join(", ")));
+            if Checker::from_name(checker).is_none() {
+                return Err(format!(
+                    "checks.checkers[{i}] = {checker:?}: expected one of {}",
+                    Checker::names().join(", ")
+                ));
             }
         }
         for (i, a) in self.assertions.iter().enumerate() {
@@ -986,6 +1052,20 @@ fn pick_endpoint(rng: &mut SimRng, salt: u32) -> Option<EndpointSpec> {
         });
     }
     Some(EndpointSpec { mode: ResolutionMode::Vip, ports })
+}
+
+/// Why a build refuses the `legacy` key and `--legacy`.
+pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
+     (cargo build --release -p allocsim --features legacy)";
+
+/// The name a scenario's results go by: `NAME`, `NAME [legacy FLAVOUR]` for a run with a legacy
+/// flavour, `NAME [real]` for a run on a real swarm (the sweep's lines, the report's rows).
+pub fn label(scenario: &str, legacy: Option<&str>, real: bool) -> String {
+    match (legacy, real) {
+        (Some(flavour), _) => format!("{scenario} [legacy {flavour}]"),
+        (None, true) => format!("{scenario} [real]"),
+        (None, false) => scenario.to_string(),
+    }
 }
 
 #[cfg(test)]

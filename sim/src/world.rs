@@ -9,37 +9,21 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ipnet::IpNet;
 use serde_json::{Value, json};
-use swarmalloc::{NetworkId, ServiceId, TaskId, VirtualIp};
+use swarmalloc::{ServiceId, TaskId, VirtualIp};
 
+use crate::check::{Breach, ContainerAddrs, Inherited, Stability, assertion_key, vips_changed, vips_of};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::result::{Metrics, Violation};
 use crate::rng::SimRng;
-use crate::scenario::{Action, MessageFault, Scenario, Step};
+use crate::scenario::Checker;
+use crate::scenario::{Action, Assertion, MessageFault, Scenario, Step};
 use crate::series::Recorder;
 use crate::store::{Origin, Store};
 use crate::trace::Trace;
 
-/// What a checker reports before the world stamps time and place on it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub checker: &'static str,
-    pub objects: Vec<String>,
-    pub detail: String,
-}
-
-impl Finding {
-    pub fn new(checker: &'static str, objects: Vec<String>, detail: impl Into<String>) -> Finding {
-        Finding { checker, objects, detail: detail.into() }
-    }
-}
-
 /// An extra checker run on every replica after every applied entry (tests plant broken ones).
-pub type StoreHook = Arc<dyn Fn(&Store) -> Option<Finding> + Send + Sync>;
-
-/// Data-plane addresses of one running container.
-pub type ContainerAddrs = Vec<(NetworkId, IpNet)>;
+pub type StoreHook = Arc<dyn Fn(&Store) -> Option<Breach> + Send + Sync>;
 
 /// Settings the message layer reads on every send.
 #[derive(Clone, Debug, Default)]
@@ -64,9 +48,9 @@ pub struct World {
     pub digests: BTreeMap<u64, (u64, String)>,
     /// Containers running on each worker.
     pub containers: BTreeMap<String, BTreeMap<TaskId, ContainerAddrs>>,
-    pub stable: crate::check::Stability,
+    pub stable: Stability,
     /// Store conflicts of the scenario's initial state, let be until the end.
-    pub inherited: crate::check::Inherited,
+    pub inherited: Inherited,
     pub metrics: Metrics,
     /// Simulated-time series for the sweep report.
     pub series: Recorder,
@@ -248,22 +232,55 @@ impl World {
         self.trace.record(t, node, ev, data);
     }
 
+    /// Samples the VIPs that `vip_unchanged_since` assertions compare against, at the first
+    /// applied entry at or after each assertion's time.
+    pub fn sample_vips(&mut self, store: &Store, raft_index: u64, node: &str) {
+        let now = self.now_ms();
+        let scenario = self.scenario.clone();
+        for (i, assertion) in scenario.assertions.iter().enumerate() {
+            let Assertion::VipUnchangedSince { service, since_ms } = assertion else { continue };
+            if *since_ms > now {
+                continue;
+            }
+            let vips = vips_of(store, service);
+            if vips.is_empty() {
+                // Not allocated yet, or deleted: the end check compares the end state.
+                continue;
+            }
+            let key = (service.clone(), *since_ms);
+            match self.vip_samples.get(&key) {
+                None => {
+                    self.vip_samples.insert(key, vips);
+                }
+                Some(first) if *first != vips => {
+                    let detail = format!("{}: {}", assertion_key(i), vips_changed(service, *since_ms, first, &vips));
+                    self.violate(
+                        Breach::new(Checker::Assertion, vec![format!("service {service}")], detail),
+                        node,
+                        raft_index,
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Records the first violation (later ones are ignored: the run stops at the first). Returns
-    /// whether the run stops: false for a finding of a checker the scenario turned off, so that
+    /// whether the run stops: false for a breach of a checker the scenario turned off, so that
     /// the caller goes on with its other checks.
-    pub fn violate(&mut self, finding: Finding, node: &str, raft_index: u64) -> bool {
+    pub fn violate(&mut self, breach: Breach, node: &str, raft_index: u64) -> bool {
         if self.violation.is_some() {
             return true;
         }
-        if !self.scenario.checks.enabled(finding.checker) {
-            let data = json!({ "checker": finding.checker, "detail": finding.detail });
+        if !self.scenario.checks.enabled(breach.name()) {
+            let data = json!({ "checker": breach.name(), "detail": breach.detail });
             self.record(node, "finding_ignored", data);
             return false;
         }
         let violation = Violation {
-            checker: finding.checker.to_string(),
-            objects: finding.objects,
-            detail: finding.detail,
+            checker: breach.name().to_string(),
+            objects: breach.objects,
+            detail: breach.detail,
             t_ms: self.now_ms(),
             raft_index,
             node: node.to_string(),

@@ -135,6 +135,12 @@ fn each_flavour_fails_its_library_scenario_with_the_expected_checker() {
                 result.seed,
                 result.violation
             );
+            // What users tripped over: a violation read as a Debug dump of internal structs
+            // (`NetEntry { ... alloc: Some(Ok(NetAlloc {`). It says in words who holds what.
+            let detail = result.violation.as_ref().map_or("", |v| v.detail.as_str());
+            for dump in ["Some(", "Ok(", "Err(", " { ", "NetEntry", "NetAlloc"] {
+                assert!(!detail.contains(dump), "{} with legacy {}: {dump:?} in {detail}", case.scenario, case.flavour);
+            }
         }
     }
 }

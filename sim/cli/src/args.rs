@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use swarmalloc_sim::scenario::{CHECKERS, LegacyFlavour};
+use swarmalloc_sim::scenario::{Checker, LegacyFlavour};
 
 /// The swarmalloc workbench: a deterministic simulator of SwarmKit's network allocator in a
 /// raft cluster with faults, its scenario files, sweep reports, and the check of a real swarm's
@@ -156,7 +156,7 @@ pub struct ShrinkArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Keep any failure of this checker instead (a looser rule); scenario files only.
-    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(CHECKERS))]
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(Checker::names()))]
     pub checker: Option<String>,
     /// The scenario file to write (default: next to the input, NAME.shrunk.toml); never the input.
     #[arg(long, value_name = "FILE")]

@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use swarmalloc_sim::failure::{FailureFile, write_atomically};
 use swarmalloc_sim::run::{RunOptions, run as run_seed};
-use swarmalloc_sim::scenario::{CHECKERS, Scenario};
+use swarmalloc_sim::scenario::{Checker, Scenario};
 use swarmalloc_sim::scenario_file;
 use swarmalloc_sim::sweep::{check_determinism, sweep_until};
 use swarmalloc_sim::{RunResult, SummaryLine};
@@ -273,8 +273,11 @@ fn what_ran(scenario: &Scenario, result: &RunResult) -> String {
         );
     }
     text += &format!("leader changes: {}, allocator restores: {}\n", m.leader_changes, m.allocator_restores);
-    let checkers: Vec<&str> =
-        CHECKERS.iter().copied().filter(|c| !matches!(*c, "panic" | "custom") && scenario.checks.enabled(c)).collect();
+    let checkers: Vec<&str> = Checker::ALL
+        .into_iter()
+        .filter(|c| !matches!(c, Checker::Panic | Checker::Custom) && scenario.checks.enabled(c.name()))
+        .map(Checker::name)
+        .collect();
     let when = match (scenario.checks.per_entry, scenario.checks.engine_after_batch) {
         (true, true) => "after every raft entry and allocator batch, and at the end",
         (true, false) => "after every raft entry, and at the end",

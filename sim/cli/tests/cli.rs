@@ -6,7 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{allocsim, utf8};
-use swarmalloc_sim::world::{Finding, StoreHook};
+use swarmalloc_sim::check::Breach;
+use swarmalloc_sim::world::StoreHook;
 use swarmalloc_sim::{FailureFile, RunOptions, Scenario, check_determinism, run};
 
 #[test]
@@ -103,7 +104,7 @@ fn planted() -> StoreHook {
             *per_service.entry(task.service_id.clone()).or_insert(0u32) += 1;
         }
         per_service.into_iter().find(|(_, n)| *n > 3).map(|(service, n)| {
-            Finding::new("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
+            Breach::planted("planted_at_most_3_tasks", vec![format!("{service:?}")], format!("{n} tasks"))
         })
     })
 }
@@ -239,4 +240,19 @@ fn a_single_run_says_what_was_simulated_and_what_to_try_next() {
     assert!(line("checkers (").contains("duplicate_live_address"), "{stdout}");
     assert!(line("next: ").contains("allocsim run smoke --seeds 0..100"), "{stdout}");
     assert_eq!(line("verdict: "), "verdict: PASS (every checker held)");
+}
+
+/// What users tripped over: the `allocsim replay ...` commands the tool prints failed with
+/// "command not found" because the README used the binary before installing it.
+#[test]
+fn the_readme_installs_allocsim_before_it_first_runs_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let first_use = readme.lines().position(|l| l.contains("allocsim run") || l.contains("allocsim replay"));
+    let install = readme.lines().position(|l| l.contains("cargo install --path sim/cli"));
+    match (install, first_use) {
+        (Some(install), Some(first_use)) => {
+            assert!(install <= first_use, "README.md runs allocsim before installing it")
+        }
+        other => panic!("README.md should install allocsim (cargo install --path sim/cli) and then run it: {other:?}"),
+    }
 }

@@ -118,7 +118,7 @@ fn shrink_refuses_an_unknown_checker_and_lists_the_known_ones() {
     let stderr = utf8(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("invalid value 'bogus' for '--checker <NAME>'"), "{stderr}");
-    for checker in swarmalloc_sim::scenario::CHECKERS {
+    for checker in swarmalloc_sim::scenario::Checker::names() {
         assert!(stderr.contains(checker), "{checker} is not listed: {stderr}");
     }
     assert!(out.stdout.is_empty() && !dir.0.join("two.shrunk.toml").exists(), "nothing ran, nothing written");

@@ -11,12 +11,13 @@ use super::leader::Leader;
 use super::{Manager, QUIET_CHECK_EVERY};
 use crate::alloc_loop::{AllocLoop, BatchStep};
 use crate::check;
+use crate::check::Breach;
 use crate::faults::{FaultKind, fault_duration};
 use crate::rng::Draw;
 use crate::scenario::Action;
+use crate::scenario::Checker;
 use crate::series::Restore;
 use crate::store::{Change, Event, Origin, Txn, TxnError};
-use crate::world::Finding;
 
 impl Manager {
     /// The allocator of this leadership: restored from the applied store once the term's first
@@ -144,12 +145,12 @@ impl Manager {
         let Some(alloc) = &leader.alloc else { return };
         let Some(shadow) = alloc.shadow() else { return };
         if let Some(diff) = alloc.engine().diff(shadow) {
-            let finding = Finding::new(
-                "engine_equals_committed",
+            let breach = Breach::new(
+                Checker::EngineEqualsCommitted,
                 vec![],
                 format!("after a batch the engine differs from one fed every committed change: {diff}"),
             );
-            self.world.lock().violate(finding, &self.name, self.store.applied);
+            self.world.lock().violate(breach, &self.name, self.store.applied);
         }
     }
 
@@ -167,8 +168,8 @@ impl Manager {
             {
                 leader.quiet_checked_at = Some(now);
                 leader.quiet_checked_index = self.store.applied;
-                if let Err(finding) = check::check_engine(alloc.engine(), &self.store) {
-                    self.world.lock().violate(finding, &self.name, self.store.applied);
+                if let Err(breach) = check::check_engine(alloc.engine(), &self.store) {
+                    self.world.lock().violate(breach, &self.name, self.store.applied);
                 }
             }
             return;

@@ -10,9 +10,11 @@ use swarmalloc::{TaskId, TaskState};
 
 use super::{DECODED_MAX, Manager};
 use crate::check;
+use crate::check::Breach;
+use crate::scenario::Checker;
 use crate::scenario::ClientOp;
 use crate::store::{Change, Event, Store, Txn, TxnError};
-use crate::world::{Finding, World};
+use crate::world::World;
 
 impl Manager {
     pub(super) fn apply(&mut self, entry: Entry) {
@@ -85,16 +87,16 @@ impl Manager {
             && frontier
             && grows
             && result.is_ok()
-            && let Err(finding) =
+            && let Err(breach) =
                 check::check_store(&self.store, Some(&w.containers), &w.inherited, &self.scenario.checks)
-            && w.violate(finding, &self.name, index)
+            && w.violate(breach, &self.name, index)
         {
             return;
         }
         let hooks = w.hooks.clone();
         for hook in hooks {
-            if let Some(finding) = hook(&self.store)
-                && w.violate(finding, &self.name, index)
+            if let Some(breach) = hook(&self.store)
+                && w.violate(breach, &self.name, index)
             {
                 return;
             }
@@ -107,12 +109,12 @@ impl Manager {
         let digest = self.store.digest();
         match w.digests.get(&index) {
             Some((other, node)) if *other != digest => {
-                let finding = Finding::new(
-                    "replicas_identical",
+                let breach = Breach::new(
+                    Checker::ReplicasIdentical,
                     vec![self.name.clone(), node.clone()],
                     format!("store digest {digest:016x} differs from {other:016x} of {node} at the same index"),
                 );
-                if w.violate(finding, &self.name, index) {
+                if w.violate(breach, &self.name, index) {
                     return true;
                 }
             }
@@ -133,7 +135,7 @@ impl Manager {
         allocated: Vec<TaskId>,
     ) -> bool {
         w.metrics.entries_applied += 1;
-        check::sample_vips(w, &self.store, index, &self.name);
+        w.sample_vips(&self.store, index, &self.name);
         let (ok, error) = match result {
             Ok(events) => (events.len(), None),
             Err(e) => (0, Some(e.to_string())),
@@ -169,8 +171,8 @@ impl Manager {
             if created > 0 && w.metrics.first_task_ms.is_none() {
                 w.metrics.first_task_ms = Some(now_ms);
             }
-            if let Err(finding) = w.stable.observe(&self.store, events)
-                && w.violate(finding, &self.name, index)
+            if let Err(breach) = w.stable.observe(&self.store, events)
+                && w.violate(breach, &self.name, index)
             {
                 return true;
             }

@@ -14,6 +14,7 @@ use crate::alloc_loop::AllocLoop;
 use crate::check;
 use crate::duties;
 use crate::net::{Msg, addr, worker_ip};
+use crate::scenario::Checker;
 use crate::scenario::ClientOp;
 use crate::store::{Event, Origin, ProposalId, Txn, TxnError};
 
@@ -240,14 +241,14 @@ impl Manager {
         let repaired = || {
             // Whatever the initial state held must be repaired by now.
             let inherited = self.world.lock().inherited.clone();
-            check::check_store(&self.store, None, &Default::default(), checks).map_err(|mut finding| {
-                if inherited.contains(&finding) {
-                    finding.detail = format!("still there at the end, from the initial state: {}", finding.detail);
+            check::check_store(&self.store, None, &Default::default(), checks).map_err(|mut breach| {
+                if inherited.contains(&breach) {
+                    breach.detail = format!("still there at the end, from the initial state: {}", breach.detail);
                 }
-                finding
+                breach
             })
         };
-        let result = (if checks.enabled("engine_equals_restore") {
+        let result = (if checks.enabled(Checker::EngineEqualsRestore.name()) {
             check::check_engine(alloc.engine(), &self.store)
         } else {
             Ok(())
@@ -255,7 +256,7 @@ impl Manager {
         .and_then(|()| repaired())
         .and_then(|()| check::check_end(alloc.engine(), &self.store, checks))
         .and_then(|()| {
-            if !checks.enabled("assertion") {
+            if !checks.enabled(Checker::Assertion.name()) {
                 return Ok(());
             }
             let w = self.world.lock();
@@ -271,8 +272,8 @@ impl Manager {
             "final_check",
             json!({ "applied": self.store.applied, "tasks": tasks, "live": live, "ok": result.is_ok() }),
         );
-        if let Err(finding) = result {
-            w.violate(finding, &self.name, self.store.applied);
+        if let Err(breach) = result {
+            w.violate(breach, &self.name, self.store.applied);
         }
     }
 }

@@ -279,8 +279,8 @@ impl Manager {
             let now_ms = w.now_ms();
             w.series.leader_ended(Some(&self.name), now_ms);
             w.record(&self.name, "step_down", json!({ "term": self.raw.raft.term, "applied": self.store.applied }));
-            if let Some(Err(finding)) = result {
-                w.violate(finding, &self.name, self.store.applied);
+            if let Some(Err(breach)) = result {
+                w.violate(breach, &self.name, self.store.applied);
             }
         }
     }

@@ -20,6 +20,7 @@ use std::path::Path;
 use locate::{Spans, file_message, line_column, quoted_key};
 use model::FileModel;
 
+pub use crate::scenario::LEGACY_HINT;
 use crate::scenario::Scenario;
 
 /// A scenario file error: where, which key, and what was expected.
@@ -148,10 +149,6 @@ pub fn derived_name(base: &str, suffix: &str) -> String {
     let cut = base.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|&end| end <= room).last().unwrap_or(0);
     format!("{}{suffix}", &base[..cut])
 }
-
-/// Why a build refuses the `legacy` key and `--legacy`.
-pub const LEGACY_HINT: &str = "; legacy flavours exist only in builds with the `legacy` feature \
-     (cargo build --release -p allocsim --features legacy)";
 
 /// Writes a scenario as scenario-file text (comments are not kept). Steps and initial objects
 /// are written the way people write them: one `[[step]]` or `[[initial.networks]]` table each,
