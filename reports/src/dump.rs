@@ -20,7 +20,7 @@ use serde_json::Value;
 use swarmalloc::{ClusterConfig, NetworkAttachment, NetworkId, Node, NodeId, Object, ObjectId, TaskId};
 
 use crate::docker::{self, Docker, GATHER_SCHEMA, Kind};
-use crate::error::{InputError, serde_position};
+use crate::error::{InputError, syntax_position};
 
 /// The keys of a store snapshot; a top-level object with only these keys is one.
 const SNAPSHOT_KEYS: [&str; 5] = ["networks", "services", "tasks", "nodes", "config"];
@@ -136,8 +136,11 @@ struct Loader {
 impl Loader {
     fn file(&mut self, file: &Path, text: &str) -> Result<(), InputError> {
         let mut documents = Vec::new();
-        for document in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-            documents.push(document.map_err(|e| syntax(file, text, &e))?);
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+        let mut start = 0;
+        while let Some(document) = stream.next() {
+            documents.push(document.map_err(|e| syntax(file, text, start, &e))?);
+            start = stream.byte_offset();
         }
         if documents.is_empty() {
             return Err(InputError::Invalid {
@@ -472,8 +475,8 @@ fn place(file: &Path, path: &str) -> String {
     format!("{}: {}", file.display(), if path.is_empty() { "the top level" } else { path })
 }
 
-fn syntax(file: &Path, text: &str, e: &serde_json::Error) -> InputError {
-    let (line, column, path, message) = serde_position(text, e);
+fn syntax(file: &Path, text: &str, start: usize, e: &serde_json::Error) -> InputError {
+    let (line, column, path, message) = syntax_position(text, start, e);
     InputError::Syntax { file: file.to_path_buf(), line, column, path, message }
 }
 
