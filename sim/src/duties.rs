@@ -95,7 +95,7 @@ pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
             let task_uses = |t: &Task| {
                 t.spec.networks.iter().any(|a| &a.target == id) || t.networks.iter().any(|a| &a.network_id == id)
             };
-            // SwarmKit's rule (allocator-spec.md 2.10): only a task that is both desired and
+            // SwarmKit's rule (docs/swarmkit.md section 2.10): only a task that is both desired and
             // actually running blocks the removal; one shutting down does not (moby/moby#37338).
             let running = |t: &Task| t.status.state.is_live() && t.desired_state <= TaskState::Running;
             if let Some(t) = store.tasks.values().find(|t| running(t) && task_uses(t)) {
