@@ -305,8 +305,8 @@ impl Swarm {
     /// veth pairs to a bridge in a hub namespace (made with `ip`, deleted on drop): real leader
     /// elections, and partitions by taking a manager's link down. Manager 0 inits the swarm.
     pub fn start_cluster(managers: usize, options: &SwarmOptions) -> Result<Swarm> {
-        if which("ip").is_none() || which("nsenter").is_none() {
-            return Err(HarnessError::Unavailable("a cluster needs `ip` (iproute2) and `nsenter` (util-linux)".into()));
+        if let Some(reason) = cluster_unavailable() {
+            return Err(HarnessError::Unavailable(reason));
         }
         let mut swarm = Swarm::empty(options)?;
         let prefix =
@@ -799,6 +799,12 @@ pub fn real_swarm_or_skip(test: &str) -> bool {
         unavailable().map(|why| format!("no real swarm on this machine: {why}"))
     };
     let Some(reason) = reason else { return true };
+    skip(test, &reason)
+}
+
+/// Says loudly on stderr that `test` is skipped and why, and returns false; under `CI=true`
+/// fails instead.
+fn skip(test: &str, reason: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: CI=true, and {reason}");
     }
@@ -819,6 +825,33 @@ pub fn swarm_for_test(test: &str, options: &SwarmOptions) -> Option<Swarm> {
     match Swarm::start(options) {
         Ok(swarm) => Some(swarm),
         Err(e) => panic!("{test}: starting a real swarm: {e}"),
+    }
+}
+
+/// What a cluster needs besides a real swarm ([`unavailable`]): `ip` and `nsenter`.
+pub fn cluster_unavailable() -> Option<String> {
+    if let Some(reason) = unavailable() {
+        return Some(reason);
+    }
+    ["ip", "nsenter"]
+        .into_iter()
+        .find(|p| which(p).is_none())
+        .map(|p| format!("`{p}` is not on PATH (a cluster needs iproute2's `ip` and util-linux's `nsenter`)"))
+}
+
+/// For tests that need a cluster of `managers` managers: the swarm, or `None` after saying on
+/// stderr why the test is skipped (under `CI=true`: a failure).
+pub fn cluster_for_test(test: &str, managers: usize, options: &SwarmOptions) -> Option<Swarm> {
+    if !real_swarm_or_skip(test) {
+        return None;
+    }
+    if let Some(reason) = cluster_unavailable() {
+        skip(test, &format!("no cluster on this machine: {reason}"));
+        return None;
+    }
+    match Swarm::start_cluster(managers, options) {
+        Ok(swarm) => Some(swarm),
+        Err(e) => panic!("{test}: starting a cluster of {managers} managers: {e}"),
     }
 }
 

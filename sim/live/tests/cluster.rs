@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use swarmalloc_live::harness::{Swarm, SwarmOptions, real_swarm_or_skip};
+use swarmalloc_live::harness::{Swarm, SwarmOptions, cluster_for_test};
 use swarmalloc_live::ops::specs::{overlay, service};
 use swarmalloc_live::ops::{Op, Placement, apply};
 
@@ -78,11 +78,8 @@ fn resident_mb(swarm: &Swarm) -> u64 {
 
 #[test]
 fn three_managers_change_leader_on_a_partition_and_a_crash_and_stay_clean() {
-    if !real_swarm_or_skip("three managers") {
-        return;
-    }
     let started = Instant::now();
-    let mut swarm = Swarm::start_cluster(3, &SwarmOptions::default()).expect("a cluster of three managers");
+    let Some(mut swarm) = cluster_for_test("three managers", 3, &SwarmOptions::default()) else { return };
     let formed = started.elapsed();
     let first = leader(&swarm, None);
     step(&swarm, first, &Op::CreateNetwork(overlay("a")), &[]);
