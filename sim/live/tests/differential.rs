@@ -96,7 +96,6 @@ fn growing_networks_services_ports_and_containers_allocate_as_swarmkit() {
 }
 
 #[test]
-#[ignore = "fails until the engine's default gateway of a network with an ip-range is the range's first address (real 10.11.0.128, engine 10.11.0.1): the engine's change is under way"]
 fn the_default_gateway_of_an_ip_range_is_its_first_address() {
     differential(
         "differential: ip-range without a gateway",
@@ -108,7 +107,6 @@ fn the_default_gateway_of_an_ip_range_is_its_first_address() {
 }
 
 #[test]
-#[ignore = "fails until ARCHITECTURE.md lists two differences the differential names: freed values reused at once where SwarmKit allocates serially (steps 8, 13), and new VIPs when a service's network list changes (steps 10, 11)"]
 fn networks_services_ports_and_scaling_allocate_as_swarmkit() {
     differential(
         "differential: networks, services, ports, scaling",
