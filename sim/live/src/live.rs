@@ -21,7 +21,7 @@ use swarmalloc::{Allocator, NetworkAttachmentConfig, NetworkId, ServiceId, Servi
 use swarmalloc_reports::{Outcomes, ProblemKind};
 use swarmalloc_sim::check::{Inherited, check_assertions, check_end, check_store};
 use swarmalloc_sim::result::{RealRun, SkippedStep};
-use swarmalloc_sim::scenario::{Action, Assertion, ClientOp, Scenario, Target};
+use swarmalloc_sim::scenario::{Action, Assertion, Checker, ClientOp, Scenario, Target};
 use swarmalloc_sim::shrink::decompile;
 use swarmalloc_sim::{Metrics, RunOptions, RunResult, SummaryLine, Violation};
 
@@ -561,7 +561,7 @@ pub fn run_live(scenario: &Scenario, options: &LiveOptions) -> Result<LiveRun, L
             Ok(state) => state,
             Err(LiveError::Harness(HarnessError::Timeout { last, .. })) => {
                 violation.get_or_insert(Violation {
-                    checker: "liveness".into(),
+                    checker: Checker::Liveness.name().into(),
                     objects: Vec::new(),
                     detail: format!(
                         "after `{what}` the real swarm did not settle in {} s: {last}",
@@ -608,7 +608,7 @@ pub fn run_live(scenario: &Scenario, options: &LiveOptions) -> Result<LiveRun, L
             if Instant::now() > deadline {
                 let id = task.get("ID").and_then(Value::as_str).unwrap_or_default().to_string();
                 violation.get_or_insert(Violation {
-                    checker: "liveness".into(),
+                    checker: Checker::Liveness.name().into(),
                     objects: vec![format!("task {id}")],
                     detail: format!("at the end, task {id} did not reach RUNNING in {} s", options.settle.as_secs()),
                     t_ms: scenario.duration_ms,
