@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::pools::{NetEntry, Placement, ip_to_u128};
+use super::ip::ip_to_u128;
+use super::pools::{NetEntry, Placement};
 use super::ranking::{Claims, Holder};
 use super::{State, TaskEntry};
 use crate::ids::{NetworkId, NodeId, TaskId};

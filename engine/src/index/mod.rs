@@ -7,12 +7,14 @@
 //! answers questions of the index; this file keeps the index itself and mirrors committed
 //! objects into it (`observe`, restore's `observe_all`).
 
+mod ip;
 mod lookups;
 mod pools;
 mod ranking;
 
+pub(crate) use ip::{ip_to_u128, u128_to_ip};
 pub(crate) use lookups::{Fnv, NETWORKS_HASHED_FROM, NetworkLookup, claimed_addresses};
-pub(crate) use pools::{NetAlloc, NetEntry, Placement, Pool, ip_to_u128, parse_vni_list, u128_to_ip, write_cursors};
+pub(crate) use pools::{NetAlloc, NetEntry, Placement, Pool, parse_vni_list, write_cursors};
 pub use ranking::Holder;
 pub(crate) use ranking::{Claims, SubnetEntry, find_overlap, overlaps, unclaim};
 

@@ -3,26 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::ip::{ip_to_u128, u128_to_ip};
 use super::ranking::{Claims, Holder, claim, overlaps};
 use crate::config::ClusterConfig;
 use crate::few::Few;
 use crate::ids::NetworkId;
 use crate::objects::{ADDRESS_CURSOR_OPTION, DriverConfig, DriverScope, Ipam, Network, VXLAN_ID_LIST_OPTION};
-
-pub(crate) fn ip_to_u128(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u32::from(a) as u128,
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-pub(crate) fn u128_to_ip(value: u128, v6: bool) -> IpAddr {
-    if v6 { IpAddr::V6(Ipv6Addr::from(value)) } else { IpAddr::V4(Ipv4Addr::from(value as u32)) }
-}
 
 /// One subnet of a network and the addresses claimed in it.
 #[derive(Clone, Debug, PartialEq, Eq)]

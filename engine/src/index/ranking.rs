@@ -8,7 +8,7 @@ use std::fmt;
 use ipnet::IpNet;
 
 use super::State;
-use super::pools::ip_to_u128;
+use super::ip::ip_to_u128;
 use crate::ids::{NetworkId, NodeId, ServiceId, TaskId};
 use crate::objects::ObjectId;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 
 use crate::Endpoint;
-use crate::harness::{HarnessError, Result};
+use crate::error::{HarnessError, Result};
 use crate::state::RealState;
 
 pub struct Connection {

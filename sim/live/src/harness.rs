@@ -51,35 +51,7 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HarnessError {
-    #[error("no real swarm on this machine: {0}")]
-    Unavailable(String),
-    #[error("{LOCK_PATH} stayed locked for {0:?} (another swarm runs on this machine; see `fuser {LOCK_PATH}`)")]
-    LockTimeout(Duration),
-    #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
-    #[error("dockerd exited ({status}) before it answered; the end of {log}:\n{tail}")]
-    DockerdExited { status: String, log: String, tail: String },
-    #[error("timed out after {seconds} s waiting for {what}; last seen: {last}")]
-    Timeout { what: String, seconds: u64, last: String },
-    #[error("{0}")]
-    Gather(#[from] crate::gather::GatherError),
-    #[error("Docker API, {what}: {source}")]
-    Api { what: String, source: bollard::errors::Error },
-}
-
-impl HarnessError {
-    pub fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> HarnessError {
-        move |source| HarnessError::Api { what: what.into(), source }
-    }
-
-    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
-        move |source| HarnessError::Io { what: what.into(), source }
-    }
-}
-
-pub type Result<T, E = HarnessError> = std::result::Result<T, E>;
+pub use crate::error::{HarnessError, Result};
 
 /// How the swarm is initialised.
 #[derive(Clone, Debug)]
@@ -663,7 +635,7 @@ fn take_lock(timeout: Duration) -> Result<File> {
             Err(std::fs::TryLockError::Error(e)) => return Err(HarnessError::io(format!("locking {LOCK_PATH}"))(e)),
         }
         if Instant::now() > deadline {
-            return Err(HarnessError::LockTimeout(timeout));
+            return Err(HarnessError::LockTimeout { lock: LOCK_PATH, waited: timeout });
         }
         if !told {
             let _ = writeln!(std::io::stderr(), "swarmalloc-live: waiting for {LOCK_PATH} (another swarm runs here)");

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub mod bench;
 pub mod connection;
 pub mod differential;
+pub mod error;
 pub mod gather;
 pub mod harness;
 pub mod live;
