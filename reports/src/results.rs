@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use swarmalloc_sim::faults::FaultPlan;
+use swarmalloc_sim::series::Series;
 use swarmalloc_sim::{RunResult, SummaryLine};
 
 use crate::error::InputError;
@@ -245,6 +246,12 @@ pub fn problem(r: &RunResult) -> Option<(String, String)> {
     if let Some(problem) = series.latency.problem() {
         return Some(("series.latency".into(), problem));
     }
+    time_problem(r, series)
+}
+
+/// The first time of the series after the end of the run, or a window that ends before it
+/// starts, or a pool that does not fit its capacity.
+fn time_problem(r: &RunResult, series: &Series) -> Option<(String, String)> {
     let late = |path: String, ms: u64| {
         (ms > r.sim_ms).then(|| (path, format!("{ms} ms is after the end of the run (sim_ms {})", r.sim_ms)))
     };

@@ -562,34 +562,7 @@ impl Accumulator {
             walls.push(ScenarioWall { scenario: name.clone(), seeds, wall_ms: acc.wall_ms, seeds_per_s_one_job });
             scenarios.push(acc.finish(name));
         }
-        let mut checkers: BTreeMap<String, CheckerSummary> = BTreeMap::new();
-        let mut failures = Vec::new();
-        for ((scenario, seed), (violation, faults, trace_hash, stem)) in self.failures {
-            let checker = checkers.entry(violation.checker.clone()).or_insert_with(|| CheckerSummary {
-                checker: violation.checker.clone(),
-                failed: 0,
-                seeds: BTreeMap::new(),
-            });
-            checker.failed += 1;
-            checker.seeds.entry(scenario.clone()).or_default().push(seed);
-            let failure_file = options.failures_dir.join(format!("{stem}.json"));
-            let shrunk_file = options.failures_dir.join(format!("{stem}.shrunk.toml"));
-            let shrunk_text = std::fs::read_to_string(&shrunk_file).ok();
-            if let Some(detail) = charts.failure_details.get_mut(&(scenario.clone(), seed)) {
-                detail.shrunk_text = shrunk_text.clone();
-            }
-            failures.push(FailureSummary {
-                replay: format!("allocsim replay {}", failure_file.display()),
-                failure_file_found: failure_file.is_file(),
-                failure_file: failure_file.display().to_string(),
-                shrunk: shrunk_text.map(|_| shrunk_file.display().to_string()),
-                scenario,
-                seed,
-                violation,
-                faults,
-                trace_hash,
-            });
-        }
+        let (checkers, failures) = summarise_failures(self.failures, options, &mut charts);
         let totals = Totals {
             scenarios: scenarios.len() as u64,
             seeds: scenarios.iter().map(|s| s.seeds).sum(),
@@ -604,7 +577,7 @@ impl Accumulator {
             incomplete: self.incomplete,
             inputs: self.inputs,
             scenarios,
-            checkers: checkers.into_values().collect(),
+            checkers,
             failures,
             fuzz: None,
             baseline: None,
@@ -613,6 +586,44 @@ impl Accumulator {
         report.update_verdict();
         Sweep { report, charts }
     }
+}
+
+/// Per checker the seeds it failed, and per failure where its failure file and shrunk scenario
+/// are (the shrunk text also goes to the failure's chart details).
+fn summarise_failures(
+    failures_read: BTreeMap<(String, u64), (Violation, String, String, String)>,
+    options: &SweepOptions,
+    charts: &mut ChartData,
+) -> (Vec<CheckerSummary>, Vec<FailureSummary>) {
+    let mut checkers: BTreeMap<String, CheckerSummary> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for ((scenario, seed), (violation, faults, trace_hash, stem)) in failures_read {
+        let checker = checkers.entry(violation.checker.clone()).or_insert_with(|| CheckerSummary {
+            checker: violation.checker.clone(),
+            failed: 0,
+            seeds: BTreeMap::new(),
+        });
+        checker.failed += 1;
+        checker.seeds.entry(scenario.clone()).or_default().push(seed);
+        let failure_file = options.failures_dir.join(format!("{stem}.json"));
+        let shrunk_file = options.failures_dir.join(format!("{stem}.shrunk.toml"));
+        let shrunk_text = std::fs::read_to_string(&shrunk_file).ok();
+        if let Some(detail) = charts.failure_details.get_mut(&(scenario.clone(), seed)) {
+            detail.shrunk_text = shrunk_text.clone();
+        }
+        failures.push(FailureSummary {
+            replay: format!("allocsim replay {}", failure_file.display()),
+            failure_file_found: failure_file.is_file(),
+            failure_file: failure_file.display().to_string(),
+            shrunk: shrunk_text.map(|_| shrunk_file.display().to_string()),
+            scenario,
+            seed,
+            violation,
+            faults,
+            trace_hash,
+        });
+    }
+    (checkers.into_values().collect(), failures)
 }
 
 fn speed(file: &Path, summary: &SummaryLine) -> SweepSpeed {

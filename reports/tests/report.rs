@@ -712,3 +712,162 @@ fn a_results_file_without_its_summary_line_is_incomplete() {
     let whole = read_sweep(&[PathBuf::from(SMOKE)], &SweepOptions::default(), &mut |_| {}).expect("readable");
     assert_eq!(whole.report.verdict, swarmalloc_reports::SweepVerdict::Pass);
 }
+
+/// The `<text>` (x, y, content) and `<rect>` (x, fill) marks of an SVG, in drawing order.
+enum Mark {
+    Text(f64, f64, String),
+    Rect(f64, String),
+}
+
+fn marks(svg: &str) -> Vec<Mark> {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("not well-formed XML: {e}"));
+    let at = |n: roxmltree::Node, a: &str| n.attribute(a).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    doc.descendants()
+        .filter_map(|n| match n.tag_name().name() {
+            "text" => Some(Mark::Text(at(n, "x"), at(n, "y"), n.text().unwrap_or("").trim().to_string())),
+            "rect" => Some(Mark::Rect(at(n, "x"), n.attribute("fill").unwrap_or("").to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where the key column of every chart starts (charts.rs: WIDTH - KEY_WIDTH).
+const KEY_X: f64 = 770.0;
+
+/// A failure's timeline keys each leader band and each fault lane by name, their swatches never
+/// share a colour, and each lane and band is labelled in the plot too.
+#[test]
+fn a_failure_timeline_tells_leader_bands_and_fault_lanes_apart() {
+    let sweep = report(&[SMOKE, PLANTED]);
+    let timelines: Vec<_> = sweep.charts().into_iter().filter(|c| c.file.starts_with("failure-")).collect();
+    assert!(!timelines.is_empty(), "the fixture has failure timelines");
+    for chart in timelines {
+        let marks = marks(&chart.svg.expect("drawn"));
+        let (mut leaders, mut faults) = (Vec::new(), Vec::new());
+        let mut swatch = None;
+        for mark in &marks {
+            match mark {
+                Mark::Rect(x, fill) if *x >= KEY_X => swatch = Some(fill.clone()),
+                Mark::Text(x, _, text) if *x >= KEY_X => {
+                    let mut fill =
+                        || swatch.take().unwrap_or_else(|| panic!("{}: key {text:?} has no swatch", chart.file));
+                    if let Some(node) = text.strip_prefix("leader ") {
+                        leaders.push((node.trim_end_matches(" (band)").to_string(), fill()));
+                    } else if let Some(kind) = text.strip_prefix("fault lane: ") {
+                        faults.push((kind.to_string(), fill()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(!leaders.is_empty() && !faults.is_empty(), "{}: leaders {leaders:?}, faults {faults:?}", chart.file);
+        for (node, fill) in &leaders {
+            assert!(
+                faults.iter().all(|(_, f)| f != fill),
+                "{}: leader {node} and a fault lane share {fill}: {faults:?}",
+                chart.file
+            );
+        }
+        let mut fills: Vec<&String> = leaders.iter().chain(&faults).map(|(_, f)| f).collect();
+        fills.sort();
+        fills.dedup();
+        assert_eq!(fills.len(), leaders.len() + faults.len(), "{}: one colour per key", chart.file);
+        let plot: Vec<&str> = marks
+            .iter()
+            .filter_map(|m| match m {
+                Mark::Text(x, _, t) if *x < KEY_X => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        for (kind, _) in &faults {
+            assert!(plot.contains(&kind.as_str()), "{}: the {kind} lane has no label in the plot", chart.file);
+        }
+        for (node, _) in &leaders {
+            let band = format!("{node} t");
+            assert!(plot.iter().any(|t| t.starts_with(&band)), "{}: no band labelled {band}..", chart.file);
+        }
+    }
+}
+
+/// Numbers shown along one axis (the texts sharing an x, or sharing a y) never repeat: an axis
+/// reading `0 0 0 1 1 1` says nothing. The failure timeline is drawn again with a peak of one
+/// task per second, where whole numbers would repeat.
+#[test]
+fn no_chart_axis_repeats_a_tick_label() {
+    let mut sweep = report(&[SMOKE, PLANTED]);
+    let detail = sweep.charts.failure_details.values_mut().next().expect("a failure detail");
+    let series = detail.series.as_mut().expect("its series");
+    series.pending.iter_mut().for_each(|n| *n = 0);
+    series.pending[3] = series.bucket_ms / 1000;
+    let charts = sweep.charts();
+    assert!(charts.iter().any(|c| c.file.starts_with("failure-")), "a failure timeline is drawn");
+    for chart in charts {
+        let numbers: Vec<(f64, f64, String)> = marks(&chart.svg.expect("drawn"))
+            .into_iter()
+            .filter_map(|m| match m {
+                Mark::Text(x, y, t) if !t.is_empty() && t.parse::<f64>().is_ok() => Some((x, y, t)),
+                _ => None,
+            })
+            .collect();
+        let mut axes = 0;
+        type Same = fn(&(f64, f64, String), &(f64, f64, String)) -> bool;
+        let same_x: Same = |a, b| a.0 == b.0;
+        let same_y: Same = |a, b| a.1 == b.1;
+        for same in [same_x, same_y] {
+            for n in &numbers {
+                let axis: Vec<&str> = numbers.iter().filter(|m| same(m, n)).map(|m| m.2.as_str()).collect();
+                if axis.len() < 3 {
+                    continue;
+                }
+                axes += 1;
+                let mut distinct = axis.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), axis.len(), "{}: an axis reads {axis:?}", chart.file);
+            }
+        }
+        assert!(axes > 0, "{}: no numbered axis found", chart.file);
+    }
+}
+
+/// A sweep of 21 seeds (the failing fixture scenario and six passing copies of smoke) gives a
+/// small page: passing scenarios are folded with their charts linked, not inlined, so each adds
+/// a few kilobytes and no inline chart. (Before folding, a sweep like it gave a page of 46
+/// inline charts and 1.2 MB.)
+#[test]
+fn passing_scenarios_are_folded_and_the_page_stays_small() {
+    let smoke = std::fs::read_to_string(SMOKE).expect("fixture");
+    let copies: Vec<Temp> = (0..6)
+        .map(|i| {
+            let renamed: Vec<String> = smoke
+                .lines()
+                .map(|line| {
+                    let mut value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                    value["scenario"] = format!("smoke-{i}").into();
+                    value.to_string()
+                })
+                .collect();
+            temp(&format!("smoke-{i}.jsonl"), &(renamed.join("\n") + "\n"))
+        })
+        .collect();
+    let mut files: Vec<&str> = copies.iter().map(|t| t.to_str().expect("utf-8")).collect();
+    files.push(PLANTED);
+    let sweep = report(&files);
+    let seeds: u64 = sweep.report.scenarios.iter().map(|s| s.seeds).sum();
+    assert_eq!((sweep.report.scenarios.len(), seeds), (7, 21), "the sweep the test means");
+    let charts = sweep.charts();
+    let html = sweep.to_html(&charts);
+    let small = report(&[PLANTED]);
+    let small_html = small.to_html(&small.charts());
+    assert_eq!(
+        html.matches("<svg").count(),
+        small_html.matches("<svg").count(),
+        "a passing scenario adds no inline chart"
+    );
+    for i in 0..6 {
+        assert!(html.contains(&format!("<details id=\"scenario-smoke-{i}\">")), "smoke-{i} is folded");
+    }
+    let per_passing = (html.len() - small_html.len()) / 6;
+    assert!(per_passing < 8_000, "each passing scenario adds {per_passing} bytes to the page");
+    assert!(html.len() < 300_000, "the page is {} bytes", html.len());
+}

@@ -5,11 +5,12 @@
 //! the dispatcher (worker status reports -> task status, assignments -> workers).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use swarmalloc::{
-    ClusterConfig, DriverConfig, Network, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec, Object,
-    ObjectId, PREDEFINED_NETWORK_LABEL, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task, TaskId,
-    TaskSpec, TaskState, TaskStatus, Version,
+    ClusterConfig, DriverConfig, Network, NetworkId, NetworkSpec, Node, NodeAvailability, NodeId, NodeRole, NodeSpec,
+    Object, ObjectId, PREDEFINED_NETWORK_LABEL, PublishMode, ResolutionMode, Service, ServiceId, ServiceSpec, Task,
+    TaskId, TaskSpec, TaskState, TaskStatus, Version,
 };
 
 use crate::net::Assignment;
@@ -67,42 +68,8 @@ fn network(id: &str, spec: NetworkSpec) -> Network {
 /// Validates a user request against the applied store and turns it into changes.
 pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
     match op {
-        ClientOp::CreateNetwork { id, spec } => {
-            if store.networks.contains_key(id) {
-                return Err(format!("network {id} already exists"));
-            }
-            if store.networks.values().any(|n| n.spec.name == spec.name) {
-                return Err(format!("network name {} is already in use", spec.name));
-            }
-            if spec.ingress && store.networks.values().any(Network::is_ingress) {
-                return Err("an ingress network is already present".into());
-            }
-            Ok(vec![Change::Create { object: Object::Network(network(id.as_str(), spec.clone())) }])
-        }
-        ClientOp::RemoveNetwork { id } => {
-            let Some(net) = store.networks.get(id) else { return Err(format!("network {id} not found")) };
-            if net.spec.labels.contains_key(PREDEFINED_NETWORK_LABEL) {
-                return Err(format!("network {id} is a predefined network and cannot be removed"));
-            }
-            if net.is_ingress() && store.services.values().any(|s| s.spec.needs_ingress()) {
-                return Err(format!("ingress network {id} is in use by services publishing ingress ports"));
-            }
-            if let Some(s) =
-                store.services.values().find(|s| s.spec.attachment_configs().iter().any(|a| &a.target == id))
-            {
-                return Err(format!("network {id} is in use by service {}", s.id));
-            }
-            let task_uses = |t: &Task| {
-                t.spec.networks.iter().any(|a| &a.target == id) || t.networks.iter().any(|a| &a.network_id == id)
-            };
-            // SwarmKit's rule (docs/swarmkit.md section 2.10): only a task that is both desired and
-            // actually running blocks the removal; one shutting down does not (moby/moby#37338).
-            let running = |t: &Task| t.status.state.is_live() && t.desired_state <= TaskState::Running;
-            if let Some(t) = store.tasks.values().find(|t| running(t) && task_uses(t)) {
-                return Err(format!("network {id} is in use by task {}", t.id));
-            }
-            Ok(vec![Change::Delete { id: ObjectId::Network(id.clone()), version: net.version }])
-        }
+        ClientOp::CreateNetwork { id, spec } => create_network(store, id, spec),
+        ClientOp::RemoveNetwork { id } => remove_network(store, id),
         ClientOp::CreateService { id, spec } => {
             if store.services.contains_key(id) {
                 return Err(format!("service {id} already exists"));
@@ -126,31 +93,7 @@ pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
             Ok(vec![Change::Delete { id: ObjectId::Service(id.clone()), version: current.version }])
         }
         ClientOp::AttachNetwork { task, network, node, address } => {
-            let Some(net) = store.networks.get(network) else { return Err(format!("network {network} not found")) };
-            if !net.spec.attachable {
-                return Err(format!("network {network} is not attachable"));
-            }
-            if !store.nodes.contains_key(node) {
-                return Err(format!("node {node} not found"));
-            }
-            if store.tasks.contains_key(task) {
-                return Err(format!("task {task} already exists"));
-            }
-            let mut config = swarmalloc::NetworkAttachmentConfig::to(network.clone());
-            config.addresses.extend(address.iter().copied());
-            let task = Task {
-                id: task.clone(),
-                version: Version(0),
-                service_id: None,
-                node_id: Some(node.clone()),
-                slot: 0,
-                spec: TaskSpec { networks: vec![config] },
-                status: TaskStatus { state: TaskState::New, message: "attachment".into() },
-                desired_state: TaskState::Running,
-                networks: Vec::new(),
-                endpoint: None,
-            };
-            Ok(vec![Change::Create { object: Object::Task(task) }])
+            attach_network(store, task, network, node, *address)
         }
         ClientOp::ScaleService { id, replicas } => {
             let Some(current) = store.services.get(id) else { return Err(format!("service {id} not found")) };
@@ -181,6 +124,78 @@ pub fn control(store: &Store, op: &ClientOp) -> Result<Vec<Change>, String> {
             Ok(vec![Change::Update { object: Object::Task(updated) }])
         }
     }
+}
+
+/// A new network: its id and name unused, at most one ingress network.
+fn create_network(store: &Store, id: &NetworkId, spec: &NetworkSpec) -> Result<Vec<Change>, String> {
+    if store.networks.contains_key(id) {
+        return Err(format!("network {id} already exists"));
+    }
+    if store.networks.values().any(|n| n.spec.name == spec.name) {
+        return Err(format!("network name {} is already in use", spec.name));
+    }
+    if spec.ingress && store.networks.values().any(Network::is_ingress) {
+        return Err("an ingress network is already present".into());
+    }
+    Ok(vec![Change::Create { object: Object::Network(network(id.as_str(), spec.clone())) }])
+}
+
+/// Removes a network nothing uses (a predefined one never).
+fn remove_network(store: &Store, id: &NetworkId) -> Result<Vec<Change>, String> {
+    let Some(net) = store.networks.get(id) else { return Err(format!("network {id} not found")) };
+    if net.spec.labels.contains_key(PREDEFINED_NETWORK_LABEL) {
+        return Err(format!("network {id} is a predefined network and cannot be removed"));
+    }
+    if net.is_ingress() && store.services.values().any(|s| s.spec.needs_ingress()) {
+        return Err(format!("ingress network {id} is in use by services publishing ingress ports"));
+    }
+    if let Some(s) = store.services.values().find(|s| s.spec.attachment_configs().iter().any(|a| &a.target == id)) {
+        return Err(format!("network {id} is in use by service {}", s.id));
+    }
+    let task_uses =
+        |t: &Task| t.spec.networks.iter().any(|a| &a.target == id) || t.networks.iter().any(|a| &a.network_id == id);
+    // SwarmKit's rule (docs/swarmkit.md section 2.10): only a task that is both desired and
+    // actually running blocks the removal; one shutting down does not (moby/moby#37338).
+    let running = |t: &Task| t.status.state.is_live() && t.desired_state <= TaskState::Running;
+    if let Some(t) = store.tasks.values().find(|t| running(t) && task_uses(t)) {
+        return Err(format!("network {id} is in use by task {}", t.id));
+    }
+    Ok(vec![Change::Delete { id: ObjectId::Network(id.clone()), version: net.version }])
+}
+
+/// A standalone container's attachment: a task of no service on an attachable network.
+fn attach_network(
+    store: &Store,
+    task: &TaskId,
+    network: &NetworkId,
+    node: &NodeId,
+    address: Option<IpAddr>,
+) -> Result<Vec<Change>, String> {
+    let Some(net) = store.networks.get(network) else { return Err(format!("network {network} not found")) };
+    if !net.spec.attachable {
+        return Err(format!("network {network} is not attachable"));
+    }
+    if !store.nodes.contains_key(node) {
+        return Err(format!("node {node} not found"));
+    }
+    if store.tasks.contains_key(task) {
+        return Err(format!("task {task} already exists"));
+    }
+    let mut config = swarmalloc::NetworkAttachmentConfig::to(network.clone());
+    config.addresses.extend(address.iter().copied());
+    let task = Task {
+        id: task.clone(),
+        version: Version(0),
+        service_id: None,
+        node_id: Some(node.clone()),
+        slot: 0,
+        spec: TaskSpec { networks: vec![config] },
+        status: TaskStatus { state: TaskState::New, message: "attachment".into() },
+        desired_state: TaskState::Running,
+        networks: Vec::new(),
+        endpoint: None,
+    };
+    Ok(vec![Change::Create { object: Object::Task(task) }])
 }
 
 /// SwarmKit's service checks: networks exist and are not the ingress; ingress ports need an

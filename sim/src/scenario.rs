@@ -727,8 +727,19 @@ impl Scenario {
         (1..=self.managers).map(|i| format!("m{i}")).chain((1..=self.workers).map(|i| format!("w{i}"))).collect()
     }
 
-    /// The checks of the newer fields (steps, assertions, initial state, settings).
+    /// The checks of the newer fields (steps, assertions, initial state, settings), in the
+    /// order their errors are reported.
     fn validate_extra(&self) -> Result<(), String> {
+        self.validate_settings()?;
+        let nodes = self.node_names();
+        for (i, step) in self.steps.iter().enumerate() {
+            self.validate_step(i, step, &nodes)?;
+        }
+        self.validate_initial_and_checks()
+    }
+
+    /// `[config]` and `[raft]`.
+    fn validate_settings(&self) -> Result<(), String> {
         self.config.validate().map_err(|e| match e {
             // "cluster config FIELD = VALUE: expected ..." names the field inside [config].
             swarmalloc::AllocError::InvalidSpec { what } => {
@@ -751,84 +762,93 @@ impl Scenario {
                 self.raft.election_ticks, self.raft.heartbeat_ticks
             ));
         }
-        let nodes = self.node_names();
+        Ok(())
+    }
+
+    /// One scripted step: its time, its target node, its fault windows, its replicas.
+    fn validate_step(&self, i: usize, step: &Step, nodes: &[String]) -> Result<(), String> {
         let known = |t: &Target| match t {
             Target::Leader => true,
             Target::Node(n) => nodes.contains(n),
         };
-        for (i, step) in self.steps.iter().enumerate() {
-            let at = step.at_ms;
-            if at > self.duration_ms {
-                return Err(format!("steps[{i}].at = {at}ms: expected at most duration = {}ms", self.duration_ms));
-            }
-            if step.action.is_fault() && at >= self.faults_until_ms {
-                return Err(format!(
-                    "steps[{i}].at = {at}ms: a fault must come before faults_until = {}ms (everything heals then)",
-                    self.faults_until_ms
-                ));
-            }
-            let target = match &step.action {
-                Action::Partition { node, .. }
-                | Action::Kill { node, .. }
-                | Action::Restart { node }
-                | Action::SlowNode { node, .. } => Some(node),
-                Action::Heal { node } => node.as_ref(),
-                _ => None,
-            };
-            if let Some(t) = target.filter(|t| !known(t)) {
-                return Err(format!("steps[{i}].node = \"{t}\": expected \"leader\" or one of {}", nodes.join(", ")));
-            }
-            // Fault windows end within the run (and their ends never overflow).
-            let windows: &[(&str, Option<u64>)] = match &step.action {
-                Action::Partition { for_ms, .. } => &[("for", *for_ms)],
-                Action::Kill { restart_after_ms, .. } => &[("restart_after", *restart_after_ms)],
-                Action::CutBatch { for_ms, .. }
-                | Action::AmbiguousProposal { for_ms, .. }
-                | Action::Messages { for_ms, .. } => &[("for", Some(*for_ms))],
-                Action::SlowNode { extra_ms, for_ms, .. } => &[("extra", Some(*extra_ms)), ("for", Some(*for_ms))],
-                _ => &[],
-            };
-            for (key, ms) in windows {
-                if let Some(ms) = ms.filter(|ms| *ms > self.duration_ms) {
-                    return Err(format!(
-                        "steps[{i}].{key} = {ms}ms: expected at most duration = {}ms",
-                        self.duration_ms
-                    ));
-                }
-            }
-            let replicas = match &step.action {
-                Action::Client(ClientOp::CreateService { spec, .. } | ClientOp::UpdateService { spec, .. }) => {
-                    Some(spec.replicas)
-                }
-                Action::Client(ClientOp::ScaleService { replicas, .. }) => Some(*replicas),
-                _ => None,
-            };
-            if let Some(replicas) = replicas.filter(|r| *r > MAX_REPLICAS) {
-                return Err(format!("steps[{i}].replicas = {replicas}: expected at most {MAX_REPLICAS}"));
-            }
-            match &step.action {
-                Action::Messages { rate, .. } if !(0.0..=1.0).contains(rate) => {
-                    return Err(format!("steps[{i}].rate = {rate}: expected a probability from 0 to 1"));
-                }
-                Action::FailTask { task: None, service: None, .. } => {
-                    return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot"));
-                }
-                Action::FailTask { task: Some(_), service: Some(_), .. } => {
-                    return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot, not both"));
-                }
-                Action::FailTask { task: None, service: Some(_), slot: 0 } => {
-                    return Err(format!("steps[{i}].fail_task.slot = 0: expected a slot of the service, from 1"));
-                }
-                Action::Client(ClientOp::AttachNetwork { node, .. })
-                | Action::Client(ClientOp::DrainNode { node })
-                | Action::Client(ClientOp::RemoveNode { node })
-                    if !nodes.contains(&node.to_string()) && !self.initial.nodes.iter().any(|n| &n.id == node) =>
-                {
-                    return Err(format!("steps[{i}].node = \"{node}\": expected one of {}", nodes.join(", ")));
-                }
-                _ => {}
+        let at = step.at_ms;
+        if at > self.duration_ms {
+            return Err(format!("steps[{i}].at = {at}ms: expected at most duration = {}ms", self.duration_ms));
+        }
+        if step.action.is_fault() && at >= self.faults_until_ms {
+            return Err(format!(
+                "steps[{i}].at = {at}ms: a fault must come before faults_until = {}ms (everything heals then)",
+                self.faults_until_ms
+            ));
+        }
+        let target = match &step.action {
+            Action::Partition { node, .. }
+            | Action::Kill { node, .. }
+            | Action::Restart { node }
+            | Action::SlowNode { node, .. } => Some(node),
+            Action::Heal { node } => node.as_ref(),
+            _ => None,
+        };
+        if let Some(t) = target.filter(|t| !known(t)) {
+            return Err(format!("steps[{i}].node = \"{t}\": expected \"leader\" or one of {}", nodes.join(", ")));
+        }
+        // Fault windows end within the run (and their ends never overflow).
+        let windows: &[(&str, Option<u64>)] = match &step.action {
+            Action::Partition { for_ms, .. } => &[("for", *for_ms)],
+            Action::Kill { restart_after_ms, .. } => &[("restart_after", *restart_after_ms)],
+            Action::CutBatch { for_ms, .. }
+            | Action::AmbiguousProposal { for_ms, .. }
+            | Action::Messages { for_ms, .. } => &[("for", Some(*for_ms))],
+            Action::SlowNode { extra_ms, for_ms, .. } => &[("extra", Some(*extra_ms)), ("for", Some(*for_ms))],
+            _ => &[],
+        };
+        for (key, ms) in windows {
+            if let Some(ms) = ms.filter(|ms| *ms > self.duration_ms) {
+                return Err(format!("steps[{i}].{key} = {ms}ms: expected at most duration = {}ms", self.duration_ms));
             }
         }
+        let replicas = match &step.action {
+            Action::Client(ClientOp::CreateService { spec, .. } | ClientOp::UpdateService { spec, .. }) => {
+                Some(spec.replicas)
+            }
+            Action::Client(ClientOp::ScaleService { replicas, .. }) => Some(*replicas),
+            _ => None,
+        };
+        if let Some(replicas) = replicas.filter(|r| *r > MAX_REPLICAS) {
+            return Err(format!("steps[{i}].replicas = {replicas}: expected at most {MAX_REPLICAS}"));
+        }
+        self.validate_action(i, &step.action, nodes)
+    }
+
+    /// What a step's action asks for beyond its timing: a probability, a task to fail, a known node.
+    fn validate_action(&self, i: usize, action: &Action, nodes: &[String]) -> Result<(), String> {
+        match action {
+            Action::Messages { rate, .. } if !(0.0..=1.0).contains(rate) => {
+                return Err(format!("steps[{i}].rate = {rate}: expected a probability from 0 to 1"));
+            }
+            Action::FailTask { task: None, service: None, .. } => {
+                return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot"));
+            }
+            Action::FailTask { task: Some(_), service: Some(_), .. } => {
+                return Err(format!("steps[{i}].fail_task: expected a task, or a service and a slot, not both"));
+            }
+            Action::FailTask { task: None, service: Some(_), slot: 0 } => {
+                return Err(format!("steps[{i}].fail_task.slot = 0: expected a slot of the service, from 1"));
+            }
+            Action::Client(ClientOp::AttachNetwork { node, .. })
+            | Action::Client(ClientOp::DrainNode { node })
+            | Action::Client(ClientOp::RemoveNode { node })
+                if !nodes.contains(&node.to_string()) && !self.initial.nodes.iter().any(|n| &n.id == node) =>
+            {
+                return Err(format!("steps[{i}].node = \"{node}\": expected one of {}", nodes.join(", ")));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The initial state, the checkers and the assertions.
+    fn validate_initial_and_checks(&self) -> Result<(), String> {
         for (i, service) in self.initial.services.iter().enumerate() {
             if service.spec.replicas > MAX_REPLICAS {
                 return Err(format!(
@@ -898,122 +918,140 @@ fn generate(g: &Generator, rng: &mut SimRng, workers: u8) -> Vec<TimedOp> {
         let mean = until.saturating_sub(1_000) / u64::from(n.max(1));
         rng.range(mean / 2, mean.max(1) * 3 / 2 + 1)
     };
-    let mut networks: Vec<NetworkId> = Vec::new();
-    // Attachable networks, with their explicit subnet's first three octets and a range of
-    // host numbers inside it, if they have one.
-    let mut attachable: Vec<(NetworkId, Option<ExplicitSubnet>)> = Vec::new();
-    let mut attached: Vec<TaskId> = Vec::new();
-    let mut attach_count = 0;
+    let mut made = Made::default();
     for i in 0..g.networks {
         let id = NetworkId::new(format!("net-{i:02}"));
-        let mut prefix = None;
-        let ipam = if rng.chance(0.3) {
-            // An explicit subnet far from the default pool's first /24s; some are small enough
-            // to run out (a /28 holds 13 task addresses), which exercises exhaustion and reuse.
-            let base = format!("172.{}.{}", 20 + rng.range(0, 8), rng.range(0, 250));
-            let (subnet, hosts) = match rng.range(0, 20) {
-                0..12 => (format!("{base}.0/24"), (200, 250)),
-                12..17 => (format!("{base}.32/27"), (50, 62)),
-                _ => (format!("{base}.16/28"), (25, 30)),
-            };
-            prefix = Some((base, hosts));
-            Some(Ipam {
-                driver: String::new(),
-                options: Default::default(),
-                configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("valid")), ..Default::default() }],
-            })
-        } else {
-            None
-        };
-        let spec = NetworkSpec { name: format!("net{i}"), ipam, attachable: rng.chance(0.4), ..Default::default() };
+        let (spec, prefix) = random_network(rng, i);
         if spec.attachable {
-            attachable.push((id.clone(), prefix));
+            made.attachable.push((id.clone(), prefix));
         }
         ops.push(TimedOp { at_ms: t, op: ClientOp::CreateNetwork { id: id.clone(), spec } });
-        networks.push(id);
+        made.networks.push(id);
         t += rng.range(50, 400);
     }
-    let mut services: Vec<(ServiceId, ServiceSpec)> = Vec::new();
     for i in 0..g.services {
         let id = ServiceId::new(format!("svc-{i:02}"));
         let spec = ServiceSpec {
             name: format!("svc{i}"),
             replicas: rng.range(g.replicas_min, g.replicas_max + 1),
-            task_networks: pick_networks(rng, &networks),
+            task_networks: pick_networks(rng, &made.networks),
             networks: Vec::new(),
             endpoint: pick_endpoint(rng, i),
         };
         ops.push(TimedOp { at_ms: t, op: ClientOp::CreateService { id: id.clone(), spec: spec.clone() } });
-        services.push((id, spec));
+        made.services.push((id, spec));
         t += step(rng, create_until, g.services);
     }
     for _ in 0..g.changes {
         t += step(rng, g.ops_until_ms - create_until, g.changes);
         let t = t.min(g.ops_until_ms);
-        // Thresholds in the order scale, networks, ports, remove service, attach, detach,
-        // remove network (the default weights give 45, 60, 70, 80, 88, 93 out of 100).
-        let w = &g.weights;
-        let total = w.total().max(1);
-        let at = |n: u32| u64::from(n);
-        let scale_to = at(w.scale);
-        let networks_to = scale_to + at(w.change_networks);
-        let ports_to = networks_to + at(w.change_ports);
-        let remove_to = ports_to + at(w.remove_service);
-        let attach_to = remove_to + at(w.attach);
-        let detach_to = attach_to + at(w.detach);
-        let roll = rng.range(0, total);
-        if (remove_to..attach_to).contains(&roll) && workers > 0 && !attachable.is_empty() {
-            let (network, prefix) = attachable[rng.index(attachable.len())].clone();
-            let address = match prefix {
-                Some((base, (lo, hi))) if rng.chance(0.5) => {
-                    Some(format!("{base}.{}", rng.range(lo, hi + 1)).parse().expect("valid"))
-                }
-                _ => None,
-            };
-            let task = TaskId::new(format!("attach-{attach_count:02}"));
-            attach_count += 1;
-            let node = NodeId::new(format!("w{}", rng.range(1, u64::from(workers) + 1)));
-            attached.push(task.clone());
-            ops.push(TimedOp { at_ms: t, op: ClientOp::AttachNetwork { task, network, node, address } });
-            continue;
+        if let Some(op) = random_change(g, rng, workers, &mut made) {
+            ops.push(TimedOp { at_ms: t, op });
         }
-        if (attach_to..detach_to).contains(&roll) && !attached.is_empty() {
-            let task = attached.remove(rng.index(attached.len()));
-            ops.push(TimedOp { at_ms: t, op: ClientOp::DetachNetwork { task } });
-            continue;
-        }
-        if services.is_empty() || roll >= detach_to {
-            if let Some(net) = networks.get(rng.index(networks.len())) {
-                // Refused while a service or live task uses it; that refusal is part of the test.
-                ops.push(TimedOp { at_ms: t, op: ClientOp::RemoveNetwork { id: net.clone() } });
-            }
-            continue;
-        }
-        let k = rng.index(services.len());
-        let (id, spec) = services[k].clone();
-        let op = if roll < scale_to {
-            let mut spec = spec;
-            spec.replicas = rng.range(g.replicas_min.saturating_sub(2), g.replicas_max + 3);
-            services[k].1 = spec.clone();
-            ClientOp::UpdateService { id, spec }
-        } else if roll < networks_to {
-            let mut spec = spec;
-            spec.task_networks = pick_networks(rng, &networks);
-            services[k].1 = spec.clone();
-            ClientOp::UpdateService { id, spec }
-        } else if roll < ports_to {
-            let mut spec = spec;
-            spec.endpoint = pick_endpoint(rng, k as u32 + 100);
-            services[k].1 = spec.clone();
-            ClientOp::UpdateService { id, spec }
-        } else {
-            services.remove(k);
-            ClientOp::RemoveService { id }
-        };
-        ops.push(TimedOp { at_ms: t, op });
     }
     ops.sort_by_key(|o| o.at_ms);
     ops
+}
+
+/// What the seeded workload has created so far, for its changes to pick from.
+#[derive(Default)]
+struct Made {
+    networks: Vec<NetworkId>,
+    /// Attachable networks, with their explicit subnet's first three octets and a range of
+    /// host numbers inside it, if they have one.
+    attachable: Vec<(NetworkId, Option<ExplicitSubnet>)>,
+    attached: Vec<TaskId>,
+    attach_count: usize,
+    services: Vec<(ServiceId, ServiceSpec)>,
+}
+
+/// The `i`th network: a default or explicit subnet, attachable or not.
+fn random_network(rng: &mut SimRng, i: u32) -> (NetworkSpec, Option<ExplicitSubnet>) {
+    let mut prefix = None;
+    let ipam = if rng.chance(0.3) {
+        // An explicit subnet far from the default pool's first /24s; some are small enough
+        // to run out (a /28 holds 13 task addresses), which exercises exhaustion and reuse.
+        let base = format!("172.{}.{}", 20 + rng.range(0, 8), rng.range(0, 250));
+        let (subnet, hosts) = match rng.range(0, 20) {
+            0..12 => (format!("{base}.0/24"), (200, 250)),
+            12..17 => (format!("{base}.32/27"), (50, 62)),
+            _ => (format!("{base}.16/28"), (25, 30)),
+        };
+        prefix = Some((base, hosts));
+        Some(Ipam {
+            driver: String::new(),
+            options: Default::default(),
+            configs: vec![IpamConfig { subnet: Some(subnet.parse().expect("valid")), ..Default::default() }],
+        })
+    } else {
+        None
+    };
+    let spec = NetworkSpec { name: format!("net{i}"), ipam, attachable: rng.chance(0.4), ..Default::default() };
+    (spec, prefix)
+}
+
+/// One change after the creations, drawn by the generator's weights; `None` when it drew the
+/// removal of a network and there is none.
+fn random_change(g: &Generator, rng: &mut SimRng, workers: u8, made: &mut Made) -> Option<ClientOp> {
+    // Thresholds in the order scale, networks, ports, remove service, attach, detach,
+    // remove network (the default weights give 45, 60, 70, 80, 88, 93 out of 100).
+    let w = &g.weights;
+    let total = w.total().max(1);
+    let at = |n: u32| u64::from(n);
+    let scale_to = at(w.scale);
+    let networks_to = scale_to + at(w.change_networks);
+    let ports_to = networks_to + at(w.change_ports);
+    let remove_to = ports_to + at(w.remove_service);
+    let attach_to = remove_to + at(w.attach);
+    let detach_to = attach_to + at(w.detach);
+    let roll = rng.range(0, total);
+    if (remove_to..attach_to).contains(&roll) && workers > 0 && !made.attachable.is_empty() {
+        let (network, prefix) = made.attachable[rng.index(made.attachable.len())].clone();
+        let address = match prefix {
+            Some((base, (lo, hi))) if rng.chance(0.5) => {
+                Some(format!("{base}.{}", rng.range(lo, hi + 1)).parse().expect("valid"))
+            }
+            _ => None,
+        };
+        let task = TaskId::new(format!("attach-{:02}", made.attach_count));
+        made.attach_count += 1;
+        let node = NodeId::new(format!("w{}", rng.range(1, u64::from(workers) + 1)));
+        made.attached.push(task.clone());
+        return Some(ClientOp::AttachNetwork { task, network, node, address });
+    }
+    if (attach_to..detach_to).contains(&roll) && !made.attached.is_empty() {
+        let task = made.attached.remove(rng.index(made.attached.len()));
+        return Some(ClientOp::DetachNetwork { task });
+    }
+    if made.services.is_empty() || roll >= detach_to {
+        // Refused while a service or live task uses it; that refusal is part of the test.
+        return made
+            .networks
+            .get(rng.index(made.networks.len()))
+            .map(|net| ClientOp::RemoveNetwork { id: net.clone() });
+    }
+    let k = rng.index(made.services.len());
+    let (id, spec) = made.services[k].clone();
+    let op = if roll < scale_to {
+        let mut spec = spec;
+        spec.replicas = rng.range(g.replicas_min.saturating_sub(2), g.replicas_max + 3);
+        made.services[k].1 = spec.clone();
+        ClientOp::UpdateService { id, spec }
+    } else if roll < networks_to {
+        let mut spec = spec;
+        spec.task_networks = pick_networks(rng, &made.networks);
+        made.services[k].1 = spec.clone();
+        ClientOp::UpdateService { id, spec }
+    } else if roll < ports_to {
+        let mut spec = spec;
+        spec.endpoint = pick_endpoint(rng, k as u32 + 100);
+        made.services[k].1 = spec.clone();
+        ClientOp::UpdateService { id, spec }
+    } else {
+        made.services.remove(k);
+        ClientOp::RemoveService { id }
+    };
+    Some(op)
 }
 
 /// An explicit subnet's first three octets and the range of host numbers requests pick from.

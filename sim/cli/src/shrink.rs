@@ -105,15 +105,7 @@ pub fn shrink(args: &ShrinkArgs) -> Outcome {
         let message = "--seed, --checker and --legacy go with a scenario file; a failure file has its own".to_string();
         return Err(Error::Usage { command: "shrink", message });
     }
-    let loaded = if is_scenario_file(&args.file) {
-        scenario_file::load(&args.file).map_err(|e| crate::located::scenario_error(&e)).map(|s| {
-            let seed = args.seed.or(s.seed).unwrap_or(0);
-            (s, seed, None)
-        })
-    } else {
-        FailureFile::read(&args.file).map(|f| (f.scenario, f.seed, f.violation))
-    };
-    let (mut scenario, seed, recorded) = loaded?;
+    let (mut scenario, seed, recorded) = load(args)?;
     scenario.set_legacy(args.legacy);
     let path = output_path(&args.file, &args.out, ".shrunk")?;
     let options = RunOptions::default();
@@ -155,6 +147,35 @@ pub fn shrink(args: &ShrinkArgs) -> Outcome {
             return Ok(1);
         }
     };
+    let report = Report { scenario: &scenario, seed, runs_before, started, path: &path };
+    write_shrunk(args, &shrunk, &report)
+}
+
+/// The scenario and seed to shrink, and the violation a failure file recorded.
+fn load(args: &ShrinkArgs) -> Result<(Scenario, u64, Option<Violation>), Error> {
+    let loaded = if is_scenario_file(&args.file) {
+        scenario_file::load(&args.file).map_err(|e| crate::located::scenario_error(&e)).map(|s| {
+            let seed = args.seed.or(s.seed).unwrap_or(0);
+            (s, seed, None)
+        })
+    } else {
+        FailureFile::read(&args.file).map(|f| (f.scenario, f.seed, f.violation))
+    };
+    Ok(loaded?)
+}
+
+/// What `write_shrunk` says about the run besides the shrunk result.
+struct Report<'a> {
+    scenario: &'a Scenario,
+    seed: u64,
+    runs_before: usize,
+    started: Instant,
+    path: &'a Path,
+}
+
+/// Writes the shrunk scenario file and says what shrinking did.
+fn write_shrunk(args: &ShrinkArgs, shrunk: &shrink::Shrunk, report: &Report) -> Outcome {
+    let &Report { scenario, seed, runs_before, started, path } = report;
     let target = &shrunk.target;
     let mut small = shrunk.scenario.clone();
     small.name = scenario_file::derived_name(&scenario.name, "-shrunk");
@@ -167,7 +188,7 @@ pub fn shrink(args: &ShrinkArgs) -> Outcome {
     );
     small.seed = Some(seed);
     let header = format!("{}\nReplay: allocsim replay {}", small.description, path.display());
-    write_scenario(&path, &small, &header)?;
+    write_scenario(path, &small, &header)?;
     let decompiling = if runs_before > 0 { format!(" ({runs_before} to decompile)") } else { String::new() };
     println!(
         "shrunk {} seed {seed} ({target}) in {} runs{decompiling}, {:.1}s",

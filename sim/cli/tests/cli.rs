@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{allocsim, utf8};
+use common::{TempDir, allocsim, utf8};
 use swarmalloc_sim::check::Breach;
 use swarmalloc_sim::world::StoreHook;
 use swarmalloc_sim::{FailureFile, RunOptions, Scenario, check_determinism, run};
@@ -255,4 +255,30 @@ fn the_readme_installs_allocsim_before_it_first_runs_it() {
         }
         other => panic!("README.md should install allocsim (cargo install --path sim/cli) and then run it: {other:?}"),
     }
+}
+
+/// `--trace FILE` replaces FILE whole (a temporary next to it, then a rename): a reader that
+/// had the old file open (here: a hard link to it) still sees the old trace, the new file
+/// holds the run's whole trace, and no temporary is left beside it.
+#[test]
+fn trace_is_written_whole_by_rename_and_leaves_no_temporary() {
+    let dir = TempDir::new("trace");
+    let trace = dir.file("trace.jsonl", "an older trace\n");
+    let old_reader = dir.path("old-reader");
+    std::fs::hard_link(&trace, &old_reader).expect("hard link");
+    let out = allocsim(&["run", "smoke", "--seed", "2", "--json", "--trace", trace.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", utf8(&out.stderr));
+
+    let expected = run(&Scenario::smoke(), 2, &RunOptions { keep_trace: true, ..Default::default() }).trace;
+    let written = std::fs::read_to_string(&trace).expect("the trace");
+    assert!(written.ends_with('\n'), "the trace ends with its last line");
+    assert_eq!(written.lines().collect::<Vec<_>>(), expected, "the whole trace of seed 2");
+    let old = std::fs::read_to_string(&old_reader).expect("the old file");
+    assert!(old == "an older trace\n", "the trace was rewritten in place, not replaced: {} bytes", old.len());
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .expect("listable")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["old-reader", "trace.jsonl"], "no temporary left next to the trace");
 }

@@ -136,87 +136,10 @@ fn target_name(t: &Target) -> String {
 }
 
 impl StepFile {
-    pub(super) fn lower(self) -> Result<Step, String> {
+    pub(super) fn lower(mut self) -> Result<Step, String> {
         let at_ms = self.at.ok_or("missing key `at`: expected when the step happens, such as \"2s\"")?.0;
-        let mut actions: Vec<(&str, Action)> = Vec::new();
-        let mut add = |key: &'static str, action: Option<Action>| {
-            if let Some(a) = action {
-                actions.push((key, a));
-            }
-        };
-        add("create_network", self.create_network.map(|n| Action::Client(n.lower_create())));
-        add("remove_network", self.remove_network.map(|id| Action::Client(ClientOp::RemoveNetwork { id })));
-        add(
-            "create_service",
-            self.create_service.map(|d| {
-                let (id, spec) = d.lower();
-                Action::Client(ClientOp::CreateService { id, spec })
-            }),
-        );
-        add(
-            "update_service",
-            self.update_service.map(|d| {
-                let (id, spec) = d.lower();
-                Action::Client(ClientOp::UpdateService { id, spec })
-            }),
-        );
-        add("remove_service", self.remove_service.map(|id| Action::Client(ClientOp::RemoveService { id })));
-        add(
-            "scale",
-            self.scale.map(|s| Action::Client(ClientOp::ScaleService { id: s.service, replicas: s.replicas })),
-        );
-        add(
-            "attach",
-            self.attach.map(|a| {
-                Action::Client(ClientOp::AttachNetwork {
-                    task: a.task,
-                    network: a.network,
-                    node: a.node,
-                    address: a.address,
-                })
-            }),
-        );
-        add("detach", self.detach.map(|task| Action::Client(ClientOp::DetachNetwork { task })));
-        add("drain_node", self.drain_node.map(|node| Action::Client(ClientOp::DrainNode { node })));
-        add("remove_node", self.remove_node.map(|node| Action::Client(ClientOp::RemoveNode { node })));
-        add("fail_task", self.fail_task.map(|f| Action::FailTask { task: f.task, service: f.service, slot: f.slot }));
-        add(
-            "partition",
-            self.partition.map(|p| Action::Partition { node: target(p.node), for_ms: p.for_.map(|d| d.0) }),
-        );
-        add("heal", self.heal.map(|n| Action::Heal { node: (n != "all").then(|| target(n)) }));
-        add(
-            "kill",
-            self.kill.map(|k| Action::Kill { node: target(k.node), restart_after_ms: k.restart_after.map(|d| d.0) }),
-        );
-        add("restart", self.restart.map(|n| Action::Restart { node: target(n) }));
-        let restart_allocator = match self.restart_allocator {
-            Some(false) => return Err("restart_allocator = false: expected true (or leave the key out)".into()),
-            Some(true) => Some(Action::RestartAllocator),
-            None => None,
-        };
-        add("restart_allocator", restart_allocator);
-        add("cut_batch", self.cut_batch.map(|c| Action::CutBatch { after: c.after, for_ms: c.for_.0 }));
-        add(
-            "ambiguous_proposal",
-            self.ambiguous_proposal.map(|a| Action::AmbiguousProposal {
-                origin: a.origin,
-                for_ms: a.for_.0,
-                skip: a.skip,
-            }),
-        );
-        add("drop_proposal", self.drop_proposal.map(|d| Action::DropProposal { origin: d.origin, skip: d.skip }));
-        for (key, fault, def) in [
-            ("drop_messages", MessageFault::Loss, self.drop_messages),
-            ("delay_messages", MessageFault::Delay, self.delay_messages),
-            ("duplicate_messages", MessageFault::Duplication, self.duplicate_messages),
-        ] {
-            add(key, def.map(|m| Action::Messages { fault, rate: m.rate, for_ms: m.for_.0 }));
-        }
-        add(
-            "slow_node",
-            self.slow_node.map(|s| Action::SlowNode { node: target(s.node), extra_ms: s.extra.0, for_ms: s.for_.0 }),
-        );
+        let mut actions = self.client_actions();
+        actions.extend(self.fault_actions()?);
         match actions.len() {
             1 => Ok(Step { at_ms, action: actions.remove(0).1 }),
             0 => Err(format!("a step needs one action key; expected one of {}", ACTION_KEYS.join(", "))),
@@ -225,6 +148,113 @@ impl StepFile {
                 Err(format!("a step has one action, found {}: split it into several steps", keys.join(" and ")))
             }
         }
+    }
+
+    /// The user requests among the step's keys, with their keys, in the file model's order.
+    fn client_actions(&mut self) -> Vec<(&'static str, Action)> {
+        let mut actions: Vec<(&'static str, Action)> = Vec::new();
+        let mut add = |key: &'static str, action: Option<Action>| {
+            if let Some(a) = action {
+                actions.push((key, a));
+            }
+        };
+        add("create_network", self.create_network.take().map(|n| Action::Client(n.lower_create())));
+        add("remove_network", self.remove_network.take().map(|id| Action::Client(ClientOp::RemoveNetwork { id })));
+        add(
+            "create_service",
+            self.create_service.take().map(|d| {
+                let (id, spec) = d.lower();
+                Action::Client(ClientOp::CreateService { id, spec })
+            }),
+        );
+        add(
+            "update_service",
+            self.update_service.take().map(|d| {
+                let (id, spec) = d.lower();
+                Action::Client(ClientOp::UpdateService { id, spec })
+            }),
+        );
+        add("remove_service", self.remove_service.take().map(|id| Action::Client(ClientOp::RemoveService { id })));
+        add(
+            "scale",
+            self.scale.take().map(|s| Action::Client(ClientOp::ScaleService { id: s.service, replicas: s.replicas })),
+        );
+        add(
+            "attach",
+            self.attach.take().map(|a| {
+                Action::Client(ClientOp::AttachNetwork {
+                    task: a.task,
+                    network: a.network,
+                    node: a.node,
+                    address: a.address,
+                })
+            }),
+        );
+        add("detach", self.detach.take().map(|task| Action::Client(ClientOp::DetachNetwork { task })));
+        add("drain_node", self.drain_node.take().map(|node| Action::Client(ClientOp::DrainNode { node })));
+        add("remove_node", self.remove_node.take().map(|node| Action::Client(ClientOp::RemoveNode { node })));
+        actions
+    }
+
+    /// The faults among the step's keys (a failed task too), with their keys, in the file model's order.
+    fn fault_actions(&mut self) -> Result<Vec<(&'static str, Action)>, String> {
+        let mut actions: Vec<(&'static str, Action)> = Vec::new();
+        let mut add = |key: &'static str, action: Option<Action>| {
+            if let Some(a) = action {
+                actions.push((key, a));
+            }
+        };
+        add(
+            "fail_task",
+            self.fail_task.take().map(|f| Action::FailTask { task: f.task, service: f.service, slot: f.slot }),
+        );
+        add(
+            "partition",
+            self.partition.take().map(|p| Action::Partition { node: target(p.node), for_ms: p.for_.map(|d| d.0) }),
+        );
+        add("heal", self.heal.take().map(|n| Action::Heal { node: (n != "all").then(|| target(n)) }));
+        add(
+            "kill",
+            self.kill
+                .take()
+                .map(|k| Action::Kill { node: target(k.node), restart_after_ms: k.restart_after.map(|d| d.0) }),
+        );
+        add("restart", self.restart.take().map(|n| Action::Restart { node: target(n) }));
+        let restart_allocator = match self.restart_allocator {
+            Some(false) => return Err("restart_allocator = false: expected true (or leave the key out)".into()),
+            Some(true) => Some(Action::RestartAllocator),
+            None => None,
+        };
+        add("restart_allocator", restart_allocator);
+        add("cut_batch", self.cut_batch.take().map(|c| Action::CutBatch { after: c.after, for_ms: c.for_.0 }));
+        add(
+            "ambiguous_proposal",
+            self.ambiguous_proposal.take().map(|a| Action::AmbiguousProposal {
+                origin: a.origin,
+                for_ms: a.for_.0,
+                skip: a.skip,
+            }),
+        );
+        add(
+            "drop_proposal",
+            self.drop_proposal.take().map(|d| Action::DropProposal { origin: d.origin, skip: d.skip }),
+        );
+        for (key, fault, def) in [
+            ("drop_messages", MessageFault::Loss, self.drop_messages.take()),
+            ("delay_messages", MessageFault::Delay, self.delay_messages.take()),
+            ("duplicate_messages", MessageFault::Duplication, self.duplicate_messages.take()),
+        ] {
+            add(key, def.map(|m| Action::Messages { fault, rate: m.rate, for_ms: m.for_.0 }));
+        }
+        add(
+            "slow_node",
+            self.slow_node.take().map(|s| Action::SlowNode {
+                node: target(s.node),
+                extra_ms: s.extra.0,
+                for_ms: s.for_.0,
+            }),
+        );
+        Ok(actions)
     }
 
     pub(super) fn raise(step: &Step) -> Result<StepFile, String> {
